@@ -1,0 +1,1 @@
+"""The admin shell: navigation and the dashboard every staff user lands on."""

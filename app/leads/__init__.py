@@ -1,0 +1,1 @@
+"""The lead core: leads, their activity log and their lifecycle history."""

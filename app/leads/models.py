@@ -1,0 +1,139 @@
+"""Lead, Event and StageChange: the model every feature reads and writes."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import JSONType, UTCDateTime, db, utcnow
+
+# An integer primary key that is 64-bit on PostgreSQL and still autoincrements on SQLite.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class Stage(str, enum.Enum):
+    SUBSCRIBER = "subscriber"
+    LEAD = "lead"
+    MQL = "mql"
+    SQL = "sql"
+    OPPORTUNITY = "opportunity"
+    CUSTOMER = "customer"
+    RECYCLED = "recycled"
+    DISQUALIFIED = "disqualified"
+
+    @property
+    def label(self) -> str:
+        return {"mql": "MQL", "sql": "SQL"}.get(self.value, self.value.capitalize())
+
+
+class Lead(db.Model):
+    __tablename__ = "leads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Identity: lower-cased, trimmed address; the address as typed is kept for display.
+    email: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    email_display: Mapped[str] = mapped_column(sa.String(320))
+    first_name: Mapped[str] = mapped_column(sa.String(100), default="")
+    last_name: Mapped[str] = mapped_column(sa.String(100), default="")
+    company: Mapped[str] = mapped_column(sa.String(200), default="")
+    job_title: Mapped[str] = mapped_column(sa.String(200), default="")
+    phone: Mapped[str] = mapped_column(sa.String(50), default="")
+    country: Mapped[str] = mapped_column(sa.String(2), default="")  # ISO 3166-1 alpha-2
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+    stage: Mapped[str] = mapped_column(sa.String(20), default=Stage.LEAD.value, index=True)
+    fit_score: Mapped[int] = mapped_column(default=0)
+    engagement_score: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    owner_id: Mapped[Optional[int]] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    unsubscribed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    bounced_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    owner = relationship("User", foreign_keys=[owner_id])
+    events = relationship(
+        "Event", back_populates="lead", order_by="Event.occurred_at.desc()", lazy="dynamic"
+    )
+    stage_changes = relationship(
+        "StageChange", back_populates="lead", order_by="StageChange.changed_at.desc()",
+        lazy="dynamic",
+    )
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    @property
+    def display_name(self) -> str:
+        return self.full_name or self.email_display
+
+    @property
+    def stage_label(self) -> str:
+        return Stage(self.stage).label
+
+    @property
+    def can_be_emailed(self) -> bool:
+        return self.unsubscribed_at is None and self.bounced_at is None
+
+    def __repr__(self) -> str:
+        return f"<Lead {self.id} {self.stage}>"
+
+
+class Event(db.Model):
+    """Append-only activity log. Scores are recomputable from it, so rows are never edited
+    except to attach an anonymous visitor's events to the lead it turns out to be."""
+
+    __tablename__ = "events"
+    __table_args__ = (sa.Index("ix_events_lead_time", "lead_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    lead_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("leads.id", ondelete="CASCADE"))
+    visitor_id: Mapped[Optional[str]] = mapped_column(sa.String(64), index=True)
+    type: Mapped[str] = mapped_column(sa.String(40), index=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    campaign_id: Mapped[Optional[int]] = mapped_column(index=True)
+    url: Mapped[Optional[str]] = mapped_column(sa.Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    is_bot: Mapped[bool] = mapped_column(default=False)
+    bot_reason: Mapped[Optional[str]] = mapped_column(sa.String(200))
+    # Set by writers that may run twice (at-least-once jobs, webhook retries): one row per key.
+    dedupe_key: Mapped[Optional[str]] = mapped_column(sa.String(200), unique=True)
+
+    lead = relationship("Lead", back_populates="events")
+
+    def __repr__(self) -> str:
+        return f"<Event {self.id} {self.type} lead={self.lead_id}>"
+
+
+class StageChange(db.Model):
+    __tablename__ = "stage_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("leads.id", ondelete="CASCADE"), index=True
+    )
+    from_stage: Mapped[Optional[str]] = mapped_column(sa.String(20))
+    to_stage: Mapped[str] = mapped_column(sa.String(20))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
+    # Who or what did it: "user", "scoring", "import", "system" ...
+    actor: Mapped[str] = mapped_column(sa.String(40), default="system")
+    actor_user_id: Mapped[Optional[int]] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+    lead = relationship("Lead", back_populates="stage_changes")
+    actor_user = relationship("User")
+
+    @property
+    def actor_label(self) -> str:
+        if self.actor_user is not None:
+            return self.actor_user.email
+        return self.actor

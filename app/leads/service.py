@@ -1,0 +1,171 @@
+"""Operations on the lead core that every feature uses: identity, upsert, events, stages.
+
+None of these commit: callers own the transaction, so a form submit writes the lead, its
+event and its outbox row in one commit or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+
+from flask import Flask, current_app
+
+from app import outbox
+from app.db import db, utcnow
+from app.leads.models import Event, Lead, Stage, StageChange
+
+# Lead columns a submission or an import may set; anything else goes to `attributes`.
+PROFILE_FIELDS = ("first_name", "last_name", "company", "job_title", "phone", "country")
+
+
+class InvalidEmail(ValueError):
+    pass
+
+
+def normalise_email(raw: str) -> tuple[str, str]:
+    """Return (identity, display) for an address typed by a person.
+
+    Identity folds case and surrounding space so `Ann@Example.com ` and `ann@example.com` are one
+    lead; display keeps what they typed (trimmed, Unicode-normalised by email-validator).
+    """
+    text = (raw or "").strip()
+    try:
+        result = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidEmail(str(exc)) from exc
+    return result.normalized.lower(), result.normalized
+
+
+@dataclass
+class Upsert:
+    lead: Lead
+    created: bool
+    changes: dict[str, list[Any]]  # field -> [old, new]
+
+
+def upsert_lead(
+    email: str, values: Mapping[str, Any] | None = None, *, source: str = "system"
+) -> Upsert:
+    """Find the lead by normalised email or create it, then merge `values`.
+
+    New values fill blanks and replace changed values; a blank never erases data. Unknown keys
+    are kept in `attributes`. The returned changes are for the caller's event. A new lead gets
+    its first StageChange, credited to `source`.
+    """
+    identity, display = normalise_email(email)
+    lead = db.session.scalar(sa.select(Lead).where(Lead.email == identity))
+    created = lead is None
+    if lead is None:
+        lead = Lead(email=identity, email_display=display, attributes={}, stage=Stage.LEAD.value)
+        db.session.add(lead)
+        db.session.add(
+            StageChange(lead=lead, from_stage=None, to_stage=lead.stage, actor=source,
+                        reason=f"Created by {source}", changed_at=utcnow())
+        )
+    changes: dict[str, list[Any]] = {}
+    attributes = dict(lead.attributes or {})
+    for key, value in (values or {}).items():
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if isinstance(value, str):
+            value = value.strip()
+        if key in PROFILE_FIELDS:
+            old = getattr(lead, key) or ""
+            # Longer than the column: keep what fits (the submission keeps every character),
+            # rather than lose the lead to a database error.
+            value = str(value)[: Lead.__table__.c[key].type.length]
+            if key == "country":
+                value = value.upper()
+            if old != value:
+                setattr(lead, key, value)
+                changes[key] = [old, value]
+        else:
+            old = attributes.get(key)
+            if old != value:
+                attributes[key] = value
+                changes[key] = [old, value]
+    if attributes != (lead.attributes or {}):
+        lead.attributes = attributes
+    if not created and display != lead.email_display:
+        lead.email_display = display
+    db.session.flush()
+    return Upsert(lead=lead, created=created, changes=changes)
+
+
+def record_event(
+    lead: Lead | None,
+    type: str,
+    *,
+    occurred_at: datetime | None = None,
+    campaign_id: int | None = None,
+    url: str | None = None,
+    data: Mapping[str, Any] | None = None,
+    is_bot: bool = False,
+    bot_reason: str | None = None,
+    visitor_id: str | None = None,
+    dedupe_key: str | None = None,
+) -> Event | None:
+    """Append an event. With a `dedupe_key` seen before, nothing is written and None returned."""
+    if dedupe_key is not None:
+        exists = db.session.scalar(sa.select(Event.id).where(Event.dedupe_key == dedupe_key))
+        if exists is not None:
+            return None
+    event = Event(
+        lead=lead,
+        type=type,
+        occurred_at=occurred_at or utcnow(),
+        campaign_id=campaign_id,
+        url=url,
+        data=dict(data or {}),
+        is_bot=is_bot,
+        bot_reason=bot_reason,
+        visitor_id=visitor_id,
+        dedupe_key=dedupe_key,
+    )
+    db.session.add(event)
+    db.session.flush()
+    return event
+
+
+def change_stage(
+    lead: Lead,
+    to: Stage | str,
+    *,
+    reason: str,
+    actor: str = "system",
+    actor_user_id: int | None = None,
+) -> StageChange | None:
+    """Move a lead to a stage and record who did it and why. No-op when already there.
+
+    Stage listeners get an outbox row each, in the caller's transaction."""
+    to_value = Stage(to).value
+    if lead.stage == to_value:
+        return None
+    change = StageChange(
+        lead=lead,
+        from_stage=lead.stage,
+        to_stage=to_value,
+        reason=reason,
+        actor=actor,
+        actor_user_id=actor_user_id,
+        changed_at=utcnow(),
+    )
+    lead.stage = to_value
+    db.session.add(change)
+    db.session.flush()
+    for job_path in current_app.extensions.get("stage_listeners", []):
+        outbox.add(job_path, change.id, dedupe_key=f"{job_path}:{change.id}")
+    return change
+
+
+def add_stage_listener(app: Flask, job_path: str) -> None:
+    """Run `job_path(stage_change_id)` (via the outbox, after commit) for every stage change:
+    owner assignment and alerts on MQL, CRM webhooks, sequences triggered by a stage."""
+    listeners = app.extensions.setdefault("stage_listeners", [])
+    if job_path not in listeners:
+        listeners.append(job_path)

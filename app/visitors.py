@@ -1,0 +1,31 @@
+"""The first-party visitor cookie: one random id per browser, so anonymous page views can join
+a lead's timeline once that browser submits a form or clicks a tracked link."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from flask import Request, Response, g, request
+
+COOKIE = "kv"
+MAX_AGE = 400 * 24 * 3600  # browsers cap cookie lifetimes at 400 days
+_VALID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+def visitor_id(req: Request | None = None) -> str:
+    """This browser's visitor id; a new one (set on the response by `remember`) if it has none."""
+    req = req or request
+    existing = req.cookies.get(COOKIE, "")
+    if _VALID.match(existing):
+        return existing
+    if "new_visitor_id" not in g:
+        g.new_visitor_id = secrets.token_urlsafe(18)
+    return g.new_visitor_id
+
+
+def remember(response: Response, vid: str | None = None) -> Response:
+    """Set (or refresh) the visitor cookie on `response`."""
+    response.set_cookie(COOKIE, vid or visitor_id(), max_age=MAX_AGE, httponly=True,
+                        samesite="Lax", secure=request.is_secure)
+    return response

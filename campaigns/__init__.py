@@ -1,0 +1,30 @@
+"""Campaigns: campaigns, landing pages, gated assets and their downloads."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from campaigns.assets import DEFAULT_MAX_BYTES
+
+
+def init_app(app: Flask) -> None:
+    """Register this package's blueprints, jobs and demo data with the app."""
+    import campaigns.models  # noqa: F401  this package's tables
+    from app.seed import add_seeder
+    from app.templating import add_nav
+    from campaigns import admin, downloads, pages
+    from campaigns.seed import seed_campaigns
+    from forms.pipeline import add_submission_listener
+
+    app.config.setdefault("ASSET_MAX_BYTES", DEFAULT_MAX_BYTES)
+    for bp in (admin.bp, pages.bp, downloads.bp):
+        app.register_blueprint(bp)
+    # The upload limit must be raised before CSRF protection reads the request body.
+    app.before_request_funcs.setdefault(None, []).insert(0, admin.allow_large_uploads)
+    add_nav(app, "campaigns.index", "Campaigns", "marketer")
+    add_nav(app, "campaigns.assets_index", "Assets", "marketer")
+    add_seeder(app, seed_campaigns)
+    # Each accepted (or released, or confirmed) submission: email its page's asset link.
+    add_submission_listener(app, "campaigns.jobs.send_asset_email")
+    # `asset_link(asset_id)` in nurture email templates.
+    app.extensions["nurture_asset_link"] = downloads.link_for_lead

@@ -1,0 +1,65 @@
+"""Signed tokens of this package, one salt per purpose. Payloads hold ids only, never an email.
+
+- thanks:   [submission id, landing page id], in the address of the thank-you page
+- download: [submission id, asset id], valid for the asset's `link_ttl_hours`
+
+Tokens carry their signing time; the caller decides how old is too old (it depends on the asset).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+THANKS_SALT = "kindling.thanks"
+DOWNLOAD_SALT = "kindling.download"
+
+
+def _serializer(salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
+
+
+@dataclass(frozen=True)
+class Signed:
+    first: int
+    second: int
+    signed_at: float  # seconds since the epoch
+
+    def expired(self, max_age_seconds: float) -> bool:
+        return time.time() - self.signed_at > max_age_seconds
+
+
+def _load(salt: str, token: str) -> Signed | None:
+    """The ids in a genuine token (expired or not), or None for a tampered or malformed one."""
+    try:
+        payload, signed_at = _serializer(salt).loads(token, return_timestamp=True)
+    except BadSignature:
+        return None
+    if (not isinstance(payload, list) or len(payload) != 2
+            or not all(type(v) is int for v in payload)):
+        return None
+    return Signed(payload[0], payload[1], signed_at.timestamp())
+
+
+def thanks_token(submission_id: int, page_id: int) -> str:
+    return _serializer(THANKS_SALT).dumps([submission_id, page_id])
+
+
+def load_thanks(token: str) -> Signed | None:
+    return _load(THANKS_SALT, token)
+
+
+def download_token(submission_id: int, asset_id: int) -> str:
+    return _serializer(DOWNLOAD_SALT).dumps([submission_id, asset_id])
+
+
+def load_download(token: str) -> Signed | None:
+    return _load(DOWNLOAD_SALT, token)
+
+
+def download_url(submission_id: int, asset_id: int) -> str:
+    """Absolute link for emails: jobs have no request to build a host from."""
+    return f"{current_app.config['BASE_URL']}/d/{download_token(submission_id, asset_id)}"

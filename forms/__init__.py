@@ -1,0 +1,23 @@
+"""Forms: definitions, the hosted and embedded submit paths, spam defence, consent, double opt-in."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+EXPIRE_CONFIRMATIONS_EVERY = 600  # seconds
+
+
+def init_app(app: Flask) -> None:
+    """Register this package's blueprints (with their templates), jobs and demo data."""
+    import forms.models  # noqa: F401  this package's tables
+    from app.schedule import add_periodic
+    from app.seed import add_seeder
+    from app.templating import add_nav
+    from forms import admin, api, confirm, embed, seed
+
+    # admin's blueprint first: it also makes forms/templates (the render_form macro) loadable.
+    for blueprint in (admin.bp, api.bp, confirm.bp, embed.bp):
+        app.register_blueprint(blueprint)
+    add_nav(app, "forms.index", "Forms", "marketer")
+    add_seeder(app, seed.seed_forms)
+    add_periodic(app, "forms.jobs.expire_confirmations", EXPIRE_CONFIRMATIONS_EVERY)

@@ -1,0 +1,201 @@
+"""The JSON API behind embedded forms: the definition, and submissions from other sites.
+
+    GET  /api/forms/<key>              the fields, labels, consent text and a signed form token
+    POST /api/forms/<key>/submissions  JSON or form-encoded; 201 / 422 / 429 / 404 / 403
+
+Why no CSRF token here: these routes are called from pages on other sites, where our session
+cookie does not exist (and the script never sends credentials), so there is no ambient authority
+for a cross-site request to abuse; a CSRF token would protect nothing. What they get instead:
+
+- a form token signed with its own salt (`kindling.embed`) carrying the form id and the time it
+  was handed out. It proves the poster fetched this form's definition first and doubles as the
+  minimum-time check. A missing, forged, foreign or stale token is *quarantined* like any other
+  suspect (201, no lead, kept for review) rather than refused, so bots learn nothing;
+- an `Origin` check: a browser request from a site not in the form's `allowed_origins` is
+  refused (403), and CORS headers name only allowed origins (never `*`, always `Vary: Origin`).
+  Non-browser clients send no Origin; they meet the token, the honeypot and the rate limit.
+
+The trade-off: anyone can post to a public form with a fresh token, exactly as anyone can fill
+it in by hand. That is the nature of a public form; quarantine and the per-IP rate limit
+(`forms.hosted.submit_limit`) are the defence, not the token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
+
+from app.extensions import csrf
+from app.db import db
+from forms import pipeline, spam
+from forms.builder import CONSENT, EMBED_TOKEN, HONEYPOT, TIMESTAMP, bind
+from forms.hosted import client_ip, submit_limit
+from forms.models import FieldType, Form, SubmissionStatus
+
+MAX_BODY = 64 * 1024  # bytes: no real form is bigger
+PREFLIGHT_MAX_AGE = 600
+
+bp = Blueprint("forms_api", __name__, url_prefix="/api/forms")
+csrf.exempt(bp)
+
+
+def allowed_origins(form: Form) -> set[str]:
+    """Origins that may call this form's API: the form's list and our own site."""
+    own = current_app.config["BASE_URL"]
+    return {normalise_origin(o) for o in [*(form.allowed_origins or []), own] if o}
+
+
+def normalise_origin(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()
+
+
+def _form_or_404(key: str) -> Form:
+    form = db.session.scalar(sa.select(Form).where(Form.key == key))
+    if form is None:
+        abort(404)
+    return form
+
+
+def _check_origin(form: Form) -> str | None:
+    """The request's Origin when allowed, None when absent; 403 when present and not allowed."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return None
+    if normalise_origin(origin) not in allowed_origins(form):
+        abort(403)
+    return origin
+
+
+def _cors(response: Response, origin: str | None) -> Response:
+    response.vary.add("Origin")
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+    return response
+
+
+def _preflight(origin: str | None) -> Response:
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    response.headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE)
+    return _cors(response, origin)
+
+
+ERRORS = {400: "The request could not be understood.", 403: "This site may not use this form.",
+          404: "There is no such form.", 405: "Method not allowed.",
+          413: "What you sent is larger than we accept.",
+          429: "Too many submissions. Please wait a minute and try again."}
+
+
+def _json_error(exc: HTTPException):
+    """JSON errors for the script (the app's handlers by status code would answer HTML)."""
+    messages = ERRORS
+    response = jsonify({"error": messages.get(exc.code or 500, exc.description)})
+    response.status_code = exc.code or 500
+    return _cors(response, _allowed_origin_quietly())
+
+
+for _code in ERRORS:
+    bp.register_error_handler(_code, _json_error)
+
+
+def _allowed_origin_quietly() -> str | None:
+    """For error responses: the Origin when this form allows it, so the script can read them."""
+    origin = request.headers.get("Origin")
+    key = (request.view_args or {}).get("key")
+    if not origin or not key:
+        return None
+    form = db.session.scalar(sa.select(Form).where(Form.key == key))
+    return origin if form and normalise_origin(origin) in allowed_origins(form) else None
+
+
+def _field_json(field: Any, spec: Any) -> dict[str, Any]:
+    item = {"name": spec.name, "label": spec.label, "type": spec.type,
+            "help_text": spec.help_text, "required": bool(field.flags.required),
+            "max_length": 320 if spec.type == FieldType.EMAIL.value else spec.max_length}
+    if spec.type in (FieldType.SELECT.value, FieldType.COUNTRY.value):
+        item["choices"] = [{"value": c.value, "label": c.label} for c in field.choices]
+    autocomplete = (field.render_kw or {}).get("autocomplete")
+    if autocomplete:
+        item["autocomplete"] = autocomplete
+    return item
+
+
+@bp.route("/<key>", methods=["GET", "OPTIONS"])
+def definition(key: str):
+    form = _form_or_404(key)
+    origin = _check_origin(form)
+    if request.method == "OPTIONS":
+        return _preflight(origin)
+    instance = bind(form, {})
+    body = {
+        "key": form.key,
+        "fields": [_field_json(instance[spec.name], spec) for spec in form.fields],
+        "consent": ({"text": form.consent_text, "version": form.consent_version,
+                     "required": form.consent_required, "name": CONSENT}
+                    if form.consent_enabled else None),
+        "submit_label": form.submit_label,
+        "token": spam.embed_token(form),
+        "token_field": EMBED_TOKEN,
+        "honeypot": HONEYPOT,
+        "action": url_for("forms_api.submit", key=form.key, _external=False),
+    }
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"  # the token carries the render time
+    return _cors(response, origin)
+
+
+def _posted() -> MultiDict:
+    """JSON or form-encoded body as a MultiDict of strings (checkboxes: true → "y")."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        abort(413)
+    if request.is_json:
+        payload = request.get_json(silent=True)
+        if not isinstance(payload, dict):
+            abort(400)
+        items: list[tuple[str, str]] = []
+        for name, value in payload.items():
+            for one in value if isinstance(value, list) else [value]:
+                if one is None or one is False:
+                    continue
+                items.append((str(name), "y" if one is True else str(one)))
+        return MultiDict(items)
+    return MultiDict(request.form)
+
+
+@bp.route("/<key>/submissions", methods=["POST", "OPTIONS"])
+@submit_limit()
+def submit(key: str):
+    form = _form_or_404(key)
+    origin = _check_origin(form)
+    if request.method == "OPTIONS":
+        return _preflight(origin)
+    posted = _posted()
+    instance = bind(form, posted)
+    if not instance.validate():
+        errors = {name: list(messages) for name, messages in instance.errors.items()}
+        return _cors(_json({"errors": errors}, 422), origin)
+    data = dict(instance.data)
+    data[TIMESTAMP] = posted.get(EMBED_TOKEN, "")
+    reason = spam.suspicion(form, data, spam.email_domain(str(data.get("email") or "")),
+                            salt=spam.EMBED_SALT)
+    ctx = pipeline.Context(ip=client_ip(), user_agent=request.headers.get("User-Agent", ""),
+                           channel="embed")
+    result = pipeline.submit(form, data, posted.to_dict(flat=True), ctx, reason)
+    # A quarantined post answers exactly like a real one would: bots learn nothing.
+    pending = result.status == SubmissionStatus.PENDING.value or (
+        result.status == SubmissionStatus.QUARANTINED.value and form.double_opt_in)
+    body = {"status": "pending_confirmation" if pending else "accepted",
+            "message": ("Thank you! Please check your inbox and confirm your email address."
+                        if pending else form.success_message)}
+    return _cors(_json(body, 201), origin)
+
+
+def _json(body: dict[str, Any], status: int) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response

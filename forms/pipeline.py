@@ -1,0 +1,250 @@
+"""The submission pipeline: one database transaction from a valid form to a lead.
+
+    lead upsert + submission + `form_submitted` event + outbox rows for follow-up work
+
+Follow-up work belongs to other packages (the asset email to campaigns, enrollment to nurture):
+they register listener jobs with `add_submission_listener`, and each accepted submission gets one
+outbox row per listener, enqueued after the commit. Forms never sends email or scores directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from app import outbox
+from app.db import db, utcnow
+from app.leads.models import Event, Lead
+from app.leads.service import normalise_email, record_event, upsert_lead
+from forms.builder import CONSENT, EMBED_TOKEN, HONEYPOT, TIMESTAMP, TRACKING_FIELDS, bind
+from forms.models import Form, Submission, SubmissionStatus
+
+DUPLICATE_WINDOW = timedelta(minutes=10)
+RAW_VALUE_CAP = 2000  # characters kept per raw value
+RAW_KEYS_CAP = 100  # raw values kept per submission
+
+
+def add_submission_listener(app: Flask, job_path: str) -> None:
+    """Run `job_path(submission_id)` (via the outbox) for every accepted submission."""
+    listeners = app.extensions.setdefault("submission_listeners", [])
+    if job_path not in listeners:
+        listeners.append(job_path)
+
+
+@dataclass
+class Context:
+    """Where a submission came from: everything that is not a form field."""
+
+    ip: str = ""
+    user_agent: str = ""
+    visitor_id: str | None = None
+    channel: str = "hosted"
+    campaign_id: int | None = None
+    landing_page_id: int | None = None
+    utm_defaults: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    submission: Submission
+    lead: Lead | None
+    duplicate: bool = False
+
+    @property
+    def status(self) -> str:
+        return self.submission.status
+
+
+def _fingerprint(form: Form, email: str, values: Mapping[str, Any]) -> str:
+    payload = json.dumps([form.id, email, sorted((k, str(v)) for k, v in values.items())])
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _capped(raw: Mapping[str, Any]) -> dict[str, str]:
+    """What was posted, for review and release: secrets dropped, keys and values capped."""
+    skip = {"csrf_token", TIMESTAMP, EMBED_TOKEN}
+    kept = [(str(k)[:100], str(v)[:RAW_VALUE_CAP]) for k, v in raw.items() if k not in skip]
+    return dict(kept[:RAW_KEYS_CAP])
+
+
+def split_values(form: Form, data: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """(email, the lead's values, tracking values) from validated form data."""
+    email = ""
+    values: dict[str, Any] = {}
+    for spec in form.fields:
+        value = data.get(spec.name)
+        if spec.type == "email":
+            email = value or ""
+            continue
+        if isinstance(value, str):
+            value = value.strip()
+        if value in (None, ""):
+            continue
+        values[spec.name] = value
+    tracking = {name: str(data.get(name) or "").strip() for name in TRACKING_FIELDS}
+    return email, values, {k: v for k, v in tracking.items() if v}
+
+
+def _utm(ctx: Context, tracking: Mapping[str, str]) -> dict[str, str]:
+    posted = {k: v for k, v in tracking.items() if k.startswith("utm_") or k == "gclid"}
+    return {**ctx.utm_defaults, **posted}
+
+
+def quarantine(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Context,
+               reason: str) -> Result:
+    """Keep a suspect submission for review: no lead, no event, no follow-up."""
+    _, _, tracking = split_values(form, data)
+    submission = Submission(
+        form=form, status=SubmissionStatus.QUARANTINED.value, quarantine_reason=reason[:200],
+        email=str(data.get("email") or "")[:320], values={}, raw=_capped(raw),
+        utm=_utm(ctx, tracking), referrer=tracking.get("referrer", "")[:2000],
+        landing_url=tracking.get("landing_url", "")[:2000],
+        ip=ctx.ip, user_agent=ctx.user_agent[:500], visitor_id=ctx.visitor_id,
+        channel=ctx.channel, campaign_id=ctx.campaign_id, landing_page_id=ctx.landing_page_id,
+    )
+    db.session.add(submission)
+    db.session.commit()
+    return Result(submission=submission, lead=None)
+
+
+def accept(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Context) -> Result:
+    """Write the lead, the submission, the event and the follow-up work in one commit."""
+    email, values, _ = split_values(form, data)
+    identity, _ = normalise_email(email)
+    fingerprint = _fingerprint(form, identity, values)
+    earlier = db.session.scalar(
+        sa.select(Submission).where(
+            Submission.fingerprint == fingerprint,
+            Submission.created_at >= utcnow() - DUPLICATE_WINDOW,
+            Submission.status != SubmissionStatus.QUARANTINED.value,
+        ).order_by(Submission.id.desc()).limit(1)
+    )
+    if earlier is not None:  # double click or a retried request: the first one stands
+        return Result(submission=earlier, lead=earlier.lead, duplicate=True)
+
+    pending = form.double_opt_in
+    submission = Submission(
+        form=form, raw=_capped(raw), fingerprint=fingerprint,
+        status=(SubmissionStatus.PENDING if pending else SubmissionStatus.ACCEPTED).value,
+        ip=ctx.ip, user_agent=ctx.user_agent[:500], visitor_id=ctx.visitor_id, channel=ctx.channel,
+        campaign_id=ctx.campaign_id, landing_page_id=ctx.landing_page_id,
+    )
+    db.session.add(submission)
+    lead = _write_lead(form, submission, data, ctx)
+    if pending:
+        _ask_for_confirmation(submission)
+    else:
+        schedule_follow_up(submission)
+    db.session.commit()
+    return Result(submission=submission, lead=lead)
+
+
+def _write_lead(form: Form, submission: Submission, data: Mapping[str, Any],
+                ctx: Context, **event_data: Any) -> Lead:
+    """Upsert the lead from validated data, fill the submission, record `form_submitted`."""
+    email, values, tracking = split_values(form, data)
+    utm = _utm(ctx, tracking)
+    upsert = upsert_lead(email, values, source=f"form “{form.name}”")
+    lead = upsert.lead
+    submission.lead = lead
+    submission.email = lead.email
+    submission.values = _jsonable(values)
+    submission.consent_given = bool(data.get(CONSENT)) if form.consent_enabled else False
+    submission.consent_text = form.consent_text if form.consent_enabled else ""
+    submission.consent_version = form.consent_version if form.consent_enabled else ""
+    submission.utm = utm
+    submission.referrer = tracking.get("referrer", "")[:2000]
+    submission.landing_url = tracking.get("landing_url", "")[:2000]
+    db.session.flush()
+    record_event(lead, "form_submitted", campaign_id=ctx.campaign_id,
+                 url=submission.landing_url or None,
+                 data={"form_id": form.id, "form": form.name, "submission_id": submission.id,
+                       "new_lead": upsert.created, "changes": _jsonable(upsert.changes),
+                       "utm": utm, "channel": ctx.channel, **event_data},
+                 visitor_id=ctx.visitor_id)
+    if ctx.visitor_id:
+        _attach_anonymous_events(lead, ctx.visitor_id)
+    return lead
+
+
+def _ask_for_confirmation(submission: Submission) -> None:
+    outbox.add("forms.jobs.send_confirmation", submission.id, queue_name="mail",
+               dedupe_key=f"confirm:{submission.id}")
+
+
+class NotReleasable(ValueError):
+    """The quarantined submission cannot become a lead; `errors` says why, per field."""
+
+    def __init__(self, errors: Mapping[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = dict(errors)
+
+
+def release(submission: Submission, user_id: int | None) -> Result:
+    """A marketer vouches for a quarantined submission: it becomes a lead like any other.
+
+    The posted values are validated again (the spam checks are not: that is the marketer's
+    call). On a double opt-in form the person still has to confirm their address; otherwise
+    the follow-up listeners run now. Raises NotReleasable when the values are not valid.
+    """
+    if submission.status != SubmissionStatus.QUARANTINED.value:
+        raise NotReleasable({"status": [f"This submission is {submission.status}."]})
+    form = submission.form
+    instance = bind(form, submission.raw or {})
+    if not instance.validate():
+        raise NotReleasable(instance.errors)
+    data = dict(instance.data)
+    ctx = Context(ip=submission.ip, user_agent=submission.user_agent,
+                  visitor_id=submission.visitor_id, channel=submission.channel,
+                  campaign_id=submission.campaign_id, landing_page_id=submission.landing_page_id,
+                  utm_defaults=dict(submission.utm or {}))
+    lead = _write_lead(form, submission, data, ctx, released_by_id=user_id)
+    email, values, _ = split_values(form, data)
+    submission.fingerprint = _fingerprint(form, normalise_email(email)[0], values)
+    submission.status = SubmissionStatus.RELEASED.value
+    submission.released_at = utcnow()
+    submission.released_by_id = user_id
+    if form.double_opt_in:
+        _ask_for_confirmation(submission)
+    else:
+        schedule_follow_up(submission)
+    db.session.commit()
+    return Result(submission=submission, lead=lead)
+
+
+def schedule_follow_up(submission: Submission) -> None:
+    """One outbox row per registered listener (asset email, enrollment, ...)."""
+    for job_path in current_app.extensions.get("submission_listeners", []):
+        outbox.add(job_path, submission.id, dedupe_key=f"{job_path}:{submission.id}")
+
+
+def _attach_anonymous_events(lead: Lead, visitor_id: str) -> None:
+    """Earlier anonymous activity of this browser joins the lead's timeline. Events that already
+    belong to another lead stay where they are: two people on one browser stay two leads."""
+    db.session.execute(
+        sa.update(Event)
+        .where(Event.visitor_id == visitor_id, Event.lead_id.is_(None))
+        .values(lead_id=lead.id)
+    )
+
+
+def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(values, default=str))
+
+
+def submit(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Context,
+           suspect_reason: str | None) -> Result:
+    """Quarantine a suspect, accept anyone else."""
+    if suspect_reason:
+        return quarantine(form, data, raw, ctx, suspect_reason)
+    return accept(form, data, raw, ctx)
+
+
+__all__ = ["Context", "NotReleasable", "Result", "accept", "add_submission_listener", "quarantine",
+           "release", "schedule_follow_up", "split_values", "submit", "HONEYPOT"]

@@ -1,0 +1,42 @@
+"""Nurture: sequences, the engine, the send ledger, rendering, unsubscribe, tracking, scoring."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+DEFAULTS = {
+    "NURTURE_TICK_INTERVAL": 5,  # seconds between ticks
+    "NURTURE_TICK_BATCH": 200,  # enrollments claimed per batch
+    "NURTURE_TICK_MAX_BATCHES": 20,  # per tick; the rest waits for the next one
+    "NURTURE_CLAIM_LEASE_SECONDS": 300,  # a claimed row is offered again after this
+    "NURTURE_SEND_CLAIM_TIMEOUT": 120,  # a 'claimed' send older than this: its worker died
+    "NURTURE_MAX_SEND_ATTEMPTS": 8,
+    "NURTURE_RETRY_BASE_SECONDS": 30,
+    "NURTURE_RETRY_MAX_SECONDS": 6 * 3600,
+    "NURTURE_UNKNOWN_RECHECK_SECONDS": 900,
+    "NURTURE_UNKNOWN_WAIT_SECONDS": 24 * 3600,  # then an unknown send is assumed sent
+    "NURTURE_GOAL_RECHECK_SECONDS": 3600,
+    "NURTURE_GOAL_WAIT_SECONDS": 30 * 24 * 3600,
+}
+
+
+def init_app(app: Flask) -> None:
+    """Register this package's blueprints, jobs, periodic work and demo data with the app."""
+    import nurture.models  # noqa: F401  this package's tables
+    from app.schedule import add_periodic
+    from app.seed import add_seeder
+    from app.templating import add_nav
+    from app.leads.service import add_stage_listener
+    from forms.pipeline import add_submission_listener
+    from nurture import admin, views
+    from nurture.seed import seed_demo
+
+    for name, value in DEFAULTS.items():
+        app.config.setdefault(name, value)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(admin.bp)
+    add_nav(app, "nurture.index", "Sequences", "marketer")
+    add_periodic(app, "nurture.jobs.tick", int(app.config["NURTURE_TICK_INTERVAL"]))
+    add_submission_listener(app, "nurture.jobs.enroll_from_submission")
+    add_stage_listener(app, "nurture.jobs.on_stage_change")
+    add_seeder(app, seed_demo)

@@ -1,0 +1,329 @@
+"""The marketer's screens: sequences, the step editor, activation, preview and test sends,
+per-step numbers, and the leads enrolled (pause, resume, remove, enroll by hand)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
+from wtforms import SelectChoice
+
+from app import outbox
+from app.auth.roles import marketer_required
+from app.db import db
+from app.leads.models import Lead
+from app.leads.service import InvalidEmail, normalise_email
+from nurture import engine, enrollment as enrollments
+from nurture.admin_forms import (AddStepForm, ManualEnrollForm, NewSequenceForm, PreviewForm,
+                                 SequenceForm, StepForm)
+from nurture.models import (Enrollment, EnrollmentStatus, LIVE_STATUSES, Sequence,
+                            SequenceStatus, Step, StepKind)
+from nurture.render import TemplateProblem, render_step, sample_lead, validate
+from nurture.stats import COLUMNS, step_stats
+from nurture.steps import activate, add_step, move_step, remove_step
+
+bp = Blueprint("nurture", __name__, url_prefix="/admin/nurture", template_folder="templates")
+
+SETTINGS = ("name", "window_days", "window_start_hour", "window_end_hour", "timezone",
+            "frequency_cap_hours", "reenroll", "on_permanent_failure", "exit_stages",
+            "trigger_stage")
+
+
+def _sequence(sequence_id: int) -> Sequence:
+    return db.session.get(Sequence, sequence_id) or abort(404)
+
+
+def _step(sequence: Sequence, step_id: int) -> Step:
+    step = db.session.get(Step, step_id)
+    if step is None or step.sequence_id != sequence.id:
+        abort(404)
+    return step
+
+
+def _form_choices() -> list[SelectChoice]:
+    from forms.models import Form  # a model, not a view
+
+    forms = db.session.scalars(sa.select(Form).order_by(Form.name)).all()
+    return [SelectChoice(0, "— no form —")] + [SelectChoice(f.id, f.name) for f in forms]
+
+
+@bp.route("/", methods=["GET", "POST"])
+@marketer_required
+def index():
+    new = NewSequenceForm()
+    if new.validate_on_submit():
+        sequence = Sequence(name=new.name.data.strip())
+        db.session.add(sequence)
+        db.session.commit()
+        flash(f"Sequence “{sequence.name}” created. Add its steps below.", "info")
+        return redirect(url_for("nurture.edit", sequence_id=sequence.id))
+    sequences = db.session.scalars(sa.select(Sequence).order_by(Sequence.name)).all()
+    live = dict(db.session.execute(
+        sa.select(Enrollment.sequence_id, sa.func.count())
+        .where(Enrollment.status.in_(LIVE_STATUSES)).group_by(Enrollment.sequence_id)).all())
+    return render_template("nurture/admin/index.html", sequences=sequences, live=live,
+                           new=new), 400 if new.errors else 200
+
+
+@bp.route("/<int:sequence_id>", methods=["GET", "POST"])
+@marketer_required
+def edit(sequence_id: int):
+    sequence = _sequence(sequence_id)
+    settings = SequenceForm(obj=sequence) if request.method == "GET" else SequenceForm()
+    settings.trigger_form_id.choices = _form_choices()
+    if request.method == "GET":
+        settings.trigger_form_id.data = sequence.trigger_form_id or 0
+    if settings.validate_on_submit():
+        for name in SETTINGS:
+            setattr(sequence, name, getattr(settings, name).data)
+        sequence.trigger_form_id = settings.trigger_form_id.data or None
+        db.session.commit()
+        flash("Settings saved.", "info")
+        return redirect(url_for("nurture.edit", sequence_id=sequence.id))
+    return _editor(sequence, settings), 400 if settings.errors else 200
+
+
+def _editor(sequence: Sequence, settings: SequenceForm, errors: list[str] | None = None) -> str:
+    problems = {step.id: validate(step) for step in sequence.steps}
+    return render_template("nurture/admin/edit.html", sequence=sequence, settings=settings,
+                           add=AddStepForm(formdata=None), problems=problems,
+                           stats=step_stats(sequence), columns=COLUMNS,
+                           activation_errors=errors or [])
+
+
+@bp.route("/<int:sequence_id>/activate", methods=["POST"])
+@marketer_required
+def activate_sequence(sequence_id: int):
+    sequence = _sequence(sequence_id)
+    errors = activate(sequence)
+    if errors:
+        db.session.rollback()
+        settings = SequenceForm(formdata=None, obj=sequence)
+        settings.trigger_form_id.choices = _form_choices()
+        return _editor(sequence, settings, errors), 400
+    db.session.commit()
+    flash("The sequence is active.", "info")
+    return redirect(url_for("nurture.edit", sequence_id=sequence.id))
+
+
+@bp.route("/<int:sequence_id>/pause", methods=["POST"])
+@marketer_required
+def pause_sequence(sequence_id: int):
+    sequence = _sequence(sequence_id)
+    if sequence.status == SequenceStatus.ACTIVE.value:
+        sequence.status = SequenceStatus.PAUSED.value
+        db.session.commit()
+        flash("Paused: nobody moves on until you activate it again.", "info")
+    return redirect(url_for("nurture.edit", sequence_id=sequence.id))
+
+
+@bp.route("/<int:sequence_id>/steps", methods=["POST"])
+@marketer_required
+def add(sequence_id: int):
+    sequence = _sequence(sequence_id)
+    form = AddStepForm()
+    if not form.validate_on_submit():
+        abort(400)
+    step = add_step(sequence, form.kind.data)
+    db.session.commit()
+    return redirect(url_for("nurture.edit_step", sequence_id=sequence.id, step_id=step.id))
+
+
+def _target_choices(sequence: Sequence, step: Step) -> list[SelectChoice]:
+    later = [s for s in sequence.steps if s.position > step.position]
+    return [SelectChoice(0, "the next step")] + [
+        SelectChoice(s.id, f"{s.position + 1}. {s.label}") for s in later]
+
+
+@bp.route("/<int:sequence_id>/steps/<int:step_id>", methods=["GET", "POST"])
+@marketer_required
+def edit_step(sequence_id: int, step_id: int):
+    sequence = _sequence(sequence_id)
+    step = _step(sequence, step_id)
+    form = StepForm(obj=step) if request.method == "GET" else StepForm()
+    for name in ALL_STEP_FIELDS - KIND_FIELDS[step.kind]:
+        delattr(form, name)  # the page shows (and posts) only this kind's fields
+    if step.kind == StepKind.BRANCH.value:
+        form.yes_step_id.choices = form.no_step_id.choices = _target_choices(sequence, step)
+    if request.method == "GET":
+        _fill(form, step)
+    if form.validate_on_submit():
+        _apply(form, step)
+        db.session.commit()
+        problems = validate(step)
+        if problems:
+            flash("Saved, but this step needs work before the sequence can go live: "
+                  + " ".join(problems), "error")
+        else:
+            flash("Step saved.", "info")
+        return redirect(url_for("nurture.edit_step", sequence_id=sequence.id, step_id=step.id))
+    return render_template("nurture/admin/step.html", sequence=sequence, step=step, form=form,
+                           problems=validate(step), preview=PreviewForm(formdata=None)), \
+        400 if form.errors else 200
+
+
+KIND_FIELDS = {
+    StepKind.EMAIL.value: {"subject", "body", "body_format"},
+    StepKind.WAIT.value: {"wait_hours", "wait_minutes", "wait_until"},
+    StepKind.BRANCH.value: {"condition", "pattern", "score", "field_name", "field_value",
+                            "stages", "yes_step_id", "no_step_id"},
+    StepKind.GOAL.value: {"goal_stages"},
+}
+ALL_STEP_FIELDS = set().union(*KIND_FIELDS.values())
+
+
+def _fill(form: StepForm, step: Step) -> None:
+    if step.kind == StepKind.WAIT.value:
+        seconds = step.wait_seconds or 0
+        form.wait_hours.data, form.wait_minutes.data = seconds // 3600, (seconds % 3600) // 60
+    if step.kind != StepKind.BRANCH.value:
+        return
+    params = step.params or {}
+    form.pattern.data = params.get("pattern", "")
+    form.score.data = params.get("score")
+    form.field_name.data = params.get("field", "")
+    form.field_value.data = params.get("value", "")
+    form.stages.data = params.get("stages", [])
+    form.yes_step_id.data = step.yes_step_id or 0
+    form.no_step_id.data = step.no_step_id or 0
+    if not form.condition.data:
+        form.condition.data = form.condition.choices[0].value
+
+
+def _apply(form: StepForm, step: Step) -> None:
+    if step.kind == StepKind.EMAIL.value:
+        step.subject = form.subject.data or ""
+        step.body = form.body.data or ""
+        step.body_format = form.body_format.data
+    elif step.kind == StepKind.WAIT.value:
+        step.wait_seconds = (form.wait_hours.data or 0) * 3600 + (form.wait_minutes.data or 0) * 60
+        step.wait_until = (form.wait_until.data or "").strip().lower()
+    elif step.kind == StepKind.BRANCH.value:
+        step.condition = form.condition.data
+        step.params = {"pattern": (form.pattern.data or "").strip(), "score": form.score.data,
+                       "field": (form.field_name.data or "").strip(),
+                       "value": form.field_value.data or "", "stages": form.stages.data or []}
+        step.yes_step_id = form.yes_step_id.data or None
+        step.no_step_id = form.no_step_id.data or None
+    elif step.kind == StepKind.GOAL.value:
+        step.goal_stages = form.goal_stages.data or []
+
+
+@bp.route("/<int:sequence_id>/steps/<int:step_id>/move", methods=["POST"])
+@marketer_required
+def move(sequence_id: int, step_id: int):
+    sequence = _sequence(sequence_id)
+    move_step(_step(sequence, step_id), -1 if request.form.get("direction") == "up" else 1)
+    db.session.commit()
+    return redirect(url_for("nurture.edit", sequence_id=sequence.id))
+
+
+@bp.route("/<int:sequence_id>/steps/<int:step_id>/remove", methods=["POST"])
+@marketer_required
+def remove(sequence_id: int, step_id: int):
+    sequence = _sequence(sequence_id)
+    step = _step(sequence, step_id)
+    live_here = db.session.scalar(sa.select(sa.func.count()).where(
+        Enrollment.step_id == step.id, Enrollment.status.in_(LIVE_STATUSES)))
+    if live_here:
+        flash(f"{live_here} lead(s) are at this step; pause or remove them first.", "error")
+    else:
+        remove_step(step)
+        db.session.commit()
+        flash("Step removed.", "info")
+    return redirect(url_for("nurture.edit", sequence_id=sequence.id))
+
+
+def _preview_lead() -> Lead:
+    form = PreviewForm(request.args)
+    lead_id = form.lead_id.data if form.validate() else None
+    return (db.session.get(Lead, lead_id) if lead_id else None) or sample_lead()
+
+
+@bp.route("/<int:sequence_id>/steps/<int:step_id>/preview")
+@marketer_required
+def preview(sequence_id: int, step_id: int):
+    """The email as the chosen lead would get it (sandboxed in the browser: no script runs)."""
+    step = _step(_sequence(sequence_id), step_id)
+    try:
+        rendered = render_step(step, _preview_lead(), unsubscribe_url="#unsubscribe-preview")
+    except TemplateProblem as exc:
+        return Response(f"This email cannot be rendered: {exc}", 422, mimetype="text/plain")
+    response = Response(rendered.html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = \
+        "sandbox; default-src 'none'; img-src https: data:; style-src 'unsafe-inline'"
+    return response
+
+
+@bp.route("/<int:sequence_id>/steps/<int:step_id>/test", methods=["POST"])
+@marketer_required
+def send_test(sequence_id: int, step_id: int):
+    step = _step(_sequence(sequence_id), step_id)
+    if step.kind != StepKind.EMAIL.value or validate(step):
+        flash("Fix this email before sending a test.", "error")
+    else:
+        lead_id = request.form.get("lead_id", type=int)
+        outbox.add("nurture.jobs.send_test", step.id, current_user.id, lead_id,
+                   queue_name="mail")
+        db.session.commit()
+        flash(f"A test is on its way to {current_user.email}.", "info")
+    return redirect(url_for("nurture.edit_step", sequence_id=sequence_id, step_id=step.id))
+
+
+@bp.route("/<int:sequence_id>/enrollments", methods=["GET", "POST"])
+@marketer_required
+def enrollments_list(sequence_id: int):
+    sequence = _sequence(sequence_id)
+    form = ManualEnrollForm()
+    if form.validate_on_submit():
+        _enroll_by_hand(sequence, form)
+        return redirect(url_for("nurture.enrollments_list", sequence_id=sequence.id))
+    status = request.args.get("status") or ""
+    query = sa.select(Enrollment).where(Enrollment.sequence_id == sequence.id)
+    if status in {s.value for s in EnrollmentStatus}:
+        query = query.where(Enrollment.status == status)
+    page = db.paginate(query.order_by(Enrollment.id.desc()),
+                       page=max(request.args.get("page", 1, type=int) or 1, 1), per_page=50,
+                       error_out=False)
+    return render_template("nurture/admin/enrollments.html", sequence=sequence, page=page,
+                           form=form, status=status, statuses=list(EnrollmentStatus)), \
+        400 if form.errors else 200
+
+
+def _enroll_by_hand(sequence: Sequence, form: ManualEnrollForm) -> None:
+    try:
+        identity, _ = normalise_email(form.email.data)
+    except InvalidEmail:
+        flash("That is not an email address.", "error")
+        return
+    lead = db.session.scalar(sa.select(Lead).where(Lead.email == identity))
+    why = enrollments.refusal(lead, sequence) if lead else "there is no lead with that email"
+    if why:
+        flash(f"Not enrolled: {why}.", "error")
+        return
+    try:
+        enrollment = enrollments.enroll(lead.id, sequence.id, f"added by {current_user.email}")
+        db.session.commit()
+    except IntegrityError:  # enrolled at the same moment by someone else
+        db.session.rollback()
+        flash("Not enrolled: the lead is already in this sequence.", "error")
+        return
+    engine.kick([enrollment.id])
+    flash(f"{lead.email_display} is enrolled.", "info")
+
+
+@bp.route("/enrollments/<int:enrollment_id>/<action>", methods=["POST"])
+@marketer_required
+def enrollment_action(enrollment_id: int, action: str):
+    enrollment = db.session.get(Enrollment, enrollment_id) or abort(404)
+    if action == "pause":
+        enrollments.pause(enrollment)
+    elif action == "resume":
+        enrollments.resume(enrollment)
+    elif action == "remove":
+        enrollments.end(enrollment, f"removed by {current_user.email}", finished=False)
+    else:
+        abort(404)
+    db.session.commit()
+    return redirect(url_for("nurture.enrollments_list", sequence_id=enrollment.sequence_id))

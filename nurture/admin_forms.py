@@ -1,0 +1,111 @@
+"""The WTForms classes of the sequence editor. Choices are `SelectChoice` objects (WTForms 3.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (IntegerField, SelectChoice, SelectField, SelectMultipleField, StringField,
+                     TextAreaField)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+
+from app.leads.models import Stage
+from nurture.models import Condition, FailurePolicy, Reenroll, StepKind
+from nurture.timing import WEEKDAYS, parse_wait_until, zone
+
+DAY_CHOICES = [SelectChoice(index, name.capitalize()) for index, name in enumerate(WEEKDAYS)]
+STAGE_CHOICES = [SelectChoice(stage.value, stage.label) for stage in Stage]
+KIND_CHOICES = [SelectChoice(StepKind.EMAIL.value, "Email"),
+                SelectChoice(StepKind.WAIT.value, "Wait"),
+                SelectChoice(StepKind.BRANCH.value, "Branch (if / else)"),
+                SelectChoice(StepKind.GOAL.value, "Goal")]
+CONDITION_CHOICES = [
+    SelectChoice(Condition.OPENED_PREVIOUS.value, "Opened the previous email"),
+    SelectChoice(Condition.CLICKED_PREVIOUS.value, "Clicked in the previous email"),
+    SelectChoice(Condition.VISITED_URL_PATTERN.value, "Visited a page matching a pattern"),
+    SelectChoice(Condition.SCORE_AT_LEAST.value, "Engagement score at least"),
+    SelectChoice(Condition.FIELD_EQUALS.value, "A field equals a value"),
+    SelectChoice(Condition.IN_STAGE.value, "Is in a stage"),
+]
+
+
+class NewSequenceForm(FlaskForm):
+    name = StringField("Sequence name", validators=[DataRequired(message="Give it a name."),
+                                                    Length(max=200)])
+
+
+class SequenceForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    window_days = SelectMultipleField("Send on", choices=DAY_CHOICES, coerce=int)
+    window_start_hour = IntegerField("From hour", validators=[NumberRange(min=0, max=23)])
+    window_end_hour = IntegerField("Until hour", validators=[NumberRange(min=1, max=24)],
+                                   description="24 means until midnight.")
+    timezone = StringField("Time zone when the lead's is unknown",
+                           validators=[DataRequired(), Length(max=64)])
+    frequency_cap_hours = IntegerField(
+        "At most one nurture email per (hours)", validators=[NumberRange(min=0, max=24 * 30)],
+        description="0: no cap. Counts emails from every sequence.")
+    reenroll = SelectField("Enroll a lead again", choices=[
+        SelectChoice(Reenroll.NEVER.value, "Never"),
+        SelectChoice(Reenroll.AFTER_FINISHED.value, "After they finished it")])
+    on_permanent_failure = SelectField("When an email fails for good", choices=[
+        SelectChoice(FailurePolicy.CONTINUE.value, "Continue with the next step"),
+        SelectChoice(FailurePolicy.STOP.value, "Stop the lead's journey")])
+    trigger_form_id = SelectField("Enroll everyone who submits", coerce=int)
+    trigger_stage = SelectField("Enroll everyone entering the stage", default="",
+                                choices=[SelectChoice("", "— no stage —")] + STAGE_CHOICES)
+    exit_stages = SelectMultipleField("Leave the sequence on reaching", choices=STAGE_CHOICES)
+
+    def validate_timezone(self, field: Any) -> None:
+        if zone(field.data) is None:
+            raise ValidationError("Use a time zone name such as Europe/London.")
+
+    def validate_window_end_hour(self, field: Any) -> None:
+        start = self.window_start_hour.data
+        if start is not None and field.data is not None and field.data <= start:
+            raise ValidationError("The window must end after it starts.")
+
+
+class AddStepForm(FlaskForm):
+    kind = SelectField("Step", choices=KIND_CHOICES)
+
+
+class StepForm(FlaskForm):
+    """One form for every kind of step; the page shows the fields of the step's kind."""
+
+    subject = StringField("Subject", validators=[Length(max=300)])
+    body = TextAreaField("Body", validators=[Length(max=100_000)],
+                         description="Markdown (or HTML). Use {{ lead.first_name }}, "
+                                     "{{ lead.company }}, {{ campaign.name }}.")
+    body_format = SelectField("Format", choices=[SelectChoice("markdown", "Markdown"),
+                                                 SelectChoice("html", "HTML")])
+    wait_hours = IntegerField("Wait (hours)", validators=[Optional(), NumberRange(min=0)])
+    wait_minutes = IntegerField("and minutes", validators=[Optional(), NumberRange(min=0)])
+    wait_until = StringField("Or wait until", validators=[Length(max=40)],
+                             description="e.g. next tuesday 09:00 (the lead's time zone)")
+    condition = SelectField("Condition", choices=CONDITION_CHOICES)
+    pattern = StringField("URL pattern", validators=[Length(max=500)],
+                          description="e.g. */pricing*")
+    score = IntegerField("Score", validators=[Optional()])
+    field_name = StringField("Field", validators=[Length(max=60)],
+                             description="A profile field (company, country …) or attribute.")
+    field_value = StringField("Value", validators=[Length(max=500)])
+    stages = SelectMultipleField("Stages", choices=STAGE_CHOICES)
+    yes_step_id = SelectField("If yes, go to", coerce=int)
+    no_step_id = SelectField("If no, go to", coerce=int)
+    goal_stages = SelectMultipleField("Goal stages", choices=STAGE_CHOICES)
+
+    def validate_wait_until(self, field: Any) -> None:
+        if field.data and parse_wait_until(field.data) is None:
+            raise ValidationError("Write it as 'next <weekday> <HH:MM>'.")
+
+
+class ManualEnrollForm(FlaskForm):
+    email = StringField("Lead's email", validators=[DataRequired(), Length(max=320)])
+
+
+class PreviewForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET form: it only chooses which lead the preview is for
+
+    lead_id = IntegerField("Preview for lead id", validators=[Optional()])

@@ -1,0 +1,148 @@
+"""The send ledger: the only thing that decides whether an email step may go out.
+
+A row per (enrollment, email step) is inserted — and committed — before the provider is called.
+The unique key makes a second worker, or RQ delivering the same job twice, find the row and
+stand back. An attempt left in `claimed` by a worker that died is never retried blindly: it
+becomes `unknown` until `reconcile` learns from the provider what happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from app.db import db, utcnow
+from app.leads.service import record_event
+from nurture.models import Enrollment, Send, SendStatus, Step
+
+# SendGrid event names (and "not_found" for a message the provider never received).
+PROVIDER_ACCEPTED = {"processed", "delivered", "deferred", "open", "click", "sent"}
+PROVIDER_REJECTED = {"bounce", "dropped", "blocked"}
+PROVIDER_NEVER_RECEIVED = {"not_found"}
+
+
+@dataclass
+class Claim:
+    outcome: str  # claimed | done | failed | unknown | busy
+    send: Send | None
+
+    @property
+    def ours(self) -> bool:
+        return self.outcome == "claimed"
+
+
+def find(enrollment_id: int, step_id: int) -> Send | None:
+    return db.session.scalar(sa.select(Send).where(Send.enrollment_id == enrollment_id,
+                                                   Send.step_id == step_id))
+
+
+def claim(enrollment: Enrollment, step: Step) -> Claim:
+    """Take the right to send this step, committing the claim. Only 'claimed' may send."""
+    now = utcnow()
+    existing = find(enrollment.id, step.id)
+    if existing is None:
+        send = Send(enrollment_id=enrollment.id, step_id=step.id, lead_id=enrollment.lead_id,
+                    status=SendStatus.CLAIMED.value, attempts=1, claimed_at=now,
+                    subject=(step.subject or "")[:300])
+        db.session.add(send)
+        try:
+            db.session.commit()
+        except IntegrityError:  # another worker inserted it first
+            db.session.rollback()
+            return Claim("busy", None)
+        return Claim("claimed", send)
+    status = existing.status
+    if status == SendStatus.SENT.value:
+        return Claim("done", existing)
+    if status == SendStatus.FAILED.value:
+        return Claim("failed", existing)
+    if status == SendStatus.UNKNOWN.value:
+        return Claim("unknown", existing)
+    if status == SendStatus.CLAIMED.value:
+        timeout = timedelta(seconds=int(current_app.config["NURTURE_SEND_CLAIM_TIMEOUT"]))
+        if existing.claimed_at and existing.claimed_at > now - timeout:
+            return Claim("busy", existing)  # another worker is talking to the provider now
+        _move(existing, SendStatus.CLAIMED, status=SendStatus.UNKNOWN.value,
+              error="the worker stopped during the send; waiting for provider events")
+        return Claim("unknown", existing)
+    # RETRY: take the next attempt, unless another worker just did.
+    if _move(existing, SendStatus.RETRY, status=SendStatus.CLAIMED.value, claimed_at=now,
+             attempts=Send.attempts + 1):
+        return Claim("claimed", existing)
+    return Claim("busy", existing)
+
+
+def _move(send: Send, expected: SendStatus, **values) -> bool:
+    """Compare-and-set on the status, committed: True when this process made the change."""
+    result = db.session.execute(
+        sa.update(Send).where(Send.id == send.id, Send.status == expected.value)
+        .values(updated_at=utcnow(), **values).execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    db.session.refresh(send)
+    return result.rowcount == 1
+
+
+def mark_sent(send: Send, provider_message_id: str) -> None:
+    send.status = SendStatus.SENT.value
+    send.provider_message_id = (provider_message_id or "")[:200] or None
+    send.sent_at = utcnow()
+    send.error = None
+
+
+def mark_retry(send: Send, error: str) -> None:
+    send.status = SendStatus.RETRY.value
+    send.error = error[:2000]
+
+
+def mark_unknown(send: Send, error: str) -> None:
+    """The provider may have the email: never re-send it; `reconcile` settles it."""
+    send.status = SendStatus.UNKNOWN.value
+    send.error = error[:2000]
+
+
+def mark_failed(send: Send, error: str) -> None:
+    send.status = SendStatus.FAILED.value
+    send.error = error[:2000]
+
+
+def record_sent_event(send: Send) -> None:
+    """The lead's timeline entry; `send_id` in its data ties provider events to the step."""
+    enrollment = send.enrollment
+    record_event(enrollment.lead, "email_sent", occurred_at=send.sent_at,
+                 data={"send_id": str(send.id), "enrollment_id": str(enrollment.id),
+                       "sequence_id": enrollment.sequence_id, "step_id": send.step_id,
+                       "subject": send.subject},
+                 dedupe_key=f"nurture-send:{send.id}")
+
+
+def reconcile(send_id: int, provider_status: str) -> str | None:
+    """Settle a `claimed`/`unknown` attempt from what the provider reports (the webhook calls
+    this with SendGrid's event name, matched by the `send_id` custom arg). Returns the new
+    status, or None when the row needed nothing. The caller commits.
+
+    delivered/processed/open/... → sent (with its `email_sent` event); bounce/dropped → failed;
+    not_found → retry (the provider never had it, so sending again is safe).
+    """
+    send = db.session.get(Send, send_id)
+    if send is None or send.status not in (SendStatus.CLAIMED.value, SendStatus.UNKNOWN.value):
+        return None
+    status = (provider_status or "").lower()
+    if status in PROVIDER_ACCEPTED:
+        mark_sent(send, send.provider_message_id or "")
+        record_sent_event(send)
+    elif status in PROVIDER_REJECTED:
+        mark_failed(send, f"provider reported {status}")
+    elif status in PROVIDER_NEVER_RECEIVED:
+        mark_retry(send, "the provider never received it")
+    else:
+        return None
+    enrollment = send.enrollment
+    if enrollment.is_live and enrollment.step_id == send.step_id:
+        enrollment.next_run_at = utcnow()  # let the engine move on at the next tick
+    db.session.flush()
+    return send.status

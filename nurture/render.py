@@ -1,0 +1,290 @@
+"""Turning a marketer's email step into a safe, complete email for one lead.
+
+Marketer templates run in Jinja's sandbox with autoescaping on, so neither a template nor a
+lead's own data (a name, a company) can reach Python internals or inject markup. The body is
+Markdown (or HTML), converted, rendered, then sanitised with nh3; our layout adds the postal
+address and the unsubscribe link (the marketer cannot remove them), CSS is inlined, and a plain
+text part is derived from the HTML.
+
+Pipeline: Markdown → HTML (on the template source, so lead data is never read as Markdown)
+→ sandboxed Jinja render → nh3 sanitise (links passed through the tracking hook, `tracker_for`)
+→ layout → css_inline.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.utils import parseaddr
+from html.parser import HTMLParser
+from typing import Any, Callable
+from urllib.parse import quote
+
+import css_inline
+import markdown
+import nh3
+from flask import current_app, render_template
+from jinja2 import TemplateError, TemplateSyntaxError, select_autoescape
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+
+from app import mail
+from app.leads.models import Lead
+from nurture.models import Step, StepKind
+
+LinkRewriter = Callable[[str], str]
+SAFE_STYLE_PROPERTIES = {
+    "color", "background-color", "font-weight", "font-style", "font-size", "text-align",
+    "text-decoration", "margin", "padding", "border", "width", "max-width",
+}
+
+
+class MailSandbox(SandboxedEnvironment):
+    """The sandbox, stricter: touching an unsafe attribute (`''.__class__`) is an error at once,
+    instead of an empty value that would hide the attempt from `validate`."""
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} "
+                            "object is not allowed in an email template")
+
+
+_html_env = MailSandbox(autoescape=select_autoescape(default_for_string=True))
+_text_env = MailSandbox(autoescape=False)  # subjects are plain text, never HTML
+
+
+class TemplateProblem(ValueError):
+    """The marketer's template cannot be rendered; the message says why, for the editor."""
+
+
+@dataclass
+class Rendered:
+    subject: str
+    html: str
+    text: str
+    unsubscribe_url: str
+
+
+def lead_context(lead: Lead) -> dict[str, Any]:
+    """What a template may read about the lead: plain values, never the ORM object."""
+    return {
+        "first_name": lead.first_name or "", "last_name": lead.last_name or "",
+        "full_name": lead.full_name, "company": lead.company or "",
+        "job_title": lead.job_title or "", "country": lead.country or "",
+        "email": lead.email_display or lead.email or "", "stage": lead.stage or "",
+        "attributes": dict(lead.attributes or {}),
+    }
+
+
+def campaign_context(campaign_id: int | None) -> dict[str, Any]:
+    if campaign_id is None:
+        return {}
+    from campaigns.models import Campaign  # a model, not a view: allowed across packages
+
+    from app.db import db
+
+    campaign = db.session.get(Campaign, campaign_id)
+    return {"id": campaign.id, "name": campaign.name} if campaign else {}
+
+
+def _asset_link_for(lead: Lead) -> Callable[[int], str]:
+    """`asset_link(asset_id)` in templates. Campaigns owns signed download links: it can set
+    `app.extensions["nurture_asset_link"] = f(asset_id, lead_id) -> url`."""
+    provider = current_app.extensions.get("nurture_asset_link")
+
+    def asset_link(asset_id: int) -> str:
+        return provider(int(asset_id), lead.id) if provider else ""
+
+    return asset_link
+
+
+def tracker_for(send_id: int | None, unsubscribe_url: str) -> Any:
+    """The tracking hook. Tracking sets `app.extensions["nurture_tracker"] =
+    factory(send_id, unsubscribe_url)` returning an object with `rewrite(url) -> url` (every
+    http(s) link of the body goes through it) and, optionally, `pixel_url()` and
+    `honeypot_url()` (added to the layout). Without it, or for previews, links are unchanged."""
+    factory = current_app.extensions.get("nurture_tracker")
+    if factory is None or send_id is None:
+        return None
+    return factory(send_id, unsubscribe_url)
+
+
+_JINJA_TAGS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+
+
+def _body_source(step: Step) -> str:
+    """The body as an HTML template. Markdown would read `__class__` or `a * b` inside Jinja
+    tags as emphasis, so tags are set aside as placeholders while Markdown runs."""
+    if step.body_format == "html":
+        return step.body or ""
+    tags: list[str] = []
+
+    def park(match: re.Match[str]) -> str:
+        tags.append(match.group(0))
+        return f"kindlingtag{len(tags) - 1}x"
+
+    html = markdown.markdown(_JINJA_TAGS.sub(park, step.body or ""), extensions=["sane_lists"])
+    return re.sub(r"kindlingtag(\d+)x", lambda m: tags[int(m.group(1))], html)
+
+
+def _sanitise(html: str, rewrite: LinkRewriter) -> str:
+    def attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+        if tag == "a" and attribute == "href" and value.startswith(("http://", "https://")):
+            return rewrite(value)
+        return value
+
+    return nh3.clean(
+        html,
+        attributes={"*": {"style", "title"}, "a": {"href"}, "img": {"src", "alt", "width",
+                                                                    "height"},
+                    "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"}},
+        filter_style_properties=SAFE_STYLE_PROPERTIES,
+        url_schemes={"http", "https", "mailto"},
+        attribute_filter=attribute_filter,
+    )
+
+
+def _render(env: MailSandbox, source: str, context: dict[str, Any]) -> str:
+    try:
+        return env.from_string(source).render(context)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"line {exc.lineno}: {exc.message}") from None
+    except SecurityError as exc:
+        raise TemplateProblem(f"not allowed: {exc}") from None
+    except TemplateError as exc:
+        raise TemplateProblem(str(exc)) from None
+    except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+        # A template can divide by zero or compare a str with an int. Anything else (the
+        # database, the network) is not the template's fault: it propagates and RQ retries.
+        raise TemplateProblem(f"{type(exc).__name__}: {exc}") from None
+
+
+def render_step(step: Step, lead: Lead, *, unsubscribe_url: str, send_id: int | None = None,
+                campaign_id: int | None = None) -> Rendered:
+    """Subject, HTML and text of an email step for `lead`. Raises TemplateProblem."""
+    context = {"lead": lead_context(lead), "campaign": campaign_context(campaign_id),
+               "asset_link": _asset_link_for(lead)}
+    subject = " ".join(_render(_text_env, step.subject or "", context).split())
+    tracker = tracker_for(send_id, unsubscribe_url)
+    rewrite = tracker.rewrite if tracker is not None else (lambda url: url)
+    body = _sanitise(_render(_html_env, _body_source(step), context), rewrite)
+    postal = current_app.config.get("POSTAL_ADDRESS") or ""
+    page = render_template(
+        "nurture/email/layout.html", subject=subject, body=Markup(body), postal_address=postal,
+        unsubscribe_url=unsubscribe_url,
+        pixel_url=getattr(tracker, "pixel_url", lambda: None)(),
+        honeypot_url=getattr(tracker, "honeypot_url", lambda: None)())
+    text = html_to_text(body).strip()
+    text += f"\n\n--\n{postal}\nUnsubscribe: {unsubscribe_url}\n"
+    return Rendered(subject=subject, html=css_inline.inline(page), text=text,
+                    unsubscribe_url=unsubscribe_url)
+
+
+def unsubscribe_headers(unsubscribe_url: str, token: str) -> dict[str, str]:
+    """RFC 2369 / RFC 8058: one-click unsubscribe for mailbox providers."""
+    _, sender = parseaddr(current_app.config["MAIL_FROM"])
+    mailto = f"mailto:{sender}?subject={quote('unsubscribe ' + token)}"
+    return {"List-Unsubscribe": f"<{unsubscribe_url}>, <{mailto}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+
+def build_email(step: Step, lead: Lead, *, send_id: int | None, enrollment_id: int | None,
+                campaign_id: int | None = None, to: str | None = None,
+                subject_prefix: str = "", preview: bool = False) -> mail.Email:
+    """The complete Email for the mail backend. `custom_args` carry opaque ids only.
+
+    `preview` (tests to a marketer): the unsubscribe link is inert, so trying it changes nothing.
+    """
+    from nurture import unsubscribe
+
+    token = "preview" if preview else unsubscribe.make_token(lead.id, send_id)
+    url = unsubscribe.url_for_token(token)
+    rendered = render_step(step, lead, unsubscribe_url=url, send_id=send_id,
+                           campaign_id=campaign_id)
+    args = {"send_id": str(send_id), "enrollment_id": str(enrollment_id)} if send_id else {}
+    return mail.new_email(
+        to=to or lead.email_display or lead.email,
+        subject=subject_prefix + rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        to_name="" if to else lead.full_name,
+        headers=unsubscribe_headers(url, token),
+        custom_args=args,
+        categories=["nurture"],
+    )
+
+
+def sample_lead() -> Lead:
+    """A made-up lead for validating templates (never added to the session)."""
+    return Lead(id=0, email="sample@example.com", email_display="sample@example.com",
+                first_name="Sam", last_name="Sample", company="Example Ltd",
+                job_title="Head of Examples", country="GB", stage="lead", attributes={})
+
+
+def validate(step: Step) -> list[str]:
+    """What is wrong with a step, in words a marketer can act on; [] when it is fine."""
+    from nurture import steps as step_rules
+
+    if step.kind != StepKind.EMAIL.value:
+        return step_rules.structural_errors(step)
+    errors = []
+    if not (step.subject or "").strip():
+        errors.append("The subject is empty.")
+    if not (step.body or "").strip():
+        errors.append("The body is empty.")
+    lead = sample_lead()
+    context = {"lead": lead_context(lead), "campaign": {"id": 0, "name": "Sample campaign"},
+               "asset_link": lambda asset_id: "https://example.com/asset"}
+    for part, env, raw, source in (
+            ("Subject", _text_env, step.subject or "", step.subject or ""),
+            ("Body", _html_env, step.body or "", None)):
+        try:
+            env.parse(raw)  # syntax first, on what the marketer wrote (their line numbers)
+            _render(env, source if source is not None else _body_source(step), context)
+        except TemplateSyntaxError as exc:
+            errors.append(f"{part}: line {exc.lineno}: {exc.message}")
+        except TemplateProblem as exc:
+            errors.append(f"{part}: {exc}")
+    return errors
+
+
+_SPACES = re.compile(r"\s+")
+
+
+class _TextExtractor(HTMLParser):
+    BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table",
+              "ul", "ol", "blockquote", "hr"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.href: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.BLOCKS:
+            self.parts.append("\n")
+        if tag == "li":
+            self.parts.append("- ")
+        if tag == "a":
+            self.href = dict(attrs).get("href")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self.href:
+            self.parts.append(f" ({self.href})")
+            self.href = None
+        if tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(_SPACES.sub(" ", data))
+
+
+def html_to_text(html: str) -> str:
+    parser = _TextExtractor()
+    parser.feed(html)
+    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out).strip()

@@ -1,0 +1,182 @@
+"""Pure scoring: fit from the profile, decaying engagement from events, and the MQL decision.
+
+No database here. A lead is anything with the Lead column names (an ORM Lead or a row); an
+event anything with id, type, occurred_at, url, campaign_id (and data, is_bot when present).
+Events must come oldest first (ties by id): daily caps count in that order. The incremental
+job, the rebuild and `explain` all call these same functions, so they agree to the digit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+from nurture.scoring.rules import InstantRule, Rules, grade_at_least
+
+SECONDS_PER_DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class FitItem:
+    rule_index: int
+    rule: str  # described in words
+    field: str
+    value: Any  # what the lead has
+    points: int
+
+
+@dataclass(frozen=True)
+class FitResult:
+    points: int
+    grade: str
+    items: tuple[FitItem, ...] = ()
+
+
+@dataclass(frozen=True)
+class EngagementItem:
+    rule_index: int
+    rule: str
+    event_id: int
+    event_type: str
+    occurred_at: datetime
+    url: str | None
+    raw_points: float  # what the rule gives
+    counted_points: float  # after the daily cap
+    capped: bool
+    decay: float  # 0.5 ** (age_days / half_life)
+    points: float  # counted_points × decay
+
+
+@dataclass(frozen=True)
+class EngagementResult:
+    score: float
+    items: tuple[EngagementItem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Assessment:
+    fit: FitResult
+    engagement: EngagementResult
+    mql_reason: str | None  # set when the lead qualifies as an MQL now
+    instant: bool = False
+
+
+def fit(lead: Any, rules: Rules) -> FitResult:
+    points = 0
+    items = []
+    for index, rule in enumerate(rules.fit):
+        value = rule.read(lead)
+        if rule.test(value):
+            points += rule.points
+            items.append(FitItem(index, rule.describe(), rule.field, value, rule.points))
+    return FitResult(points=points, grade=rules.grade(points), items=tuple(items))
+
+
+def engagement(events: Sequence[Any], rules: Rules, now: datetime, *,
+               with_items: bool = True) -> EngagementResult:
+    """Sum each matching human event's points (capped per rule per UTC day), decayed by age.
+
+    The hot loop of `flask scores rebuild`: kept flat on purpose."""
+    by_type = rules.engagement_by_type()
+    half_life_seconds = rules.half_life_days * SECONDS_PER_DAY
+    used: dict[tuple[int, Any], float] = {}
+    total = 0.0
+    items: list[EngagementItem] = []
+    for event in events:
+        candidates = by_type.get(event.type)
+        if candidates is None or event.is_bot:
+            continue
+        when = event.occurred_at
+        for index, rule, filtered in candidates:
+            if filtered and not rule.matches(event):
+                continue
+            raw = rule.points
+            counted = raw
+            cap = rule.daily_cap
+            if cap is not None:
+                key = (index, when.date())
+                already = used.get(key, 0.0)
+                size = raw if raw >= 0 else -raw
+                room = cap - already
+                if size > room:
+                    size = room if room > 0 else 0.0
+                used[key] = already + size
+                counted = size if raw >= 0 else -size
+            if counted == 0:
+                if with_items:
+                    items.append(EngagementItem(index, rule.describe(), event.id, event.type,
+                                                when, event.url, raw, 0.0,
+                                                True, 1.0, 0.0))
+                continue
+            age = (now - when).total_seconds()
+            decay = 0.5 ** (age / half_life_seconds) if age > 0 else 1.0
+            points = counted * decay
+            total += points
+            if with_items:
+                items.append(EngagementItem(index, rule.describe(), event.id, event.type,
+                                            when, event.url, raw, counted,
+                                            counted != raw, decay, points))
+    return EngagementResult(score=round(total, 2), items=tuple(items))
+
+
+def activity_summary(result: EngagementResult, rules: Rules, limit: int = 3) -> str:
+    """"2 visits to /pricing, 1 form submission": the rules that gave the most points."""
+    counts: dict[int, int] = {}
+    totals: dict[int, float] = {}
+    for item in result.items:
+        if item.points > 0:
+            counts[item.rule_index] = counts.get(item.rule_index, 0) + 1
+            totals[item.rule_index] = totals.get(item.rule_index, 0.0) + item.points
+    top = sorted(totals, key=lambda i: (-totals[i], i))[:limit]
+    return ", ".join(rules.engagement[i].phrase(counts[i]) for i in top)
+
+
+def _instant_match(events: Sequence[Any], rule: InstantRule, now: datetime) -> Any | None:
+    since = now - timedelta(days=rule.within_days)
+    found = None
+    for event in events:
+        if event.occurred_at >= since and not event.is_bot and rule.matches(event):
+            found = event  # the newest wins: events are oldest first
+    return found
+
+
+def assess(lead: Any, events: Sequence[Any], rules: Rules, now: datetime, *,
+           since: datetime | None = None, with_items: bool = False,
+           decide: bool = True) -> Assessment:
+    """Score a lead and decide whether it qualifies as an MQL now.
+
+    `since`: only activity after it can qualify (a recycled lead must show new interest;
+    the score itself still counts everything). `decide=False` skips the MQL decision (the
+    rebuild, for leads in stages scoring never moves)."""
+    fit_result = fit(lead, rules)
+    eng = engagement(events, rules, now, with_items=with_items)
+    if not decide:
+        return Assessment(fit=fit_result, engagement=eng, mql_reason=None)
+    recent = events if since is None else [e for e in events if e.occurred_at > since]
+    reason = None
+    instant = False
+    for rule in rules.instant:
+        if rule.min_grade and not grade_at_least(fit_result.grade, rule.min_grade):
+            continue
+        event = _instant_match(recent, rule, now)
+        if event is not None:
+            grade = f"fit {fit_result.grade}"
+            if rule.min_grade:
+                grade += f" ≥ {rule.min_grade}"
+            reason = (f"instant MQL: {rule.phrase(1)} on {event.occurred_at:%Y-%m-%d} and "
+                      f"{grade}; engagement {eng.score:.0f}")
+            instant = True
+            break
+    if reason is None and grade_at_least(fit_result.grade, rules.mql_grade):
+        qualifying = eng if since is None else engagement(recent, rules, now, with_items=False)
+        if qualifying.score >= rules.mql_engagement:
+            detailed = engagement(recent, rules, now, with_items=True)
+            summary = activity_summary(detailed, rules)
+            reason = (f"engagement {qualifying.score:.0f} ≥ {rules.mql_engagement:g} and "
+                      f"fit {fit_result.grade} ≥ {rules.mql_grade}")
+            if since is not None:
+                reason += f" since recycled on {since:%Y-%m-%d}"
+            if summary:
+                reason += f"; {summary}"
+    return Assessment(fit=fit_result, engagement=eng, mql_reason=reason, instant=instant)

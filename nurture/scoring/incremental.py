@@ -1,0 +1,153 @@
+"""Score leads as their events arrive: observe new Event rows, enqueue one job per lead.
+
+- `after_flush` notes the leads of new human events (and of events newly attached to a lead);
+  `after_commit` enqueues `nurture.scoring.jobs.score_lead` for each, on the `scoring` queue.
+- Coalesced: a Redis `SET NX` key per lead (with a TTL) marks a pending job; more events
+  before the job starts add nothing. The job clears the key when it starts, so events that
+  arrive while it runs get a job of their own.
+- Redis trouble never fails the commit that wrote the events: errors are logged and Redis is
+  left alone for a short while; the periodic `sweep` rescores every lead whose newest human
+  event is newer than the last event its score saw.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app, has_app_context
+from redis.exceptions import RedisError
+from sqlalchemy.orm import Session, attributes
+
+from app import queue
+from app.db import db
+from app.leads.models import Event
+from nurture.scoring.models import LeadScore
+
+log = logging.getLogger(__name__)
+
+JOB = "nurture.scoring.jobs.score_lead"
+QUEUE = "scoring"
+PENDING_TTL = 600  # seconds; a lost job stops blocking its lead after this (the sweep covers it)
+JOB_TIMEOUT = 120
+REDIS_BACKOFF = 30.0  # seconds without trying Redis after a failure
+SWEEP_FLOOR_KEY = "kindling:scoring:sweep-floor"
+_SESSION_KEY = "scoring_lead_ids"
+
+_redis_down_until = 0.0
+
+
+def pending_key(lead_id: int) -> str:
+    return f"kindling:scoring:pending:{lead_id}"
+
+
+def _enabled() -> bool:
+    return has_app_context() and "scoring" in current_app.extensions
+
+
+def _collect(session: Session, flush_context: Any) -> None:
+    """Remember the leads whose human activity this flush wrote."""
+    found = set()
+    for obj in session.new:
+        if isinstance(obj, Event) and obj.lead_id is not None and not obj.is_bot:
+            found.add(obj.lead_id)
+    for obj in session.dirty:
+        if (isinstance(obj, Event) and obj.lead_id is not None and not obj.is_bot
+                and attributes.get_history(obj, "lead_id").added):
+            found.add(obj.lead_id)
+    if found:
+        session.info.setdefault(_SESSION_KEY, set()).update(found)
+
+
+def _after_commit(session: Session) -> None:
+    lead_ids = session.info.pop(_SESSION_KEY, None)
+    if lead_ids and _enabled():
+        enqueue_scoring(lead_ids)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_SESSION_KEY, None)
+
+
+def enqueue_scoring(lead_ids: Any) -> int:
+    """Enqueue a scoring job for each lead that has none pending. Returns how many were
+    enqueued. Never raises for Redis: the sweep catches up."""
+    global _redis_down_until
+    if time.monotonic() < _redis_down_until:
+        return 0
+    conn = queue.connection()
+    enqueued = 0
+    for lead_id in sorted(lead_ids):
+        key = pending_key(lead_id)
+        token = uuid.uuid4().hex[:12]
+        try:
+            if not conn.set(key, token, nx=True, ex=PENDING_TTL):
+                continue  # a job for this lead is already waiting: it will see these events
+            try:
+                queue.enqueue(JOB, lead_id, queue=QUEUE, job_id=f"score-lead-{lead_id}-{token}",
+                              job_timeout=JOB_TIMEOUT, result_ttl=0,
+                              description=f"score lead {lead_id}")
+            except RedisError:
+                conn.delete(key)
+                raise
+        except RedisError as exc:
+            _redis_down_until = time.monotonic() + REDIS_BACKOFF
+            log.warning("scoring jobs not enqueued (%s); the sweep will rescore", exc)
+            break
+        enqueued += 1
+    return enqueued
+
+
+def release(lead_id: int) -> None:
+    """Called when a scoring job starts: later events need (and get) a new job."""
+    try:
+        queue.connection().delete(pending_key(lead_id))
+    except RedisError as exc:
+        log.warning("could not clear the pending mark of lead %s (%s)", lead_id, exc)
+
+
+def stale_lead_ids(floor: int = 0, limit: int = 500) -> list[int]:
+    """Leads with a human event (id above `floor`) newer than the last one their score saw."""
+    newest = sa.func.max(Event.id)
+    rows = db.session.execute(
+        sa.select(Event.lead_id, newest)
+        .outerjoin(LeadScore, LeadScore.lead_id == Event.lead_id)
+        .where(Event.id > floor, Event.lead_id.is_not(None), Event.is_bot.is_(False),
+               sa.or_(LeadScore.last_event_id.is_(None), Event.id > LeadScore.last_event_id))
+        .group_by(Event.lead_id)
+        .order_by(newest)
+        .limit(limit)
+    ).all()
+    return [lead_id for lead_id, _ in rows]
+
+
+def sweep_floor() -> tuple[int, int]:
+    """(floor, candidate): events up to `floor` are all scored. The candidate is the newest
+    event id of the previous clean sweep: it becomes the floor one sweep later, so an event
+    committed late by a long transaction (with a smaller id) is still looked at."""
+    try:
+        raw = queue.connection().get(SWEEP_FLOOR_KEY)
+    except RedisError:
+        return 0, 0
+    if not raw:
+        return 0, 0
+    floor, _, candidate = raw.decode().partition(":")
+    return int(floor or 0), int(candidate or 0)
+
+
+def set_sweep_floor(floor: int, candidate: int) -> None:
+    try:
+        queue.connection().set(SWEEP_FLOOR_KEY, f"{floor}:{candidate}")
+    except RedisError:
+        pass
+
+
+def init_app(app: Any) -> None:
+    app.extensions["scoring"] = True
+    if not sa.event.contains(Session, "after_flush", _collect):
+        sa.event.listen(Session, "after_flush", _collect)
+        sa.event.listen(Session, "after_commit", _after_commit)
+        sa.event.listen(Session, "after_rollback", _after_rollback)

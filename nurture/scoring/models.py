@@ -1,0 +1,57 @@
+"""Scoring's tables: versioned rule sets and each lead's latest score."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import JSONType, UTCDateTime, db, utcnow
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class RuleSet(db.Model):
+    """One version of the scoring rules. Never edited once saved: a change is a new version.
+    Exactly one is active (a partial unique index enforces it)."""
+
+    __tablename__ = "scoring_rule_sets"
+    __table_args__ = (
+        sa.Index("uq_scoring_rule_sets_active", "active", unique=True,
+                 sqlite_where=sa.text("active"), postgresql_where=sa.text("active")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[Optional[int]] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"))
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    active: Mapped[bool] = mapped_column(default=False)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+    created_by = relationship("User")
+
+    def __repr__(self) -> str:
+        return f"<RuleSet v{self.version}{' active' if self.active else ''}>"
+
+
+class LeadScore(db.Model):
+    """The latest score of a lead, for querying and for the sweep. Recomputable from events."""
+
+    __tablename__ = "lead_scores"
+
+    lead_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("leads.id", ondelete="CASCADE"), primary_key=True)
+    ruleset_version: Mapped[int] = mapped_column(default=0)
+    fit_points: Mapped[int] = mapped_column(default=0)
+    fit_grade: Mapped[str] = mapped_column(sa.String(1), default="F", index=True)
+    engagement: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The newest human event the score has seen; the sweep rescores leads with newer ones.
+    last_event_id: Mapped[Optional[int]] = mapped_column(BigId)
+
+    def __repr__(self) -> str:
+        return f"<LeadScore lead={self.lead_id} {self.fit_grade} {self.engagement}>"

@@ -1,0 +1,160 @@
+"""Running an email step: window, cap, ledger claim, last-moment checks, render, send, record.
+
+Order matters: the send window and frequency cap only postpone; the ledger claim is committed
+before the provider is called; suppression is read again *after* the claim so an unsubscribe
+that arrived while the job sat in the queue still stops the email.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app import mail
+from app.db import db, utcnow
+from nurture import enrollment as enrollments, ledger
+from nurture.models import Enrollment, FailurePolicy, Send, SendStatus, Step
+from nurture.render import TemplateProblem, build_email
+from nurture.steps import following
+from nurture.suppression import why_not_emailable
+from nurture.timing import lead_zone, next_opening
+
+
+def _setting(name: str) -> int:
+    return int(current_app.config[name])
+
+
+def backoff(attempts: int, retry_after: float | None) -> timedelta:
+    """Exponential back-off per attempt, never sooner than the provider asked."""
+    base = _setting("NURTURE_RETRY_BASE_SECONDS") * 2 ** max(0, attempts - 1)
+    delay = min(base, _setting("NURTURE_RETRY_MAX_SECONDS"))
+    return timedelta(seconds=max(delay, retry_after or 0))
+
+
+def cap_until(enrollment: Enrollment, step: Step, now: datetime) -> datetime | None:
+    """When the lead's frequency cap allows the next nurture email, None if it does now."""
+    hours = enrollment.sequence.frequency_cap_hours or 0
+    if hours <= 0:
+        return None
+    last = db.session.scalar(
+        sa.select(sa.func.max(sa.func.coalesce(Send.sent_at, Send.claimed_at))).where(
+            Send.lead_id == enrollment.lead_id,
+            Send.status.in_([SendStatus.SENT.value, SendStatus.CLAIMED.value,
+                             SendStatus.UNKNOWN.value]),
+            sa.not_(sa.and_(Send.enrollment_id == enrollment.id, Send.step_id == step.id)),
+        )
+    )
+    if last is None:
+        return None
+    if last.tzinfo is None:  # func.max loses the column type on some databases
+        from datetime import timezone
+
+        last = last.replace(tzinfo=timezone.utc)
+    allowed = last + timedelta(hours=hours)
+    return allowed if allowed > now else None
+
+
+def _postpone(enrollment: Enrollment, until: datetime, why: str) -> str:
+    enrollment.next_run_at = until
+    db.session.commit()
+    return f"postponed ({why}) until {until.isoformat()}"
+
+
+def run_email_step(enrollment: Enrollment, step: Step) -> str:
+    from nurture.engine import advance
+
+    now = utcnow()
+    sequence, lead = enrollment.sequence, enrollment.lead
+    tz = lead_zone(lead, sequence.timezone)
+    opening = next_opening(now, tz, sequence.window_days or [], sequence.window_start_hour,
+                           sequence.window_end_hour)
+    if opening is None:
+        enrollments.end(enrollment, "the send window never opens", finished=False)
+        db.session.commit()
+        return "ended: no send window"
+    if opening > now:
+        return _postpone(enrollment, opening, "outside the send window")
+    capped = cap_until(enrollment, step, now)
+    if capped is not None:
+        return _postpone(enrollment, capped, "frequency cap")
+
+    claim = ledger.claim(enrollment, step)  # commits
+    if claim.outcome == "busy":
+        return "another worker is sending this step"
+    if claim.outcome == "done":
+        advance(enrollment, following(step))
+        return "already sent"
+    if claim.outcome == "failed":
+        return _after_failure(enrollment, step, claim.send)
+    if claim.outcome == "unknown":
+        return _wait_for_reconciliation(enrollment, step, claim.send)
+    return _send(enrollment, step, claim.send)
+
+
+def _send(enrollment: Enrollment, step: Step, send: Send) -> str:
+    from nurture.engine import advance
+
+    lead = enrollment.lead
+    db.session.refresh(lead)  # what is true now, not when the job was enqueued
+    blocked = why_not_emailable(lead)
+    if blocked:
+        ledger.mark_failed(send, f"not sent: {blocked}")
+        enrollments.end(enrollment, blocked, finished=False)
+        db.session.commit()
+        return f"not sent: {blocked}"
+    try:
+        email = build_email(step, lead, send_id=send.id, enrollment_id=enrollment.id,
+                            campaign_id=enrollment.campaign_id)
+    except TemplateProblem as exc:
+        ledger.mark_failed(send, f"template: {exc}")
+        db.session.commit()
+        return _after_failure(enrollment, step, send)
+    db.session.commit()  # the tracked links exist before anyone can click them
+    try:
+        message_id = mail.backend().send(email)
+    except mail.MailError as exc:
+        if exc.uncertain:
+            ledger.mark_unknown(send, str(exc))
+            db.session.commit()
+            return _wait_for_reconciliation(enrollment, step, send)
+        if exc.permanent or send.attempts >= _setting("NURTURE_MAX_SEND_ATTEMPTS"):
+            ledger.mark_failed(send, str(exc))
+            db.session.commit()
+            return _after_failure(enrollment, step, send)
+        ledger.mark_retry(send, str(exc))
+        enrollment.next_run_at = utcnow() + backoff(send.attempts, exc.retry_after)
+        db.session.commit()
+        return f"retry {send.attempts} at {enrollment.next_run_at.isoformat()}"
+    ledger.mark_sent(send, message_id)
+    ledger.record_sent_event(send)
+    advance(enrollment, following(step))  # commits the send, its event and the move together
+    return "sent"
+
+
+def _after_failure(enrollment: Enrollment, step: Step, send: Send) -> str:
+    from nurture.engine import advance
+
+    if enrollment.sequence.on_permanent_failure == FailurePolicy.STOP.value:
+        enrollments.end(enrollment, f"email failed: {send.error}", finished=False)
+        db.session.commit()
+        return "failed: journey stopped"
+    advance(enrollment, following(step))
+    return "failed: journey continues"
+
+
+def _wait_for_reconciliation(enrollment: Enrollment, step: Step, send: Send) -> str:
+    """Never re-send an attempt whose fate is unknown. Wait for provider events; when none come
+    in time, assume it went out (one email too few beats one too many) and move on."""
+    from nurture.engine import advance
+
+    now = utcnow()
+    waited_since = send.updated_at or send.claimed_at or now
+    give_up = waited_since + timedelta(seconds=_setting("NURTURE_UNKNOWN_WAIT_SECONDS"))
+    if now >= give_up:
+        send.error = (send.error or "") + "; no provider event came: assumed sent"
+        advance(enrollment, following(step))
+        return "unknown: assumed sent"
+    recheck = now + timedelta(seconds=_setting("NURTURE_UNKNOWN_RECHECK_SECONDS"))
+    return _postpone(enrollment, min(recheck, give_up), "waiting for provider events")

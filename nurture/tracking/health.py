@@ -1,0 +1,118 @@
+"""Sender reputation: the spam-report rate over the last 24 hours, and what it triggers.
+
+- above `TRACKING_SPAM_WARN_RATE` (0.1 % of delivered): a warning, logged and shown to
+  marketers on the Tracking page;
+- above `TRACKING_SPAM_PAUSE_RATE` (0.3 %): sending is paused. Two things happen, so the engine
+  stops today and can ask tomorrow: every active sequence is set to `paused` (the tick only runs
+  active sequences), and a `SendingPause` row records why and which sequences it paused.
+  `sending_paused()` is the workspace flag; `lift()` (the "Resume sending" button) resumes the
+  sequences it paused.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.db import db, utcnow
+from app.leads.models import Event
+from nurture.models import Sequence, SequenceStatus
+from nurture.tracking.models import SendingPause
+
+log = logging.getLogger(__name__)
+
+SPAM_TYPE = "spam_reported"
+
+
+@dataclass
+class Health:
+    spam: int
+    delivered: int
+    level: str  # ok | warning | paused
+    pause: SendingPause | None
+
+    @property
+    def rate(self) -> float:
+        return self.spam / self.delivered if self.delivered else 0.0
+
+
+def counts(hours: int = 24) -> tuple[int, int]:
+    since = utcnow() - timedelta(hours=hours)
+    found = dict(db.session.execute(
+        sa.select(Event.type, sa.func.count())
+        .where(Event.type.in_((SPAM_TYPE, "email_delivered")), Event.occurred_at >= since)
+        .group_by(Event.type)
+    ).all())
+    return int(found.get(SPAM_TYPE, 0)), int(found.get("email_delivered", 0))
+
+
+def sending_paused() -> SendingPause | None:
+    """The pause in force, if any: the workspace flag the engine may read."""
+    return db.session.scalar(sa.select(SendingPause).where(SendingPause.lifted_at.is_(None))
+                             .order_by(SendingPause.id.desc()).limit(1))
+
+
+def status() -> Health:
+    spam, delivered = counts()
+    pause = sending_paused()
+    rate = spam / delivered if delivered else (1.0 if spam else 0.0)
+    level = "ok"
+    if pause is not None:
+        level = "paused"
+    elif spam and rate > float(current_app.config["TRACKING_SPAM_WARN_RATE"]):
+        level = "warning"
+    return Health(spam, delivered, level, pause)
+
+
+def check() -> Health:
+    """Compute the rate and pause sending when it is over the limit. Commits a new pause."""
+    health = status()
+    rate = health.spam / health.delivered if health.delivered else (1.0 if health.spam else 0.0)
+    if health.pause is None and health.spam and not _recently_lifted() and \
+            rate > float(current_app.config["TRACKING_SPAM_PAUSE_RATE"]):
+        health.pause = pause(f"Spam reports at {rate:.2%} of delivered email in 24 hours "
+                             f"({health.spam} of {health.delivered})", rate)
+        health.level = "paused"
+        db.session.commit()
+    if health.level == "paused":
+        log.error("tracking: sending paused: %s", health.pause.reason if health.pause else "")
+    elif health.level == "warning":
+        log.warning("tracking: spam-report rate %.2f%% (%d of %d delivered in 24 h)",
+                    rate * 100, health.spam, health.delivered)
+    return health
+
+
+def _recently_lifted(hours: int = 24) -> bool:
+    """A marketer resumed sending within the window: the same reports must not pause again."""
+    since = utcnow() - timedelta(hours=hours)
+    found = db.session.scalar(sa.select(SendingPause.id).where(SendingPause.lifted_at >= since)
+                              .limit(1))
+    return found is not None
+
+
+def pause(reason: str, rate: float) -> SendingPause:
+    active = db.session.scalars(sa.select(Sequence).where(
+        Sequence.status == SequenceStatus.ACTIVE.value)).all()
+    for sequence in active:
+        sequence.status = SequenceStatus.PAUSED.value
+    row = SendingPause(reason=reason[:300], spam_rate=rate, sequence_ids=[s.id for s in active])
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def lift(row: SendingPause, by: str) -> int:
+    """End the pause; resume the sequences it paused that are still paused. The caller commits."""
+    row.lifted_at = utcnow()
+    row.lifted_by = by[:320]
+    resumed = 0
+    for sequence_id in row.sequence_ids or []:
+        sequence = db.session.get(Sequence, sequence_id)
+        if sequence is not None and sequence.status == SequenceStatus.PAUSED.value:
+            sequence.status = SequenceStatus.ACTIVE.value
+            resumed += 1
+    return resumed

@@ -1,0 +1,21 @@
+"""Tracking's RQ jobs (enqueued by dotted path; the web process never imports this module)."""
+
+from __future__ import annotations
+
+from app.jobs import job
+
+
+@job
+def flush() -> int:
+    """Write buffered opens, clicks and visits to the database (periodic, every second)."""
+    from nurture.tracking import writer
+
+    return writer.flush()
+
+
+@job
+def check_spam_rate() -> str:
+    """Warn, or pause sending, when the spam-report rate is too high (periodic)."""
+    from nurture.tracking import health
+
+    return health.check().level

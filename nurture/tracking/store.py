@@ -1,0 +1,143 @@
+"""Database reads and writes the batch writer and the webhook share: facts about sends, a
+lead's tracking consent, bulk inserts that skip rows already written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+
+from app.db import db
+from app.leads.models import Event, Lead
+from nurture.models import Enrollment, Send
+from nurture.tracking import classify
+
+CHUNK = 500
+
+
+def chunks(items: list[Any], size: int = CHUNK) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def from_timestamp(ts: float | int | str | None) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(ts), timezone.utc)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, OSError):
+        return datetime.now(timezone.utc)
+
+
+@dataclass
+class SendFacts:
+    id: int
+    lead_id: int
+    step_id: int
+    sequence_id: int | None
+    enrollment_id: int
+    sent_at: datetime | None
+    delivered_at: datetime | None = None
+    human_open: bool = False
+
+    @property
+    def reference(self) -> datetime | None:
+        """When the email reached the mailbox, as well as we know."""
+        times = [t for t in (self.sent_at, self.delivered_at) if t is not None]
+        return max(times) if times else None
+
+    def data(self, **extra: Any) -> dict[str, Any]:
+        # send_id as a string, like the ledger's email_sent event (conditions compare strings)
+        return {"send_id": str(self.id), "step_id": self.step_id,
+                "sequence_id": self.sequence_id, **extra}
+
+
+def send_facts(send_ids: Iterable[int]) -> dict[int, SendFacts]:
+    ids = sorted({int(i) for i in send_ids})
+    facts: dict[int, SendFacts] = {}
+    for part in chunks(ids):
+        rows = db.session.execute(
+            sa.select(Send.id, Send.lead_id, Send.step_id, Enrollment.sequence_id,
+                      Send.enrollment_id, Send.sent_at)
+            .join(Enrollment, Enrollment.id == Send.enrollment_id)
+            .where(Send.id.in_(part))
+        ).all()
+        for row in rows:
+            facts[row.id] = SendFacts(*row)
+    if not facts:
+        return facts
+    lead_ids = sorted({f.lead_id for f in facts.values()})
+    keys = [str(i) for i in facts]
+    send_key = Event.data["send_id"].as_string()
+    for part in chunks(lead_ids):
+        found = db.session.execute(
+            sa.select(send_key, Event.type, sa.func.max(Event.occurred_at))
+            .where(Event.lead_id.in_(part), send_key.in_(keys),
+                   sa.or_(Event.type == "email_delivered",
+                          sa.and_(Event.type == "email_opened", Event.is_bot.is_(False))))
+            .group_by(send_key, Event.type)
+        ).all()
+        for key, type_, at in found:
+            fact = facts.get(int(key))
+            if fact is None:
+                continue
+            if type_ == "email_delivered":
+                fact.delivered_at = at
+            else:
+                fact.human_open = True
+    return facts
+
+
+def untracked_leads(lead_ids: Iterable[int]) -> set[int]:
+    """Leads who said no to tracking. For now the marker is the lead attribute
+    `tracking_consent` set to False (a consent form field or an import can set it)."""
+    ids = sorted({i for i in lead_ids if i is not None})
+    out: set[int] = set()
+    for part in chunks(ids):
+        for lead_id, attributes in db.session.execute(
+                sa.select(Lead.id, Lead.attributes).where(Lead.id.in_(part))):
+            if (attributes or {}).get("tracking_consent") is False:
+                out.add(lead_id)
+    return out
+
+
+def event_row(type: str, *, lead_id: int | None, at: datetime, verdict: classify.Verdict
+              = classify.HUMAN, data: dict[str, Any] | None = None, url: str | None = None,
+              visitor_id: str | None = None, dedupe_key: str | None = None) -> dict[str, Any]:
+    data = dict(data or {})
+    if verdict.reason and not verdict.is_bot:
+        data["reason"] = verdict.reason
+    return {"lead_id": lead_id, "visitor_id": visitor_id, "type": type, "occurred_at": at,
+            "campaign_id": None, "url": url, "data": data, "is_bot": verdict.is_bot,
+            "bot_reason": verdict.bot_reason, "dedupe_key": dedupe_key}
+
+
+def _insert(model: Any, index_elements: list[str]):
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the project runs on SQLite and PostgreSQL
+        raise RuntimeError(f"unsupported database {dialect}")
+    return insert(model).on_conflict_do_nothing(index_elements=index_elements)
+
+
+def insert_events(rows: list[dict[str, Any]]) -> None:
+    """Bulk insert; a row whose dedupe key is already stored is skipped, not an error."""
+    for part in chunks(rows, 1000):
+        db.session.execute(_insert(Event, ["dedupe_key"]), part)
+
+
+def insert_ignoring(model: Any, rows: list[dict[str, Any]], index_elements: list[str]) -> None:
+    for part in chunks(rows, 1000):
+        db.session.execute(_insert(model, index_elements), part)
+
+
+def existing_keys(keys: Iterable[str]) -> set[str]:
+    wanted = sorted(set(keys))
+    found: set[str] = set()
+    for part in chunks(wanted):
+        found.update(db.session.scalars(sa.select(Event.dedupe_key)
+                                        .where(Event.dedupe_key.in_(part))))
+    return found

@@ -1,0 +1,119 @@
+"""The public tracking endpoints: the open pixel, tracked links, and site visits.
+
+None of them writes to the database: each hit is pushed to the Redis buffer (see `buffer`) and
+the batch writer stores it within a couple of seconds. The click handler reads the stored link
+(its URL, never one from the request), through a small cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+import uuid
+from typing import Any
+
+from flask import (Blueprint, Response, abort, current_app, redirect, render_template, request)
+
+from app import visitors
+from nurture.tracking import buffer, links, tokens
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("tracking", __name__, url_prefix="/t", template_folder="templates")
+
+# The smallest transparent GIF: 1×1, one colour, fully transparent (43 bytes).
+GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff"
+       b"!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+assert len(GIF) == 43
+_VALID_VID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+def gif() -> Response:
+    response = Response(GIF, mimetype="image/gif")
+    response.headers["Cache-Control"] = "no-store, no-cache, must-revalidate, max-age=0"
+    response.headers["Pragma"] = "no-cache"
+    response.headers["Expires"] = "0"
+    return response
+
+
+def privacy_signal() -> bool:
+    """Global Privacy Control or Do Not Track, when the workspace honours them."""
+    if not current_app.config["TRACKING_HONOUR_GPC"]:
+        return False
+    return request.headers.get("Sec-GPC") == "1" or request.headers.get("DNT") == "1"
+
+
+def _hit(kind: str, **fields: Any) -> None:
+    event = {"id": uuid.uuid4().hex, "kind": kind, "ts": time.time(),
+             "method": request.method, "ua": (request.user_agent.string or "")[:500],
+             "ip": request.remote_addr, **fields}
+    try:
+        buffer.push(event)
+    except Exception:  # a tracking hiccup must never break the image or the redirect
+        log.exception("tracking: could not buffer a %s hit", kind)
+
+
+@bp.route("/o/<token>.gif")
+@bp.route("/o/<token>")
+def pixel(token: str):
+    send_id = tokens.read_open(token)
+    if send_id is not None:
+        _hit("open", send_id=send_id)
+    return gif()  # the same answer for any token: no oracle
+
+
+@bp.route("/c/<token>")
+def click(token: str):
+    parsed = tokens.read_click(token)
+    if parsed is None:
+        abort(400)
+    send_id, index = parsed
+    if index == tokens.HONEYPOT_INDEX:
+        _hit("click", send_id=send_id, index=index, honeypot=True)
+        return Response("", status=204, headers={"Cache-Control": "no-store"})
+    url = links.target(send_id, index)
+    if url is None:
+        abort(404)
+    vid = None if privacy_signal() else visitors.visitor_id()
+    _hit("click", send_id=send_id, index=index, url=url, vid=vid)
+    response = redirect(url, code=302)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token stays ours
+    if vid:
+        visitors.remember(response, vid)
+    return response
+
+
+@bp.route("/v.js")
+def script():
+    body = render_template("tracking/v.js", base_url=current_app.config["BASE_URL"],
+                           honour_gpc=bool(current_app.config["TRACKING_HONOUR_GPC"]))
+    response = Response(body, mimetype="application/javascript")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+def _valid_vid(value: str | None) -> str | None:
+    return value if value and _VALID_VID.match(value) else None
+
+
+@bp.route("/v.gif")
+def visit():
+    response = gif()
+    if privacy_signal():
+        return response
+    url = request.args.get("u") or request.referrer or ""
+    if not url.lower().startswith(("http://", "https://")):
+        return response
+    cookie_vid = _valid_vid(request.cookies.get(visitors.COOKIE))
+    query_vid = _valid_vid(request.args.get("vid"))
+    vid = cookie_vid or query_vid or secrets.token_urlsafe(18)
+    alt = query_vid if cookie_vid and query_vid and query_vid != cookie_vid else None
+    _hit("visit", vid=vid, alt_vid=alt, url=url[:2000], ref=(request.args.get("r") or "")[:2000])
+    # Requests from the marketer's site are third-party here: SameSite=None needs Secure.
+    secure = request.is_secure
+    response.set_cookie(visitors.COOKIE, vid, max_age=visitors.MAX_AGE, httponly=True,
+                        secure=secure, samesite="None" if secure else "Lax")
+    return response

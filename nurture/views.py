@@ -1,0 +1,50 @@
+"""Public pages: unsubscribe. (Tracking endpoints belong to nurture's tracking module.)
+
+`/u/<token>`:
+- GET shows a confirmation button and changes nothing: mail scanners and link prefetchers follow
+  every link in an email, and must not unsubscribe anyone.
+- POST unsubscribes and answers 200 with a page (no redirect). That covers both the RFC 8058
+  one-click POST a mailbox provider sends (body `List-Unsubscribe=One-Click`, no cookies, no
+  CSRF token) and the confirm button on our page.
+
+Both POSTs are exempt from CSRF on purpose: the signed token in the URL is the authority (only
+the recipient of the email has it), a one-click POST can never carry a CSRF token, and the worst a
+forged cross-site POST could do is what the token's holder may do anyway: unsubscribe.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template, request
+
+from app.db import db
+from app.extensions import csrf
+from app.leads.models import Lead
+from nurture import unsubscribe as unsub
+
+bp = Blueprint("nurture_public", __name__, template_folder="templates")
+
+
+def _lead_for(token: str) -> tuple[Lead, int | None]:
+    found = unsub.read_token(token)
+    lead = db.session.get(Lead, found[0]) if found else None
+    if lead is None:
+        abort(404)
+    return lead, found[1]
+
+
+@bp.route("/u/<token>", methods=["GET"])
+def unsubscribe_page(token: str):
+    lead, _ = _lead_for(token)
+    return render_template("nurture/unsubscribe.html", token=token, done=False,
+                           already=lead.unsubscribed_at is not None)
+
+
+@bp.route("/u/<token>", methods=["POST"])
+@csrf.exempt
+def unsubscribe_post(token: str):
+    lead, send_id = _lead_for(token)
+    one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    unsub.unsubscribe(lead, source="one-click" if one_click else "unsubscribe page",
+                      send_id=send_id)
+    db.session.commit()
+    return render_template("nurture/unsubscribe.html", token=token, done=True, already=False)

@@ -1,0 +1,126 @@
+"""Accept and reject pages: GET shows, POST acts for a signed-in sales user; tampered links,
+second clicks, non-owners and marketers are answered plainly."""
+
+from urllib.parse import unquote
+
+import sqlalchemy as sa
+
+from app.db import db
+from app.leads.models import Event, Lead
+from app.sales.models import Assignment
+from tests.app.sales.helpers import handed_off, link, settings, stage_changes
+from tests.helpers import PASSWORD, csrf_from, make_user
+
+
+def _post(client, path, **data):
+    page = client.get(path)
+    return client.post(path, data={"csrf_token": csrf_from(page.get_data(as_text=True)), **data})
+
+
+def test_signed_out_the_link_goes_to_login_and_back(app, client):
+    _, alert = handed_off()
+    path = link("accept", alert)
+    response = client.get(path)
+    assert response.status_code == 302
+    assert "/login?next=" in response.headers["Location"]
+    assert unquote(response.headers["Location"]).endswith(path)  # kept through the login
+    assert client.post(path).status_code in (302, 400)  # never acts without a session
+    assert db.session.get(Lead, alert.lead_id).stage == "mql"
+
+
+def test_a_tampered_link_is_refused(app, client, auth):
+    _, alert = handed_off()
+    auth.login("sam@example.com")
+    path = link("accept", alert)
+    assert client.get(path[:-3] + "xyz").status_code == 404
+    assert client.get(link("accept", alert).replace("/a/", "/r/")).status_code == 404
+
+
+def test_the_second_use_says_it_was_already_done_and_by_whom(app, client, auth):
+    lead, alert = handed_off()
+    auth.login("sam@example.com")
+    path = link("accept", alert)
+    assert _post(client, path).status_code == 200
+    again = _post(client, path)
+    text = again.get_data(as_text=True)
+    assert again.status_code == 200
+    assert "Already done" in text and "accepted" in text and "sam@example.com" in text
+    assert [c.to_stage for c in stage_changes(lead)].count("sql") == 1
+    # and the reject link of the same alert says the same
+    assert "Already done" in client.get(link("reject", alert)).get_data(as_text=True)
+
+
+def test_reject_and_recycle_resets_engagement_with_the_reason(app, client, auth):
+    lead, alert = handed_off()
+    lead.engagement_score = 42
+    db.session.commit()
+    auth.login("sam@example.com")
+    page = client.get(link("reject", alert))
+    assert "Recycle" in page.get_data(as_text=True) and "Reason" in page.get_data(as_text=True)
+    response = _post(client, link("reject", alert), outcome="recycled", reason="Too early")
+    assert response.status_code == 200
+    db.session.expire_all()
+    lead = db.session.get(Lead, lead.id)
+    assert lead.stage == "recycled" and lead.engagement_score == 0
+    last = stage_changes(lead)[-1]
+    assert (last.actor, last.reason) == ("user", "Rejected by sam@example.com: Too early")
+    reset = db.session.scalar(sa.select(Event).where(Event.type == "engagement_reset"))
+    assert reset.data["from"] == 42
+
+
+def test_reject_and_disqualify_needs_a_reason(app, client, auth):
+    lead, alert = handed_off()
+    auth.login("sam@example.com")
+    missing = _post(client, link("reject", alert), outcome="disqualified", reason="")
+    assert missing.status_code == 400
+    assert _post(client, link("reject", alert), outcome="disqualified",
+                 reason="Student").status_code == 200
+    assert db.session.get(Lead, lead.id).stage == "disqualified"
+
+
+def test_a_non_owner_is_refused_and_logged_unless_allowed(app, client, auth):
+    lead, alert = handed_off()
+    make_user("kim@example.com", "sales")
+    auth.login("kim@example.com")
+    refused = _post(client, link("accept", alert))
+    assert refused.status_code == 403
+    assert "belongs to sam@example.com" in refused.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Lead, lead.id).stage == "mql"
+    logged = db.session.scalar(sa.select(Event).where(Event.type == "handoff_refused"))
+    assert logged.data["by"] == "kim@example.com"
+
+    settings(allow_non_owner=True)
+    assert _post(client, link("accept", alert)).status_code == 200
+    db.session.expire_all()
+    assert db.session.get(Lead, lead.id).stage == "sql"
+    decided = db.session.scalar(sa.select(Event).where(Event.type == "handoff_decided"))
+    assert decided.data["non_owner"] is True and decided.data["by"] == "kim@example.com"
+    assert db.session.scalar(sa.select(Assignment)).decided_by.email == "kim@example.com"
+
+
+def test_a_marketer_cannot_use_the_links(app, client, auth):
+    _, alert = handed_off()
+    auth.login_as("marketer")
+    assert client.get(link("accept", alert)).status_code == 403
+
+
+def test_a_lead_moved_by_another_path_is_not_changed(app, client, auth):
+    lead, alert = handed_off()
+    from app.leads.service import change_stage
+
+    change_stage(lead, "customer", reason="signed", actor="user")
+    db.session.commit()
+    auth.login("sam@example.com")
+    page = client.get(link("accept", alert))
+    assert "no longer an MQL" in page.get_data(as_text=True)
+
+
+def test_signing_in_from_the_link_lands_back_on_it(app, client, auth):
+    _, alert = handed_off()
+    path = link("accept", alert)
+    login = client.get(path).headers["Location"]
+    response = client.post(login, data={"email": "sam@example.com", "password": PASSWORD,
+                                        "csrf_token": auth.csrf()})
+    assert response.status_code == 302 and response.headers["Location"] == path
+    assert "Accept lead" in client.get(path).get_data(as_text=True)

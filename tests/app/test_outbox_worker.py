@@ -1,0 +1,128 @@
+"""Web → outbox row → RQ → a real worker (forking, burst mode) → mail backend, same database.
+
+And nothing is lost when Redis is unreachable at request time or forgets its queue.
+"""
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+import time_machine
+
+from app import outbox
+from app.db import db, utcnow
+from app.outbox import OutboxJob
+from app.worker import run_worker
+from tests.helpers import outbox_files
+
+DEAD_REDIS = "redis://127.0.0.1:1/0"
+
+
+def _rows():
+    db.session.expire_all()
+    return db.session.scalars(sa.select(OutboxJob).order_by(OutboxJob.id)).all()
+
+
+def test_job_enqueued_from_a_request_runs_in_a_real_worker(app, client, auth):
+    auth.login_as("marketer", email="ops@example.com")
+    response = client.post("/admin/outbox/test", data={"to": "Ops@Example.com",
+                                                       "csrf_token": auth.csrf("/admin/outbox/")})
+    assert response.status_code == 302
+    (row,) = _rows()
+    assert row.status == "queued"  # enqueued right after the commit
+    assert outbox_files() == []
+
+    run_worker(burst=True)
+
+    (row,) = _rows()
+    assert row.status == "done" and row.attempts == 1
+    (eml,) = outbox_files()
+    assert "<Ops@example.com>" in eml.read_text()  # sent to the address as typed
+    assert "Subject: Kindling test email" in eml.read_text()
+
+
+def test_redis_down_at_request_time_loses_nothing(app_config, app, make_app):
+    down = make_app({**app_config, "REDIS_URL": DEAD_REDIS})
+    with down.test_request_context():
+        from tests.helpers import make_user
+
+        user = make_user("ops@example.com", "marketer")
+        outbox.add("app.mail.jobs.send_test_email", user.id, "ops@example.com")
+        db.session.commit()
+        assert outbox.dispatch_committed() == 0  # Redis unreachable: the row waits
+        db.session.remove()
+
+    (row,) = _rows()
+    assert row.status == "pending"
+    assert outbox.relay() == 0  # too fresh: the request path may still dispatch it
+    with time_machine.travel(utcnow() + timedelta(seconds=30)):
+        assert outbox.relay() == 1
+    run_worker(burst=True)
+    with time_machine.travel(utcnow() + timedelta(minutes=5)):
+        assert outbox.relay() == 0  # done rows are never dispatched again
+    run_worker(burst=True)
+    assert [r.status for r in _rows()] == ["done"]
+    assert len(outbox_files()) == 1
+
+
+def test_flushed_redis_is_recovered_from_the_database(app, redis_conn):
+    from tests.helpers import make_user
+
+    user = make_user("ops@example.com", "marketer")
+    outbox.add("app.mail.jobs.send_test_email", user.id, "ops@example.com")
+    db.session.commit()
+    assert outbox.dispatch_committed() == 1
+    redis_conn.flushdb()  # the queued job is gone
+    run_worker(burst=True)
+    assert outbox_files() == [] and _rows()[0].status == "queued"
+
+    with time_machine.travel(utcnow() + timedelta(seconds=30)):
+        assert outbox.relay() == 1
+    run_worker(burst=True)
+    assert _rows()[0].status == "done"
+    assert len(outbox_files()) == 1
+
+
+def test_a_redelivered_job_does_not_run_twice(app):
+    from tests.helpers import make_user
+
+    user = make_user("ops@example.com", "marketer")
+    row = outbox.add("app.mail.jobs.send_test_email", user.id, "ops@example.com")
+    db.session.commit()
+    outbox.run(row.id)
+    outbox.run(row.id)  # RQ delivers at least once
+    assert len(outbox_files()) == 1
+
+
+def test_a_failing_job_records_its_error(app):
+    row = outbox.add("app.mail.jobs.send_test_email", 1, "not an address")
+    db.session.commit()
+    try:
+        outbox.run(row.id)
+    except Exception:
+        pass
+    (row,) = _rows()
+    assert row.status == "pending" and row.attempts == 1
+    assert "InvalidEmail" in row.last_error
+
+
+def test_rolled_back_work_is_never_enqueued(app, redis_conn):
+    outbox.add("app.mail.jobs.send_test_email", 1, "ops@example.com")
+    db.session.rollback()
+    db.session.commit()
+    assert outbox.dispatch_committed() == 0
+    assert _rows() == []
+
+
+def test_a_delivery_while_another_runs_the_row_does_nothing(app):
+    from tests.helpers import make_user
+
+    user = make_user("ops@example.com", "marketer")
+    row = outbox.add("app.mail.jobs.send_test_email", user.id, "ops@example.com")
+    db.session.commit()
+    row.started_at = utcnow()  # another worker claimed it a moment ago and is still running
+    db.session.commit()
+    assert outbox.run(row.id) is None
+    assert outbox_files() == []
+    with time_machine.travel(utcnow() + timedelta(minutes=11)):  # that worker died: lease over
+        outbox.run(row.id)
+    assert len(outbox_files()) == 1 and _rows()[0].status == "done"

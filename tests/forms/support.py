@@ -1,0 +1,65 @@
+"""Helpers for the forms tests: read a page's hidden values, post like a browser, count rows."""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.db import db
+from app.leads.models import Event, Lead
+from forms.models import Form, Submission
+
+PAGE = ('{% from "forms/_render.html" import render_form %}'
+        '<h1>{{ form_def.name }}</h1>{{ render_form(wtform, form_def, action) }}')
+LISTENER = "tests.forms.support.follow_up"
+
+
+def follow_up(submission_id: int) -> None:
+    """A stand-in follow-up listener (asset email, enrollment): only its outbox rows matter."""
+
+
+def hidden_value(html: str, name: str) -> str:
+    match = re.search(rf'<input[^>]*name="{name}"[^>]*value="([^"]*)"', html)
+    assert match, f"no {name} on the page"
+    return html_lib.unescape(match.group(1))
+
+
+class HostedPage:
+    def __init__(self, client):
+        self.client = client
+
+    def get(self, form: Form, query: str = "", **kwargs):
+        return self.client.get(f"/test-page/{form.key}{query}", **kwargs)
+
+    def post(self, form: Form, data: dict[str, Any], *, csrf: bool = True, **kwargs):
+        html = self.get(form).get_data(as_text=True)
+        posted = {"ts": hidden_value(html, "ts"), **data}
+        if csrf:
+            posted.setdefault("csrf_token", hidden_value(html, "csrf_token"))
+        return self.client.post(f"/test-page/{form.key}", data=posted, **kwargs)
+
+
+def count(model) -> int:
+    db.session.expire_all()
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def leads() -> list[Lead]:
+    db.session.expire_all()
+    return list(db.session.scalars(sa.select(Lead).order_by(Lead.id)))
+
+
+def submissions() -> list[Submission]:
+    db.session.expire_all()
+    return list(db.session.scalars(sa.select(Submission).order_by(Submission.id)))
+
+
+def events(type: str | None = None) -> list[Event]:
+    db.session.expire_all()
+    query = sa.select(Event).order_by(Event.id)
+    if type:
+        query = query.where(Event.type == type)
+    return list(db.session.scalars(query))

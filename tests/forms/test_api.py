@@ -1,0 +1,180 @@
+"""The JSON API embedded forms talk to, as a script on another site meets it."""
+
+import time
+
+import pytest
+import time_machine
+
+from app.leads.models import Event, Lead
+from forms.models import Submission
+from tests.forms.support import count, leads, submissions
+
+SITE = "https://www.acme.example"
+
+
+@pytest.fixture
+def embedded(make_form):
+    return make_form(fields=[("first_name", "First name", "text", True),
+                             ("size", "Company size", "select", False, ["1-10", "11-50"])],
+                     allowed_origins=[SITE], consent_enabled=True,
+                     consent_text="Email me the guide.", consent_version="2026-11")
+
+
+def definition(client, form, origin=SITE):
+    response = client.get(f"/api/forms/{form.key}", headers={"Origin": origin})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def test_definition_lists_fields_consent_and_a_token_for_an_allowed_origin(client, embedded):
+    response = client.get(f"/api/forms/{embedded.key}", headers={"Origin": SITE})
+    body = response.get_json()
+    assert response.headers["Access-Control-Allow-Origin"] == SITE
+    assert "Origin" in response.headers["Vary"]
+    assert [(f["name"], f["label"], f["required"]) for f in body["fields"]] == [
+        ("email", "Email", True), ("first_name", "First name", True),
+        ("size", "Company size", False)]
+    assert [c["value"] for c in body["fields"][2]["choices"]] == ["", "1-10", "11-50"]
+    assert body["consent"] == {"text": "Email me the guide.", "version": "2026-11",
+                               "required": True, "name": "consent"}
+    assert body["token"] and body["action"] == f"/api/forms/{embedded.key}/submissions"
+
+
+def test_preflight_is_answered_for_an_allowed_origin_only(client, embedded):
+    ok = client.options(f"/api/forms/{embedded.key}/submissions",
+                        headers={"Origin": SITE, "Access-Control-Request-Method": "POST",
+                                 "Access-Control-Request-Headers": "content-type"})
+    assert ok.status_code == 204
+    assert ok.headers["Access-Control-Allow-Origin"] == SITE
+    assert "POST" in ok.headers["Access-Control-Allow-Methods"]
+    assert "Content-Type" in ok.headers["Access-Control-Allow-Headers"]
+    refused = client.options(f"/api/forms/{embedded.key}/submissions",
+                             headers={"Origin": "https://evil.example"})
+    assert refused.status_code == 403
+    assert "Access-Control-Allow-Origin" not in refused.headers
+
+
+def test_another_origin_is_refused_and_never_gets_a_wildcard(client, embedded):
+    response = client.post(f"/api/forms/{embedded.key}/submissions",
+                           json={"email": "ann@example.com"},
+                           headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert count(Submission) == 0
+
+
+def test_unknown_form_is_404(client):
+    assert client.get("/api/forms/nope").status_code == 404
+    response = client.post("/api/forms/nope/submissions", json={"email": "ann@example.com"})
+    assert response.status_code == 404 and "error" in response.get_json()
+
+
+def test_a_json_submission_makes_a_lead(client, embedded):
+    token = definition(client, embedded)["token"]
+    response = client.post(f"/api/forms/{embedded.key}/submissions", headers={"Origin": SITE},
+                           json={"email": "Ann@Example.com", "first_name": "Ann",
+                                 "size": "11-50", "consent": True, "token": token,
+                                 "utm_source": "partner", "landing_url": f"{SITE}/guide"})
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json() == {"status": "accepted", "message": "Thank you!"}
+    assert response.headers["Access-Control-Allow-Origin"] == SITE
+    (lead,) = leads()
+    assert (lead.email, lead.first_name, lead.attributes) == ("ann@example.com", "Ann",
+                                                              {"size": "11-50"})
+    (submission,) = submissions()
+    assert submission.channel == "embed" and submission.consent_version == "2026-11"
+    assert submission.utm == {"utm_source": "partner"}
+    assert submission.landing_url == f"{SITE}/guide"
+
+
+def test_a_form_encoded_submission_without_origin_works_too(client, embedded):
+    token = definition(client, embedded)["token"]
+    response = client.post(f"/api/forms/{embedded.key}/submissions",
+                           data={"email": "ann@example.com", "first_name": "Ann",
+                                 "consent": "y", "token": token})
+    assert response.status_code == 201
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert count(Lead) == 1
+
+
+@pytest.mark.parametrize("bad", ["a@", "a@b", "ann smith@example.com", "x" * 290 + "@example.com"])
+def test_invalid_values_answer_422_naming_the_fields(client, embedded, bad):
+    token = definition(client, embedded)["token"]
+    response = client.post(f"/api/forms/{embedded.key}/submissions", headers={"Origin": SITE},
+                           json={"email": bad, "size": "999", "token": token})
+    assert response.status_code == 422
+    errors = response.get_json()["errors"]
+    assert set(errors) == {"email", "first_name", "size", "consent"}
+    assert all(isinstance(m, list) and m for m in errors.values())
+    assert response.headers["Access-Control-Allow-Origin"] == SITE  # the script can read it
+    assert count(Lead) == 0 and count(Submission) == 0
+
+
+@pytest.mark.parametrize("token", ["", "forged", "other-form"])
+def test_a_missing_forged_or_foreign_token_is_quarantined_like_a_success(
+        client, embedded, make_form, token):
+    if token == "other-form":
+        token = definition(client, make_form("Other", allowed_origins=[SITE]))["token"]
+    response = client.post(f"/api/forms/{embedded.key}/submissions", headers={"Origin": SITE},
+                           json={"email": "ann@example.com", "first_name": "Ann",
+                                 "consent": True, "token": token})
+    assert response.status_code == 201
+    assert response.get_json()["status"] == "accepted"
+    (submission,) = submissions()
+    assert submission.status == "quarantined" and "token" in submission.quarantine_reason
+    assert "token" not in submission.raw  # the token itself is not kept
+    assert count(Lead) == 0 and count(Event) == 0
+
+
+def test_the_token_doubles_as_the_minimum_time_check(client, embedded):
+    embedded.min_submit_seconds = 3
+    from app.db import db
+
+    db.session.commit()
+    body = {"email": "ann@example.com", "first_name": "Ann", "consent": True,
+            "token": definition(client, embedded)["token"]}
+    url = f"/api/forms/{embedded.key}/submissions"
+    client.post(url, json=body)
+    with time_machine.travel(time.time() + 10, tick=False):
+        client.post(url, json={**body, "first_name": "Annie"})
+    assert [s.status for s in submissions()] == ["quarantined", "accepted"]
+
+
+def test_double_opt_in_answers_pending_confirmation(client, embedded):
+    embedded.double_opt_in = True
+    from app.db import db
+
+    db.session.commit()
+    token = definition(client, embedded)["token"]
+    response = client.post(f"/api/forms/{embedded.key}/submissions",
+                           json={"email": "ann@example.com", "first_name": "Ann",
+                                 "consent": True, "token": token})
+    assert response.status_code == 201
+    assert response.get_json()["status"] == "pending_confirmation"
+    assert "confirm" in response.get_json()["message"]
+
+
+def test_an_oversize_body_is_refused(client, embedded):
+    response = client.post(f"/api/forms/{embedded.key}/submissions",
+                           json={"email": "ann@example.com", "first_name": "x" * 100_000})
+    assert response.status_code == 413
+    assert count(Submission) == 0
+
+
+def test_submissions_are_rate_limited_per_address(app_config, make_app):
+    app_config.update(RATELIMIT_ENABLED=True, FORM_RATE_LIMIT="3 per minute")
+    limited = make_app(app_config)
+    with limited.app_context():
+        from forms.admin import create_form
+        from app.db import db
+
+        form = create_form("Limited")
+        form.min_submit_seconds = 0
+        db.session.commit()
+        key = form.key
+    client = limited.test_client()
+    statuses = [client.post(f"/api/forms/{key}/submissions",
+                            json={"email": f"p{i}@example.com"}).status_code for i in range(5)]
+    assert statuses == [201, 201, 201, 429, 429]
+    response = client.post(f"/api/forms/{key}/submissions", json={"email": "x@example.com"})
+    assert "error" in response.get_json()

@@ -1,0 +1,154 @@
+"""The hosted path, as a visitor on one of our pages meets it."""
+
+import pytest
+import time_machine
+
+from app.db import db, utcnow
+from app.leads.models import Event, Lead
+from app.leads.service import record_event
+from forms.models import Submission
+from tests.forms.support import count, events, leads, submissions
+
+LONG = "x" * 290 + "@example.com"
+
+
+@pytest.mark.parametrize("bad", ["a@", "a@b", "ann smith@example.com", LONG])
+def test_invalid_email_keeps_every_typed_value_and_ties_the_message_to_the_field(
+        page, make_form, bad):
+    form = make_form(fields=[("first_name", "First name", "text", True),
+                             ("company", "Company", "text", False)],
+                     consent_enabled=True, consent_text="Email me", consent_version="v1")
+    response = page.post(form, {"email": bad, "first_name": "Ann", "company": "Acme",
+                                "consent": "y"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert 'value="Ann"' in html and 'value="Acme"' in html
+    assert '<input checked id="consent"' in html
+    assert 'aria-describedby="email-error"' in html and 'aria-invalid="true"' in html
+    assert '<p class="error" id="email-error">' in html
+    assert count(Lead) == 0 and count(Submission) == 0
+
+
+@pytest.mark.parametrize("typed,identity", [("用户@例子.广告", "用户@例子.广告"),
+                                            ("José@Bücher.de", "josé@bücher.de")])
+def test_international_addresses_are_accepted_and_normalised(page, make_form, typed, identity):
+    form = make_form()
+    assert page.post(form, {"email": typed}).status_code == 201
+    (lead,) = leads()
+    assert lead.email == identity
+    assert submissions()[0].email == identity
+
+
+def test_a_post_without_a_valid_csrf_token_is_refused_and_makes_no_lead(page, make_form):
+    form = make_form()
+    missing = page.post(form, {"email": "ann@example.com"}, csrf=False)
+    forged = page.post(form, {"email": "ann@example.com", "csrf_token": "forged"})
+    assert missing.status_code == 400 and forged.status_code == 400
+    assert "reload the page" in missing.get_data(as_text=True)
+    assert count(Lead) == 0 and count(Submission) == 0
+
+
+def test_an_oversize_body_is_refused(page, make_form):
+    form = make_form()  # MAX_CONTENT_LENGTH (2 MB) caps every urlencoded body
+    response = page.post(form, {"email": "ann@example.com", "first_name": "x" * 2_200_000})
+    assert response.status_code == 413
+    assert count(Lead) == 0
+
+
+def test_a_double_click_makes_one_lead_and_one_submission(page, make_form):
+    form = make_form()
+    first = page.post(form, {"email": "ann@example.com", "first_name": "Ann"})
+    second = page.post(form, {"email": "Ann@Example.com ", "first_name": "Ann"})
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert count(Lead) == 1 and count(Submission) == 1
+    assert len(events("form_submitted")) == 1
+
+
+@pytest.mark.parametrize("data,minimum", [
+    ({"website": "http://spam.example.com"}, 0),  # honeypot filled
+    ({}, 2),  # submitted under two seconds after the page rendered
+])
+def test_bots_are_quarantined_without_a_lead_or_an_event(page, make_form, data, minimum):
+    form = make_form(min_submit_seconds=minimum)
+    response = page.post(form, {"email": "bot@example.com", **data})
+    assert response.status_code == 201  # answered like a success
+    (submission,) = submissions()
+    assert submission.status == "quarantined" and submission.lead_id is None
+    assert count(Lead) == 0 and count(Event) == 0
+
+
+def test_a_person_who_takes_their_time_is_accepted(page, make_form):
+    form = make_form(min_submit_seconds=2)
+    html = page.get(form).get_data(as_text=True)
+    from tests.forms.support import hidden_value
+
+    data = {"email": "ann@example.com", "ts": hidden_value(html, "ts"),
+            "csrf_token": hidden_value(html, "csrf_token")}
+    with time_machine.travel(utcnow().timestamp() + 5, tick=False):
+        response = page.client.post(f"/test-page/{form.key}", data=data)
+    assert response.status_code == 201
+    assert submissions()[0].status == "accepted" and count(Lead) == 1
+
+
+def test_earlier_anonymous_visits_join_the_lead_and_two_emails_stay_two_leads(page, make_form):
+    form = make_form()
+    browser = "b" * 24
+    record_event(None, "page_viewed", url="/pricing", visitor_id=browser)
+    db.session.commit()
+    page.client.set_cookie("kv", browser)
+
+    page.post(form, {"email": "ann@example.com"})
+    page.post(form, {"email": "bob@example.com"})
+
+    ann, bob = leads()
+    (viewed,) = events("page_viewed")
+    assert viewed.lead_id == ann.id  # Ann's earlier visit joined her timeline
+    assert [e.lead_id for e in events("form_submitted")] == [ann.id, bob.id]
+    assert {s.visitor_id for s in submissions()} == {browser}
+
+
+def test_a_new_browser_gets_the_visitor_cookie(page, make_form):
+    form = make_form()
+    response = page.post(form, {"email": "ann@example.com"})
+    assert "kv=" in response.headers.get("Set-Cookie", "")
+    assert submissions()[0].visitor_id
+
+
+def test_consent_text_and_version_are_stored_with_the_submission(page, make_form):
+    form = make_form(consent_enabled=True, consent_text="Yes, email me news.",
+                     consent_version="2026-11")
+    refused = page.post(form, {"email": "ann@example.com"})
+    assert refused.status_code == 422
+    assert "Please give your consent" in refused.get_data(as_text=True)
+    page.post(form, {"email": "ann@example.com", "consent": "y"})
+    (submission,) = submissions()
+    assert submission.consent_given is True
+    assert (submission.consent_text, submission.consent_version) == ("Yes, email me news.",
+                                                                    "2026-11")
+    form.consent_text = "New wording"
+    form.consent_version = "2027-01"
+    form.touch()
+    db.session.commit()
+    assert submissions()[0].consent_text == "Yes, email me news."  # what they agreed to, kept
+
+
+def test_tracking_values_are_captured_from_the_page_automatically(page, make_form):
+    form = make_form(fields=[("plan", "Plan", "hidden", False)])
+    query = "?utm_source=newsletter&utm_campaign=spring&gclid=abc123&plan=pro"
+    html = page.get(form, query, headers={"Referer": "https://search.example.com/?q=x"}) \
+        .get_data(as_text=True)
+    from tests.forms.support import hidden_value
+
+    data = {name: hidden_value(html, name) for name in
+            ("utm_source", "utm_campaign", "gclid", "referrer", "landing_url", "plan", "ts",
+             "csrf_token")}
+    assert page.client.post(f"/test-page/{form.key}",
+                            data={**data, "email": "ann@example.com"}).status_code == 201
+    (submission,) = submissions()
+    assert submission.utm == {"utm_source": "newsletter", "utm_campaign": "spring",
+                              "gclid": "abc123"}
+    assert submission.referrer == "https://search.example.com/?q=x"
+    assert submission.landing_url.endswith(f"/test-page/{form.key}{query}")
+    assert submission.values == {"plan": "pro"}
+    assert submission.campaign_id == 7
+    assert leads()[0].attributes == {"plan": "pro"}

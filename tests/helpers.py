@@ -1,0 +1,55 @@
+"""Test helpers that read like a story: make a user, sign in, read the outbox."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from flask import current_app
+
+from app.auth.models import User, create_user
+from app.db import db
+
+PASSWORD = "correct horse battery"
+_CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def make_user(email: str = "marketer@example.com", role: str = "marketer",
+              password: str = PASSWORD) -> User:
+    user = create_user(email, password, role, name=email.split("@")[0].title())
+    db.session.commit()
+    return user
+
+
+class AuthActions:
+    def __init__(self, client):
+        self.client = client
+
+    def csrf(self, path: str = "/login") -> str:
+        return csrf_from(self.client.get(path).get_data(as_text=True))
+
+    def login(self, email: str = "marketer@example.com", password: str = PASSWORD):
+        return self.client.post("/login", data={"email": email, "password": password,
+                                                "csrf_token": self.csrf()})
+
+    def login_as(self, role: str, email: str | None = None):
+        """Create a user with `role` and sign in as them."""
+        email = email or f"{role}@example.com"
+        make_user(email, role)
+        response = self.login(email)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return response
+
+    def logout(self):
+        return self.client.post("/logout", data={"csrf_token": self.csrf("/admin/")})
+
+
+def outbox_files() -> list[Path]:
+    folder = Path(current_app.config["INSTANCE_PATH"]) / "outbox"
+    return sorted(folder.glob("*.eml")) if folder.exists() else []

@@ -1,0 +1,186 @@
+"""The marketer's scoring screens, the lead page panel and the JSON API."""
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+import time_machine
+
+from app.db import db
+from nurture.scoring import jobs, service
+from nurture.scoring.admin_forms import rules_form_data, thresholds_form_data
+from nurture.scoring.models import RuleSet
+from nurture.scoring.rules import default_rules
+from tests.helpers import csrf_from
+from tests.nurture.scoring.support import DIRECTOR, NOW, add_events, hot_activity, make_lead
+
+
+def flatten(data: dict[str, Any]) -> dict[str, str]:
+    """Form data as the browser posts it: fit-0-field=…"""
+    flat: dict[str, str] = {}
+    for key, value in data.items():
+        if isinstance(value, list):
+            for index, row in enumerate(value):
+                for name, item in row.items():
+                    if item is not None and name != "remove":
+                        flat[f"{key}-{index}-{name}"] = str(item)
+        elif value is not None:
+            flat[key] = str(value)
+    return flat
+
+
+def post_rules(client, change=None, path="/admin/scoring/", data_of=rules_form_data, **extra):
+    data = data_of(service.active_rules().rules)
+    if change:
+        change(data)
+    page = client.get(path)
+    return client.post(path, data={**flatten(data), "csrf_token": csrf_from(page.get_data(
+        as_text=True)), **extra})
+
+
+def versions():
+    db.session.expire_all()
+    return db.session.scalars(sa.select(RuleSet).order_by(RuleSet.version)).all()
+
+
+def test_sales_users_cannot_open_the_rules_editor(app, client, auth):
+    auth.login_as("sales")
+    for path in ("/admin/scoring/", "/admin/scoring/thresholds", "/admin/scoring/versions"):
+        assert client.get(path).status_code == 403
+    token = auth.csrf("/admin/")  # a valid token: only the role check can refuse it
+    assert client.post("/admin/scoring/", data={"csrf_token": token}).status_code == 403
+    assert "Scoring" not in client.get("/admin/").get_data(as_text=True)
+
+
+def test_marketer_sees_the_editor_with_the_defaults(app, client, auth):
+    auth.login_as("marketer")
+    page = client.get("/admin/scoring/").get_data(as_text=True)
+    assert "built-in defaults" in page and "job_title" in page
+    assert 'href="/admin/scoring/"' in client.get("/admin/").get_data(as_text=True)
+
+
+def test_an_invalid_pattern_is_named_and_nothing_is_saved(app, client, auth):
+    auth.login_as("marketer")
+
+    def break_second_rule(data):
+        data["fit"][1].update(field="job_title", op="matches", value="(VP|Director")
+
+    response = post_rules(client, break_second_rule)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Nothing was saved." in page
+    assert "Fit rule 2: “(VP|Director” is not a valid pattern" in page
+    assert versions() == []
+
+
+def test_an_unknown_field_is_named_and_nothing_is_saved(app, client, auth):
+    auth.login_as("marketer")
+    response = post_rules(client, lambda d: d["fit"].append(
+        {"field": "shoe_size", "op": "equals", "value": "<b>9</b>", "points": "3"}))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Fit rule 5: there is no lead field “shoe_size”" in page
+    assert "<b>9</b>" not in page and "&lt;b&gt;9&lt;/b&gt;" in page
+    assert versions() == []
+
+
+def test_bad_engagement_pattern_names_its_rule(app, client, auth):
+    auth.login_as("marketer")
+    response = post_rules(client, lambda d: d["engagement"][5].update(url_pattern="/pricing["))
+    assert "Engagement rule 6: “/pricing[” is not a valid pattern" in response.get_data(
+        as_text=True)
+    assert versions() == []
+
+
+def test_saving_creates_a_new_version_and_keeps_the_old_ones(app, client, auth):
+    auth.login_as("marketer")
+    response = post_rules(client, lambda d: d["engagement"][2].update(points="8"),
+                          note="Clicks matter more")
+    assert response.status_code == 302
+    response = post_rules(client, lambda d: d["fit"].pop(), note="Company no longer counts")
+    assert response.status_code == 302
+    v1, v2 = versions()
+    assert (v1.version, v1.active, v2.version, v2.active) == (1, False, 2, True)
+    assert v1.definition["engagement"][2]["points"] == 8
+    assert len(v2.definition["fit"]) == 3 and v2.created_by.email == "marketer@example.com"
+    history = client.get("/admin/scoring/versions").get_data(as_text=True)
+    assert "Clicks matter more" in history and "Company no longer counts" in history
+    old = client.get("/admin/scoring/versions/1").get_data(as_text=True)
+    assert "Read-only" in old and "email clicked: +8" in old.replace("email_clicked", "email clicked")
+    # Restoring makes a copy as a new version: history is never rewritten.
+    response = client.post("/admin/scoring/versions/1", data={"csrf_token": csrf_from(old)})
+    assert response.status_code == 302
+    assert [(v.version, v.active) for v in versions()] == [(1, False), (2, False), (3, True)]
+    assert versions()[2].definition == v1.definition
+
+
+def test_what_if_preview_counts_leads_before_saving(app, client, auth):
+    with time_machine.travel(NOW, tick=False):
+        hot = make_lead(**DIRECTOR)
+        warm = make_lead("lee@bright.example.com", company="Bright", country="US")  # fit C
+        cold = make_lead("kim@gmail.com")  # fit F
+        add_events(hot, *hot_activity())
+        add_events(warm, ("form_submitted", 1), ("email_clicked", 1))  # 20
+        add_events(cold, *hot_activity())
+        for lead in (hot, warm, cold):
+            jobs.score_lead(lead.id)
+        db.session.commit()
+        auth.login_as("marketer")
+
+        def lower(data):
+            data["mql_engagement"] = "15"
+            data["mql_grade"] = "F"
+
+        response = post_rules(client, lower, path="/admin/scoring/thresholds",
+                              data_of=thresholds_form_data, preview="Preview")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    # hot is already an MQL: warm and cold are the two leads scoring may still move.
+    assert re.search(r"<strong>2</strong> of 2 current leads would be MQL", page)
+    assert "(<strong>0</strong> under the active ones)" in page
+    assert versions() == []
+
+
+def test_thresholds_save_a_new_version(app, client, auth):
+    auth.login_as("marketer")
+
+    def change(data):
+        data["mql_engagement"] = "60"
+        data["instant"] = [{"event_type": "page_viewed", "url_pattern": "/pricing",
+                            "min_grade": "A", "within_days": "14"}]
+
+    response = post_rules(client, change, path="/admin/scoring/thresholds",
+                          data_of=thresholds_form_data, save="Save")
+    assert response.status_code == 302
+    (v1,) = versions()
+    assert v1.definition["mql_engagement"] == 60
+    assert v1.definition["instant"][0]["within_days"] == 14
+    assert v1.definition["fit"] == default_rules().to_dict()["fit"]
+
+
+def test_lead_page_shows_the_breakdown_escaped(app, client, auth):
+    lead = make_lead(job_title="<script>alert(1)</script> Director", company="Acme",
+                     country="GB")
+    add_events(lead, ("page_viewed", 1, {"url": "/pricing?<img src=x onerror=alert(2)>"}),
+               ("email_opened", 1, {"is_bot": True}))
+    auth.login_as("sales")
+    page = client.get(f"/admin/leads/{lead.id}").get_data(as_text=True)
+    assert "<script>alert(1)" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; Director" in page
+    assert "Fit A" in page and "job title matches" in page
+    assert "1 machine event (bots, privacy proxies) ignored." in page
+
+
+def test_score_api_for_staff(app, client, auth):
+    with time_machine.travel(NOW, tick=False):
+        lead = make_lead(**DIRECTOR)
+        add_events(lead, ("form_submitted", 30))
+        assert client.get(f"/admin/api/leads/{lead.id}/score").status_code == 302  # sign in
+        auth.login_as("sales")
+        data = client.get(f"/admin/api/leads/{lead.id}/score").get_json()
+    assert data["fit"]["grade"] == "A" and data["fit"]["points"] == 30
+    (item,) = data["engagement"]["items"]
+    assert item["event_type"] == "form_submitted" and item["decay"] == 0.5
+    assert item["points"] == 7.5 and data["engagement"]["score"] == 7.5
+    assert data["mql"]["qualifies"] is False
+    assert client.get("/admin/api/leads/999/score").status_code == 404

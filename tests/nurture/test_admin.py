@@ -1,0 +1,183 @@
+"""The marketer's screens over HTTP, and the whole journey end to end with a real worker and
+the fake SendGrid: enroll → email 1 → wait → branch on a click → email 2 → goal → finished."""
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+import time_machine
+
+from app.db import db, utcnow
+from app.leads.models import Lead
+from app.leads.service import change_stage, record_event
+from nurture.models import Enrollment, Send, Sequence, Step
+from tests.helpers import csrf_from
+from tests.nurture.factories import (drain, email_step, enrollment_of, make_lead, make_sequence,
+                                     work)
+
+
+def _token(client, path="/admin/nurture/"):
+    return csrf_from(client.get(path).get_data(as_text=True))
+
+
+def _build_sequence_over_http(client) -> int:
+    token = _token(client)
+    response = client.post("/admin/nurture/", data={"name": "Guide follow-up",
+                                                    "csrf_token": token})
+    assert response.status_code == 302
+    sequence_id = db.session.scalar(sa.select(Sequence.id))
+    base = f"/admin/nurture/{sequence_id}"
+    for kind in ("email", "wait", "branch", "email", "goal"):
+        assert client.post(f"{base}/steps", data={"kind": kind, "csrf_token": token}) \
+            .status_code == 302
+    first, wait, branch, second, goal = db.session.scalars(
+        sa.select(Step.id).order_by(Step.position)).all()
+    posts = {
+        first: {"subject": "Your guide, {{ lead.first_name }}", "body_format": "markdown",
+                "body": "Hi {{ lead.first_name }}, [read it](https://example.com/guide)"},
+        wait: {"wait_hours": "24", "wait_minutes": "0", "wait_until": ""},
+        branch: {"condition": "clicked_previous", "yes_step_id": str(second),
+                 "no_step_id": str(goal)},
+        second: {"subject": "A quick call?", "body_format": "markdown", "body": "Shall we talk?"},
+        goal: {"goal_stages": "mql"},
+    }
+    for step_id, data in posts.items():
+        response = client.post(f"{base}/steps/{step_id}", data={**data, "csrf_token": token})
+        assert response.status_code == 302, response.get_data(as_text=True)
+    assert client.post(f"{base}/activate", data={"csrf_token": token}).status_code == 302
+    return sequence_id
+
+
+@pytest.fixture
+def app_config(app_config, fake_sendgrid):
+    return {**app_config, "SENDGRID_API_KEY": "SG.test", "SENDGRID_API_HOST": fake_sendgrid.url}
+
+
+def test_the_whole_journey_end_to_end(app, client, auth, fake_sendgrid):
+    auth.login_as("marketer")
+    sequence_id = _build_sequence_over_http(client)
+    lead_id = make_lead("dana@example.com", first_name="Dana").id
+    start = utcnow()
+
+    path = f"/admin/nurture/{sequence_id}/enrollments"
+    response = client.post(path, data={"email": "Dana@Example.com", "csrf_token": _token(client)})
+    assert response.status_code == 302
+    drain()
+    (first,) = fake_sendgrid.mail_sends
+    assert first.json["subject"] == "Your guide, Dana"
+
+    # Dana clicks (a person, not a link scanner); tracking will record this for real.
+    send_id = db.session.scalar(sa.select(Send.id))
+    record_event(db.session.get(Lead, lead_id), "email_clicked", is_bot=False,
+                 data={"send_id": str(send_id)}, url="https://example.com/guide")
+    db.session.commit()
+
+    with time_machine.travel(start + timedelta(hours=23)):
+        work()
+    assert len(fake_sendgrid.mail_sends) == 1  # still waiting
+    with time_machine.travel(start + timedelta(hours=24, minutes=1)):
+        work()
+    assert [r.json["subject"] for r in fake_sendgrid.mail_sends] == ["Your guide, Dana",
+                                                                    "A quick call?"]
+    assert enrollment_of(lead_id).status == "active"  # at the goal, waiting for it
+
+    change_stage(db.session.get(Lead, lead_id), "mql", reason="score reached 60")
+    db.session.commit()
+    with time_machine.travel(start + timedelta(hours=26)):
+        work()
+    enrollment = enrollment_of(lead_id)
+    assert enrollment.status == "finished" and enrollment.exit_reason == "goal reached: mql"
+    assert len(fake_sendgrid.mail_sends) == 2
+
+    page = client.get(f"/admin/nurture/{sequence_id}").get_data(as_text=True)
+    assert "Your guide" in page
+    rows = [line for line in page.split("<tr>") if "Email: Your guide" in line]
+    assert "<td>1</td>" in rows[0]  # sent 1 (and clicked 1)
+
+
+def test_activation_refused_shows_the_errors(app, client, auth):
+    auth.login_as("marketer")
+    sequence = make_sequence(email_step(body="{{ ''.__class__ }}"), active=False)
+    response = client.post(f"/admin/nurture/{sequence.id}/activate",
+                           data={"csrf_token": _token(client)})
+    assert response.status_code == 400
+    assert "cannot go live" in response.get_data(as_text=True)
+    assert "__class__" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Sequence, sequence.id).status == "draft"
+
+
+def test_screens_need_a_marketer(app, client, auth):
+    assert client.get("/admin/nurture/").status_code == 302  # to the login page
+    auth.login_as("sales")
+    assert client.get("/admin/nurture/").status_code == 403
+
+
+def test_step_editor_preview_and_test_send(app, client, auth, fake_sendgrid):
+    auth.login_as("marketer")
+    sequence = make_sequence(email_step(body="Hello **{{ lead.company }}**"))
+    step_id = sequence.steps[0].id
+    lead_id = make_lead(company="Acme & Sons").id
+    base = f"/admin/nurture/{sequence.id}/steps/{step_id}"
+    assert client.get(base).status_code == 200
+    preview = client.get(f"{base}/preview?lead_id={lead_id}")
+    assert "<strong>Acme &amp; Sons</strong>" in preview.get_data(as_text=True)
+    assert "sandbox" in preview.headers["Content-Security-Policy"]
+    response = client.post(f"{base}/test", data={"csrf_token": _token(client),
+                                                 "lead_id": str(lead_id)})
+    assert response.status_code == 302
+    drain()
+    (test,) = fake_sendgrid.mail_sends
+    assert test.json["subject"] == "[Test] Hello Ann"
+    assert test.json["personalizations"][0]["to"] == [{"email": "marketer@example.com"}]
+    assert "Acme &amp; Sons" in test.json["content"][1]["value"]
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Send)) == 0  # no ledger
+
+
+def test_enrollments_can_be_paused_resumed_and_removed(app, client, auth):
+    auth.login_as("marketer")
+    sequence = make_sequence(email_step(), name="Held")
+    lead_id = make_lead().id
+    from nurture.enrollment import enroll
+
+    enrollment_id = enroll(lead_id, sequence.id, "test").id
+    db.session.commit()
+    token = _token(client)
+    page = client.get(f"/admin/nurture/{sequence.id}/enrollments").get_data(as_text=True)
+    assert "Ann" in page
+    for action, status in (("pause", "paused"), ("resume", "active"), ("remove", "exited")):
+        response = client.post(f"/admin/nurture/enrollments/{enrollment_id}/{action}",
+                               data={"csrf_token": token})
+        assert response.status_code == 302
+        db.session.expire_all()
+        assert db.session.get(Enrollment, enrollment_id).status == status
+    assert db.session.get(Enrollment, enrollment_id).exit_reason == \
+        "removed by marketer@example.com"
+
+
+def test_settings_and_step_order_are_edited(app, client, auth):
+    auth.login_as("marketer")
+    sequence = make_sequence(email_step(subject="A"), email_step(subject="B"), active=False)
+    a, b = [s.id for s in sequence.steps]
+    token = _token(client)
+    response = client.post(f"/admin/nurture/{sequence.id}", data={
+        "csrf_token": token, "name": "Renamed", "window_days": ["0", "1"],
+        "window_start_hour": "9", "window_end_hour": "17", "timezone": "Europe/Paris",
+        "frequency_cap_hours": "24", "reenroll": "never", "on_permanent_failure": "stop",
+        "trigger_form_id": "0", "exit_stages": ["sql"]})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    client.post(f"/admin/nurture/{sequence.id}/steps/{b}/move",
+                data={"csrf_token": token, "direction": "up"})
+    db.session.expire_all()
+    sequence = db.session.get(Sequence, sequence.id)
+    assert (sequence.name, sequence.window_days, sequence.window_start_hour,
+            sequence.timezone, sequence.exit_stages) == ("Renamed", [0, 1], 9, "Europe/Paris",
+                                                         ["sql"])
+    assert [s.id for s in sorted(sequence.steps, key=lambda s: s.position)] == [b, a]
+    bad = client.post(f"/admin/nurture/{sequence.id}", data={
+        "csrf_token": token, "name": "X", "window_start_hour": "9", "window_end_hour": "5",
+        "timezone": "Mars/Base", "frequency_cap_hours": "0", "reenroll": "never",
+        "on_permanent_failure": "stop", "trigger_form_id": "0"})
+    assert bad.status_code == 400
+    assert "Europe/London" in bad.get_data(as_text=True)

@@ -1,0 +1,130 @@
+"""Returns to the marketer's site: page views, high-intent pages, new sessions, privacy."""
+
+from datetime import timedelta
+
+import time_machine
+
+from app.db import db, utcnow
+from app.leads.models import Lead
+from tests.nurture.tracking.stories import (events, flush, hit, make_lead, make_send,
+                                            path, tracked)
+
+SITE = "https://www.acme.example"
+
+
+def view(client, page: str, vid: str | None = None, headers=None, referrer: str = ""):
+    url = f"/t/v.gif?u={SITE}{page}&r={referrer}"
+    if vid:
+        url += f"&vid={vid}"
+    return hit(client, url, headers=headers)
+
+
+def known_browser(client) -> tuple[int, str]:
+    """A lead who clicked a tracked link in this browser."""
+    send = make_send()
+    _, (url,) = tracked(send, f"{SITE}/guide")
+    hit(client, path(url))
+    flush()
+    return send.lead_id, client.get_cookie("kv").value
+
+
+def test_the_script_is_small_cacheable_and_points_home(app, client):
+    response = client.get("/t/v.js")
+    assert response.status_code == 200
+    assert response.mimetype == "application/javascript"
+    assert "max-age" in response.headers["Cache-Control"]
+    body = response.get_data(as_text=True)
+    assert '"http://kindling.test"' in body and "/t/v.gif" in body
+    assert "localStorage" in body and "globalPrivacyControl" in body
+    assert len(response.data) < 4096
+
+
+def test_an_anonymous_visit_joins_the_lead_once_the_browser_clicks(app, client):
+    response = view(client, "/blog/post", referrer="https://search.example/")
+    assert response.mimetype == "image/gif" and client.get_cookie("kv") is not None
+    flush()
+    (anonymous,) = events("page_viewed")
+    assert anonymous.lead_id is None and anonymous.url == f"{SITE}/blog/post"
+    assert anonymous.data["referrer"] == "https://search.example/"
+
+    lead_id, _ = known_browser(client)
+    view(client, "/features")
+    flush()
+    views = events("page_viewed")
+    assert [v.lead_id for v in views] == [lead_id, lead_id]  # the earlier visit is theirs too
+
+
+def test_high_intent_pages_get_their_own_event(app, client):
+    lead_id, _ = known_browser(client)
+    view(client, "/pricing")
+    view(client, "/demo/book")
+    view(client, "/pricing-history")  # not under /pricing
+    flush()
+    assert [e.url for e in events("pricing_viewed")] == [f"{SITE}/pricing"]
+    assert [e.url for e in events("demo_viewed")] == [f"{SITE}/demo/book"]
+    assert len(events("page_viewed", lead_id)) == 3
+
+
+def test_a_new_session_after_thirty_minutes_is_a_return(app, client):
+    lead_id, _ = known_browser(client)
+    view(client, "/features")
+    with time_machine.travel(utcnow() + timedelta(minutes=20)):
+        view(client, "/pricing")
+    with time_machine.travel(utcnow() + timedelta(minutes=20 + 31)):
+        view(client, "/blog")
+    flush()
+    (returned,) = events("site_returned")
+    assert returned.lead_id == lead_id and returned.url == f"{SITE}/blog"
+    assert returned.data["minutes_away"] == 31
+
+
+def test_the_site_script_id_identifies_the_lead_without_cookies(app, client):
+    lead_id, cookie = known_browser(client)
+    view(client, "/features", vid="LocalStorageId_0123456789")  # both: the two are linked
+    flush()
+    client.delete_cookie("kv")  # third-party cookies blocked on the next visit
+    view(client, "/pricing", vid="LocalStorageId_0123456789")
+    flush()
+    assert [e.lead_id for e in events("pricing_viewed")] == [lead_id]
+
+
+def test_global_privacy_control_and_do_not_track_are_honoured(app, client):
+    known_browser(client)
+    for header in ({"Sec-GPC": "1"}, {"DNT": "1"}):
+        response = view(client, "/pricing", headers=header)
+        assert response.mimetype == "image/gif"
+    flush()
+    assert events("page_viewed") == [] and events("pricing_viewed") == []
+
+
+def test_privacy_signals_can_be_switched_off(app_config, make_app):
+    other = make_app({**app_config, "TRACKING_HONOUR_GPC": False})
+    with other.app_context():
+        view(other.test_client(), "/pricing", headers={"Sec-GPC": "1"})
+        flush()
+        assert len(events("pricing_viewed")) == 1
+
+
+def test_a_lead_without_tracking_consent_is_not_tracked(app, client):
+    lead = make_lead(tracking_consent=False)
+    send = make_send(lead)
+    tracker, (url,) = tracked(send, f"{SITE}/guide")
+    hit(client, path(tracker.pixel_url()))
+    hit(client, path(url))
+    assert db.session.get(Lead, lead.id).attributes["tracking_consent"] is False
+    flush()
+    assert events() == []
+
+
+def test_a_scanners_click_never_makes_its_browser_the_leads(app, client):
+    from tests.nurture.tracking.test_classification import OUTLOOK_DESKTOP
+
+    send = make_send()
+    _, (url,) = tracked(send, f"{SITE}/guide")
+    hit(client, path(url), ua=OUTLOOK_DESKTOP, ip="104.47.58.33")  # Safe Links fetches it
+    flush()
+    (click,) = events("email_clicked")
+    assert click.is_bot and click.visitor_id is None
+    view(client, "/pricing")  # the scanner's later fetches stay anonymous
+    flush()
+    assert [v.lead_id for v in events("page_viewed")] == [None]
