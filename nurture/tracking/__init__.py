@@ -7,9 +7,10 @@ click redirect, site script and pixel), `buffer` (Redis list, memory when Redis 
 `webhook` + `outcomes` (SendGrid Event Webhook), `health` (spam-report rate, sending pause),
 `admin` (the Tracking page). See docs in each module.
 
-Consent: a lead whose `attributes["tracking_consent"]` is False is not tracked (no opens,
-clicks or visits are stored for them); GPC / DNT headers are honoured when
-`TRACKING_HONOUR_GPC` is on.
+Consent: a lead whose `attributes["tracking_consent"]` is False (or "no", "false", "0" from an
+import) is not tracked: no opens, clicks or visits are stored for them. With
+`TRACKING_REQUIRE_CONSENT` on, neither is a lead who never answered (only a yes is tracked).
+GPC / DNT headers are honoured when `TRACKING_HONOUR_GPC` is on.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from flask import Flask
 DEFAULTS = {
     "TRACKING_HIGH_INTENT": {"/pricing": "pricing_viewed", "/demo": "demo_viewed"},
     "TRACKING_HONOUR_GPC": True,
+    "TRACKING_REQUIRE_CONSENT": False,  # True: only leads with tracking_consent True are tracked
     "TRACKING_MACHINE_SECONDS": 2,  # opens/clicks this soon after delivery are machines
     "TRACKING_SESSION_MINUTES": 30,  # inactivity that makes the next visit a return
     "TRACKING_FLUSH_INTERVAL": 1,  # seconds between batch writer runs

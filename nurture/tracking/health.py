@@ -7,6 +7,9 @@
   active sequences), and a `SendingPause` row records why and which sequences it paused.
   `sending_paused()` is the workspace flag; `lift()` (the "Resume sending" button) resumes the
   sequences it paused.
+
+Marketers (and admins) are also told by email (`notify`, from the periodic check): once per
+level per 24 hours, so a reputation problem is seen without anyone opening the Tracking page.
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from html import escape
 
 import sqlalchemy as sa
 from flask import current_app
+from redis.exceptions import RedisError
 
+from app import mail, queue
+from app.auth.models import Role, User
 from app.db import db, utcnow
 from app.leads.models import Event
 from nurture.models import Sequence, SequenceStatus
@@ -26,6 +33,8 @@ from nurture.tracking.models import SendingPause
 log = logging.getLogger(__name__)
 
 SPAM_TYPE = "spam_reported"
+NOTICE_KEY = "kindling:tracking:spam-notice:"
+NOTICE_SECONDS = 24 * 3600
 
 
 @dataclass
@@ -116,3 +125,40 @@ def lift(row: SendingPause, by: str) -> int:
             sequence.status = SequenceStatus.ACTIVE.value
             resumed += 1
     return resumed
+
+
+def notify(health: Health) -> int:
+    """Email active marketers and admins about a warning or a pause, once per level per 24 h.
+    Returns the emails sent."""
+    if health.level not in ("warning", "paused"):
+        return 0
+    key = NOTICE_KEY + health.level
+    try:
+        if not queue.connection().set(key, "1", nx=True, ex=NOTICE_SECONDS):
+            return 0  # told already
+    except RedisError as exc:
+        log.warning("tracking: spam-rate notice not sent (%s)", exc)
+        return 0
+    users = db.session.scalars(sa.select(User).where(
+        User.active.is_(True), User.role.in_((Role.MARKETER.value, Role.ADMIN.value)))).all()
+    if health.level == "paused":
+        subject = "Sending is paused: too many spam reports"
+        detail = (f"{health.pause.reason if health.pause else 'Spam reports are too high'}. "
+                  "Nurture email stays paused until someone presses Resume sending.")
+    else:
+        subject = "Spam reports are above 0.1 %"
+        detail = (f"Spam reports are at {health.rate:.2%} of delivered email in the last 24 "
+                  f"hours ({health.spam} of {health.delivered}). Sending pauses above "
+                  f"{float(current_app.config['TRACKING_SPAM_PAUSE_RATE']):.1%}.")
+    page = f"{current_app.config['BASE_URL']}/admin/tracking/"
+    sent = 0
+    for user in users:
+        try:
+            mail.backend().send(mail.new_email(
+                user.email, subject, html=f"<p>{escape(detail)}</p><p><a href=\"{escape(page)}\">"
+                "Open the Tracking page</a></p>", text=f"{detail}\n\n{page}\n",
+                categories=["tracking-health"]))
+            sent += 1
+        except mail.MailError as exc:
+            log.error("tracking: spam-rate notice to user %s failed: %s", user.id, exc)
+    return sent

@@ -15,7 +15,18 @@ def flush() -> int:
 
 @job
 def check_spam_rate() -> str:
-    """Warn, or pause sending, when the spam-report rate is too high (periodic)."""
+    """Warn, or pause sending, when the spam-report rate is too high (periodic); tell
+    marketers by email."""
     from nurture.tracking import health
 
-    return health.check().level
+    state = health.check()
+    health.notify(state)
+    return state.level
+
+
+@job
+def score_leads(lead_ids: list[int]) -> int:
+    """Ask scoring about the leads a webhook batch gave new human events (coalesced there)."""
+    from nurture.tracking import store
+
+    return store.score_leads(lead_ids)

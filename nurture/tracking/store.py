@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 import sqlalchemy as sa
+from flask import current_app
 
 from app.db import db
 from app.leads.models import Event, Lead
@@ -89,16 +90,31 @@ def send_facts(send_ids: Iterable[int]) -> dict[int, SendFacts]:
 
 
 def untracked_leads(lead_ids: Iterable[int]) -> set[int]:
-    """Leads who said no to tracking. For now the marker is the lead attribute
-    `tracking_consent` set to False (a consent form field or an import can set it)."""
+    """Leads without tracking consent. The marker is the lead attribute `tracking_consent` (a
+    checkbox form field of that name or an import sets it): False is never tracked; with
+    `TRACKING_REQUIRE_CONSENT` on, only True is tracked (no answer means no)."""
+    strict = bool(current_app.config.get("TRACKING_REQUIRE_CONSENT"))
     ids = sorted({i for i in lead_ids if i is not None})
     out: set[int] = set()
     for part in chunks(ids):
         for lead_id, attributes in db.session.execute(
                 sa.select(Lead.id, Lead.attributes).where(Lead.id.in_(part))):
-            if (attributes or {}).get("tracking_consent") is False:
+            consent = consent_answer((attributes or {}).get("tracking_consent"))
+            if consent is False or (strict and consent is not True):
                 out.add(lead_id)
     return out
+
+
+def consent_answer(value: Any) -> bool | None:
+    """The `tracking_consent` attribute as yes / no / no answer; a CSV import stores text."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if value is not None else ""
+    if text in ("false", "no", "0", "off"):
+        return False
+    if text in ("true", "yes", "1", "on"):
+        return True
+    return None
 
 
 def event_row(type: str, *, lead_id: int | None, at: datetime, verdict: classify.Verdict
@@ -110,6 +126,22 @@ def event_row(type: str, *, lead_id: int | None, at: datetime, verdict: classify
     return {"lead_id": lead_id, "visitor_id": visitor_id, "type": type, "occurred_at": at,
             "campaign_id": None, "url": url, "data": data, "is_bot": verdict.is_bot,
             "bot_reason": verdict.bot_reason, "dedupe_key": dedupe_key}
+
+
+def human_lead_ids(rows: list[dict[str, Any]]) -> set[int]:
+    return {r["lead_id"] for r in rows if r["lead_id"] is not None and not r["is_bot"]}
+
+
+def score_leads(lead_ids: Iterable[int]) -> int:
+    """After the commit: ask scoring to look at these leads. Bulk inserts bypass the ORM flush
+    scoring listens to (`nurture.scoring.incremental`), so without this only its periodic
+    sweep would notice tracked activity. Never raises for Redis (the sweep catches up)."""
+    ids = {int(i) for i in lead_ids if i is not None}
+    if not ids or "scoring" not in current_app.extensions:
+        return 0
+    from nurture.scoring.incremental import enqueue_scoring
+
+    return enqueue_scoring(ids)
 
 
 def _insert(model: Any, index_elements: list[str]):

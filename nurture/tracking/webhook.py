@@ -22,9 +22,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request
+from redis.exceptions import RedisError
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 
+from app import queue
 from app.db import db
 from app.leads.models import Lead
 from nurture.tracking import classify, health, outcomes, store
@@ -202,10 +204,22 @@ def process(events: list[Any]) -> dict[str, int]:
     store.insert_events(rows)
     effects.apply()
     db.session.commit()
+    _score_later(store.human_lead_ids(rows))
     if effects.reputation_changed or any(r["type"] == "email_delivered" for r in rows):
         health.check()
     return {"received": len(events), "recorded": len(rows),
             "duplicates": len(events) - len(fresh)}
+
+
+def _score_later(lead_ids: set[int]) -> None:
+    """One job hands the batch's leads to scoring, so the response does not wait on a Redis
+    round trip per lead. Redis trouble is logged: scoring's periodic sweep catches up."""
+    if not lead_ids or "scoring" not in current_app.extensions:
+        return
+    try:
+        queue.enqueue("nurture.tracking.jobs.score_leads", sorted(lead_ids), queue="tracking")
+    except RedisError as exc:
+        log.warning("sendgrid webhook: scoring not asked for %d leads (%s)", len(lead_ids), exc)
 
 
 def _leads_by_email(emails: set[str]) -> dict[str, int]:

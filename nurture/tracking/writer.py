@@ -46,6 +46,7 @@ def flush(max_batches: int = 50) -> int:
     size = int(current_app.config["TRACKING_BATCH_SIZE"])
     total = 0
     try:
+        buffer.reload_spilled(current_app, conn)  # what a process left on disk at exit
         for _ in range(max_batches):
             raw = conn.lrange(buffer.KEY, 0, size - 1)
             if not raw:
@@ -234,6 +235,8 @@ def write(hits: list[dict[str, Any]]) -> int:
     batch.run()
     batch.save()
     db.session.commit()
+    # the leads of human rows, and those whose earlier anonymous visits were just attached
+    store.score_leads(store.human_lead_ids(batch.rows) | set(batch.links.values()))
     return len(batch.rows)
 
 

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 
 from nurture.tracking import classify
-from tests.nurture.tracking.stories import (BROWSER, events, flush, hit, make_send, path,
-                                            tracked)
+from tests.nurture.tracking.stories import (BROWSER, events, flush, hit, make_lead, make_send,
+                                            path, tracked)
 
 APPLE_PROXY_UA = "Mozilla/5.0"
 GOOGLE_PROXY_UA = ("Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 "
@@ -108,3 +108,72 @@ def test_a_human_click_upgrades_a_machine_open_once(app, client):
     assert opens[1].data["reason"] == classify.IMPLIED_BY_CLICK
     assert opens[1].data["send_id"] == str(send.id)
     assert [c.is_bot for c in events("email_clicked")] == [False, False]
+
+
+def test_an_open_within_seconds_of_the_delivery_event_is_a_machine(app, client):
+    """Sent an hour ago, but SendGrid reports the delivery just now: a scanner opens at once."""
+    from app.db import db
+    from app.leads.models import Lead
+    from app.leads.service import record_event
+
+    send = make_send(sent_ago=timedelta(hours=1))
+    record_event(db.session.get(Lead, send.lead_id), "email_delivered",
+                 data={"send_id": str(send.id)})
+    db.session.commit()
+    event = opened(client, send)
+    assert event.is_bot and event.bot_reason == "within 2s of delivery"
+
+
+def test_a_head_request_for_the_pixel_is_a_machine(app, client):
+    event = opened(client, make_send(), method="HEAD")
+    assert event.is_bot and event.bot_reason == classify.HEAD
+
+
+def test_apples_bare_user_agent_alone_marks_the_proxy(app, client):
+    event = opened(client, make_send(), ua=APPLE_PROXY_UA, ip="198.51.100.20")
+    assert event.is_bot and event.bot_reason == classify.APPLE_PROXY
+
+
+def test_one_link_clicked_twice_quickly_is_a_person(app, client):
+    send = make_send()
+    _, (url,) = tracked(send, "https://example.com/guide")
+    hit(client, path(url))
+    hit(client, path(url))  # a double click
+    flush()
+    assert [c.is_bot for c in events("email_clicked")] == [False, False]
+
+
+def test_a_burst_spread_over_two_writer_runs_is_still_a_machine(app, client):
+    send = make_send()
+    _, (first, second) = tracked(send, "https://example.com/a", "https://example.com/b")
+    hit(client, path(first))
+    flush()
+    hit(client, path(second))
+    flush()
+    assert [(c.is_bot, c.bot_reason) for c in events("email_clicked")][1] == (True,
+                                                                              classify.BURST)
+
+
+MIMECAST_IP, PROOFPOINT_IP, SAFE_LINKS_IP = "207.211.30.44", "67.231.149.12", "40.107.22.61"
+
+
+@pytest.mark.parametrize("ua, ip, vendor", [
+    (OUTLOOK_DESKTOP, MIMECAST_IP, "Mimecast"),
+    (OUTLOOK_DESKTOP, PROOFPOINT_IP, "Proofpoint"),
+    ("Mozilla/5.0 (compatible; Proofpoint URL Defense)", "198.51.100.30", "Proofpoint"),
+    (OUTLOOK_DESKTOP, SAFE_LINKS_IP, "Microsoft Safe Links"),
+])
+def test_gateway_clicks_are_stored_as_machines_and_score_nothing(app, client, ua, ip, vendor):
+    from nurture.scoring.service import score_lead
+
+    send = make_send()
+    other = make_send(make_lead("bob@example.com"))
+    _, (url,) = tracked(send, "https://example.com/guide")
+    _, (human_url,) = tracked(other, "https://example.com/guide")
+    hit(client, path(url), ua=ua, ip=ip)
+    hit(client, path(human_url))  # the control: a person's click scores
+    flush()
+    (click,) = events("email_clicked", send.lead_id)
+    assert click.is_bot and click.bot_reason == f"link scanner: {vendor}"
+    assert score_lead(send.lead_id).engagement.score == 0
+    assert score_lead(other.lead_id).engagement.score > 0

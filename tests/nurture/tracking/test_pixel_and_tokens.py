@@ -47,3 +47,19 @@ def test_bad_tokens_get_the_same_gif_and_record_nothing(app, client, mangle):
     assert_gif(hit(client, f"/t/o/{mangle(token)}"))
     flush()
     assert events("email_opened") == []
+
+
+def test_each_purpose_has_its_own_salt(app, client):
+    """A well-formed payload signed for the other purpose still counts for nothing."""
+    from itsdangerous import URLSafeSerializer
+
+    send = make_send()
+    tracked(send, "https://example.com/guide")  # link 1 exists: only the salt stands in the way
+    secret = app.config["SECRET_KEY"]
+    as_click = URLSafeSerializer(secret, salt=tokens.CLICK_SALT).dumps(send.id)
+    as_open = URLSafeSerializer(secret, salt=tokens.OPEN_SALT).dumps([send.id, 1])
+    assert_gif(hit(client, f"/t/o/{as_click}.gif"))
+    response = hit(client, f"/t/c/{as_open}")
+    assert response.status_code == 400 and "Location" not in response.headers
+    flush()
+    assert events() == []

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import pytest
 import time_machine
 
 from app.db import db, utcnow
@@ -105,13 +106,14 @@ def test_privacy_signals_can_be_switched_off(app_config, make_app):
         assert len(events("pricing_viewed")) == 1
 
 
-def test_a_lead_without_tracking_consent_is_not_tracked(app, client):
-    lead = make_lead(tracking_consent=False)
+@pytest.mark.parametrize("answer", [False, "no", "false", "0"])  # a form's checkbox, a CSV
+def test_a_lead_without_tracking_consent_is_not_tracked(app, client, answer):
+    lead = make_lead(tracking_consent=answer)
     send = make_send(lead)
     tracker, (url,) = tracked(send, f"{SITE}/guide")
     hit(client, path(tracker.pixel_url()))
     hit(client, path(url))
-    assert db.session.get(Lead, lead.id).attributes["tracking_consent"] is False
+    assert db.session.get(Lead, lead.id).attributes["tracking_consent"] == answer
     flush()
     assert events() == []
 
@@ -128,3 +130,72 @@ def test_a_scanners_click_never_makes_its_browser_the_leads(app, client):
     view(client, "/pricing")  # the scanner's later fetches stay anonymous
     flush()
     assert [v.lead_id for v in events("page_viewed")] == [None]
+
+
+def test_the_no_js_pixel_records_the_page_it_sits_on(app, client):
+    """`<img src=".../t/v.gif">` without the script: the page comes from the Referer."""
+    lead_id, _ = known_browser(client)
+    response = hit(client, "/t/v.gif", headers={"Referer": f"{SITE}/pricing"})
+    assert response.mimetype == "image/gif" and len(response.data) == 43
+    assert "no-store" in response.headers["Cache-Control"]
+    flush()
+    (viewed,) = events("page_viewed")
+    assert viewed.lead_id == lead_id and viewed.url == f"{SITE}/pricing"
+    assert [e.lead_id for e in events("pricing_viewed")] == [lead_id]
+
+
+def test_a_return_is_found_across_writer_runs(app, client):
+    """The writer runs every second: the previous visit is nearly always in an earlier batch."""
+    lead_id, _ = known_browser(client)
+    view(client, "/features")
+    flush()
+    with time_machine.travel(utcnow() + timedelta(minutes=29)):
+        view(client, "/blog")  # same session: 29 minutes of inactivity
+        flush()
+    with time_machine.travel(utcnow() + timedelta(minutes=29 + 45)):
+        view(client, "/pricing")
+        flush()
+    (returned,) = events("site_returned")
+    assert returned.lead_id == lead_id and returned.url == f"{SITE}/pricing"
+    assert returned.data["minutes_away"] == 45
+
+
+def test_the_script_stays_quiet_only_when_the_workspace_honours_signals(app_config, make_app):
+    honouring = make_app(app_config).test_client().get("/t/v.js").get_data(as_text=True)
+    ignoring = make_app({**app_config, "TRACKING_HONOUR_GPC": False}).test_client() \
+        .get("/t/v.js").get_data(as_text=True)
+    assert "if (true &&" in honouring and "if (false &&" in ignoring
+
+
+def test_a_click_under_a_privacy_signal_sets_no_visitor_cookie(app, client):
+    send = make_send()
+    _, (url,) = tracked(send, f"{SITE}/guide")
+    response = hit(client, path(url), headers={"Sec-GPC": "1"})
+    assert response.status_code == 302 and client.get_cookie("kv") is None
+    flush()
+    (click,) = events("email_clicked")  # the click on our own email still counts
+    assert click.visitor_id is None
+
+
+def test_a_lead_who_withdraws_tracking_consent_is_no_longer_followed_on_the_site(app, client):
+    lead_id, _ = known_browser(client)
+    lead = db.session.get(Lead, lead_id)
+    lead.attributes = {**(lead.attributes or {}), "tracking_consent": False}
+    db.session.commit()
+    view(client, "/pricing")
+    view(client, "/features", vid="LocalStorageId_0123456789")
+    flush()
+    assert events("page_viewed") == [] and events("pricing_viewed") == []
+
+
+def test_a_workspace_can_require_consent_before_tracking(app_config, make_app):
+    strict = make_app({**app_config, "TRACKING_REQUIRE_CONSENT": True})
+    with strict.app_context():
+        client = strict.test_client()
+        silent = make_send(make_lead("ann@example.com"))  # never answered
+        agreed = make_send(make_lead("bob@example.com", tracking_consent="yes"))
+        for send in (silent, agreed):
+            tracker, (url,) = tracked(send, f"{SITE}/guide")
+            hit(client, path(tracker.pixel_url()))
+        flush()
+        assert [e.lead_id for e in events("email_opened")] == [agreed.lead_id]

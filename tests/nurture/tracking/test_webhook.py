@@ -6,7 +6,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from app.db import db
+from app.db import db, utcnow
 from app.leads.models import Event, Lead
 from nurture.models import Enrollment, Send, Sequence, Suppression
 from nurture.tracking import classify
@@ -171,3 +171,108 @@ def test_a_high_spam_rate_warns_then_pauses_sending(signer, app, client, auth):
     db.session.expire_all()
     assert db.session.get(Sequence, send.enrollment.sequence_id).status == "active"
     assert "Sending is running" in client.get("/admin/tracking/").get_data(as_text=True)
+
+
+def test_a_retry_signed_hours_ago_is_still_accepted_by_default(signer, app, client):
+    """SendGrid retries for 24 h: the default window must let a 23-hour-old batch in."""
+    send = make_send()
+    assert app.config["SENDGRID_WEBHOOK_MAX_AGE"] == 24 * 3600
+    response = signer.post(client, [sg_event(send, "delivered", "d1")],
+                           timestamp=int(time.time()) - 23 * 3600)
+    assert response.status_code == 200
+    assert len(events("email_delivered")) == 1
+
+
+@pytest.mark.parametrize("age, status", [(5 * 60, 200), (20 * 60, 403), (-3600, 403)])
+def test_the_window_is_configurable_and_the_future_is_refused(signer, app_config, make_app,
+                                                               age, status):
+    other = make_app({**app_config, "SENDGRID_WEBHOOK_MAX_AGE": 600})
+    with other.app_context():
+        send = make_send()
+        response = signer.post(other.test_client(), [sg_event(send, "delivered", "d1")],
+                               timestamp=int(time.time()) - age)
+        assert response.status_code == status
+        assert count_events() == (1 if status == 200 else 0)
+
+
+def test_a_human_click_upgrades_sendgrids_machine_open(signer, app, client):
+    send = make_send()
+    signer.post(client, [sg_event(send, "open", "o1", sg_machine_open=True,
+                                  useragent="Mozilla/5.0", ip="17.1.2.3", ago=120)])
+    signer.post(client, [sg_event(send, "click", "c1", url="https://example.com/guide",
+                                  useragent="Mozilla/5.0 (iPhone) Mobile", ip="203.0.113.9",
+                                  ago=30)])
+    opens = events("email_opened")
+    assert [(o.is_bot, o.data.get("reason")) for o in opens] == [
+        (True, None), (False, classify.IMPLIED_BY_CLICK)]
+
+
+def test_opens_and_clicks_of_a_lead_without_tracking_consent_are_not_recorded(signer, app,
+                                                                              client):
+    send = make_send(make_lead(tracking_consent=False))
+    signer.post(client, [sg_event(send, "delivered", "d1"),
+                         sg_event(send, "open", "o1", useragent="Mozilla/5.0 (X11)", ago=30),
+                         sg_event(send, "click", "c1", url="https://example.com/guide",
+                                  useragent="Mozilla/5.0 (X11)", ago=20)])
+    assert [e.type for e in events()] == ["email_delivered"]  # delivery is not tracking
+
+
+def test_a_batch_with_human_activity_asks_scoring(signer, app, client):
+    from app import queue
+    from nurture.tracking import jobs
+
+    send = make_send()
+    signer.post(client, [sg_event(send, "open", "o1", useragent="Mozilla/5.0 (X11)", ago=30)])
+    (job,) = queue.get_queue("tracking").jobs
+    assert job.func_name == "nurture.tracking.jobs.score_leads"
+    assert job.args == ([send.lead_id],)
+    jobs.score_leads(*job.args)
+    (score,) = queue.get_queue("scoring").jobs
+    assert score.args == (send.lead_id,)
+
+
+def _spam_window(spam: int, delivered: int = 1000, tag: str = "") -> None:
+    from nurture.tracking import store
+
+    rows = [store.event_row("email_delivered", lead_id=None, at=utcnow(), dedupe_key=f"d{tag}{i}")
+            for i in range(delivered)]
+    rows += [store.event_row("spam_reported", lead_id=None, at=utcnow(), dedupe_key=f"s{tag}{i}")
+             for i in range(spam)]
+    store.insert_events(rows)
+    db.session.commit()
+
+
+@pytest.mark.parametrize("spam, level", [(1, "ok"), (2, "warning"), (3, "warning"),
+                                         (4, "paused")])
+def test_the_spam_rate_thresholds_are_over_a_tenth_and_three_tenths_of_a_percent(
+        app, spam, level):
+    from nurture.tracking import health
+
+    make_send()  # an active sequence to pause
+    _spam_window(spam)  # of 1,000 delivered: 0.1 % is not over 0.1 %, 0.3 % not over 0.3 %
+    assert health.check().level == level
+    assert (health.sending_paused() is not None) == (level == "paused")
+
+
+def test_marketers_are_emailed_once_per_level(app):
+    from nurture.tracking import jobs
+    from tests.helpers import make_user, outbox_files
+
+    make_user("mara@example.com", "marketer")
+    make_user("ada@example.com", "admin")
+    make_user("sam@example.com", "sales")
+    make_send()
+    _spam_window(2)  # 0.2 %: a warning
+    assert jobs.check_spam_rate() == "warning"
+    assert jobs.check_spam_rate() == "warning"  # the next run tells nobody again
+    warned = outbox_files()
+    assert len(warned) == 2
+    texts = [f.read_text() for f in warned]
+    assert all("Spam reports are above 0.1 %" in t for t in texts)
+    assert sorted(a for a in ("mara@example.com", "ada@example.com", "sam@example.com")
+                  if any(a in t for t in texts)) == ["ada@example.com", "mara@example.com"]
+    _spam_window(3, delivered=0, tag="more")  # now 0.5 %: sending pauses, and that is news
+    assert jobs.check_spam_rate() == "paused"
+    paused = [f for f in outbox_files() if f not in warned]
+    assert len(paused) == 2
+    assert all("Sending is paused" in f.read_text() for f in paused)
