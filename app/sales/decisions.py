@@ -46,14 +46,16 @@ def _page(purpose: str, token: str, form, outcome_of):
                 decide(alert, current_user, outcome_of(form), "")
             except DecisionRefused:
                 pass
-        return render_template("sales/decide.html", state="not_owner", **context), 403
+        return render_template("sales/decide.html", state="not_owner",
+                               attempted=form.is_submitted(), **context), 403
     if form.validate_on_submit():
         outcome = outcome_of(form)
         reason = (getattr(form, "reason", None) and form.reason.data or "").strip()
         try:
             did = decide(alert, current_user, outcome, reason)
         except DecisionRefused:
-            return render_template("sales/decide.html", state="not_owner", **context), 403
+            return render_template("sales/decide.html", state="not_owner", attempted=True,
+                                   **context), 403
         db.session.refresh(assignment)
         return render_template("sales/decide.html", state="decided" if did else "done",
                                **context)

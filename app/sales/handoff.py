@@ -80,7 +80,15 @@ def decide(alert: Alert, user: User, outcome: str, reason: str = "") -> bool:
         text = f"Accepted by {user.email}"
     else:
         text = f"Rejected by {user.email}: {reason}" if reason else f"Rejected by {user.email}"
-    change_stage(lead, OUTCOMES[outcome], reason=text, actor="user", actor_user_id=user.id)
+    change = change_stage(lead, OUTCOMES[outcome], reason=text, actor="user",
+                          actor_user_id=user.id)
+    if outcome == "accepted" and lead.owner_id != user.id:
+        # The SQL belongs to whoever accepted it (a team alert, or an allowed non-owner).
+        previous = assignment.user.email if assignment.user else None
+        lead.owner_id = user.id
+        record_event(lead, "owner_assigned", dedupe_key=f"owner-assigned:{change.id}",
+                     data={"owner": user.email, "method": "accepted", "previous": previous,
+                           "reason": f"accepted by {user.email}", "stage_change_id": change.id})
     if outcome == "recycled":
         before = lead.engagement_score
         lead.engagement_score = 0

@@ -146,14 +146,14 @@ def assess(lead: Any, events: Sequence[Any], rules: Rules, now: datetime, *,
            decide: bool = True) -> Assessment:
     """Score a lead and decide whether it qualifies as an MQL now.
 
-    `since`: only activity after it can qualify (a recycled lead must show new interest;
-    the score itself still counts everything). `decide=False` skips the MQL decision (the
-    rebuild, for leads in stages scoring never moves)."""
+    `since`: the lead's last engagement reset (sales recycled it): engagement, and so an MQL,
+    counts only activity after it; the older events stay in the log. `decide=False` skips the
+    MQL decision (the rebuild, for leads in stages scoring never moves)."""
     fit_result = fit(lead, rules)
-    eng = engagement(events, rules, now, with_items=with_items)
+    recent = events if since is None else [e for e in events if e.occurred_at > since]
+    eng = engagement(recent, rules, now, with_items=with_items)
     if not decide:
         return Assessment(fit=fit_result, engagement=eng, mql_reason=None)
-    recent = events if since is None else [e for e in events if e.occurred_at > since]
     reason = None
     instant = False
     for rule in rules.instant:
@@ -169,11 +169,10 @@ def assess(lead: Any, events: Sequence[Any], rules: Rules, now: datetime, *,
             instant = True
             break
     if reason is None and grade_at_least(fit_result.grade, rules.mql_grade):
-        qualifying = eng if since is None else engagement(recent, rules, now, with_items=False)
-        if qualifying.score >= rules.mql_engagement:
-            detailed = engagement(recent, rules, now, with_items=True)
+        if eng.score >= rules.mql_engagement:
+            detailed = eng if with_items else engagement(recent, rules, now, with_items=True)
             summary = activity_summary(detailed, rules)
-            reason = (f"engagement {qualifying.score:.0f} ≥ {rules.mql_engagement:g} and "
+            reason = (f"engagement {eng.score:.0f} ≥ {rules.mql_engagement:g} and "
                       f"fit {fit_result.grade} ≥ {rules.mql_grade}")
             if since is not None:
                 reason += f" since recycled on {since:%Y-%m-%d}"

@@ -15,7 +15,7 @@ from flask import render_template
 from markupsafe import Markup
 
 from app.db import db, utcnow
-from app.leads.models import Event, Lead, Stage
+from app.leads.models import Event, Lead
 from nurture.scoring import service
 from nurture.scoring.compute import EngagementResult, FitResult, activity_summary, assess
 from nurture.scoring.rules import Rules
@@ -32,6 +32,7 @@ class Breakdown:
     rules: Rules
     mql_reason: str | None  # set when the lead qualifies now (whatever its stage)
     machine_events: int  # ignored: bots, proxies, scanners
+    engagement_since: datetime | None = None  # the last reset (recycled by sales)
 
     @property
     def mql_threshold(self) -> str:
@@ -64,6 +65,8 @@ class Breakdown:
                 "score": self.engagement.score,
                 "half_life_days": self.rules.half_life_days,
                 "machine_events_ignored": self.machine_events,
+                "counted_since": (self.engagement_since.isoformat()
+                                  if self.engagement_since else None),
                 "items": [{"rule": i.rule, "event_id": i.event_id, "event_type": i.event_type,
                            "occurred_at": i.occurred_at.isoformat(), "url": i.url,
                            "raw_points": i.raw_points, "counted_points": i.counted_points,
@@ -77,16 +80,15 @@ def explain(lead: Lead, now: datetime | None = None) -> Breakdown:
     now = now or utcnow()
     active = service.active_rules()
     events = service.human_events(lead.id, active.rules)
-    since = None
-    if lead.stage == Stage.RECYCLED.value:
-        since = service.recycled_since([lead.id]).get(lead.id)
+    since = service.reset_at(lead.id)
     result = assess(lead, events, active.rules, now, since=since, with_items=True)
     machine = db.session.scalar(
         sa.select(sa.func.count(Event.id)).where(Event.lead_id == lead.id, Event.is_bot.is_(True))
     ) or 0
     return Breakdown(lead_id=lead.id, stage=lead.stage, ruleset_version=active.version,
                      computed_at=now, fit=result.fit, engagement=result.engagement,
-                     rules=active.rules, mql_reason=result.mql_reason, machine_events=machine)
+                     rules=active.rules, mql_reason=result.mql_reason, machine_events=machine,
+                     engagement_since=since)
 
 
 def render_panel(lead: Lead) -> Markup:
@@ -103,6 +105,9 @@ def story_section(lead: Lead) -> "Section":
     lines = [breakdown.summary()]
     if breakdown.mql_reason:
         lines.append(f"Qualifies because: {breakdown.mql_reason}")
+    if breakdown.engagement_since:
+        lines.append(f"Engagement counted since it was recycled on "
+                     f"{breakdown.engagement_since:%Y-%m-%d}")
     lines += [f"Fit {item.points:+d}: {item.rule}" for item in breakdown.fit.items]
     strongest = sorted(breakdown.engagement.items, key=lambda i: i.points, reverse=True)[:8]
     lines += [f"Engagement {item.points:+.1f} ({item.counted_points:g} × decay {item.decay:.2f}): "

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from app import outbox
 from app.db import db, utcnow
-from app.leads.models import Event, Lead, Stage
+from app.leads.models import Event, Lead
 from nurture.scoring.compute import Assessment, assess
 from nurture.scoring.models import LeadScore
 from nurture.scoring.rules import Rules
@@ -71,7 +71,7 @@ def assess_batch(leads: list[Any], rules: Rules, now: datetime
     ).all()
     by_lead = {lead_id: list(rows)
                for lead_id, rows in itertools.groupby(events, key=operator.itemgetter(0))}
-    recycled = recycled_since(l.id for l in leads if l.stage == Stage.RECYCLED.value)
+    recycled = recycled_since(between=(low, high))  # engagement resets
     results = []
     for lead in leads:
         lead_events = by_lead.get(lead.id, [])

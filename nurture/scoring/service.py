@@ -96,17 +96,28 @@ def human_events(lead_id: int, rules: Rules) -> Sequence[Any]:
     ).all()
 
 
-def recycled_since(lead_ids: Iterable[int]) -> dict[int, datetime]:
-    """When each of these leads last moved to recycled."""
-    ids = list(lead_ids)
-    if not ids:
-        return {}
+def recycled_since(lead_ids: Iterable[int] | None = None, *,
+                   between: tuple[int, int] | None = None) -> dict[int, datetime]:
+    """When each of these leads (ids, or an id range) last moved to recycled: their last
+    engagement reset. Engagement counts only what they did after it."""
+    if between is not None:
+        which = StageChange.lead_id.between(*between)
+    else:
+        ids = list(lead_ids or ())
+        if not ids:
+            return {}
+        which = StageChange.lead_id.in_(ids)
     rows = db.session.execute(
         sa.select(StageChange.lead_id, sa.func.max(StageChange.changed_at))
-        .where(StageChange.lead_id.in_(ids), StageChange.to_stage == Stage.RECYCLED.value)
+        .where(which, StageChange.to_stage == Stage.RECYCLED.value)
         .group_by(StageChange.lead_id)
     ).all()
     return {lead_id: when for lead_id, when in rows if when is not None}
+
+
+def reset_at(lead_id: int) -> datetime | None:
+    """The lead's last engagement reset (its last move to recycled), if any."""
+    return recycled_since([lead_id]).get(lead_id)
 
 
 def promote(lead: Lead, assessment: Assessment) -> StageChange | None:
@@ -125,10 +136,7 @@ def score_lead(lead_id: int, now: datetime | None = None) -> Assessment | None:
     if lead is None:
         return None
     events = human_events(lead.id, active.rules)
-    since = None
-    if lead.stage == Stage.RECYCLED.value:
-        since = recycled_since([lead.id]).get(lead.id)
-    result = assess(lead, events, active.rules, now, since=since,
+    result = assess(lead, events, active.rules, now, since=reset_at(lead.id),
                     decide=lead.stage in ELIGIBLE_STAGES)
     if lead.fit_score != result.fit.points:
         lead.fit_score = result.fit.points

@@ -68,6 +68,40 @@ def test_reject_and_recycle_resets_engagement_with_the_reason(app, client, auth)
     assert reset.data["from"] == 42
 
 
+def test_the_reset_survives_rescoring_and_the_lead_enters_its_nurture_sequence(app, client,
+                                                                              auth):
+    from datetime import timedelta
+
+    from app.db import utcnow
+    from app.leads.service import record_event
+    from nurture.models import Enrollment
+    from nurture.scoring import jobs as scoring_jobs
+    from tests.nurture.factories import make_sequence
+
+    sequence = make_sequence(name="Recycled", trigger_stage="recycled")
+    lead, alert = handed_off()
+    for days, kind, url in ((3, "page_viewed", "/pricing"), (2, "form_submitted", None),
+                            (1, "email_clicked", None)):
+        record_event(lead, kind, url=url, occurred_at=utcnow() - timedelta(days=days))
+    db.session.commit()
+    scoring_jobs.score_lead(lead.id)
+    db.session.expire_all()
+    assert db.session.get(Lead, lead.id).engagement_score > 30
+    auth.login("sam@example.com")
+    _post(client, link("reject", alert), outcome="recycled", reason="Next quarter")
+    from app import outbox
+    from app.outbox import OutboxJob
+
+    for row in db.session.scalars(sa.select(OutboxJob).where(OutboxJob.done_at.is_(None),
+                                                              OutboxJob.job.like("nurture.%"))):
+        outbox.run(row.id)
+    scoring_jobs.score_lead(lead.id)  # the rescore the reset event itself triggers
+    db.session.expire_all()
+    assert db.session.get(Lead, lead.id).engagement_score == 0
+    enrolled = db.session.scalars(sa.select(Enrollment).where(Enrollment.lead_id == lead.id))
+    assert [e.sequence_id for e in enrolled] == [sequence.id]
+
+
 def test_reject_and_disqualify_needs_a_reason(app, client, auth):
     lead, alert = handed_off()
     auth.login("sam@example.com")
@@ -82,9 +116,12 @@ def test_a_non_owner_is_refused_and_logged_unless_allowed(app, client, auth):
     lead, alert = handed_off()
     make_user("kim@example.com", "sales")
     auth.login("kim@example.com")
+    looked = client.get(link("accept", alert))
+    assert looked.status_code == 403 and "was logged" not in looked.get_data(as_text=True)
     refused = _post(client, link("accept", alert))
     assert refused.status_code == 403
     assert "belongs to sam@example.com" in refused.get_data(as_text=True)
+    assert "Your attempt was logged." in refused.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(Lead, lead.id).stage == "mql"
     logged = db.session.scalar(sa.select(Event).where(Event.type == "handoff_refused"))
@@ -97,6 +134,24 @@ def test_a_non_owner_is_refused_and_logged_unless_allowed(app, client, auth):
     decided = db.session.scalar(sa.select(Event).where(Event.type == "handoff_decided"))
     assert decided.data["non_owner"] is True and decided.data["by"] == "kim@example.com"
     assert db.session.scalar(sa.select(Assignment)).decided_by.email == "kim@example.com"
+    # The SQL is now Kim's, as the accept page promised; the change of owner is logged.
+    assert db.session.get(Lead, lead.id).owner.email == "kim@example.com"
+    moved = db.session.scalars(sa.select(Event).where(Event.type == "owner_assigned")
+                               .order_by(Event.id)).all()
+    assert [(e.data["owner"], e.data["method"]) for e in moved] == [
+        ("sam@example.com", "round_robin"), ("kim@example.com", "accepted")]
+
+
+def test_a_team_alert_accepted_gives_the_lead_to_whoever_accepted(app, client, auth):
+    settings(team_email="team@example.com")
+    lead, alert = handed_off(None)  # no sales user yet: the team address is alerted
+    assert alert.recipient == "team@example.com"
+    make_user("kim@example.com", "sales")
+    auth.login("kim@example.com")
+    assert _post(client, link("accept", alert)).status_code == 200
+    db.session.expire_all()
+    lead = db.session.get(Lead, lead.id)
+    assert lead.stage == "sql" and lead.owner.email == "kim@example.com"
 
 
 def test_a_marketer_cannot_use_the_links(app, client, auth):

@@ -121,6 +121,9 @@ def test_the_admin_export_is_a_streamed_download(app, client, auth):
     assert _read(response.get_data(as_text=True)) == [["email", "company"],
                                                       ["x@example.com", "'@SUM(1)"]]
     assert client.get("/sales/export.csv?columns=nope").status_code == 400
+    excel = client.get("/sales/export.csv?stage=mql&columns=email&bom=1")
+    assert excel.data.startswith(b"\xef\xbb\xbfemail\r\n")
+    assert not client.get("/sales/export.csv?columns=email").data.startswith(b"\xef")
     assert client.get("/sales/export").status_code == 200
 
 

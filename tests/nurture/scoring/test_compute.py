@@ -55,6 +55,14 @@ def test_engagement_decays_by_half_each_half_life():
     assert (old.event_id, old.event_type, old.raw_points) == (1, "form_submitted", 15)
 
 
+def test_the_half_life_is_the_rules_setting():
+    rules = Rules.from_dict({**default_rules().to_dict(), "half_life_days": 7})
+    result = engagement([event(1, "form_submitted", 14), event(2, "email_clicked", 7)],
+                        rules, NOW)
+    assert [round(i.decay, 4) for i in result.items] == [0.25, 0.5]
+    assert result.score == 15 * 0.25 + 5 * 0.5
+
+
 def test_daily_cap_per_rule_per_day():
     rules = default_rules()  # opens: 1 point, at most 3 a day
     opens = [event(i, "email_opened", 0.1) for i in range(5)]

@@ -11,6 +11,7 @@ from app.leads.models import Lead, Stage
 from app.leads.service import change_stage
 from app.worker import run_worker
 from nurture.scoring import incremental, jobs, service
+from nurture.scoring.explain import explain
 from nurture.scoring.models import LeadScore
 from tests.nurture.scoring.support import (
     DIRECTOR, NOW, add_events, hot_activity, make_lead, reload, stage_changes,
@@ -135,15 +136,45 @@ def test_a_recycled_lead_needs_new_interest(app):
     assert "since recycled on" in stage_changes(lead)[-1].reason
 
 
+def test_recycling_resets_engagement_for_every_later_rescore(app, runner):
+    lead = make_lead(**DIRECTOR)
+    with time_machine.travel(NOW - timedelta(days=3), tick=False):
+        add_events(lead, *hot_activity(), now=NOW - timedelta(days=3))
+        jobs.score_lead(lead.id)
+    assert reload(lead).engagement_score > 50
+    with time_machine.travel(NOW - timedelta(days=2), tick=False):
+        change_stage(reload(lead), Stage.RECYCLED, reason="Rejected: too early", actor="user")
+        reload(lead).engagement_score = 0  # what the handoff does
+        db.session.commit()
+    with time_machine.travel(NOW, tick=False):
+        jobs.score_lead(lead.id)  # any later event or the sweep runs this
+        assert reload(lead).engagement_score == 0  # the reset holds: old activity is gone
+        data = explain(reload(lead)).to_dict()
+        assert data["engagement"]["items"] == [] and data["engagement"]["score"] == 0
+        assert data["engagement"]["counted_since"].startswith("2026-11-18")
+        add_events(lead, ("email_clicked", 0))
+        jobs.score_lead(lead.id)
+        assert reload(lead).engagement_score == 5  # only what came after the reset
+        assert runner.invoke(args=["scores", "rebuild"]).exit_code == 0
+    assert reload(lead).engagement_score == 5  # the rebuild agrees
+    assert db.session.get(LeadScore, lead.id).engagement == 5
+
+
 def test_incremental_path_equals_rebuild(app, runner):
     leads = [make_lead(**DIRECTOR), make_lead("lee@bright.example.com", company="Bright",
                                                job_title="Manager", country="US"),
-             make_lead("kim@gmail.com"), make_lead("quiet@acme.example.com")]
+             make_lead("kim@gmail.com"), make_lead("quiet@acme.example.com"),
+             make_lead("back@acme.example.com", **{**DIRECTOR, "first_name": "Bo"})]
+    with time_machine.travel(NOW - timedelta(days=4), tick=False):
+        add_events(leads[4], *hot_activity(), now=NOW - timedelta(days=4))
+        change_stage(reload(leads[4]), Stage.RECYCLED, reason="Not now", actor="user")
+        db.session.commit()
     with time_machine.travel(NOW, tick=False):
         add_events(leads[0], *hot_activity(), ("email_opened", 0.2, {"is_bot": True}))
         add_events(leads[1], *[("email_opened", 3)] * 6, ("email_clicked", 40),
                    ("page_viewed", 10, {"url": "/pricing"}), ("site_returned", 1))
         add_events(leads[2], ("form_submitted", 90), ("asset_downloaded", 5))
+        add_events(leads[4], ("email_clicked", 1), ("page_viewed", 2, {"url": "/pricing"}))
         for lead in leads:
             jobs.score_lead(lead.id)
         incremental_rows = _snapshot()
@@ -152,9 +183,14 @@ def test_incremental_path_equals_rebuild(app, runner):
         db.session.commit()
         result = runner.invoke(args=["scores", "rebuild", "--batch-size", "3"])
     assert result.exit_code == 0, result.output
-    assert "Rescored 4 leads (15 events" in result.output
+    assert "Rescoring leads" in result.output  # the progress bar's label
+    assert "Rescored 5 leads (21 events" in result.output
     assert _snapshot() == incremental_rows
     assert incremental_rows[0][1:3] == (30, incremental_rows[0][2]) and incremental_rows[0][2] > 50
+    recycled = incremental_rows[4]
+    # Only the activity since the reset (a click a day ago, pricing two days ago), decayed.
+    assert recycled[3] == "recycled"
+    assert recycled[2] == round(5 * 0.5 ** (1 / 30) + 20 * 0.5 ** (2 / 30), 2)
 
 
 def _snapshot():
