@@ -15,10 +15,11 @@ from app.db import db
 from app.leads.models import Lead
 from app.leads.service import InvalidEmail, normalise_email
 from nurture import engine, enrollment as enrollments
-from nurture.admin_forms import (AddStepForm, ManualEnrollForm, NewSequenceForm, PreviewForm,
-                                 SequenceForm, StepForm)
-from nurture.models import (Enrollment, EnrollmentStatus, LIVE_STATUSES, Sequence,
-                            SequenceStatus, Step, StepKind)
+from nurture.admin_forms import (AddStepForm, CsvImportForm, ManualEnrollForm, NewSequenceForm,
+                                 PreviewForm, SequenceForm, StepForm)
+from nurture.csv_import import import_csv
+from nurture.models import (Enrollment, EnrollmentStatus, LIVE_STATUSES, Send, SendStatus,
+                            Sequence, SequenceStatus, Step, StepKind)
 from nurture.render import TemplateProblem, render_step, sample_lead, validate
 from nurture.stats import COLUMNS, step_stats
 from nurture.steps import activate, add_step, move_step, remove_step
@@ -84,12 +85,27 @@ def edit(sequence_id: int):
     return _editor(sequence, settings), 400 if settings.errors else 200
 
 
+TROUBLE = (SendStatus.FAILED.value, SendStatus.RETRY.value, SendStatus.UNKNOWN.value)
+
+
+def _troubled_sends(sequence: Sequence, limit: int = 20) -> list[tuple[Send, Lead]]:
+    """The latest failed, retrying or unsettled emails of this sequence, with their reason."""
+    step_ids = [step.id for step in sequence.steps]
+    if not step_ids:
+        return []
+    return [tuple(row) for row in db.session.execute(
+        sa.select(Send, Lead).join(Lead, Lead.id == Send.lead_id)
+        .where(Send.step_id.in_(step_ids), Send.status.in_(TROUBLE))
+        .order_by(Send.updated_at.desc(), Send.id.desc()).limit(limit)).all()]
+
+
 def _editor(sequence: Sequence, settings: SequenceForm, errors: list[str] | None = None) -> str:
     problems = {step.id: validate(step) for step in sequence.steps}
     return render_template("nurture/admin/edit.html", sequence=sequence, settings=settings,
                            add=AddStepForm(formdata=None), problems=problems,
                            stats=step_stats(sequence), columns=COLUMNS,
-                           activation_errors=errors or [])
+                           activation_errors=errors or [], troubled=_troubled_sends(sequence),
+                           step_labels={step.id: step.label for step in sequence.steps})
 
 
 @bp.route("/<int:sequence_id>/activate", methods=["POST"])
@@ -150,8 +166,14 @@ def edit_step(sequence_id: int, step_id: int):
         _fill(form, step)
     if form.validate_on_submit():
         _apply(form, step)
-        db.session.commit()
         problems = validate(step)
+        if problems and sequence.is_active:
+            # A live sequence keeps the version that works: leads are being sent this step.
+            db.session.rollback()
+            return render_template("nurture/admin/step.html", sequence=sequence, step=step,
+                                   form=form, problems=problems, refused=True,
+                                   preview=PreviewForm(formdata=None)), 400
+        db.session.commit()
         if problems:
             flash("Saved, but this step needs work before the sequence can go live: "
                   + " ".join(problems), "error")
@@ -287,8 +309,33 @@ def enrollments_list(sequence_id: int):
                        page=max(request.args.get("page", 1, type=int) or 1, 1), per_page=50,
                        error_out=False)
     return render_template("nurture/admin/enrollments.html", sequence=sequence, page=page,
-                           form=form, status=status, statuses=list(EnrollmentStatus)), \
-        400 if form.errors else 200
+                           form=form, upload=CsvImportForm(formdata=None), status=status,
+                           statuses=list(EnrollmentStatus)), 400 if form.errors else 200
+
+
+@bp.route("/<int:sequence_id>/enrollments/import", methods=["POST"])
+@marketer_required
+def import_enrollments(sequence_id: int):
+    """CSV import: upsert each row's lead and enroll it; the first emails start at once."""
+    sequence = _sequence(sequence_id)
+    upload = CsvImportForm()
+    if not upload.validate_on_submit():
+        flash(" ".join(upload.file.errors) or "Choose a CSV file.", "error")
+        return redirect(url_for("nurture.enrollments_list", sequence_id=sequence.id))
+    name = (upload.file.data.filename or "file")[:80]
+    result = import_csv(sequence, upload.file.data.read(),
+                        f"CSV import ({name}) by {current_user.email}")
+    if result.error:
+        db.session.rollback()
+        flash(f"Not imported: {result.error}.", "error")
+        return redirect(url_for("nurture.enrollments_list", sequence_id=sequence.id))
+    db.session.commit()
+    for start in range(0, len(result.enrolled), 500):
+        engine.kick(result.enrolled[start:start + 500])
+    flash(f"CSV import: {result.summary()}.", "info")
+    for line, why in result.skipped[:20]:
+        flash(f"Line {line} skipped: {why}.", "error")
+    return redirect(url_for("nurture.enrollments_list", sequence_id=sequence.id))
 
 
 def _enroll_by_hand(sequence: Sequence, form: ManualEnrollForm) -> None:
@@ -323,6 +370,8 @@ def enrollment_action(enrollment_id: int, action: str):
         enrollments.resume(enrollment)
     elif action == "remove":
         enrollments.end(enrollment, f"removed by {current_user.email}", finished=False)
+    elif action == "replied":  # the lead answered: a person takes over, every journey ends
+        enrollments.mark_replied(enrollment.lead, f"marked by {current_user.email}")
     else:
         abort(404)
     db.session.commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (IntegerField, SelectChoice, SelectField, SelectMultipleField, StringField,
                      TextAreaField)
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
@@ -102,6 +103,12 @@ class StepForm(FlaskForm):
 
 class ManualEnrollForm(FlaskForm):
     email = StringField("Lead's email", validators=[DataRequired(), Length(max=320)])
+
+
+class CsvImportForm(FlaskForm):
+    file = FileField("CSV file", validators=[FileRequired(message="Choose a CSV file.")],
+                     description="First row: column names, one of them email. Other columns "
+                                 "(first_name, company, country, timezone …) fill the profile.")
 
 
 class PreviewForm(FlaskForm):

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from app.db import db, utcnow
 from app.leads.models import Lead
 from app.leads.service import record_event
-from nurture.models import Enrollment, EnrollmentStatus, Reenroll, Sequence
+from nurture.models import LIVE_STATUSES, Enrollment, EnrollmentStatus, Reenroll, Sequence
 from nurture.suppression import why_not_emailable
 
 
@@ -83,6 +83,20 @@ def end(enrollment: Enrollment, reason: str, *, finished: bool) -> None:
     record_event(enrollment.lead, "nurture_finished" if finished else "nurture_exited",
                  data={"sequence_id": enrollment.sequence_id, "enrollment_id": enrollment.id,
                        "reason": reason})
+
+
+def mark_replied(lead: Lead, source: str) -> int:
+    """The lead answered an email: a person talks to them now, so every live journey ends
+    (reason "replied"). Records an `email_replied` event. Returns how many ended. The caller
+    commits."""
+    live = db.session.scalars(
+        sa.select(Enrollment).where(Enrollment.lead_id == lead.id,
+                                    Enrollment.status.in_(LIVE_STATUSES))
+    ).all()
+    record_event(lead, "email_replied", data={"source": source[:200]})
+    for enrollment in live:
+        end(enrollment, "replied", finished=False)
+    return len(live)
 
 
 def pause(enrollment: Enrollment) -> None:

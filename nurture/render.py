@@ -40,13 +40,30 @@ SAFE_STYLE_PROPERTIES = {
 }
 
 
+MAX_OUTPUT = 1_000_000  # characters a template may produce (an email is far smaller)
+
+
 class MailSandbox(SandboxedEnvironment):
     """The sandbox, stricter: touching an unsafe attribute (`''.__class__`) is an error at once,
     instead of an empty value that would hide the attempt from `validate`."""
 
+    # `'x' * 10**9` or `9 ** 9 ** 9` would take the worker's memory or CPU: refuse them.
+    intercepted_binops = frozenset(["*", "**"])
+
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} "
                             "object is not allowed in an email template")
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if not isinstance(right, (int, float)) or abs(right) > 100:
+                raise SecurityError("exponents above 100 are not allowed in an email template")
+        elif operator == "*":
+            for sized, times in ((left, right), (right, left)):
+                if isinstance(sized, (str, list, tuple)) and isinstance(times, int) \
+                        and len(sized) * times > MAX_OUTPUT:
+                    raise SecurityError("that repetition is too long for an email")
+        return super().call_binop(context, operator, left, right)
 
 
 _html_env = MailSandbox(autoescape=select_autoescape(default_for_string=True))
@@ -109,6 +126,12 @@ def tracker_for(send_id: int | None, unsubscribe_url: str) -> Any:
     return factory(send_id, unsubscribe_url)
 
 
+def tracking_allowed(lead: Lead) -> bool:
+    """False when the lead refused tracking (`attributes["tracking_consent"]` is False, set by a
+    consent field or an import): then no open pixel, and links go straight to their target."""
+    return (lead.attributes or {}).get("tracking_consent") not in (False, "false", "no", "0")
+
+
 _JINJA_TAGS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 
 
@@ -144,9 +167,21 @@ def _sanitise(html: str, rewrite: LinkRewriter) -> str:
     )
 
 
+def _bounded(template: Any, context: dict[str, Any]) -> str:
+    parts, size = [], 0
+    for chunk in template.generate(context):
+        size += len(chunk)
+        if size > MAX_OUTPUT:
+            raise TemplateProblem(f"the email is longer than {MAX_OUTPUT:,} characters")
+        parts.append(chunk)
+    return "".join(parts)
+
+
 def _render(env: MailSandbox, source: str, context: dict[str, Any]) -> str:
     try:
-        return env.from_string(source).render(context)
+        return _bounded(env.from_string(source), context)
+    except TemplateProblem:
+        raise
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"line {exc.lineno}: {exc.message}") from None
     except SecurityError as exc:
@@ -165,7 +200,7 @@ def render_step(step: Step, lead: Lead, *, unsubscribe_url: str, send_id: int | 
     context = {"lead": lead_context(lead), "campaign": campaign_context(campaign_id),
                "asset_link": _asset_link_for(lead)}
     subject = " ".join(_render(_text_env, step.subject or "", context).split())
-    tracker = tracker_for(send_id, unsubscribe_url)
+    tracker = tracker_for(send_id, unsubscribe_url) if tracking_allowed(lead) else None
     rewrite = tracker.rewrite if tracker is not None else (lambda url: url)
     body = _sanitise(_render(_html_env, _body_source(step), context), rewrite)
     postal = current_app.config.get("POSTAL_ADDRESS") or ""

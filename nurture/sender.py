@@ -1,6 +1,7 @@
 """Running an email step: window, cap, ledger claim, last-moment checks, render, send, record.
 
-Order matters: the send window and frequency cap only postpone; the ledger claim is committed
+Order matters: the send window and frequency cap only postpone (the cap is decided under a lock
+on the lead's row, so two workers cannot both pass it); the ledger claim is committed
 before the provider is called; suppression is read again *after* the claim so an unsubscribe
 that arrived while the job sat in the queue still stops the email.
 """
@@ -14,6 +15,7 @@ from flask import current_app
 
 from app import mail
 from app.db import db, utcnow
+from app.leads.models import Lead
 from nurture import enrollment as enrollments, ledger
 from nurture.models import Enrollment, FailurePolicy, Send, SendStatus, Step
 from nurture.render import TemplateProblem, build_email
@@ -76,6 +78,12 @@ def run_email_step(enrollment: Enrollment, step: Step) -> str:
         return "ended: no send window"
     if opening > now:
         return _postpone(enrollment, opening, "outside the send window")
+    if (sequence.frequency_cap_hours or 0) > 0:
+        # One cap decision per lead at a time: two workers sending this lead's steps of two
+        # sequences would otherwise both find no recent email. PostgreSQL holds the row lock
+        # until the ledger claim (or the postponement) commits; SQLite has a single writer.
+        db.session.execute(sa.select(Lead.id).where(Lead.id == enrollment.lead_id)
+                           .with_for_update())
     capped = cap_until(enrollment, step, now)
     if capped is not None:
         return _postpone(enrollment, capped, "frequency cap")

@@ -27,8 +27,9 @@ def renumber(sequence: Sequence) -> None:
 
 
 def add_step(sequence: Sequence, kind: StepKind | str, **values) -> Step:
-    step = Step(kind=StepKind(kind).value, position=len(sequence.steps), params={},
-                goal_stages=[], **values)
+    values.setdefault("params", {})
+    values.setdefault("goal_stages", [])
+    step = Step(kind=StepKind(kind).value, position=len(sequence.steps), **values)
     sequence.steps.append(step)
     db.session.flush()
     return step

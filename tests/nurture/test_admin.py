@@ -181,3 +181,106 @@ def test_settings_and_step_order_are_edited(app, client, auth):
         "on_permanent_failure": "stop", "trigger_form_id": "0"})
     assert bad.status_code == 400
     assert "Europe/London" in bad.get_data(as_text=True)
+
+
+def test_the_editor_shows_a_syntax_error_activation_is_refused_and_nothing_is_sent(app, client,
+                                                                                    auth):
+    auth.login_as("marketer")
+    sequence = make_sequence(email_step(), active=False)
+    base = f"/admin/nurture/{sequence.id}/steps/{sequence.steps[0].id}"
+    token = _token(client)
+    saved = client.post(base, data={"subject": "Hi", "body_format": "markdown",
+                                    "body": "Hi {{ lead.first_name ", "csrf_token": token},
+                        follow_redirects=True)
+    page = saved.get_data(as_text=True)
+    assert "needs work before the sequence can go live" in page
+    assert "Body: line 1: unexpected end of template" in page
+    refused = client.post(f"/admin/nurture/{sequence.id}/activate", data={"csrf_token": token})
+    assert refused.status_code == 400 and "unexpected end of template" in refused.get_data(
+        as_text=True)
+    lead_id = make_lead().id
+    from nurture.enrollment import enroll
+
+    assert enroll(lead_id, sequence.id, "test") is None  # a draft takes nobody
+    work()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Send)) == 0
+
+
+def test_a_live_sequence_keeps_its_working_template(app, client, auth, fake_sendgrid):
+    auth.login_as("marketer")
+    sequence = make_sequence(email_step(subject="Working"))
+    step_id = sequence.steps[0].id
+    response = client.post(f"/admin/nurture/{sequence.id}/steps/{step_id}", data={
+        "subject": "Broken", "body_format": "markdown", "body": "{{ ''.__class__.__mro__ }}",
+        "csrf_token": _token(client)})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "Not saved" in page and "not allowed" in page
+    db.session.expire_all()
+    assert db.session.get(Step, step_id).subject == "Working"
+    lead_id = make_lead().id
+    from nurture import engine
+    from nurture.enrollment import enroll
+
+    enrollment_id = enroll(lead_id, sequence.id, "test").id
+    db.session.commit()
+    engine.kick([enrollment_id])
+    drain()
+    assert [r.json["subject"] for r in fake_sendgrid.mail_sends] == ["Working"]
+
+
+def test_a_csv_import_enrolls_its_leads_and_starts_their_emails(app, client, auth,
+                                                                 fake_sendgrid):
+    import io
+
+    auth.login_as("marketer")
+    sequence = make_sequence(email_step(subject="Hello {{ lead.first_name | default('there') }}"))
+    existing = make_lead("old@example.com", first_name="Olga").id
+    csv_bytes = ("Email,First_Name,Company,timezone\r\n"
+                 "new@example.com,Nina,Acme,Asia/Tokyo\r\n"
+                 "OLD@example.com,,Globex,\r\n"
+                 "not-an-address,Bob,,\r\n"
+                 ",Nobody,,\r\n"
+                 "new@example.com,Nina,Acme,\r\n").encode()
+    response = client.post(f"/admin/nurture/{sequence.id}/enrollments/import", data={
+        "csrf_token": _token(client), "file": (io.BytesIO(csv_bytes), "leads.csv")},
+        content_type="multipart/form-data", follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert "CSV import: 2 enrolled, 3 skipped." in page
+    assert "Line 4 skipped: not an email address" in page
+    assert "Line 5 skipped: no email" in page
+    assert "Line 6 skipped: the lead is already in this sequence" in page
+    db.session.expire_all()
+    nina = db.session.scalar(sa.select(Lead).where(Lead.email == "new@example.com"))
+    assert (nina.first_name, nina.company, nina.attributes["timezone"]) \
+        == ("Nina", "Acme", "Asia/Tokyo")
+    olga = db.session.get(Lead, existing)
+    assert (olga.first_name, olga.company) == ("Olga", "Globex")  # a blank never erases
+    from app.leads.models import StageChange
+
+    assert db.session.scalar(sa.select(StageChange.actor).where(
+        StageChange.lead_id == nina.id)) == "CSV import"
+    sources = {e.source for e in db.session.scalars(sa.select(Enrollment))}
+    assert sources == {"CSV import (leads.csv) by marketer@example.com"}
+    drain()  # the import kicked them: no waiting for the tick
+    assert sorted(r.json["subject"] for r in fake_sendgrid.mail_sends) \
+        == ["Hello Nina", "Hello Olga"]
+
+
+def test_a_csv_import_needs_an_email_column_and_a_live_sequence(app, client, auth):
+    import io
+
+    auth.login_as("marketer")
+    draft = make_sequence(active=False)
+    live = make_sequence(name="Live")
+    token = _token(client)
+    for sequence, body, message in (
+            (live, b"name\r\nAnn\r\n", "one of them &#39;email&#39;"),
+            (draft, b"email\r\nann@example.com\r\n", "the sequence is not active")):
+        page = client.post(f"/admin/nurture/{sequence.id}/enrollments/import", data={
+            "csrf_token": token, "file": (io.BytesIO(body), "x.csv")},
+            content_type="multipart/form-data", follow_redirects=True).get_data(as_text=True)
+        assert "Not imported" in page and message in page
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Enrollment)) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 0

@@ -234,3 +234,91 @@ def test_the_tick_claims_in_bounded_batches(app):
     db.session.expire_all()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Enrollment)
                              .where(Enrollment.next_run_at <= utcnow())) == 0
+
+
+def test_two_workers_racing_to_claim_one_step_cannot_both_send(app, monkeypatch):
+    lead, sequence = make_lead(), make_sequence()
+    enrollment = db.session.get(Enrollment, _enroll(lead, sequence))
+    step = sequence.steps[0]
+    assert ledger.claim(enrollment, step).ours
+    # The second worker looked for the row before the first one's insert was committed:
+    monkeypatch.setattr(ledger, "find", lambda enrollment_id, step_id: None)
+    assert ledger.claim(enrollment, step).outcome == "busy"  # the unique key says no
+    assert len(sends()) == 1
+
+
+def test_on_postgresql_the_tick_skips_rows_another_claimer_holds(app):
+    import pytest
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("FOR UPDATE SKIP LOCKED is PostgreSQL's; SQLite has one writer")
+    sequence = make_sequence()
+    ids = [_enroll(make_lead(f"l{n}@example.com"), sequence) for n in range(4)]
+    other = db.engine.connect()  # another tick, in the middle of its claim
+    held = other.begin()
+    other.execute(sa.text("SELECT id FROM nurture_enrollments WHERE id IN (:a, :b) FOR UPDATE")
+                  .bindparams(a=ids[0], b=ids[1]))
+    try:
+        claimed = sorted(e for e, _ in engine.claim_due(10))
+    finally:
+        held.rollback()
+        other.close()
+    assert claimed == sorted(ids[2:])  # no waiting, no double claim
+    assert sorted(e for e, _ in engine.claim_due(10)) == sorted(ids[:2])
+
+
+def test_a_bounce_or_spam_report_during_the_journey_stops_it(app):
+    from nurture.suppression import suppress
+
+    bounced, reported = make_lead("b@example.com"), make_lead("s@example.com")
+    sequence = make_sequence(email_step(), wait_step(3600), email_step(subject="Second"))
+    for lead in (bounced, reported):
+        engine.kick([_enroll(lead, sequence)])
+    drain()
+    assert len(outbox_files()) == 2
+    db.session.get(Lead, bounced.id).bounced_at = utcnow()
+    suppress("s@example.com", "spamreport", "webhook")  # a suppression alone is enough
+    db.session.commit()
+    with time_machine.travel(utcnow() + timedelta(hours=2)):
+        work()
+    assert len(outbox_files()) == 2
+    assert enrollment_of(bounced.id).exit_reason == "bounced"
+    assert enrollment_of(reported.id).exit_reason == "suppressed (spamreport)"
+
+
+def test_on_postgresql_two_workers_cannot_both_pass_the_frequency_cap(app, monkeypatch):
+    import threading
+
+    import pytest
+
+    from nurture import sender
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("concurrent workers need PostgreSQL; SQLite has a single writer")
+    lead = make_lead()
+    first = make_sequence(email_step(subject="First"), name="First", frequency_cap_hours=24)
+    second = make_sequence(email_step(subject="Second"), name="Second", frequency_cap_hours=24)
+    jobs = [(_enroll(lead, s), s.steps[0].id) for s in (first, second)]
+    db.session.commit()
+    barrier = threading.Barrier(2, timeout=10)
+    real_next_opening = sender.next_opening
+
+    def together(*args):  # both workers reach the cap decision at the same moment
+        barrier.wait()
+        return real_next_opening(*args)
+
+    monkeypatch.setattr(sender, "next_opening", together)
+    results = []
+
+    def worker(enrollment_id, step_id):
+        with app.app_context():
+            results.append(engine.run_step(enrollment_id, step_id))
+            db.session.remove()
+
+    threads = [threading.Thread(target=worker, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(outbox_files()) == 1, results
+    assert sorted(r.split(" ")[0] for r in results) == ["postponed", "sent"]

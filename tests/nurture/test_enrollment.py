@@ -45,3 +45,26 @@ def test_suppressed_or_inactive_means_no_enrollment(app):
     assert refusal(lead, draft) == "the sequence is not active"
     suppress(lead.email, "bounce", "test")
     assert refusal(lead, make_sequence()) == "the lead cannot be emailed (suppressed (bounce))"
+
+
+def test_marking_a_lead_replied_ends_every_journey(app, client, auth):
+    from nurture.models import Enrollment
+
+    auth.login_as("marketer")
+    lead = make_lead()
+    first, second = make_sequence(name="First"), make_sequence(name="Second")
+    ids = [enroll(lead.id, s.id, "test").id for s in (first, second)]
+    db.session.commit()
+    page = client.get(f"/admin/nurture/{first.id}/enrollments").get_data(as_text=True)
+    from tests.helpers import csrf_from
+
+    assert "Mark replied" in page
+    response = client.post(f"/admin/nurture/enrollments/{ids[0]}/replied",
+                           data={"csrf_token": csrf_from(page)})
+    assert response.status_code == 302
+    db.session.expire_all()
+    for enrollment_id in ids:
+        enrollment = db.session.get(Enrollment, enrollment_id)
+        assert (enrollment.status, enrollment.exit_reason) == ("exited", "replied")
+    (event,) = events(lead.id, "email_replied")
+    assert event.data == {"source": "marked by marketer@example.com"}

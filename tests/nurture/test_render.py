@@ -90,3 +90,33 @@ def test_html_to_text_keeps_words_apart():
     html = "<p>Hi <b>Ann</b>, see <a href='https://x.example'>this</a></p><ul><li>a</li></ul>"
     assert html_to_text(html) \
         == "Hi Ann, see this (https://x.example)\n\n- a"
+
+
+def test_no_pixel_and_no_tracked_links_without_tracking_consent(app):
+    from app.db import db
+    from nurture import ledger
+    from nurture.enrollment import enroll
+
+    sequence = make_sequence()
+    step = sequence.steps[0]
+    html = {}
+    for email, consent in (("yes@example.com", True), ("no@example.com", False)):
+        lead = make_lead(email, tracking_consent=consent)
+        enrollment = enroll(lead.id, sequence.id, "test")
+        db.session.commit()
+        send = ledger.claim(enrollment, step).send
+        html[consent] = build_email(step, lead, send_id=send.id,
+                                    enrollment_id=enrollment.id).html
+    assert "/t/o/" in html[True] and "/t/c/" in html[True]  # the tracking hook is installed
+    assert "/t/o/" not in html[False] and "/t/c/" not in html[False]
+    assert 'href="https://example.com/guide"' in html[False]
+
+
+def test_templates_cannot_exhaust_the_worker(app):
+    (error,) = validate(_step(body="{{ 'x' * 1000000000 }}"))
+    assert error == "Body: not allowed: that repetition is too long for an email"
+    (error,) = validate(_step(subject="{{ 2 ** 1000 }}"))
+    assert error.startswith("Subject: not allowed: exponents")
+    (error,) = validate(_step(body="{% for i in range(100000) %}{{ 'abcdefghijk' }}{% endfor %}"))
+    assert error == "Body: the email is longer than 1,000,000 characters"
+    assert validate(_step(body="{{ 'ab' * 3 }} {{ 2 ** 10 }}")) == []

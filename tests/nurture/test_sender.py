@@ -56,6 +56,9 @@ def test_500_then_503_then_202_delivers_exactly_one_email(app, fake_sendgrid):
     with time_machine.travel(start + timedelta(seconds=40)):
         work()
     assert sends()[0].status == "retry" and "503" in sends()[0].error
+    with time_machine.travel(start + timedelta(seconds=40 + 35)):
+        work()  # the back-off doubled (60 s after the second attempt): still holding
+    assert len(fake_sendgrid.mail_sends) == 2
     with time_machine.travel(start + timedelta(seconds=40 + 65)):
         work()
     assert len(fake_sendgrid.mail_sends) == 3
@@ -80,14 +83,20 @@ def test_a_rate_limit_waits_until_the_reset_then_sends_once(app, fake_sendgrid):
     assert [s.status for s in sends()] == ["sent"]
 
 
-def test_a_permanent_failure_is_recorded_and_the_journey_continues(app, fake_sendgrid):
+def test_a_permanent_failure_is_recorded_and_the_journey_continues(app, client, auth,
+                                                                     fake_sendgrid):
     fake_sendgrid.answer(Reply(400, body=b'{"errors":[{"message":"bad address"}]}'))
     lead = make_lead()
-    _start(lead, make_sequence(email_step(subject="One"), email_step(subject="Two")))
+    sequence = make_sequence(email_step(subject="One"), email_step(subject="Two"))
+    _start(lead, sequence)
     first, second = sends()
     assert first.status == "failed" and "bad address" in first.error
     assert second.status == "sent"
     assert len(fake_sendgrid.mail_sends) == 2
+    auth.login_as("marketer")  # the marketer sees the failure and its reason
+    page = client.get(f"/admin/nurture/{sequence.id}").get_data(as_text=True)
+    section = page.split("Emails that failed or wait for the provider")[1]
+    assert "Email: One" in section and "bad address" in section and "failed" in section
 
 
 def test_a_permanent_failure_can_stop_the_journey(app, fake_sendgrid):

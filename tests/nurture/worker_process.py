@@ -41,11 +41,13 @@ def worker_env(app_config: Mapping[str, Any], **extra: str) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """`flask --app wsgi worker [--burst]` in a session (process group) of its own."""
+    """`flask --app wsgi worker [--burst]` (or another command, e.g. `scheduler`) in a session
+    (process group) of its own."""
 
-    def __init__(self, env: Mapping[str, str], log_path: Path, *, burst: bool = False):
+    def __init__(self, env: Mapping[str, str], log_path: Path, *, burst: bool = False,
+                 command: str = "worker"):
         self.log_path = log_path
-        args = [str(FLASK), "--app", "wsgi", "worker"] + (["--burst"] if burst else [])
+        args = [str(FLASK), "--app", "wsgi", command] + (["--burst"] if burst else [])
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(args, cwd=REPO, env=dict(env), stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT,
