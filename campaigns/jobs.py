@@ -61,9 +61,9 @@ def _send(submission: Submission, asset: Asset, page: LandingPage | None, *,
     context = {"lead": lead, "asset": asset, "page": page, "link": link,
                "hours": asset.link_ttl_hours,
                "postal_address": current_app.config["POSTAL_ADDRESS"]}
+    # Only the validated address goes into a header; the name a lead typed stays in the body.
     email = mail.new_email(
         to=lead.email_display or lead.email,
-        to_name=lead.full_name,
         subject=f"Your download: {asset.name}",
         html=render_template("campaigns/mail/asset.html", **context),
         text=render_template("campaigns/mail/asset.txt", **context),

@@ -28,12 +28,12 @@ def send_confirmation(submission_id: int) -> str | None:
     lead = submission.lead
     context = {"form": submission.form, "lead": lead, "url": confirm_url(submission),
                "hours": submission.form.confirmation_expiry_hours}
+    # Only the validated address goes into a header; the name a lead typed stays in the body.
     email = mail.new_email(
         to=lead.email_display,
         subject="Please confirm your subscription",
         html=render_template("forms/mail/confirm.html", **context),
         text=render_template("forms/mail/confirm.txt", **context),
-        to_name=lead.full_name,
         custom_args={"submission_id": str(submission.id)},
         categories=["confirmation"],
     )

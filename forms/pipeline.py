@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 from flask import Flask, current_app
+from sqlalchemy.exc import IntegrityError
 
 from app import outbox
 from app.db import db, utcnow
@@ -26,6 +27,7 @@ from forms.builder import CONSENT, EMBED_TOKEN, HONEYPOT, TIMESTAMP, TRACKING_FI
 from forms.models import Form, Submission, SubmissionStatus
 
 DUPLICATE_WINDOW = timedelta(minutes=10)
+DUPLICATE_ATTEMPTS = 3  # a racing twin costs one retry; a racing new lead one more
 RAW_VALUE_CAP = 2000  # characters kept per raw value
 RAW_KEYS_CAP = 100  # raw values kept per submission
 
@@ -92,7 +94,11 @@ def split_values(form: Form, data: Mapping[str, Any]) -> tuple[str, dict[str, An
 
 
 def _utm(ctx: Context, tracking: Mapping[str, str]) -> dict[str, str]:
+    """The visitor's own UTM values; the campaign's defaults only when they brought none (a mix
+    would credit one visit to two sources, e.g. their utm_source with our utm_medium)."""
     posted = {k: v for k, v in tracking.items() if k.startswith("utm_") or k == "gclid"}
+    if any(k.startswith("utm_") for k in posted):
+        return posted
     return {**ctx.utm_defaults, **posted}
 
 
@@ -113,21 +119,52 @@ def quarantine(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx:
     return Result(submission=submission, lead=None)
 
 
-def accept(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Context) -> Result:
-    """Write the lead, the submission, the event and the follow-up work in one commit."""
-    email, values, _ = split_values(form, data)
-    identity, _ = normalise_email(email)
-    fingerprint = _fingerprint(form, identity, values)
-    earlier = db.session.scalar(
+class _Twin(Exception):
+    """A concurrent twin of this submission committed first (see `accept`)."""
+
+
+def _earlier(fingerprint: str) -> Submission | None:
+    return db.session.scalar(
         sa.select(Submission).where(
             Submission.fingerprint == fingerprint,
             Submission.created_at >= utcnow() - DUPLICATE_WINDOW,
             Submission.status != SubmissionStatus.QUARANTINED.value,
         ).order_by(Submission.id.desc()).limit(1)
     )
-    if earlier is not None:  # double click or a retried request: the first one stands
-        return Result(submission=earlier, lead=earlier.lead, duplicate=True)
 
+
+def _twin_key(fingerprint: str) -> str:
+    """The `form_submitted` event's dedupe key: unique in the database, so of two identical
+    posts in flight together (a double click) only one can commit. Bucketed by the window."""
+    bucket = int(utcnow().timestamp() // DUPLICATE_WINDOW.total_seconds())
+    return f"form_submitted:{fingerprint}:{bucket}"
+
+
+def accept(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Context) -> Result:
+    """Write the lead, the submission, the event and the follow-up work in one commit.
+
+    The same submission again within the window (double click, retried request) returns the
+    first one. When both are in flight at once, both pass the check; the unique event key (or
+    the unique lead email) then refuses the second commit, which rolls back and finds the first.
+    """
+    email, values, _ = split_values(form, data)
+    identity, _ = normalise_email(email)
+    fingerprint = _fingerprint(form, identity, values)
+    for attempt in range(DUPLICATE_ATTEMPTS):
+        earlier = _earlier(fingerprint)
+        if earlier is not None:  # double click or a retried request: the first one stands
+            return Result(submission=earlier, lead=earlier.lead, duplicate=True)
+        try:
+            return _accept_once(form, data, raw, ctx, fingerprint)
+        except (_Twin, IntegrityError):
+            db.session.rollback()
+            if attempt == DUPLICATE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _accept_once(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Context,
+                 fingerprint: str) -> Result:
     pending = form.double_opt_in
     submission = Submission(
         form=form, raw=_capped(raw), fingerprint=fingerprint,
@@ -136,7 +173,7 @@ def accept(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Con
         campaign_id=ctx.campaign_id, landing_page_id=ctx.landing_page_id,
     )
     db.session.add(submission)
-    lead = _write_lead(form, submission, data, ctx)
+    lead = _write_lead(form, submission, data, ctx, dedupe_key=_twin_key(fingerprint))
     if pending:
         _ask_for_confirmation(submission)
     else:
@@ -146,7 +183,7 @@ def accept(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Con
 
 
 def _write_lead(form: Form, submission: Submission, data: Mapping[str, Any],
-                ctx: Context, **event_data: Any) -> Lead:
+                ctx: Context, *, dedupe_key: str | None = None, **event_data: Any) -> Lead:
     """Upsert the lead from validated data, fill the submission, record `form_submitted`."""
     email, values, tracking = split_values(form, data)
     utm = _utm(ctx, tracking)
@@ -162,12 +199,15 @@ def _write_lead(form: Form, submission: Submission, data: Mapping[str, Any],
     submission.referrer = tracking.get("referrer", "")[:2000]
     submission.landing_url = tracking.get("landing_url", "")[:2000]
     db.session.flush()
-    record_event(lead, "form_submitted", campaign_id=ctx.campaign_id,
-                 url=submission.landing_url or None,
-                 data={"form_id": form.id, "form": form.name, "submission_id": submission.id,
-                       "new_lead": upsert.created, "changes": _jsonable(upsert.changes),
-                       "utm": utm, "channel": ctx.channel, **event_data},
-                 visitor_id=ctx.visitor_id)
+    event = record_event(lead, "form_submitted", campaign_id=ctx.campaign_id,
+                         url=submission.landing_url or None,
+                         data={"form_id": form.id, "form": form.name,
+                               "submission_id": submission.id, "new_lead": upsert.created,
+                               "changes": _jsonable(upsert.changes), "utm": utm,
+                               "channel": ctx.channel, **event_data},
+                         visitor_id=ctx.visitor_id, dedupe_key=dedupe_key)
+    if event is None:
+        raise _Twin(dedupe_key)
     if ctx.visitor_id:
         _attach_anonymous_events(lead, ctx.visitor_id)
     return lead

@@ -82,9 +82,16 @@ def test_visitor_gets_the_asset_by_page_email_and_download(app, client):
 
 
 def test_redis_down_at_submit_the_visitor_is_thanked_and_the_email_follows(
-        app_config, app, make_app):
+        app_config, app, make_app, monkeypatch):
+    from nurture.scoring import incremental
+
+    # Scoring backs off Redis for 30 s per process after a failure: not into the next tests.
+    monkeypatch.setattr(incremental, "_redis_down_until", 0.0)
     make_page(form=make_form(), asset=make_file_asset())
-    down = make_app({**app_config, "REDIS_URL": DEAD_REDIS})
+    # As in production: the rate limiter on (its counters in the same, unreachable Redis).
+    config = {k: v for k, v in app_config.items() if k != "RATELIMIT_STORAGE_URI"}
+    down = make_app({**config, "REDIS_URL": DEAD_REDIS, "RATELIMIT_ENABLED": True})
+    assert down.config["RATELIMIT_STORAGE_URI"] == DEAD_REDIS
     visitor = down.test_client()
 
     response = fill_and_submit(visitor, "guide", email="bo@example.com")
@@ -133,3 +140,17 @@ def test_a_suspect_is_thanked_but_never_given_the_asset(app, client):
     assert "/d/" not in html and "Download" not in html
     (submission,) = db.session.scalars(sa.select(Submission)).all()
     assert submission.status == "quarantined"
+
+
+def test_campaign_utm_defaults_stand_in_only_for_a_visitor_without_utm_values(app, client):
+    make_page(form=make_form())  # defaults: newsletter / email / spring
+    fill_and_submit(client, "guide", email="ann@example.com")
+    fill_and_submit(client, "guide", "?utm_source=linkedin&gclid=g1", email="bo@example.com")
+    fill_and_submit(client, "guide", "?gclid=g2", email="cy@example.com")
+    db.session.expire_all()
+    assert [s.utm for s in db.session.scalars(sa.select(Submission).order_by(Submission.id))] == [
+        {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "spring"},
+        {"utm_source": "linkedin", "gclid": "g1"},  # not linkedin / email / spring
+        {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "spring",
+         "gclid": "g2"},
+    ]

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 import time_machine
 
@@ -14,7 +15,7 @@ from campaigns.models import Asset
 from campaigns.tokens import download_token
 from forms.models import Submission
 from tests.campaigns.helpers import (asset_emails, fill_and_submit, link_in, make_file_asset,
-                                     make_form, make_page)
+                                     make_form, make_page, parse)
 from tests.helpers import csrf_from
 
 
@@ -124,3 +125,26 @@ def test_asset_email_escapes_what_the_lead_typed(app, client):
     assert "&lt;b&gt;Ann&lt;/b&gt;" in html and "<b>Ann</b>" not in html
     (sent,) = db.session.scalars(sa.select(Event).where(Event.type == "asset_email_sent")).all()
     assert sent.lead_id == lead.id and sent.campaign_id == page.campaign_id
+
+
+NAMES = ["Ann\r\nBcc: x@evil.example", "<script>alert(1)</script>",
+         '=HYPERLINK("http://evil.example","click")']
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_what_the_lead_typed_as_a_name_never_reaches_a_mail_header(app, client, name):
+    make_page(form=make_form(), asset=make_file_asset())
+    assert fill_and_submit(client, "guide", email="ann@example.com",
+                           first_name=name).status_code == 303
+    submission = db.session.scalars(sa.select(Submission)).one()
+    assert db.session.get(Lead, submission.lead_id).first_name == name  # stored as typed
+    assert send_asset_email(submission.id)
+    (path,) = asset_emails()
+    message = parse(path)
+    assert message.get_all("Bcc") is None
+    headers = "\n".join(f"{k}: {v}" for k, v in message.items())
+    for fragment in ("Ann", "Bcc", "evil", "script", "HYPERLINK"):
+        assert fragment not in headers, headers
+    assert message["To"].addresses[0].display_name == ""
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert "<script>alert" not in html

@@ -67,3 +67,88 @@ def test_archived_page_is_410_with_a_friendly_page(app, client):
 def test_thank_you_address_cannot_be_forged(app, client):
     make_page(form=make_form())
     assert client.get("/p/guide/thanks/not-a-token").status_code == 404
+
+
+def test_landing_page_posts_are_rate_limited_per_address_on_redis(app_config, make_app,
+                                                                   redis_conn):
+    from app.leads.models import Lead
+    from forms.models import Submission
+    from tests.campaigns.helpers import fill_and_submit
+
+    config = {k: v for k, v in app_config.items() if k != "RATELIMIT_STORAGE_URI"}
+    limited = make_app({**config, "RATELIMIT_ENABLED": True, "FORM_RATE_LIMIT": "3 per minute"})
+    assert limited.config["RATELIMIT_STORAGE_URI"].startswith("redis")  # the counters' home
+    with limited.app_context():
+        make_page(form=make_form())
+        visitor = limited.test_client()
+        statuses = [fill_and_submit(visitor, "guide", email=f"p{n}@example.com").status_code
+                    for n in range(5)]
+        assert statuses == [303, 303, 303, 429, 429]
+        assert visitor.get("/p/guide").status_code == 200  # reading the page is not limited
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 3
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Submission)) == 3
+        assert redis_conn.keys("LIMITS:LIMITER*")  # counted in Redis, not in this process
+
+
+def test_every_control_of_every_field_type_is_labelled_and_errors_are_tied_to_it(app, client):
+    from html.parser import HTMLParser
+
+    from forms.admin import create_form
+    from forms.models import FormField
+
+    form = create_form("All types")
+    for position, (name, kind) in enumerate([
+            ("first_name", "text"), ("notes", "textarea"), ("plan", "select"),
+            ("demo", "checkbox"), ("phone", "phone"), ("country", "country"),
+            ("ref", "hidden")], start=1):
+        form.fields.append(FormField(name=name, label=f"Label {name}", type=kind, required=True,
+                                     help_text=f"Help {name}", position=position,
+                                     choices=["A", "B"] if kind == "select" else []))
+    form.consent_enabled, form.consent_text = True, "Email me"
+    form.min_submit_seconds = 0
+    form.touch()
+    db.session.commit()
+    make_page(form=form)
+
+    class Controls(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.controls, self.labels, self.ids = {}, set(), set()
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if a.get("id"):
+                self.ids.add(a["id"])
+            if tag == "label":
+                self.labels.add(a.get("for"))
+            elif tag in ("input", "select", "textarea") and a.get("type") != "hidden":
+                self.controls[a["name"]] = a
+
+    def parsed(html):
+        parser = Controls()
+        parser.feed(html)
+        return parser
+
+    shown = parsed(client.get("/p/guide").get_data(as_text=True))
+    visible = {"email", "first_name", "notes", "plan", "demo", "phone", "country", "consent",
+               "website"}
+    assert set(shown.controls) == visible  # "ref" is hidden, the honeypot is labelled too
+    for name, attrs in shown.controls.items():
+        assert attrs["id"] in shown.labels, name
+        if name not in ("email", "consent", "website"):
+            assert attrs["aria-describedby"] == f"{attrs['id']}-hint"
+            assert f"{attrs['id']}-hint" in shown.ids
+
+    from tests.campaigns.helpers import form_values
+
+    data = form_values(client.get("/p/guide").get_data(as_text=True))
+    data.update(email="a@", first_name="Ann")
+    response = client.post("/p/guide", data=data)
+    assert response.status_code == 422
+    failed = parsed(response.get_data(as_text=True))
+    for name in ("email", "notes", "plan", "demo", "phone", "country", "consent"):
+        attrs = failed.controls[name]
+        assert f"{attrs['id']}-error" in attrs["aria-describedby"].split(), name
+        assert f"{attrs['id']}-error" in failed.ids and attrs["aria-invalid"] == "true"
+    assert failed.controls["first_name"]["value"] == "Ann"
+    assert "aria-invalid" not in failed.controls["first_name"]

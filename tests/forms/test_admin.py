@@ -146,10 +146,13 @@ def test_what_leads_type_is_stored_as_text_and_shown_escaped(client, auth, page,
     form = make_form(fields=[("first_name", "First name", "text", False),
                              ("notes", "Notes", "textarea", False)])
     page.post(form, {"email": "ann@example.com", "first_name": name, "notes": name})
+    page.post(form, {"email": "bot@example.com", "first_name": name, "website": "x"})
     (lead,) = leads()
     assert lead.first_name == name.strip() and lead.attributes == {"notes": name.strip()}
+    assert submissions()[1].raw["first_name"] == name  # the suspect's post, kept as typed
     auth.login_as("marketer")
-    for path in ("/admin/forms/submissions", f"/admin/forms/{form.id}/submissions"):
+    for path in ("/admin/forms/submissions", f"/admin/forms/{form.id}/submissions",
+                 "/admin/forms/quarantine"):
         html = client.get(path).get_data(as_text=True)
         assert "<script>alert" not in html
         if "<" in name:

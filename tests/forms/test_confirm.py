@@ -92,3 +92,18 @@ def test_an_expired_link_shows_a_clear_page_and_confirms_nothing(page, make_form
     assert submissions()[0].status == "expired"
     assert LISTENER not in _jobs()
     assert len(events("subscription_expired")) == 1
+
+
+def test_the_name_a_lead_typed_never_reaches_a_header_of_the_confirmation(page, make_form):
+    form = make_form(double_opt_in=True, fields=[("first_name", "First name", "text", False),
+                                                 ("last_name", "Last name", "text", False)])
+    page.post(form, {"email": "ann@example.com", "first_name": "Ann\r\nBcc: x@evil.example",
+                     "last_name": '=HYPERLINK("http://evil.example")'})
+    (submission,) = submissions()
+    jobs.send_confirmation(submission.id)
+    (eml,) = outbox_files()
+    message = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert message.get_all("Bcc") is None
+    headers = "\n".join(f"{k}: {v}" for k, v in message.items())
+    assert "Ann" not in headers and "evil" not in headers and "HYPERLINK" not in headers
+    assert message["To"].addresses[0].addr_spec == "ann@example.com"

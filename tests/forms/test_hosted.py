@@ -152,3 +152,74 @@ def test_tracking_values_are_captured_from_the_page_automatically(page, make_for
     assert submission.values == {"plan": "pro"}
     assert submission.campaign_id == 7
     assert leads()[0].attributes == {"plan": "pro"}
+
+
+@pytest.mark.parametrize("known", [False, True], ids=["new lead", "known lead"])
+def test_a_double_click_racing_itself_makes_one_lead_and_one_submission(
+        app, page, make_form, monkeypatch, known):
+    """The two posts of a double click can be in flight together: both pass the duplicate
+    check before either has written anything. The database must still keep only one."""
+    import threading
+
+    from app.leads.service import upsert_lead
+    from forms import pipeline
+    from tests.forms.support import hidden_value
+
+    form = make_form()
+    if known:
+        upsert_lead("ann@example.com", {"company": "Acme"})
+        db.session.commit()
+    html = page.get(form).get_data(as_text=True)
+    data = {"ts": hidden_value(html, "ts"), "csrf_token": hidden_value(html, "csrf_token"),
+            "email": "ann@example.com", "first_name": "Ann"}
+    session_cookie = page.client.get_cookie("session").value
+
+    barrier = threading.Barrier(2, timeout=10)
+    calls = []
+    real = pipeline._write_lead
+
+    def racing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= 2:
+            barrier.wait()  # both requests have passed the duplicate check
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_write_lead", racing)
+    statuses: list[int] = []
+
+    def click():
+        client = app.test_client()
+        client.set_cookie("session", session_cookie)
+        statuses.append(client.post(f"/test-page/{form.key}", data=data).status_code)
+
+    threads = [threading.Thread(target=click) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert statuses == [201, 201]  # both answered with the thank-you, neither with an error
+    assert count(Lead) == 1 and count(Submission) == 1
+    assert len(events("form_submitted")) == 1
+    (lead,) = leads()
+    assert (lead.first_name, lead.company) == ("Ann", "Acme" if known else "")
+
+
+def test_a_returning_lead_is_updated_never_erased_and_the_changes_are_on_the_event(
+        page, make_form):
+    form = make_form(fields=[("first_name", "First name", "text", False),
+                             ("company", "Company", "text", False)])
+    browser = {"REMOTE_ADDR": "203.0.113.9"}
+    page.post(form, {"email": "ann@example.com", "first_name": "Ann", "company": "Acme"},
+              environ_base=browser)
+    page.post(form, {"email": "ANN@example.com", "first_name": "  ", "company": " Acme Ltd "},
+              headers={"User-Agent": "Mozilla/5.0 (X11; Linux) Firefox/140.0"},
+              environ_base=browser)
+    (lead,) = leads()
+    assert (lead.first_name, lead.company) == ("Ann", "Acme Ltd")  # the blank erased nothing
+    first, second = events("form_submitted")
+    assert first.data["new_lead"] is True and second.data["new_lead"] is False
+    assert second.data["changes"] == {"company": ["Acme", "Acme Ltd"]}
+    latest = submissions()[1]
+    assert latest.values == {"company": "Acme Ltd"}  # cleaned: trimmed, blanks left out
+    assert (latest.ip, latest.user_agent) == ("203.0.113.9",
+                                              "Mozilla/5.0 (X11; Linux) Firefox/140.0")
