@@ -242,7 +242,6 @@ def build_email(step: Step, lead: Lead, *, send_id: int | None, enrollment_id: i
         subject=subject_prefix + rendered.subject,
         html=rendered.html,
         text=rendered.text,
-        to_name="" if to else lead.full_name,
         headers=unsubscribe_headers(url, token),
         custom_args=args,
         categories=["nurture"],
