@@ -120,6 +120,12 @@ def activation_errors(sequence: Sequence) -> list[str]:
         errors.append("POSTAL_ADDRESS is not set: every email must carry a postal address.")
     if not (config.get("MAIL_FROM") or "").strip():
         errors.append("MAIL_FROM is not set: emails need a sender.")
+    from nurture.tracking.health import sending_paused
+
+    pause = sending_paused()
+    if pause is not None:
+        errors.append(f"Sending is paused for the whole workspace ({pause.reason}); resume it "
+                      "on the Tracking page first.")
     if not sequence.steps:
         errors.append("The sequence has no steps.")
     elif not any(s.kind == StepKind.EMAIL.value for s in sequence.steps):

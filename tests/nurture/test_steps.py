@@ -24,6 +24,21 @@ def test_activation_needs_a_postal_address_and_a_sender(app):
                       "MAIL_FROM is not set: emails need a sender."]
 
 
+def test_a_workspace_sending_pause_blocks_activation_until_lifted(app):
+    from app.db import db
+    from nurture.tracking import health
+
+    sequence = make_sequence(email_step(), active=False)
+    health.pause("Spam reports at 0.40% of delivered email in 24 hours (4 of 1000)", 0.004)
+    db.session.commit()
+    (error,) = activate(sequence)
+    assert error.startswith("Sending is paused for the whole workspace (Spam reports at 0.40%")
+    assert sequence.status == "draft"
+    health.lift(health.sending_paused(), by="marketer@example.com")
+    db.session.commit()
+    assert activate(sequence) == [] and sequence.status == "active"
+
+
 def test_waits_branches_and_goals_are_checked(app):
     sequence = make_sequence(email_step(), wait_step(0), active=False)
     branch = add_step(sequence, StepKind.BRANCH, condition="clicked_previous")
