@@ -67,6 +67,15 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "OUTBOX_RELAY_AFTER_SECONDS": 10,
         "OUTBOX_RELAY_INTERVAL": 5,
         "OUTBOX_MAX_ATTEMPTS": 8,
+        # Workers: modules imported once in the worker before it forks work-horses, so a job
+        # does not pay for importing them (and for what they build at import) every time.
+        "RQ_PRELOAD_MODULES": ("app.mail.jobs", "nurture.jobs", "nurture.sender",
+                               "nurture.render"),
+        # Nurture sending: claimed steps go to the mail queue in chunks of NURTURE_RUN_CHUNK
+        # (one RQ job, one work-horse each), run NURTURE_SEND_THREADS at a time (PostgreSQL;
+        # SQLite runs one at a time). Keep the threads within the database pool's size.
+        "NURTURE_RUN_CHUNK": 50,
+        "NURTURE_SEND_THREADS": 8,
         # Forms and sessions
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
         "MAX_FORM_MEMORY_SIZE": 512 * 1024,

@@ -88,3 +88,22 @@ def get_queue(name: str = "default", conn: redis.Redis | None = None) -> Queue:
 def enqueue(func_path: str, *args: Any, queue: str = "default", **options: Any):
     """Enqueue a job by dotted path. Raises redis errors: callers decide what a failure means."""
     return get_queue(queue).enqueue(func_path, *args, **options)
+
+
+def enqueue_many(func_path: str, arg_tuples: list[tuple], queue: str = "default",
+                 description: Any = None, **options: Any) -> list:
+    """Enqueue one job per argument tuple in a single Redis round trip (one MULTI/EXEC
+    pipeline). `description` may be a function of the argument tuple. Raises redis errors."""
+    q = get_queue(queue)
+    datas = [
+        Queue.prepare_data(func_path, args=tuple(args),
+                           description=description(args) if callable(description)
+                           else description, **options)
+        for args in arg_tuples
+    ]
+    if not datas:
+        return []
+    with q.connection.pipeline() as pipe:
+        jobs = q.enqueue_many(datas, pipeline=pipe)
+        pipe.execute()
+    return jobs

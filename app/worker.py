@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 import click
@@ -16,6 +17,9 @@ from app.db import db
 from app.schedule import periodic_jobs
 
 
+log = logging.getLogger(__name__)
+
+
 def worker_connection():
     return queue.connect(queue.redis_url(current_app), for_worker=True)
 
@@ -24,14 +28,26 @@ def run_worker(queues: list[str] | None = None, *, burst: bool = False) -> bool:
     """Work the queues (with RQ's scheduler for delayed and retried jobs) until stopped.
 
     Each job runs in a forked work-horse; the parent's database pool is emptied first so no
-    connection is shared across the fork.
+    connection is shared across the fork. The job modules (RQ_PRELOAD_MODULES) are imported
+    here, once, so each work-horse inherits them instead of importing them per job.
     """
     conn = worker_connection()
     names = queues or list(current_app.config["RQ_QUEUES"])
+    preload(current_app.config.get("RQ_PRELOAD_MODULES") or ())
     db.session.remove()
     db.engine.dispose()
     worker = Worker([Queue(name, connection=conn) for name in names], connection=conn)
     return worker.work(burst=burst, with_scheduler=True, logging_level=logging.INFO)
+
+
+def preload(modules) -> None:
+    """Import job modules before forking; one that fails to import is the job's problem (its
+    work-horse reports the error), not the worker's."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - logged, and the worker still starts
+            log.warning("worker: could not preload %s", name, exc_info=True)
 
 
 @click.command("worker")

@@ -2,9 +2,11 @@
 
 `Enrollment.next_run_at` says when the tick should look at an enrollment next. The tick claims
 due rows in bounded batches by moving `next_run_at` a lease into the future (PostgreSQL:
-`FOR UPDATE SKIP LOCKED`; SQLite: one UPDATE, SQLite having a single writer), then enqueues
-`nurture.jobs.run_step`. If Redis loses the job, the lease runs out and the next tick claims the
-row again; a job that runs twice finds the step done (or the ledger row) and does nothing.
+`FOR UPDATE SKIP LOCKED`; SQLite: one UPDATE, SQLite having a single writer) with one
+`UPDATE … RETURNING` per batch, then enqueues `nurture.jobs.run_steps` jobs, one per chunk of
+`NURTURE_RUN_CHUNK` claimed rows, in one Redis round trip. If Redis loses a job (or a worker dies
+in the middle of a chunk), the lease runs out and the next tick claims the rows again; a step
+that runs twice finds the step done (or the ledger row) and does nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from nurture.timing import lead_zone, wait_until
 
 log = logging.getLogger(__name__)
 
-RUN_STEP = "nurture.jobs.run_step"
+RUN_STEP = "nurture.jobs.run_step"  # one (enrollment, step)
+RUN_STEPS = "nurture.jobs.run_steps"  # a chunk of them, what the tick and kicks enqueue
+JOB_FAILURE_TTL = 7 * 24 * 3600
 
 
 def _setting(name: str) -> int:
@@ -35,9 +39,14 @@ def _setting(name: str) -> int:
 
 
 def claim_due(limit: int, only_ids: list[int] | None = None) -> list[tuple[int, int]]:
-    """Claim up to `limit` due enrollments; returns (enrollment_id, step_id) pairs. Commits."""
+    """Claim up to `limit` due enrollments; returns (enrollment_id, step_id) pairs. Commits.
+
+    One statement: the UPDATE moves the rows' `next_run_at` a lease ahead and RETURNs what it
+    claimed, so finding the claimed rows never scans the table (the due rows come from
+    ix_nurture_enrollments_due).
+    """
     now = utcnow()
-    token = uuid.uuid4().hex
+    token = uuid.uuid4().hex  # kept on the row: which tick (or kick) claimed it last
     lease_until = now + timedelta(seconds=_setting("NURTURE_CLAIM_LEASE_SECONDS"))
     live_sequences = sa.select(Sequence.id).where(Sequence.status == SequenceStatus.ACTIVE.value)
     due = sa.and_(Enrollment.status == EnrollmentStatus.ACTIVE.value,
@@ -47,40 +56,46 @@ def claim_due(limit: int, only_ids: list[int] | None = None) -> list[tuple[int, 
         due = sa.and_(due, Enrollment.id.in_(only_ids))
     pick = sa.select(Enrollment.id).where(due).order_by(Enrollment.next_run_at).limit(limit)
     if db.engine.dialect.name == "postgresql":
-        ids = db.session.scalars(pick.with_for_update(skip_locked=True)).all()
-        target = Enrollment.id.in_(ids)
-    else:
-        target = Enrollment.id.in_(pick)  # the UPDATE itself is the claim
-    db.session.execute(
-        sa.update(Enrollment).where(target)
-        .values(next_run_at=lease_until, claim_token=token)
-        .execution_options(synchronize_session=False)
-    )
+        # Rows another claimer holds are skipped, not waited for; the subquery is locked
+        # before the UPDATE touches them, so two ticks never claim the same row.
+        pick = pick.with_for_update(skip_locked=True)
+    # SQLite: the UPDATE itself is the claim (a single writer).
     claimed = db.session.execute(
-        sa.select(Enrollment.id, Enrollment.step_id).where(Enrollment.claim_token == token)
+        sa.update(Enrollment).where(Enrollment.id.in_(pick.scalar_subquery()))
+        .values(next_run_at=lease_until, claim_token=token)
+        .returning(Enrollment.id, Enrollment.step_id)
+        .execution_options(synchronize_session=False)
     ).all()
     db.session.commit()
-    return [(row.id, row.step_id) for row in claimed]
+    return sorted((row.id, row.step_id) for row in claimed)
+
+
+def chunks(claimed: list[tuple[int, int]], size: int) -> list[list[tuple[int, int]]]:
+    size = max(1, size)
+    return [claimed[i:i + size] for i in range(0, len(claimed), size)]
 
 
 def dispatch(claimed: list[tuple[int, int]]) -> int:
-    """Enqueue run_step for claimed rows. A Redis failure hands the rest back to the tick."""
-    sent = 0
-    for index, (enrollment_id, step_id) in enumerate(claimed):
-        try:
-            queue.enqueue(RUN_STEP, enrollment_id, step_id, queue="mail",
-                          failure_ttl=7 * 24 * 3600,
-                          description=f"nurture enrollment {enrollment_id} step {step_id}")
-        except RedisError as exc:
-            log.warning("nurture: run_step not enqueued (%s); the tick will retry", exc)
-            rest = [e for e, _ in claimed[index:]]
-            db.session.execute(sa.update(Enrollment).where(Enrollment.id.in_(rest))
-                               .values(next_run_at=utcnow())
-                               .execution_options(synchronize_session=False))
-            db.session.commit()
-            break
-        sent += 1
-    return sent
+    """Enqueue run_steps jobs for claimed rows, one per chunk of NURTURE_RUN_CHUNK, all in one
+    Redis pipeline. A Redis failure hands every row back to the tick (a job that did reach
+    Redis anyway only finds its steps done: run_step is idempotent)."""
+    if not claimed:
+        return 0
+    jobs = [([[e, s] for e, s in part],) for part in chunks(claimed, _setting("NURTURE_RUN_CHUNK"))]
+    try:
+        queue.enqueue_many(
+            RUN_STEPS, jobs, queue="mail", failure_ttl=JOB_FAILURE_TTL,
+            description=lambda args: "nurture steps " + ", ".join(
+                f"{e}:{s}" for e, s in args[0][:10]) + (" …" if len(args[0]) > 10 else ""))
+    except RedisError as exc:
+        log.warning("nurture: run_steps not enqueued (%s); the tick will retry", exc)
+        db.session.execute(sa.update(Enrollment)
+                           .where(Enrollment.id.in_([e for e, _ in claimed]))
+                           .values(next_run_at=utcnow())
+                           .execution_options(synchronize_session=False))
+        db.session.commit()
+        return 0
+    return len(claimed)
 
 
 def tick() -> int:

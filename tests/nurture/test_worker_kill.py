@@ -27,8 +27,10 @@ LEADS = 20
 KILLED_AT = 4  # SendGrid accepts the 4th email; the worker is killed before it hears back
 # Short leases and timeouts so that recovery fits in a test. The worker processes read them from
 # the instance folder's kindling.cfg (the environment carries only the ENV_NAMES settings).
+# NURTURE_RUN_CHUNK = 1: one job per email, as this first test's story needs (the chunked,
+# concurrent sender has a test of its own below).
 FAST = {"NURTURE_CLAIM_LEASE_SECONDS": 3, "NURTURE_SEND_CLAIM_TIMEOUT": 2,
-        "NURTURE_UNKNOWN_RECHECK_SECONDS": 1}
+        "NURTURE_UNKNOWN_RECHECK_SECONDS": 1, "NURTURE_RUN_CHUNK": 1}
 WORKER_TIMEOUT = 120
 
 
@@ -82,7 +84,7 @@ def test_a_worker_killed_mid_batch_sends_every_due_email_exactly_once(app, app_c
         enroll(lead.id, sequence.id, "test")
     db.session.commit()
     gate = HoldAfterAccept(sendgrid, nth=KILLED_AT)
-    assert engine.tick() == LEADS  # twenty run_step jobs wait in Redis
+    assert engine.tick() == LEADS  # twenty one-step jobs wait in Redis
 
     # 1. A worker sends; while SendGrid holds its answer to the 4th email, SIGKILL.
     first = workers(app_config, "worker-1")
@@ -145,5 +147,86 @@ def test_a_worker_killed_mid_batch_sends_every_due_email_exactly_once(app, app_c
     sent_events = Counter(db.session.scalars(
         sa.select(Event.lead_id).where(Event.type == "email_sent")).all())
     assert sent_events == Counter({lead.id: 1 for lead in leads})  # the timeline agrees
+    enrollments = db.session.scalars(sa.select(Enrollment)).all()
+    assert {e.exit_reason for e in enrollments} == {"completed every step"}
+
+
+def test_a_worker_killed_mid_chunk_of_concurrent_sends_sends_every_email_exactly_once(
+        app, app_config, sendgrid, workers):
+    """The default shape: the whole batch in one run_steps job, its steps sent several at a time
+    (PostgreSQL; one at a time on SQLite). SIGKILL while SendGrid holds one answer: the rest of
+    the chunk dies with the worker and comes back through the tick when the leases run out;
+    nothing SendGrid received is sent again, nothing claimed is lost."""
+    app.config["NURTURE_RUN_CHUNK"] = 50  # one job for all twenty
+    instance = Path(app_config["INSTANCE_PATH"])
+    chunked = {**FAST, "NURTURE_RUN_CHUNK": 50}
+    (instance / "kindling.cfg").write_text("".join(f"{k} = {v!r}\n" for k, v in chunked.items()))
+    sequence = make_sequence()  # one email
+    addresses = [f"lead{i:02d}@example.com" for i in range(LEADS)]
+    leads = [make_lead(address, first_name=f"Lead{i}") for i, address in enumerate(addresses)]
+    for lead in leads:
+        enroll(lead.id, sequence.id, "test")
+    db.session.commit()
+    gate = HoldAfterAccept(sendgrid, nth=KILLED_AT)
+    assert engine.tick() == LEADS
+    from app.queue import get_queue
+
+    (job,) = get_queue("mail").get_jobs()  # one chunk carries every step
+    assert job.func_name == "nurture.jobs.run_steps" and len(job.args[0]) == LEADS
+
+    first = workers(app_config, "worker-1")
+    try:
+        assert gate.arrived.wait(WORKER_TIMEOUT), first.log()
+        killed = first.kill()
+    finally:
+        gate.release()
+    assert len(killed) >= 2, killed
+    wait_for(lambda: not any(alive(pid) for pid in killed), 10, "the killed processes to go")
+    time.sleep(0.5)
+
+    # Every request SendGrid received had its ledger row committed first; an answered one is
+    # `sent`, the held one (and any other cut off) `claimed`.
+    received = [int(r.json["custom_args"]["send_id"]) for r in sendgrid.mail_sends]
+    assert len(received) >= KILLED_AT and len(set(received)) == len(received)
+    rows = {s.id: s.status for s in sends()}
+    assert set(received) <= set(rows)
+    assert {status for sid, status in rows.items()} <= {"sent", "claimed"}
+    assert {sid for sid, status in rows.items() if status == "sent"} <= set(received)
+    assert list(rows.values()).count("claimed") >= 1
+    if db.engine.dialect.name == "sqlite":  # one at a time: exactly the serial story
+        assert len(received) == KILLED_AT
+        assert Counter(rows.values()) == {"sent": KILLED_AT - 1, "claimed": 1}
+    assert len(received) < LEADS  # the kill did cut the chunk short
+
+    # Nothing is queued any more: the rest of the chunk comes back through the tick once the
+    # leases run out; a send left `claimed` becomes `unknown` and waits for the provider.
+    burst(workers, app_config, "worker-2")
+    assert len(sendgrid.mail_sends) == len(received)
+    deadline = time.monotonic() + 90
+    while True:
+        db.session.expire_all()
+        live = db.session.scalar(sa.select(sa.func.count()).select_from(Enrollment)
+                                 .where(Enrollment.status != "finished"))
+        if live == 0:
+            break
+        assert time.monotonic() < deadline, f"{live} enrollments never finished"
+        # The provider's word on each unsettled send: SendGrid's `processed` for what it
+        # received, "not found" for a claim whose request never left (safe to send again).
+        got = {int(r.json["custom_args"]["send_id"]) for r in sendgrid.mail_sends}
+        for send in sends():
+            if send.status == "unknown":
+                ledger.reconcile(send.id, "processed" if send.id in got else "not_found")
+        db.session.commit()
+        engine.tick()
+        burst(workers, app_config, f"worker-{int(time.monotonic() * 1000)}")
+        time.sleep(0.3)
+
+    assert emails_per_recipient(sendgrid) == Counter(addresses)  # each exactly once
+    final = sends()
+    assert len(final) == LEADS and all(s.status == "sent" for s in final)
+    db.session.expire_all()
+    sent_events = Counter(db.session.scalars(
+        sa.select(Event.lead_id).where(Event.type == "email_sent")).all())
+    assert sent_events == Counter({lead.id: 1 for lead in leads})
     enrollments = db.session.scalars(sa.select(Enrollment)).all()
     assert {e.exit_reason for e in enrollments} == {"completed every step"}
