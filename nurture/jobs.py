@@ -50,7 +50,6 @@ def run_steps(pairs: list[list[int]] | list[tuple[int, int]]) -> dict[str, str]:
     if threads <= 1:
         outcomes = [_run_one(app, e, s) for e, s in work]
     else:
-        _prepare_backend_for_threads()
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="nurture-step") as pool:
             outcomes = list(pool.map(lambda pair: _run_one(app, *pair), work))
     return {f"{e}:{s}": outcome for (e, s), outcome in zip(work, outcomes)}
@@ -75,16 +74,6 @@ def _run_one(app: Flask, enrollment_id: int, step_id: int) -> str:
             except Exception:  # the connection itself may be what failed
                 log.debug("rollback after a failed step failed too", exc_info=True)
             return f"error: {type(exc).__name__}"
-
-
-def _prepare_backend_for_threads() -> None:
-    """python_http_client adds `Content-Type` to a header dict its clients share on the first
-    request; a thread building a request at that moment could see the dict change size while
-    copying it. Setting the same value once, before any thread starts, removes that race."""
-    client = getattr(getattr(mail.backend(), "client", None), "client", None)
-    headers = getattr(client, "request_headers", None)
-    if isinstance(headers, dict):
-        headers.setdefault("Content-Type", "application/json")
 
 
 @job

@@ -37,6 +37,9 @@ class SendGridBackend:
     def __init__(self, api_key: str, host: str | None = None, timeout: float = 10):
         self.client = SendGridAPIClient(api_key, host=host or "https://api.sendgrid.com")
         self.client.client.timeout = timeout
+        # python_http_client adds Content-Type to a header dict its clients share on the first
+        # request; set it now so threads sending at once never see that dict change.
+        self.client.client.request_headers.setdefault("Content-Type", "application/json")
         self.host = host or "https://api.sendgrid.com"
 
     def build(self, email: Email) -> Mail:
