@@ -15,7 +15,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from flask import current_app
 from redis.exceptions import RedisError
-from rq import Retry
+from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.utils import import_attribute
@@ -102,25 +102,34 @@ def dispatch_committed() -> int:
 
 
 def _dispatch(rows: list[OutboxJob]) -> int:
-    sent = 0
+    """Enqueue `rows` on RQ in one Redis round trip (one MULTI/EXEC pipeline for every queue):
+    all of them, or, when Redis fails, none (the relay retries)."""
+    if not rows:
+        return 0
+    by_queue: dict[str, list[Any]] = {}
     for row in rows:
-        try:
-            queue.get_queue(row.queue).enqueue(
-                "app.outbox.run",
-                row.id,
-                job_id=row.rq_job_id,
-                retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
-                failure_ttl=7 * 24 * 3600,
-                description=f"outbox {row.id}: {row.job}",
-            )
-        except RedisError as exc:
-            log.warning("outbox %s not enqueued (%s); the relay will retry", row.id, exc)
-            break
-        row.dispatched_at = utcnow()
-        sent += 1
-    if sent:
-        db.session.commit()
-    return sent
+        by_queue.setdefault(row.queue, []).append(Queue.prepare_data(
+            "app.outbox.run",
+            args=(row.id,),
+            job_id=row.rq_job_id,
+            retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+            failure_ttl=7 * 24 * 3600,
+            description=f"outbox {row.id}: {row.job}",
+        ))
+    try:
+        with queue.connection().pipeline() as pipe:
+            for name, datas in by_queue.items():
+                queue.get_queue(name).enqueue_many(datas, pipeline=pipe)
+            pipe.execute()
+    except RedisError as exc:
+        log.warning("outbox %s not enqueued (%s); the relay will retry",
+                    ", ".join(str(row.id) for row in rows), exc)
+        return 0
+    now = utcnow()
+    for row in rows:
+        row.dispatched_at = now
+    db.session.commit()
+    return len(rows)
 
 
 def _vanished(row: OutboxJob) -> bool:

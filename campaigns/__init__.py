@@ -10,6 +10,7 @@ from campaigns.assets import DEFAULT_MAX_BYTES
 def init_app(app: Flask) -> None:
     """Register this package's blueprints, jobs and demo data with the app."""
     import campaigns.models  # noqa: F401  this package's tables
+    from app.schedule import add_periodic
     from app.seed import add_seeder
     from app.templating import add_nav
     from campaigns import admin, downloads, pages
@@ -17,6 +18,8 @@ def init_app(app: Flask) -> None:
     from forms.pipeline import add_submission_listener
 
     app.config.setdefault("ASSET_MAX_BYTES", DEFAULT_MAX_BYTES)
+    app.config.setdefault("PAGE_VIEW_FLUSH_INTERVAL", 1)  # seconds; see campaigns.pageviews
+    app.config.setdefault("LANDING_PAGE_CACHE_SECONDS", 2)  # 0: off; see campaigns.pages
     for bp in (admin.bp, pages.bp, downloads.bp):
         app.register_blueprint(bp)
     # The upload limit must be raised before CSRF protection reads the request body.
@@ -24,6 +27,9 @@ def init_app(app: Flask) -> None:
     add_nav(app, "campaigns.index", "Campaigns", "marketer")
     add_nav(app, "campaigns.assets_index", "Assets", "marketer")
     add_seeder(app, seed_campaigns)
+    # Landing-page views wait in Redis; this writes them as page_viewed events.
+    add_periodic(app, "campaigns.jobs.flush_page_views",
+                 int(app.config["PAGE_VIEW_FLUSH_INTERVAL"]), queue="tracking")
     # Each accepted (or released, or confirmed) submission: email its page's asset link.
     add_submission_listener(app, "campaigns.jobs.send_asset_email")
     # `asset_link(asset_id)` in nurture email templates.

@@ -3,6 +3,7 @@ functions taking ids; both are safe to run twice.
 
 - `send_asset_email(submission_id)`: the submission listener; emails the page's asset link.
 - `resend_asset_email(submission_id, asset_id, key)`: a fresh link asked for on an expired one.
+- `flush_page_views()`: periodic; writes the queued landing-page views (`campaigns.pageviews`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from flask import current_app, render_template
 
 from app import mail
+from app.jobs import job
 from app.db import db
 from app.leads.models import Event
 from app.leads.service import record_event
@@ -88,3 +90,12 @@ def _send(submission: Submission, asset: Asset, page: LandingPage | None, *,
                  dedupe_key=dedupe_key)
     db.session.commit()
     return message_id
+
+
+@job
+def flush_page_views() -> int:
+    """Write queued landing-page views as `page_viewed` events (periodic, see
+    `campaigns.pageviews`)."""
+    from campaigns import pageviews
+
+    return pageviews.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from functools import lru_cache
 from typing import Any, Mapping
 
 import pycountry
@@ -19,7 +20,10 @@ from wtforms import (
     TelField,
     TextAreaField,
 )
+from markupsafe import Markup
 from werkzeug.datastructures import MultiDict
+from wtforms.fields.choices import Choice
+from wtforms.widgets import Select, html_params
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
 
 from app.leads.service import InvalidEmail, normalise_email
@@ -36,6 +40,7 @@ EMBED_TOKEN = "token"  # the JSON API's name for the signed form token
 # A field name becomes an HTML name, a WTForms attribute and a lead attribute key.
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,59}")
 RESERVED_NAMES = frozenset({"csrf_token", HONEYPOT, TIMESTAMP, CONSENT, EMBED_TOKEN, "field_order",
+                            "query_fields",
                             "meta", "form_errors", "extra_validators",
                             *TRACKING_FIELDS})
 
@@ -53,9 +58,16 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
+def normalised_email(raw: str) -> tuple[str, str]:
+    """`normalise_email`, remembered: one submit asks about the same address several times
+    (field validation, spam checks, the fingerprint). Invalid addresses raise every time."""
+    return normalise_email(raw)
+
+
 def valid_email(form: Any, field: Field) -> None:
     try:
-        normalise_email(field.data or "")
+        normalised_email(field.data or "")
     except InvalidEmail as exc:
         raise ValidationError(f"Enter a valid email address ({exc}).") from None
 
@@ -63,6 +75,86 @@ def valid_email(form: Any, field: Field) -> None:
 def countries() -> list[SelectChoice]:
     items = sorted(pycountry.countries, key=lambda c: c.name)
     return [SelectChoice("", "Choose a country")] + [SelectChoice(c.alpha_2, c.name) for c in items]
+
+
+class CachedSelect(Select):
+    """A `<select>` whose option markup is rendered once per field definition.
+
+    The country list alone is ~250 options; rendering them (html_params and Markup per option)
+    on every page view was half the landing page's time. Each option is rendered once, both
+    unselected and selected, by WTForms' own `render_option` (so the markup is identical); a
+    render then only picks the selected one. Anything unusual (option groups, a coerce other
+    than `str`, choices changed since the first render) takes WTForms' normal path.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(multiple=False)
+        self._source: list[Any] | None = None  # the SelectChoice objects the cache was built from
+        self._plain: tuple[str, ...] = ()
+        self._selected: tuple[str, ...] = ()
+        self._index: dict[str, list[int]] = {}
+        self._lock = threading.Lock()
+
+    def _options(self, field: SelectField) -> bool:
+        """Make sure the cache matches `field.choices`. False when it cannot serve this field."""
+        choices = field.choices
+        if field.coerce is not str or not isinstance(choices, list):
+            return False
+        source = self._source
+        if source is not None and len(source) == len(choices) and \
+                all(a is b for a, b in zip(source, choices)):
+            return True
+        if any(not isinstance(c, SelectChoice) or c.optgroup is not None for c in choices):
+            return False
+        render = type(self)._dispatch_render_option()
+        plain, selected, index = [], [], {}
+        for position, c in enumerate(choices):
+            plain.append(str(render(Choice(c.value, c.label, False, c.render_kw))))
+            selected.append(str(render(Choice(c.value, c.label, True, c.render_kw))))
+            index.setdefault(str(c.value), []).append(position)
+        with self._lock:
+            self._plain, self._selected, self._index = tuple(plain), tuple(selected), index
+            self._source = list(choices)
+        return True
+
+    def __call__(self, field: SelectField, **kwargs: Any) -> Markup:
+        if not self._options(field):
+            return super().__call__(field, **kwargs)
+        with self._lock:
+            plain, selected, index = self._plain, self._selected, self._index
+        kwargs.setdefault("id", field.id)
+        flags = getattr(field, "flags", {})
+        for k in dir(flags):
+            if k in self.validation_attrs and k not in kwargs:
+                kwargs[k] = getattr(flags, k)
+        options: list[str] | tuple[str, ...] = plain
+        data = field.data
+        if isinstance(data, str) and data in index:  # coerce is str: selected = str(value) == data
+            options = list(plain)
+            for position in index[data]:
+                options[position] = selected[position]
+        elif data is not None and not isinstance(data, str):
+            return super().__call__(field, **kwargs)
+        return Markup(f"<select {html_params(name=field.name, **kwargs)}>"
+                      + "".join(options) + "</select>")
+
+
+class ChoiceField(SelectField):
+    """A SelectField whose choice check uses its CachedSelect's index of values instead of
+    building a Choice per option (~250 for countries) on every submit. Same outcome and
+    message as SelectField's check; anything the widget cannot serve takes SelectField's."""
+
+    def pre_validate(self, form: Any) -> None:
+        widget = self.widget
+        if (self.process_errors or not self.validate_choice or self.choices is None
+                or not isinstance(widget, CachedSelect) or not widget._options(self)):
+            return super().pre_validate(form)
+        with widget._lock:
+            known = self.data in widget._index if isinstance(self.data, str) else None
+        if known is None:
+            return super().pre_validate(form)
+        if not known:
+            raise ValidationError(self.invalid_choice_message or self.gettext("Not a valid choice."))
 
 
 def _field(spec: FormField) -> Field:
@@ -81,9 +173,10 @@ def _field(spec: FormField) -> Field:
                              render_kw={"maxlength": spec.max_length}, **kwargs)
     if kind is FieldType.SELECT:
         choices = [SelectChoice("", "Choose…")] + [SelectChoice(c, c) for c in spec.choices]
-        return SelectField(choices=choices, validators=required, validate_choice=True, **kwargs)
+        return ChoiceField(choices=choices, validators=required, validate_choice=True,
+                           widget=CachedSelect(), **kwargs)
     if kind is FieldType.COUNTRY:
-        return SelectField(choices=countries(), validators=required,
+        return ChoiceField(choices=countries(), validators=required, widget=CachedSelect(),
                            render_kw={"autocomplete": "country"}, **kwargs)
     if kind is FieldType.CHECKBOX:
         validators = [InputRequired(message="Please tick this box.")] if spec.required else []
@@ -116,6 +209,9 @@ def _build(form: Form) -> type[FlaskForm]:
                                   render_kw={"tabindex": "-1", "autocomplete": "off"})
     attrs[TIMESTAMP] = HiddenField()
     attrs["field_order"] = [spec.name for spec in form.fields]
+    # Marketer-defined hidden fields (name, max length): filled from the query string on GET.
+    attrs["query_fields"] = [(spec.name, spec.max_length) for spec in form.fields
+                             if spec.type == FieldType.HIDDEN.value]
     return type(f"Form{form.id}v{form.version}", (FlaskForm,), attrs)
 
 

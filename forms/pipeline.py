@@ -22,8 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from app import outbox
 from app.db import db, utcnow
 from app.leads.models import Event, Lead
-from app.leads.service import normalise_email, record_event, upsert_lead
-from forms.builder import CONSENT, EMBED_TOKEN, HONEYPOT, TIMESTAMP, TRACKING_FIELDS, bind
+from app.leads.service import record_event, upsert_lead
+from forms.builder import (CONSENT, EMBED_TOKEN, HONEYPOT, TIMESTAMP, TRACKING_FIELDS, bind,
+                           normalised_email)
 from forms.models import Form, Submission, SubmissionStatus
 
 DUPLICATE_WINDOW = timedelta(minutes=10)
@@ -57,6 +58,8 @@ class Result:
     submission: Submission
     lead: Lead | None
     duplicate: bool = False
+    # Read before the commit expires `submission`: no query just to learn the id afterwards.
+    submission_id: int | None = None
 
     @property
     def status(self) -> str:
@@ -115,8 +118,10 @@ def quarantine(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx:
         channel=ctx.channel, campaign_id=ctx.campaign_id, landing_page_id=ctx.landing_page_id,
     )
     db.session.add(submission)
+    db.session.flush()
+    submission_id = submission.id
     db.session.commit()
-    return Result(submission=submission, lead=None)
+    return Result(submission=submission, lead=None, submission_id=submission_id)
 
 
 class _Twin(Exception):
@@ -148,7 +153,7 @@ def accept(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Con
     the unique lead email) then refuses the second commit, which rolls back and finds the first.
     """
     email, values, _ = split_values(form, data)
-    identity, _ = normalise_email(email)
+    identity, _ = normalised_email(email)
     fingerprint = _fingerprint(form, identity, values)
     for attempt in range(DUPLICATE_ATTEMPTS):
         earlier = _earlier(fingerprint)
@@ -172,14 +177,15 @@ def _accept_once(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ct
         ip=ctx.ip, user_agent=ctx.user_agent[:500], visitor_id=ctx.visitor_id, channel=ctx.channel,
         campaign_id=ctx.campaign_id, landing_page_id=ctx.landing_page_id,
     )
-    db.session.add(submission)
+    # Added by `_write_lead` once complete: one INSERT, not an INSERT and an UPDATE.
     lead = _write_lead(form, submission, data, ctx, dedupe_key=_twin_key(fingerprint))
     if pending:
         _ask_for_confirmation(submission)
     else:
         schedule_follow_up(submission)
+    submission_id = submission.id
     db.session.commit()
-    return Result(submission=submission, lead=lead)
+    return Result(submission=submission, lead=lead, submission_id=submission_id)
 
 
 def _write_lead(form: Form, submission: Submission, data: Mapping[str, Any],
@@ -198,6 +204,7 @@ def _write_lead(form: Form, submission: Submission, data: Mapping[str, Any],
     submission.utm = utm
     submission.referrer = tracking.get("referrer", "")[:2000]
     submission.landing_url = tracking.get("landing_url", "")[:2000]
+    db.session.add(submission)  # a no-op for a released submission, already stored
     db.session.flush()
     event = record_event(lead, "form_submitted", campaign_id=ctx.campaign_id,
                          url=submission.landing_url or None,
@@ -246,7 +253,7 @@ def release(submission: Submission, user_id: int | None) -> Result:
                   utm_defaults=dict(submission.utm or {}))
     lead = _write_lead(form, submission, data, ctx, released_by_id=user_id)
     email, values, _ = split_values(form, data)
-    submission.fingerprint = _fingerprint(form, normalise_email(email)[0], values)
+    submission.fingerprint = _fingerprint(form, normalised_email(email)[0], values)
     submission.status = SubmissionStatus.RELEASED.value
     submission.released_at = utcnow()
     submission.released_by_id = user_id

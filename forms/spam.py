@@ -18,8 +18,8 @@ from typing import Any, Mapping
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from app.leads.service import InvalidEmail, normalise_email
-from forms.builder import HONEYPOT, TIMESTAMP
+from app.leads.service import InvalidEmail
+from forms.builder import HONEYPOT, TIMESTAMP, normalised_email
 from forms.models import Form
 
 SALT = "kindling.form-render"
@@ -43,7 +43,7 @@ def embed_token(form: Form, now: float | None = None) -> str:
 def email_domain(email: str) -> str:
     """The domain of an address, normalised like the lead's identity when the address is valid."""
     try:
-        email = normalise_email(email)[0]
+        email = normalised_email(email or "")[0]
     except InvalidEmail:
         email = (email or "").strip().lower()
     return email.rpartition("@")[2]

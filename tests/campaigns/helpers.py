@@ -21,6 +21,16 @@ PDF = demo_pdf("Test guide")
 LINK = re.compile(r"http://kindling\.test(/d/[A-Za-z0-9._-]+)")
 
 
+def flush_page_views() -> int:
+    """Run the page-view writer (the periodic `campaigns.jobs.flush_page_views`) now: landing
+    page views wait on Redis until it writes them."""
+    from campaigns import pageviews
+
+    written = pageviews.flush()
+    db.session.expire_all()
+    return written
+
+
 def make_form(name: str = "Guide form") -> Form:
     form = Form(name=name, min_submit_seconds=0, submit_label="Get the guide")
     for position, (field, label, kind, required) in enumerate([

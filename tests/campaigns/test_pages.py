@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from app.db import db
 from app.leads.models import Event
 from app.visitors import COOKIE
-from tests.campaigns.helpers import make_form, make_page
+from tests.campaigns.helpers import flush_page_views, make_form, make_page
 
 
 def test_live_page_shows_headline_body_and_an_accessible_form(app, client):
@@ -19,6 +19,7 @@ def test_live_page_shows_headline_body_and_an_accessible_form(app, client):
     assert 'name="csrf_token"' in html
     assert 'name="viewport"' in html
     assert COOKIE in response.headers["Set-Cookie"]
+    assert flush_page_views() == 1  # queued on Redis, written by the periodic writer
     (view,) = db.session.scalars(sa.select(Event).where(Event.type == "page_viewed")).all()
     assert view.lead_id is None and view.campaign_id == page.campaign_id
     assert view.visitor_id == client.get_cookie(COOKIE).value
@@ -48,6 +49,7 @@ def test_draft_page_is_404_for_visitors_and_a_preview_for_marketers(app, client,
     assert response.status_code == 200
     assert "Preview" in html and "Get the guide" in html
     # A marketer's preview is not a visitor's page view.
+    flush_page_views()
     assert db.session.scalars(sa.select(Event).where(Event.type == "page_viewed")).all() == []
 
 

@@ -1,6 +1,7 @@
 """Building a WTForms class from a definition: safe names, SelectChoice, a cache per version."""
 
 import pytest
+from wtforms import SelectChoice
 
 from app.db import db
 from forms.builder import bind, form_class, name_problem
@@ -14,7 +15,8 @@ def test_safe_identifiers_are_accepted(name):
 @pytest.mark.parametrize("name", ["", "First", "1st", "job-title", "a" * 61, "name\n",
                                   "csrf_token", "website", "ts", "consent", "token",
                                   "utm_source", "utm_anything", "gclid", "landing_url",
-                                  "data", "errors", "meta", "validate", "field_order"])
+                                  "data", "errors", "meta", "validate", "field_order",
+                                  "query_fields"])
 def test_unsafe_or_reserved_names_are_refused(name):
     assert name_problem(name)
 
@@ -51,3 +53,33 @@ def test_phone_and_length_limits(app, make_form):
     assert not bad.validate()
     assert "digits only" in bad.errors["phone"][0]
     assert "at most 5" in bad.errors["company"][0]
+
+
+@pytest.mark.parametrize("posted", [None, {"c": "GB"}, {"c": ""}, {"c": "nowhere"},
+                                    {"c": '"><b>'}])
+def test_cached_select_renders_exactly_what_wtforms_renders(posted):
+    """The option markup is rendered once per field definition; every render, selected value
+    or not, extra attributes or not, must equal WTForms' own."""
+    from werkzeug.datastructures import MultiDict
+    from wtforms import Form, SelectField
+
+    from forms.builder import CachedSelect, countries
+
+    choices = countries() + [SelectChoice('a"<', "Odd & <value>")]
+
+    class Cached(Form):
+        c = SelectField(choices=choices, widget=CachedSelect(), render_kw={"autocomplete": "x"})
+
+    class Plain(Form):
+        c = SelectField(choices=choices, render_kw={"autocomplete": "x"})
+
+    for _ in range(2):  # the second render comes from the cache
+        cached = Cached(MultiDict(posted)) if posted else Cached()
+        plain = Plain(MultiDict(posted)) if posted else Plain()
+        assert str(cached.c()) == str(plain.c())
+        assert str(cached.c(**{"aria-invalid": "true"})) == str(plain.c(**{"aria-invalid": "true"}))
+    picked = Cached(MultiDict({"c": "GB"}))
+    assert '<option selected value="GB">' in str(picked.c())
+    picked.c.choices = [SelectChoice("GB", "Britain")]  # changed choices: never stale
+    assert str(picked.c()) == ('<select autocomplete="x" id="c" name="c">'
+                               '<option selected value="GB">Britain</option></select>')
