@@ -1,7 +1,9 @@
 """CSV export of qualified leads: `flask leads export` and `/sales/export.csv`.
 
-Rows are read in batches (`yield_per`: a server-side cursor on PostgreSQL) as plain tuples and
-written as they come, so memory stays flat however many leads there are. Every cell is defused
+Rows are read in batches (a server-side cursor on PostgreSQL, `yield_per` elsewhere) as plain
+tuples and written a batch at a time (csv `writerows` into a buffer, one write), so memory stays
+flat however many leads there are. `utm_source` and `stage_since` come from joined one-pass
+subqueries (only the JSON path needed), not from a query per row. Every cell is defused
 against formula injection (OWASP): a value starting with = + - @ tab CR or LF gets a leading
 apostrophe, so a spreadsheet shows it as text.
 """
@@ -9,6 +11,7 @@ apostrophe, so a spreadsheet shows it as text.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from typing import Any, Iterable, Iterator
@@ -17,6 +20,7 @@ import click
 import sqlalchemy as sa
 from flask import Response, abort, render_template, request, stream_with_context
 from flask.cli import AppGroup
+from sqlalchemy.dialects.postgresql import JSONB, distinct_on
 
 from app.auth.models import User
 from app.auth.roles import staff_required
@@ -24,17 +28,57 @@ from app.db import db
 from app.leads.models import Event, Lead, Stage, StageChange
 from app.sales.web import bp
 
-BATCH_SIZE = 500
+BATCH_SIZE = 5000
 DEFAULT_STAGES = (Stage.MQL.value, Stage.SQL.value)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 BOM = "\ufeff"
 
-_first_form = (sa.select(Event.data).where(Event.lead_id == Lead.id,
-                                            Event.type == "form_submitted")
-               .order_by(Event.occurred_at, Event.id).limit(1).correlate(Lead)
-               .scalar_subquery())
-_stage_since = (sa.select(sa.func.max(StageChange.changed_at))
-                .where(StageChange.lead_id == Lead.id).correlate(Lead).scalar_subquery())
+
+def _postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def _first_forms() -> sa.Subquery:
+    """Each lead's first form submission's `utm.utm_source` (only that JSON path, not the
+    document): one pass over the form events, joined, instead of a query per row.
+
+    Columns `utm` (the value when it is text: the usual case, no JSON to decode) and
+    `utm_other` (any other JSON value, decoded, for the few that are not)."""
+    path = Event.data[("utm", "utm_source")]
+    if _postgres():
+        # The path as SQL text, so the statement has only plain parameters (see `batches`).
+        path = sa.literal_column("events.data #> '{utm,utm_source}'", JSONB)
+        text = sa.literal_column("events.data #>> '{utm,utm_source}'", sa.Text)
+        kind = sa.func.jsonb_typeof(path)
+        columns = (sa.case((kind == "string", text), else_=None).label("utm"),
+                   sa.case((kind.not_in(["string", "null"]), path), else_=None)
+                   .label("utm_other"))
+        return (sa.select(Event.lead_id, *columns)
+                .where(Event.type == "form_submitted", Event.lead_id.is_not(None))
+                .ext(distinct_on(Event.lead_id))
+                .order_by(Event.lead_id, Event.occurred_at, Event.id)
+                .subquery("first_form"))
+    ranked = (sa.select(Event.lead_id, sa.null().label("utm"), path.label("utm_other"),
+                        sa.func.row_number().over(partition_by=Event.lead_id,
+                                                  order_by=(Event.occurred_at, Event.id))
+                        .label("n"))
+              .where(Event.type == "form_submitted", Event.lead_id.is_not(None))
+              .subquery("ranked_forms"))
+    return (sa.select(ranked.c.lead_id, ranked.c.utm, ranked.c.utm_other)
+            .where(ranked.c.n == 1).subquery("first_form"))
+
+
+def _utc_text(column: Any) -> Any:
+    """A UTC time as its cell text, formatted by PostgreSQL (as `defuse` formats it)."""
+    return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD HH24:MI:SS")
+
+
+def _stage_changes() -> sa.Subquery:
+    """When each lead entered its current stage (its latest stage change)."""
+    return (sa.select(StageChange.lead_id,
+                      sa.func.max(StageChange.changed_at).label("since"))
+            .group_by(StageChange.lead_id).subquery("stage_since"))
+
 
 # name -> (SQL expression, how the cell is made from the value)
 COLUMNS: dict[str, Any] = {
@@ -51,8 +95,8 @@ COLUMNS: dict[str, Any] = {
     "engagement_score": Lead.engagement_score,
     "owner": User.email,
     "created_at": Lead.created_at,
-    "stage_since": _stage_since,
-    "utm_source": _first_form,
+    "stage_since": None,  # from `_stage_changes()`, joined
+    "utm_source": None,  # from `_first_forms()`, joined
 }
 DEFAULT_COLUMNS = ("id", "email", "first_name", "last_name", "company", "job_title", "country",
                    "stage", "fit_score", "engagement_score", "owner", "utm_source", "stage_since")
@@ -71,11 +115,9 @@ def defuse(value: Any) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def _utm_source(data: Any) -> str:
-    if not isinstance(data, dict):
-        return ""
-    utm = data.get("utm")
-    return str(utm.get("utm_source") or "") if isinstance(utm, dict) else ""
+def _utm_source(text: str | None, other: Any) -> str:
+    """The cell of `utm.utm_source` (read by the query): empty when missing or falsy."""
+    return str((text if text is not None else other) or "")
 
 
 @dataclass
@@ -101,9 +143,27 @@ class Filters:
 
 def statement(filters: Filters) -> sa.Select:
     filters.check()
-    query = (sa.select(*[COLUMNS[c].label(c) for c in filters.columns])
-             .select_from(Lead).outerjoin(User, User.id == Lead.owner_id)
-             .where(Lead.stage.in_(filters.stages)))
+    query = sa.select().select_from(Lead).outerjoin(User, User.id == Lead.owner_id)
+    since = None
+    if "stage_since" in filters.columns or filters.since is not None \
+            or filters.until is not None:
+        changes = _stage_changes()
+        query = query.outerjoin(changes, changes.c.lead_id == Lead.id)
+        since = changes.c.since
+    joined: dict[str, Any] = {"stage_since": since}
+    forms = None
+    if "utm_source" in filters.columns:
+        forms = _first_forms()
+        query = query.outerjoin(forms, forms.c.lead_id == Lead.id)
+        joined["utm_source"] = forms.c.utm
+    if _postgres():  # times formatted by the database: no datetime objects per row
+        joined.update({c: _utc_text(since if c == "stage_since" else COLUMNS[c])
+                       for c in ("stage_since", "created_at")})
+    query = query.add_columns(*[(joined[c] if c in joined else COLUMNS[c]).label(c)
+                                for c in filters.columns])
+    if forms is not None:  # the non-text values of utm_source, last (see `_cells`)
+        query = query.add_columns(forms.c.utm_other.label("utm_other"))
+    query = query.where(Lead.stage.in_(filters.stages))
     if filters.min_fit is not None:
         query = query.where(Lead.fit_score >= filters.min_fit)
     if filters.min_engagement is not None:
@@ -115,16 +175,29 @@ def statement(filters: Filters) -> sa.Select:
         query = query.where(User.email == filters.owner.strip().lower())
     if filters.since is not None:
         start = datetime.combine(filters.since, time.min, timezone.utc)
-        query = query.where(_stage_since >= start)
+        query = query.where(since >= start)
     if filters.until is not None:
         end = datetime.combine(filters.until, time.max, timezone.utc)
-        query = query.where(_stage_since <= end)
+        query = query.where(since <= end)
     return query.order_by(Lead.id)
 
 
-def batches(filters: Filters) -> Iterator[list[sa.Row]]:
-    """Matching rows, BATCH_SIZE at a time, from one streaming query."""
-    result = db.session.execute(statement(filters).execution_options(yield_per=BATCH_SIZE))
+def batches(filters: Filters) -> Iterator[list[Any]]:
+    """Matching rows, BATCH_SIZE at a time, from one streaming query.
+
+    On PostgreSQL straight from a server-side cursor of the driver (plain tuples, one FETCH
+    per batch); elsewhere through SQLAlchemy's `yield_per`."""
+    query = statement(filters)
+    if _postgres():
+        compiled = query.compile(dialect=db.session.get_bind().dialect,
+                                 compile_kwargs={"render_postcompile": True})
+        raw = db.session.connection().connection.driver_connection
+        with raw.cursor(name="kindling_leads_export") as cursor:
+            cursor.execute(str(compiled), compiled.params)
+            while rows := cursor.fetchmany(BATCH_SIZE):
+                yield rows
+        return
+    result = db.session.execute(query.execution_options(yield_per=BATCH_SIZE))
     try:
         for partition in result.partitions():
             yield list(partition)
@@ -139,16 +212,49 @@ class _Line:
         return text
 
 
+def _cells(filters: Filters, batch: list[sa.Row]) -> list[list[str]]:
+    """Every row of a batch as defused cells (`defuse`; text that needs nothing and
+    non-negative integers, most cells, are tested inline)."""
+    starts = FORMULA_STARTS
+    if "utm_source" not in filters.columns:
+        return [[v if v.__class__ is str and not v.startswith(starts)
+                 else "" if v is None
+                 else (str(v) if v.__class__ is int and v >= 0 else defuse(v))
+                 for v in row] for row in batch]
+    utm = filters.columns.index("utm_source")
+    rows = []
+    for row in batch:
+        cells = [v if v.__class__ is str and not v.startswith(starts)
+                 else "" if v is None
+                 else (str(v) if v.__class__ is int and v >= 0 else defuse(v))
+                 for v in row]
+        cells.pop()  # utm_other
+        if row[-1] is not None:  # not text: decoded JSON
+            cells[utm] = defuse(_utm_source(None, row[-1]))
+        rows.append(cells)
+    return rows
+
+
 def lines(filters: Filters, bom: bool = False) -> Iterator[str]:
     """The CSV, one line at a time: header, then every row, defused."""
     writer = csv.writer(_Line())
     yield (BOM if bom else "") + writer.writerow(filters.columns)
     for batch in batches(filters):
-        for row in batch:
-            cells = []
-            for name, value in zip(filters.columns, row):
-                cells.append(defuse(_utm_source(value) if name == "utm_source" else value))
+        for cells in _cells(filters, batch):
             yield writer.writerow(cells)
+
+
+def chunks(filters: Filters, bom: bool = False) -> Iterator[tuple[str, int]]:
+    """The CSV a batch at a time: (text, rows in it); the header comes first, with 0."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(filters.columns)
+    yield (BOM if bom else "") + buffer.getvalue(), 0
+    for batch in batches(filters):
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows(_cells(filters, batch))
+        yield buffer.getvalue(), len(batch)
 
 
 # The admin: a form, and the streamed file.
@@ -187,7 +293,7 @@ def export_form():
 def export_csv():
     filters = _filters_from_args(request.args)
     bom = request.args.get("bom") == "1"
-    body = (line.encode("utf-8") for line in lines(filters, bom=bom))
+    body = (text.encode("utf-8") for text, _ in chunks(filters, bom=bom))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")
     return Response(stream_with_context(body), mimetype="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="qualified-leads-{stamp}.csv"',
@@ -199,12 +305,12 @@ def export_csv():
 leads_cli = AppGroup("leads", help="Lead data commands.")
 
 
-def _write(out: Iterable[str], target) -> int:
-    count = -1
-    for line in out:
-        target.write(line)
-        count += 1
-    return max(count, 0)
+def _write(out: Iterable[tuple[str, int]], target) -> int:
+    count = 0
+    for text, rows in out:
+        target.write(text)
+        count += rows
+    return count
 
 
 @leads_cli.command("export")
@@ -235,8 +341,8 @@ def export_command(stages, min_fit, min_engagement, campaign_id, owner, since, u
         raise click.BadParameter(str(exc)) from None
     if output:
         with open(output, "w", encoding="utf-8", newline="") as fh:
-            count = _write(lines(filters, bom=bom), fh)
+            count = _write(chunks(filters, bom=bom), fh)
         click.echo(f"Wrote {count} lead(s) to {output}.", err=True)
     else:
-        for line in lines(filters, bom=bom):
-            click.echo(line, nl=False)
+        for text, _ in chunks(filters, bom=bom):
+            click.echo(text, nl=False)

@@ -101,14 +101,29 @@ class FitRule:
             return (getattr(lead, "attributes", None) or {}).get(self.field[len(ATTRIBUTE_PREFIX):])
         return getattr(lead, self.field, None)
 
+    @functools.cached_property
+    def _operand(self) -> Any:
+        """The rule's value prepared once (pattern compiled, list folded, bounds as numbers):
+        a rebuild tests every rule on every lead."""
+        if self.op == "matches":
+            return compiled(self.value)
+        if self.op == "equals":
+            return str(self.value).strip().casefold()
+        if self.op == "in":
+            return frozenset(str(v).strip().casefold() for v in self.value)
+        if self.op == "between":
+            low, high = self.value
+            return float(low), float(high)
+        return None
+
     def test(self, value: Any) -> bool:
         text = "" if value is None else str(value).strip()
         if self.op == "matches":
-            return bool(text) and compiled(self.value).search(text) is not None
+            return bool(text) and self._operand.search(text) is not None
         if self.op == "equals":
-            return text.casefold() == str(self.value).strip().casefold()
+            return text.casefold() == self._operand
         if self.op == "in":
-            return text.casefold() in {str(v).strip().casefold() for v in self.value}
+            return text.casefold() in self._operand
         if self.op == "free_mail":
             return text.lower() in FREE_MAIL_DOMAINS
         if self.op == "between":
@@ -116,8 +131,8 @@ class FitRule:
                 number = float(text)
             except ValueError:
                 return False
-            low, high = self.value
-            return float(low) <= number <= float(high)
+            low, high = self._operand
+            return low <= number <= high
         return False
 
     def describe(self) -> str:
@@ -147,21 +162,32 @@ class EventFilter:
     def matches(self, event: Any) -> bool:
         if event.type != self.event_type:
             return False
-        if self.url_pattern and compiled(self.url_pattern).search(event.url or "") is None:
+        return self.matches_fields(event.url, event.campaign_id if self.campaign_id else None,
+                                   getattr(event, "data", None))
+
+    def matches_fields(self, url: str | None, campaign_id: Any, data: Any) -> bool:
+        """The filters beyond the event type, on an event's parts (`matches` and the
+        rebuild, which reads events as plain tuples, share this)."""
+        if self.url_pattern and compiled(self.url_pattern).search(url or "") is None:
             return False
         if self.campaign_id:
-            campaign = event.campaign_id
+            campaign = campaign_id
             if campaign is None:
-                campaign = (getattr(event, "data", None) or {}).get("campaign_id")
+                campaign = (data or {}).get("campaign_id")
             if str(campaign) != self.campaign_id:
                 return False
         if self.form_id or self.send_id:
-            data = getattr(event, "data", None) or {}
+            data = data or {}
             if self.form_id and str(data.get("form_id")) != self.form_id:
                 return False
             if self.send_id and str(data.get("send_id")) != self.send_id:
                 return False
         return True
+
+    @property
+    def filtered(self) -> bool:
+        """Has filters beyond the event type."""
+        return bool(self.url_pattern or self.form_id or self.campaign_id or self.send_id)
 
     @property
     def needs_data(self) -> bool:
