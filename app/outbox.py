@@ -97,39 +97,42 @@ def dispatch_committed() -> int:
     ids = db.session.info.pop("outbox_committed", None)
     if not ids:
         return 0
-    rows = db.session.scalars(sa.select(OutboxJob).where(OutboxJob.id.in_(ids))).all()
+    rows = db.session.execute(sa.select(OutboxJob.id, OutboxJob.job, OutboxJob.queue)
+                              .where(OutboxJob.id.in_(ids)).order_by(OutboxJob.id)).all()
     return _dispatch(rows)
 
 
-def _dispatch(rows: list[OutboxJob]) -> int:
-    """Enqueue `rows` on RQ in one Redis round trip (one MULTI/EXEC pipeline for every queue):
-    all of them, or, when Redis fails, none (the relay retries)."""
-    if not rows:
-        return 0
-    by_queue: dict[str, list[Any]] = {}
-    for row in rows:
-        by_queue.setdefault(row.queue, []).append(Queue.prepare_data(
-            "app.outbox.run",
-            args=(row.id,),
-            job_id=row.rq_job_id,
-            retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
-            failure_ttl=7 * 24 * 3600,
-            description=f"outbox {row.id}: {row.job}",
-        ))
+DISPATCH_CHUNK = 1000  # jobs per Redis MULTI/EXEC
+
+
+def _dispatch(rows) -> int:
+    """Enqueue `rows` (anything with .id, .job and .queue) on RQ, one MULTI/EXEC pipeline per
+    DISPATCH_CHUNK rows: each chunk all or nothing; after a Redis failure the rest waits for
+    the relay. Marks what was enqueued as dispatched and commits."""
+    retry = Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS)
+    sent: list[int] = []
     try:
-        with queue.connection().pipeline() as pipe:
-            for name, datas in by_queue.items():
-                queue.get_queue(name).enqueue_many(datas, pipeline=pipe)
-            pipe.execute()
+        for start in range(0, len(rows), DISPATCH_CHUNK):
+            chunk = rows[start:start + DISPATCH_CHUNK]
+            by_queue: dict[str, list[Any]] = {}
+            for row in chunk:
+                by_queue.setdefault(row.queue, []).append(Queue.prepare_data(
+                    "app.outbox.run", args=(row.id,), job_id=f"outbox-{row.id}", retry=retry,
+                    failure_ttl=7 * 24 * 3600, description=f"outbox {row.id}: {row.job}"))
+            with queue.connection().pipeline() as pipe:
+                for name, datas in by_queue.items():
+                    queue.get_queue(name).enqueue_many(datas, pipeline=pipe)
+                pipe.execute()
+            sent.extend(row.id for row in chunk)
     except RedisError as exc:
-        log.warning("outbox %s not enqueued (%s); the relay will retry",
-                    ", ".join(str(row.id) for row in rows), exc)
-        return 0
-    now = utcnow()
-    for row in rows:
-        row.dispatched_at = now
-    db.session.commit()
-    return len(rows)
+        log.warning("%d outbox row(s) not enqueued (%s); the relay will retry",
+                    len(rows) - len(sent), exc)
+    if sent:
+        db.session.execute(sa.update(OutboxJob).where(OutboxJob.id.in_(sent))
+                           .values(dispatched_at=utcnow())
+                           .execution_options(synchronize_session=False))
+        db.session.commit()
+    return len(sent)
 
 
 def _vanished(row: OutboxJob) -> bool:

@@ -6,7 +6,7 @@ driver: no ORM objects, no result processing), the same rules and arithmetic as 
 incremental job (`compute.BatchScorer`), then bulk writes: one UPDATE of the leads whose
 scores changed, one upsert of their score rows, and the MQL moves of the batch together
 (their `StageChange` rows with the reason, the stage listeners' outbox rows), one commit, and
-the outbox rows enqueued in one Redis pipeline.
+the outbox rows enqueued by `app.outbox.dispatch_committed` (Redis pipelines).
 """
 
 from __future__ import annotations
@@ -20,14 +20,12 @@ import queue as queue_module
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
 from flask import current_app
-from redis.exceptions import RedisError
-from rq import Queue, Retry
 
-from app import outbox, queue
+from app import outbox
 from app.db import db, utcnow
 from app.leads.models import Lead, Stage, StageChange
 from nurture.scoring.compute import EV_ID, BatchScorer, Score
@@ -43,7 +41,6 @@ LEAD_COLUMNS = (Lead.id, Lead.email, Lead.first_name, Lead.last_name, Lead.compa
                 Lead.job_title, Lead.phone, Lead.country, Lead.attributes, Lead.stage,
                 Lead.fit_score, Lead.engagement_score)
 BATCH_SIZE = 5000
-DISPATCH_CHUNK = 1000  # outbox jobs per Redis pipeline
 _ID = operator.itemgetter(EV_ID)
 _LEAD = operator.itemgetter(0)
 
@@ -316,48 +313,6 @@ def _promote(qualified: dict[int, str]) -> int:
     return len(changes)
 
 
-def dispatch_committed() -> int:
-    """`outbox.dispatch_committed` for many rows at once: the same RQ jobs (id, retries,
-    description), enqueued in a few Redis pipelines instead of a round trip each. A Redis
-    failure is logged and left to the outbox relay, as there."""
-    ids = db.session.info.pop("outbox_committed", None)
-    if not ids:
-        return 0
-    Job = outbox.OutboxJob
-    rows = db.session.execute(sa.select(Job.id, Job.job, Job.queue)
-                              .where(Job.id.in_(ids)).order_by(Job.id)).all()
-    retry = Retry(max=len(outbox.RETRY_INTERVALS), interval=outbox.RETRY_INTERVALS)
-    sent: list[int] = []
-    try:
-        for name, group in itertools.groupby(sorted(rows, key=lambda r: (r.queue, r.id)),
-                                             key=operator.attrgetter("queue")):
-            target = queue.get_queue(name)
-            for chunk in _chunks(list(group), DISPATCH_CHUNK):
-                datas = [Queue.prepare_data("app.outbox.run", args=(row.id,),
-                                            job_id=f"outbox-{row.id}", retry=retry,
-                                            failure_ttl=7 * 24 * 3600,
-                                            description=f"outbox {row.id}: {row.job}")
-                         for row in chunk]
-                with target.connection.pipeline() as pipe:
-                    target.enqueue_many(datas, pipeline=pipe)
-                    pipe.execute()
-                sent.extend(row.id for row in chunk)
-    except RedisError as exc:
-        log.warning("%s outbox row(s) not enqueued (%s); the relay will retry",
-                    len(rows) - len(sent), exc)
-    if sent:
-        db.session.execute(sa.update(Job).where(Job.id.in_(sent))
-                           .values(dispatched_at=utcnow())
-                           .execution_options(synchronize_session=False))
-        db.session.commit()
-    return len(sent)
-
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 def _write(results: list[Result], active: ActiveRules, now: datetime) -> tuple[int, int]:
     """Store a batch's scores and MQL moves, commit, enqueue the moves' outbox rows.
     Returns (leads whose scores changed, leads moved to MQL)."""
@@ -365,7 +320,7 @@ def _write(results: list[Result], active: ActiveRules, now: datetime) -> tuple[i
     promoted = _promote({lead.id: r.mql_reason for lead, r, _, _ in results
                          if r.mql_reason and lead.stage in ELIGIBLE_STAGES})
     db.session.commit()
-    dispatch_committed()  # the stage listeners of the MQL moves
+    outbox.dispatch_committed()  # the stage listeners of the MQL moves
     return changed, promoted
 
 
