@@ -2,7 +2,7 @@
 returns to the marketer's site, and SendGrid's delivery events.
 
 Modules: `tokens` (signed ids), `links` (tracked links for the render step), `views` (pixel,
-click redirect, site script and pixel), `buffer` (Redis list, memory when Redis is down),
+click redirect, site script and pixel), `fastpath` (pixel and click before Flask), `buffer` (Redis list, memory when Redis is down),
 `writer` + `jobs` (the batch writer), `classify` + `agents` (human or machine, and why),
 `webhook` + `outcomes` (SendGrid Event Webhook), `health` (spam-report rate, sending pause),
 `admin` (the Tracking page). See docs in each module.
@@ -25,6 +25,8 @@ DEFAULTS = {
     "TRACKING_SESSION_MINUTES": 30,  # inactivity that makes the next visit a return
     "TRACKING_FLUSH_INTERVAL": 1,  # seconds between batch writer runs
     "TRACKING_BATCH_SIZE": 1000,
+    "TRACKING_FAST_PATH": True,  # pixel and click answered in front of Flask (see fastpath)
+    "TRACKING_LINK_TTL": 7 * 24 * 3600,  # link targets kept in Redis for the click's hot path
     "TRACKING_SPAM_WARN_RATE": 0.001,
     "TRACKING_SPAM_PAUSE_RATE": 0.003,
     "TRACKING_SPAM_CHECK_INTERVAL": 300,
@@ -38,7 +40,7 @@ def init_app(app: Flask) -> None:
     from app.extensions import csrf
     from app.schedule import add_periodic
     from app.templating import add_nav
-    from nurture.tracking import admin, views, webhook
+    from nurture.tracking import admin, fastpath, views, webhook
 
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)
@@ -46,6 +48,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(webhook.bp)
     app.register_blueprint(admin.bp)
     csrf.exempt(webhook.bp)
+    fastpath.install(app)  # in front of every extension's hooks: see fastpath's docstring
     add_nav(app, "tracking_admin.index", "Tracking", "marketer")
     add_periodic(app, "nurture.tracking.jobs.flush", int(app.config["TRACKING_FLUSH_INTERVAL"]),
                  queue="tracking")

@@ -7,6 +7,8 @@ import importlib
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from app.db import db, utcnow
 from app.leads.models import Lead
 from nurture.models import Send, SendStatus, SuppressionReason
@@ -51,11 +53,16 @@ class Outcomes:
             self._suppress[key] = (reason, source)
 
     def apply(self) -> None:
+        # One query per 500 sends (and leads), held here: the session's identity map only keeps
+        # objects someone references, so a `get` per event would read each row again.
+        sends = _load(Send, {send_id for send_id, *_ in self._reconcile})
+        reconcile = _optional("nurture.ledger", "reconcile")
         for send_id, status, message_id, at in self._reconcile:
-            _reconcile(send_id, status, message_id, at)
+            _reconcile(sends.get(send_id), status, message_id, at, reconcile)
         exit_all = _optional("nurture.unsubscribe", "exit_all")
+        leads = _load(Lead, {lead_id for lead_id, _ in self._suppress if lead_id})
         for (lead_id, email), (reason, source) in self._suppress.items():
-            lead = db.session.get(Lead, lead_id) if lead_id else None
+            lead = leads.get(lead_id) if lead_id else None
             address = lead.email if lead is not None else email
             if address:
                 suppress(address, SuppressionReason(reason), source)
@@ -72,16 +79,25 @@ class Outcomes:
         db.session.flush()
 
 
-def _reconcile(send_id: int, status: str, message_id: Any, at: datetime) -> None:
+def _load(model: Any, ids: set[int]) -> dict[int, Any]:
+    from nurture.tracking.store import chunks
+
+    out: dict[int, Any] = {}
+    for part in chunks(sorted(ids)):
+        out.update((row.id, row) for row in db.session.scalars(
+            sa.select(model).where(model.id.in_(part))))
+    return out
+
+
+def _reconcile(send: Send | None, status: str, message_id: Any, at: datetime,
+               reconcile: Any) -> None:
     """The ledger's own `reconcile` when it has one; otherwise settle the row here."""
-    send = db.session.get(Send, send_id)
     if send is None:
         return
     if message_id and not send.provider_message_id:
         send.provider_message_id = str(message_id).split(".")[0][:200]
-    reconcile = _optional("nurture.ledger", "reconcile")
     if reconcile is not None:
-        reconcile(send_id, status)
+        reconcile(send.id, status)  # its own `get` finds the row loaded above
         return
     if send.status in (SendStatus.CLAIMED.value, SendStatus.UNKNOWN.value):  # pragma: no cover
         if status in ("processed", "delivered"):

@@ -3,6 +3,11 @@
 None of them writes to the database: each hit is pushed to the Redis buffer (see `buffer`) and
 the batch writer stores it within a couple of seconds. The click handler reads the stored link
 (its URL, never one from the request), through a small cache.
+
+The pixel and the click are normally answered before Flask sees them, by `fastpath` (token,
+one Redis call, answer). These views are the reference and the fallback: the fast path hands
+them what it does not answer itself (a bad click token, a target Redis does not have, Redis
+trouble), marking the request environ with `LINK_MISS` / `REDIS_DOWN`.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import time
 import uuid
 from typing import Any
 
-from flask import (Blueprint, Response, abort, current_app, redirect, render_template, request)
+from flask import Blueprint, Response, abort, current_app, render_template, request
+from werkzeug.utils import redirect
 
 from app import visitors
 from nurture.tracking import buffer, links, tokens
@@ -28,13 +34,28 @@ GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff"
        b"!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 assert len(GIF) == 43
 _VALID_VID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+GIF_HEADERS = (("Content-Type", "image/gif"), ("Content-Length", str(len(GIF))),
+               ("Cache-Control", "no-store, no-cache, must-revalidate, max-age=0"),
+               ("Pragma", "no-cache"), ("Expires", "0"))
+# Set by the fast path on requests it hands over: Redis just failed (queue the hit in memory
+# without waiting on Redis again) / the target is not in Redis (put it there once read).
+REDIS_DOWN = "kindling.tracking.redis_down"
+LINK_MISS = "kindling.tracking.link_miss"
 
 
 def gif() -> Response:
-    response = Response(GIF, mimetype="image/gif")
-    response.headers["Cache-Control"] = "no-store, no-cache, must-revalidate, max-age=0"
-    response.headers["Pragma"] = "no-cache"
-    response.headers["Expires"] = "0"
+    return Response(GIF, headers=list(GIF_HEADERS))
+
+
+def honeypot_response() -> Response:
+    return Response("", status=204, headers={"Cache-Control": "no-store"})
+
+
+def redirect_response(url: str) -> Response:
+    """The click's answer, before the visitor cookie."""
+    response = redirect(url, code=302, Response=Response)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token stays ours
     return response
 
 
@@ -45,12 +66,20 @@ def privacy_signal() -> bool:
     return request.headers.get("Sec-GPC") == "1" or request.headers.get("DNT") == "1"
 
 
+def hit_event(kind: str, method: str, user_agent: str | None, ip: str | None,
+              **fields: Any) -> dict[str, Any]:
+    return {"id": uuid.uuid4().hex, "kind": kind, "ts": time.time(), "method": method,
+            "ua": (user_agent or "")[:500], "ip": ip, **fields}
+
+
 def _hit(kind: str, **fields: Any) -> None:
-    event = {"id": uuid.uuid4().hex, "kind": kind, "ts": time.time(),
-             "method": request.method, "ua": (request.user_agent.string or "")[:500],
-             "ip": request.remote_addr, **fields}
+    event = hit_event(kind, request.method, request.user_agent.string, request.remote_addr,
+                      **fields)
     try:
-        buffer.push(event)
+        if request.environ.get(REDIS_DOWN):
+            buffer.get().hold(event)
+        else:
+            buffer.push(event)
     except Exception:  # a tracking hiccup must never break the image or the redirect
         log.exception("tracking: could not buffer a %s hit", kind)
 
@@ -72,15 +101,15 @@ def click(token: str):
     send_id, index = parsed
     if index == tokens.HONEYPOT_INDEX:
         _hit("click", send_id=send_id, index=index, honeypot=True)
-        return Response("", status=204, headers={"Cache-Control": "no-store"})
+        return honeypot_response()
     url = links.target(send_id, index)
     if url is None:
         abort(404)
+    if request.environ.get(LINK_MISS):  # the next click of this link stays out of Flask
+        links.publish([(send_id, index, url)])
     vid = None if privacy_signal() else visitors.visitor_id()
     _hit("click", send_id=send_id, index=index, url=url, vid=vid)
-    response = redirect(url, code=302)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"  # the token stays ours
+    response = redirect_response(url)
     if vid:
         visitors.remember(response, vid)
     return response

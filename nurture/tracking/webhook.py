@@ -6,7 +6,8 @@ within `SENDGRID_WEBHOOK_MAX_AGE`. Missing headers → 401; a bad signature, a s
 no key configured → 403.
 
 A batch (SendGrid posts up to thousands of events) is handled with a few queries and one bulk
-insert. SendGrid retries for 24 h, so every event is deduplicated: `sg:<sg_event_id>`, or a
+insert (one statement on PostgreSQL, `store.insert_events`); the ledger's sends and the
+suppressed leads are loaded in bulk too (`outcomes`). SendGrid retries for 24 h, so every event is deduplicated: `sg:<sg_event_id>`, or a
 hash of its identifying fields when that id is missing. Events map to sends through the
 `send_id` custom arg (a top-level key of each event).
 """
@@ -136,6 +137,7 @@ def process(events: list[Any]) -> dict[str, int]:
     seconds = float(current_app.config["TRACKING_MACHINE_SECONDS"])
 
     rows: list[dict[str, Any]] = []
+    verdicts: dict[tuple[Any, ...], classify.Verdict] = {}
     effects = outcomes.Outcomes()
     for key, event in sorted(fresh, key=lambda item: _int(item[1].get("timestamp")) or 0):
         name = event["event"]
@@ -152,9 +154,8 @@ def process(events: list[Any]) -> dict[str, int]:
             if lead_id is None or lead_id in untracked:
                 continue
             kind = "open" if name == "open" else "click"
-            verdict = classify.by_request(kind, user_agent=str(event.get("useragent") or ""),
-                                          ip=event.get("ip"),
-                                          sg_machine_open=bool(event.get("sg_machine_open")))
+            verdict = _by_request(verdicts, kind, str(event.get("useragent") or ""),
+                                  event.get("ip"), bool(event.get("sg_machine_open")))
             if not verdict.is_bot and send is not None:
                 verdict = classify.too_soon(at, send.reference, seconds) or verdict
             url = str(event["url"])[:2000] if kind == "click" and event.get("url") else None
@@ -209,6 +210,20 @@ def process(events: list[Any]) -> dict[str, int]:
         health.check()
     return {"received": len(events), "recorded": len(rows),
             "duplicates": len(events) - len(fresh)}
+
+
+def _by_request(verdicts: dict[tuple[Any, ...], classify.Verdict], kind: str, user_agent: str,
+                ip: Any, machine: bool) -> classify.Verdict:
+    """`classify.by_request`, once per distinct (user agent, address) of the batch."""
+    key = (kind, user_agent, ip, machine)
+    try:
+        return verdicts[key]
+    except KeyError:
+        verdict = verdicts[key] = classify.by_request(kind, user_agent=user_agent, ip=ip,
+                                                      sg_machine_open=machine)
+        return verdict
+    except TypeError:  # an address that is not a string: nothing to remember it by
+        return classify.by_request(kind, user_agent=user_agent, ip=ip, sg_machine_open=machine)
 
 
 def _score_later(lead_ids: set[int]) -> None:

@@ -82,6 +82,7 @@ def test_a_replayed_batch_writes_nothing_twice(app, client, redis_conn):
     send = make_send()
     tracker, _ = tracked(send)
     hit(client, path(tracker.pixel_url()))
+    buffer.get(app).settle()  # pushes are not waited for: make sure Redis has it
     saved = redis_conn.lrange(buffer.KEY, 0, -1)
     flush()
     redis_conn.rpush(buffer.KEY, *saved)  # the writer died after commit, before trimming
