@@ -33,6 +33,11 @@ def init_app(app: Flask) -> None:
 
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)
+    # The worker imports these before forking work-horses: nurture.preload warms what every
+    # work-horse would otherwise redo for its chunk of sends.
+    preload = tuple(app.config.get("RQ_PRELOAD_MODULES") or ())
+    if "nurture.preload" not in preload:
+        app.config["RQ_PRELOAD_MODULES"] = preload + ("nurture.preload",)
     app.register_blueprint(views.bp)
     app.register_blueprint(admin.bp)
     add_nav(app, "nurture.index", "Sequences", "marketer")

@@ -82,7 +82,8 @@ def end(enrollment: Enrollment, reason: str, *, finished: bool) -> None:
     enrollment.next_run_at = None
     record_event(enrollment.lead, "nurture_finished" if finished else "nurture_exited",
                  data={"sequence_id": enrollment.sequence_id, "enrollment_id": enrollment.id,
-                       "reason": reason})
+                       "reason": reason},
+                 flush=False)  # written with the caller's commit, with its other changes
 
 
 def mark_replied(lead: Lead, source: str) -> int:

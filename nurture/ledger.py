@@ -41,20 +41,18 @@ def find(enrollment_id: int, step_id: int) -> Send | None:
 
 
 def claim(enrollment: Enrollment, step: Step) -> Claim:
-    """Take the right to send this step, committing the claim. Only 'claimed' may send."""
+    """Take the right to send this step, committing the claim. Only 'claimed' may send.
+
+    The common case, no row yet, is one INSERT … ON CONFLICT DO NOTHING; when the key is
+    taken, the row found decides (a row another worker has not committed yet: busy)."""
     now = utcnow()
-    existing = find(enrollment.id, step.id)
-    if existing is None:
-        send = Send(enrollment_id=enrollment.id, step_id=step.id, lead_id=enrollment.lead_id,
-                    status=SendStatus.CLAIMED.value, attempts=1, claimed_at=now,
-                    subject=(step.subject or "")[:300])
-        db.session.add(send)
-        try:
-            db.session.commit()
-        except IntegrityError:  # another worker inserted it first
-            db.session.rollback()
-            return Claim("busy", None)
+    send = _insert_claim(enrollment, step, now)
+    if send is not None:
+        db.session.commit()
         return Claim("claimed", send)
+    existing = find(enrollment.id, step.id)
+    if existing is None:  # inserted by another worker, not visible to us yet (or just gone)
+        return Claim("busy", None)
     status = existing.status
     if status == SendStatus.SENT.value:
         return Claim("done", existing)
@@ -74,6 +72,33 @@ def claim(enrollment: Enrollment, step: Step) -> Claim:
              attempts=Send.attempts + 1):
         return Claim("claimed", existing)
     return Claim("busy", existing)
+
+
+def _insert_claim(enrollment: Enrollment, step: Step, now) -> Send | None:
+    """INSERT the claim row unless (enrollment, step) has one: the new Send, or None when
+    another row holds the key. One statement, and no failed statement to roll back."""
+    values = dict(enrollment_id=enrollment.id, step_id=step.id, lead_id=enrollment.lead_id,
+                  status=SendStatus.CLAIMED.value, attempts=1, claimed_at=now,
+                  subject=(step.subject or "")[:300])
+    dialect = db.engine.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # any other database: the plain INSERT, the unique key deciding
+        send = Send(**values)
+        db.session.add(send)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            return None
+        return send
+    return db.session.scalars(
+        insert(Send).values(**values)
+        .on_conflict_do_nothing(index_elements=["enrollment_id", "step_id"])
+        .returning(Send)
+    ).one_or_none()
 
 
 def _move(send: Send, expected: SendStatus, **values) -> bool:
@@ -113,11 +138,18 @@ def mark_failed(send: Send, error: str) -> None:
 def record_sent_event(send: Send) -> None:
     """The lead's timeline entry; `send_id` in its data ties provider events to the step."""
     enrollment = send.enrollment
+    # The dedupe look-up needs no flush first: the only event with this key is the one this
+    # function writes, once per send (the send is `sent` from then on).
+    with db.session.no_autoflush:
+        _record_sent(send, enrollment)
+
+
+def _record_sent(send: Send, enrollment: Enrollment) -> None:
     record_event(enrollment.lead, "email_sent", occurred_at=send.sent_at,
                  data={"send_id": str(send.id), "enrollment_id": str(enrollment.id),
                        "sequence_id": enrollment.sequence_id, "step_id": send.step_id,
                        "subject": send.subject},
-                 dedupe_key=f"nurture-send:{send.id}")
+                 dedupe_key=f"nurture-send:{send.id}", flush=False)
 
 
 def reconcile(send_id: int, provider_status: str) -> str | None:

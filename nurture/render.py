@@ -13,6 +13,7 @@ Pipeline: Markdown → HTML (on the template source, so lead data is never read 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -40,6 +41,7 @@ SAFE_STYLE_PROPERTIES = {
 }
 
 
+LAYOUT = "nurture/email/layout.html"
 MAX_OUTPUT = 1_000_000  # characters a template may produce (an email is far smaller)
 
 
@@ -66,6 +68,7 @@ class MailSandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+_INLINER = css_inline.CSSInliner()  # the default settings, built once per process
 _html_env = MailSandbox(autoescape=select_autoescape(default_for_string=True))
 _text_env = MailSandbox(autoescape=False)  # subjects are plain text, never HTML
 
@@ -140,14 +143,34 @@ def _body_source(step: Step) -> str:
     tags as emphasis, so tags are set aside as placeholders while Markdown runs."""
     if step.body_format == "html":
         return step.body or ""
+    return _markdown_template(step.body or "")
+
+
+# Per step version, what does not depend on the lead is worked out once per process: the
+# template's Markdown conversion and its compiled form. Keyed by the source text itself, so an
+# edited step is a new entry (never a stale one); lead data only ever enters at render time.
+@functools.lru_cache(maxsize=512)
+def _markdown_template(body: str) -> str:
     tags: list[str] = []
 
     def park(match: re.Match[str]) -> str:
         tags.append(match.group(0))
         return f"kindlingtag{len(tags) - 1}x"
 
-    html = markdown.markdown(_JINJA_TAGS.sub(park, step.body or ""), extensions=["sane_lists"])
+    html = markdown.markdown(_JINJA_TAGS.sub(park, body), extensions=["sane_lists"])
     return re.sub(r"kindlingtag(\d+)x", lambda m: tags[int(m.group(1))], html)
+
+
+def warm_up() -> None:
+    """Load what the first Markdown conversion would (its extension registry), so a process
+    that forks workers pays for it once; see nurture.preload."""
+    markdown.Markdown(extensions=["sane_lists"])
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(env: MailSandbox, source: str) -> Any:
+    """The compiled template (syntax errors raise, and are not cached)."""
+    return env.from_string(source)
 
 
 def _sanitise(html: str, rewrite: LinkRewriter) -> str:
@@ -179,7 +202,7 @@ def _bounded(template: Any, context: dict[str, Any]) -> str:
 
 def _render(env: MailSandbox, source: str, context: dict[str, Any]) -> str:
     try:
-        return _bounded(env.from_string(source), context)
+        return _bounded(_compiled(env, source), context)
     except TemplateProblem:
         raise
     except TemplateSyntaxError as exc:
@@ -205,13 +228,13 @@ def render_step(step: Step, lead: Lead, *, unsubscribe_url: str, send_id: int | 
     body = _sanitise(_render(_html_env, _body_source(step), context), rewrite)
     postal = current_app.config.get("POSTAL_ADDRESS") or ""
     page = render_template(
-        "nurture/email/layout.html", subject=subject, body=Markup(body), postal_address=postal,
+        LAYOUT, subject=subject, body=Markup(body), postal_address=postal,
         unsubscribe_url=unsubscribe_url,
         pixel_url=getattr(tracker, "pixel_url", lambda: None)(),
         honeypot_url=getattr(tracker, "honeypot_url", lambda: None)())
     text = html_to_text(body).strip()
     text += f"\n\n--\n{postal}\nUnsubscribe: {unsubscribe_url}\n"
-    return Rendered(subject=subject, html=css_inline.inline(page), text=text,
+    return Rendered(subject=subject, html=_INLINER.inline(page), text=text,
                     unsubscribe_url=unsubscribe_url)
 
 

@@ -17,10 +17,10 @@ from app import mail
 from app.db import db, utcnow
 from app.leads.models import Lead
 from nurture import enrollment as enrollments, ledger
-from nurture.models import Enrollment, FailurePolicy, Send, SendStatus, Step
+from nurture.models import Enrollment, FailurePolicy, Send, SendStatus, Step, Suppression
 from nurture.render import TemplateProblem, build_email
 from nurture.steps import following
-from nurture.suppression import why_not_emailable
+from nurture.suppression import blocked_reason
 from nurture.timing import lead_zone, next_opening
 
 
@@ -65,6 +65,34 @@ def _postpone(enrollment: Enrollment, until: datetime, why: str) -> str:
 
 
 def run_email_step(enrollment: Enrollment, step: Step) -> str:
+    """Run an email step. Its commits do not expire the session's objects: what this step wrote
+    it already holds, and what others may change meanwhile (the lead, its suppression, the
+    enrollment) is read again on purpose right after the claim (`_recheck`). Everything is
+    expired at the end, as a commit would have, for whoever uses the session next."""
+    session = db.session()
+    expire_on_commit = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        return _run_email_step(enrollment, step)
+    finally:
+        session.expire_on_commit = expire_on_commit
+        session.expire_all()
+
+
+def _recheck(enrollment: Enrollment) -> str | None:
+    """After the claim: the enrollment and its lead as they are now, and whether the lead may
+    still be emailed (an unsubscribe while the job sat in the queue stops it). One SELECT."""
+    row = db.session.execute(
+        sa.select(Enrollment, Lead, Suppression.reason)
+        .join(Lead, Lead.id == Enrollment.lead_id)
+        .outerjoin(Suppression, Suppression.email == Lead.email)
+        .where(Enrollment.id == enrollment.id)
+        .execution_options(populate_existing=True)
+    ).one()
+    return blocked_reason(row[1], row[2])
+
+
+def _run_email_step(enrollment: Enrollment, step: Step) -> str:
     from nurture.engine import advance
 
     now = utcnow()
@@ -104,9 +132,8 @@ def run_email_step(enrollment: Enrollment, step: Step) -> str:
 def _send(enrollment: Enrollment, step: Step, send: Send) -> str:
     from nurture.engine import advance
 
+    blocked = _recheck(enrollment)  # what is true now, not when the job was enqueued
     lead = enrollment.lead
-    db.session.refresh(lead)  # what is true now, not when the job was enqueued
-    blocked = why_not_emailable(lead)
     if blocked:
         ledger.mark_failed(send, f"not sent: {blocked}")
         enrollments.end(enrollment, blocked, finished=False)

@@ -37,6 +37,16 @@ def why_not_emailable(lead: Lead) -> str | None:
     if lead.bounced_at is not None:
         return "bounced"
     found = db.session.scalar(sa.select(Suppression.reason).where(Suppression.email == lead.email))
-    if found is not None:
-        return f"suppressed ({found})"
+    return blocked_reason(lead, found)
+
+
+def blocked_reason(lead: Lead, suppression_reason: str | None) -> str | None:
+    """`why_not_emailable` for a caller that read the lead and its suppression row (its
+    reason, None when there is none) itself, in the same statement."""
+    if lead.unsubscribed_at is not None:
+        return "unsubscribed"
+    if lead.bounced_at is not None:
+        return "bounced"
+    if suppression_reason is not None:
+        return f"suppressed ({suppression_reason})"
     return None

@@ -109,8 +109,12 @@ def record_event(
     bot_reason: str | None = None,
     visitor_id: str | None = None,
     dedupe_key: str | None = None,
+    flush: bool = True,
 ) -> Event | None:
-    """Append an event. With a `dedupe_key` seen before, nothing is written and None returned."""
+    """Append an event. With a `dedupe_key` seen before, nothing is written and None returned.
+
+    `flush=False` leaves the INSERT to the caller's next flush or commit (several events of one
+    transaction then go in one statement); the returned event has no id until then."""
     if dedupe_key is not None:
         exists = db.session.scalar(sa.select(Event.id).where(Event.dedupe_key == dedupe_key))
         if exists is not None:
@@ -128,7 +132,8 @@ def record_event(
         dedupe_key=dedupe_key,
     )
     db.session.add(event)
-    db.session.flush()
+    if flush:
+        db.session.flush()
     return event
 
 

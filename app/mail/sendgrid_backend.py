@@ -1,11 +1,19 @@
-"""Sending through SendGrid's v3 Mail Send API with the official `sendgrid` library."""
+"""Sending through SendGrid's v3 Mail Send API: messages built with the official `sendgrid`
+library's helpers, posted over urllib3's kept-alive connection pool (the library's own urllib
+path when a proxy is configured)."""
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
+import os
+import time
 import urllib.error
+import urllib.parse
+import urllib.request
 
+import urllib3
 from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import (
@@ -31,6 +39,39 @@ logging.getLogger("python_http_client").setLevel(logging.WARNING)
 logging.getLogger("sendgrid").setLevel(logging.WARNING)
 
 
+MAIL_SEND_PATH = "/v3/mail/send"  # what the library's client.mail.send.post() calls
+
+
+class _Pool:
+    """Kept-alive connections to the API shared by the sending threads (urllib3's thread-safe
+    pool), instead of a new connection, opener and proxy lookup per email as
+    `python_http_client` does. urllib3 never retries here: the engine decides. A connection
+    that could not be opened means the request never left (safe to retry); a failure after it
+    was written may mean the provider has it (uncertain). A forked work-horse builds its own
+    pool rather than share the parent's sockets."""
+
+    def __init__(self, base_url: str, timeout: float):
+        self.base = base_url.rstrip("/")
+        self.timeout = urllib3.Timeout(connect=min(timeout, 5.0), read=timeout)
+        self._pid = -1
+        self._manager: urllib3.PoolManager | None = None
+
+    def _pool(self) -> urllib3.PoolManager:
+        if self._manager is None or self._pid != os.getpid():
+            self._manager = urllib3.PoolManager(maxsize=32, retries=False, timeout=self.timeout)
+            self._pid = os.getpid()
+        return self._manager
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]):
+        try:
+            return self._pool().request("POST", self.base + path, body=body, headers=headers)
+        except urllib3.exceptions.ConnectTimeoutError as exc:  # incl. refused and DNS
+            raise MailError(f"SendGrid unreachable: {exc}", permanent=False) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise MailError(f"no answer from SendGrid ({type(exc).__name__}: {exc}); the email "
+                            "may have been accepted", permanent=False, uncertain=True) from None
+
+
 class SendGridBackend:
     name = "sendgrid"
 
@@ -41,6 +82,11 @@ class SendGridBackend:
         # request; set it now so threads sending at once never see that dict change.
         self.client.client.request_headers.setdefault("Content-Type", "application/json")
         self.host = host or "https://api.sendgrid.com"
+        # With a proxy configured, the library's urllib path (which honours it) is used.
+        scheme = urllib.parse.urlsplit(self.host).scheme
+        proxied = bool(urllib.request.getproxies().get(scheme)) \
+            and not urllib.request.proxy_bypass(urllib.parse.urlsplit(self.host).hostname or "")
+        self._transport = None if proxied else _Pool(self.host, timeout)
 
     def build(self, email: Email) -> Mail:
         from_name, from_addr = email.sender_parts()
@@ -69,6 +115,8 @@ class SendGridBackend:
         return mail
 
     def send(self, email: Email) -> str:
+        if self._transport is not None:
+            return self._send_kept_alive(email)
         try:
             response = self.client.send(self.build(email))
         except http_errors.HTTPError as exc:
@@ -81,6 +129,16 @@ class SendGridBackend:
         headers = {k.lower(): v for k, v in dict(response.headers or {}).items()}
         return headers.get("x-message-id", "")
 
+    def _send_kept_alive(self, email: Email) -> str:
+        body = json.dumps(self.build(email).get()).encode("utf-8")
+        headers = dict(self.client.client.request_headers)
+        headers["Content-Type"] = "application/json"
+        answer = self._transport.post(MAIL_SEND_PATH, body, headers)
+        answer_headers = {k.lower(): v for k, v in answer.headers.items()}
+        if answer.status >= 300:
+            raise _classify(answer.status, answer_headers, answer.data)
+        return answer_headers.get("x-message-id", "")
+
     def check(self) -> str:
         return f"SendGrid at {self.host}"
 
@@ -88,14 +146,17 @@ class SendGridBackend:
 def _mail_error(exc: http_errors.HTTPError) -> MailError:
     status = int(getattr(exc, "status_code", 0) or 0)
     headers = {k.lower(): v for k, v in dict(getattr(exc, "headers", None) or {}).items()}
-    body = getattr(exc, "body", b"")
+    return _classify(status, headers, getattr(exc, "body", b""))
+
+
+def _classify(status: int, headers: dict[str, str], body: object) -> MailError:
+    """An HTTP error answer as a MailError: 429 waits for the reset, 5xx/408 retry, the rest
+    is permanent. `headers` have lower-case names."""
     detail = body.decode("utf-8", "replace")[:500] if isinstance(body, bytes) else str(body)[:500]
     if status == 429:
         retry_after = None
         reset = headers.get("x-ratelimit-reset")
         if reset:
-            import time
-
             try:
                 retry_after = max(1.0, float(reset) - time.time())
             except ValueError:
