@@ -75,7 +75,7 @@ def edit(campaign_id: int | None = None):
             campaign = Campaign()
             db.session.add(campaign)
         for name in ("name", "slug", "status", "channel", "utm_source", "utm_medium",
-                     "utm_campaign", "currency"):
+                     "utm_campaign", "currency", "timezone"):
             setattr(campaign, name, getattr(form, name).data or "")
         campaign.starts_on = form.starts_on.data
         campaign.ends_on = form.ends_on.data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -50,9 +51,21 @@ class CampaignForm(FlaskForm):
                                                 message="Cost must be 0 or more.")])
     currency = StringField("Currency", default="USD", validators=[
         Regexp(r"^[A-Z]{3}$", message="Use a three-letter currency code, like USD.")])
+    timezone = StringField(
+        "Default time zone", validators=[Length(max=64)], filters=[_strip],
+        description="For send windows, when a lead gave neither a time zone nor a country, "
+                    "e.g. Europe/London. Empty: the sequence's time zone.")
     starts_on = DateField("Start date", validators=[Optional()])
     ends_on = DateField("End date", validators=[Optional()])
     owner_id = SelectField("Owner", coerce=int, choices=[])
+
+    def validate_timezone(self, field) -> None:
+        if not field.data:
+            return
+        try:
+            ZoneInfo(field.data)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError("Unknown time zone: use a name like Europe/London.") from None
 
     def __init__(self, *args, taken_slug=None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -40,6 +40,9 @@ class Campaign(db.Model):
     utm_campaign: Mapped[str] = mapped_column(sa.String(100), default="")
     cost: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2), default=Decimal("0"))
     currency: Mapped[str] = mapped_column(sa.String(3), default="USD")
+    # The send-window time zone of this campaign's leads who gave neither a zone nor a country
+    # ("" = the sequence's own).
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="")
     starts_on: Mapped[Optional[date]] = mapped_column(sa.Date)
     ends_on: Mapped[Optional[date]] = mapped_column(sa.Date)
     owner_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))

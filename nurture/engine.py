@@ -29,7 +29,7 @@ from nurture.models import (Enrollment, EnrollmentStatus, Sequence, SequenceStat
                             StepKind, Suppression)
 from nurture.steps import following
 from nurture.suppression import blocked_reason, why_not_emailable
-from nurture.timing import lead_zone, wait_until
+from nurture.timing import wait_until
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ def run_step(enrollment_id: int, step_id: int) -> str:
 def wait_target(enrollment: Enrollment, step: Step):
     now = utcnow()
     if step.wait_until:
-        tz = lead_zone(enrollment.lead, enrollment.sequence.timezone)
+        tz = enrollments.zone_of(enrollment)
         return wait_until(now, tz, step.wait_until) or now
     return now + timedelta(seconds=step.wait_seconds or 0)
 

@@ -8,6 +8,8 @@ Nothing here commits: the caller owns the transaction. After committing new enro
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import sqlalchemy as sa
 
 from app.db import db, utcnow
@@ -15,6 +17,7 @@ from app.leads.models import Lead
 from app.leads.service import record_event
 from nurture.models import LIVE_STATUSES, Enrollment, EnrollmentStatus, Reenroll, Sequence
 from nurture.suppression import why_not_emailable
+from nurture.timing import lead_zone
 
 
 def latest(lead_id: int, sequence_id: int) -> Enrollment | None:
@@ -111,3 +114,15 @@ def resume(enrollment: Enrollment) -> None:
     if enrollment.status == EnrollmentStatus.PAUSED.value:
         enrollment.status = EnrollmentStatus.ACTIVE.value
         enrollment.next_run_at = utcnow()
+
+
+def zone_of(enrollment: Enrollment) -> ZoneInfo:
+    """The time zone this enrollment's send windows and weekday waits use: the lead's own (an
+    explicit zone, else their country's), else the campaign's default, else the sequence's."""
+    campaign_zone = None
+    if enrollment.campaign_id is not None:
+        from campaigns.models import Campaign
+
+        campaign_zone = db.session.scalar(sa.select(Campaign.timezone)
+                                          .where(Campaign.id == enrollment.campaign_id))
+    return lead_zone(enrollment.lead, campaign_zone, enrollment.sequence.timezone)

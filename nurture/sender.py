@@ -21,7 +21,7 @@ from nurture.models import Enrollment, FailurePolicy, Send, SendStatus, Step, Su
 from nurture.render import TemplateProblem, build_email
 from nurture.steps import following
 from nurture.suppression import blocked_reason
-from nurture.timing import lead_zone, next_opening
+from nurture.timing import next_opening
 
 
 def _setting(name: str) -> int:
@@ -96,8 +96,8 @@ def _run_email_step(enrollment: Enrollment, step: Step) -> str:
     from nurture.engine import advance
 
     now = utcnow()
-    sequence, lead = enrollment.sequence, enrollment.lead
-    tz = lead_zone(lead, sequence.timezone)
+    sequence = enrollment.sequence
+    tz = enrollments.zone_of(enrollment)
     opening = next_opening(now, tz, sequence.window_days or [], sequence.window_start_hour,
                            sequence.window_end_hour)
     if opening is None:

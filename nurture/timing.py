@@ -35,12 +35,14 @@ def zone(name: str | None) -> ZoneInfo | None:
         return None
 
 
-def lead_zone(lead, default: str = "UTC") -> ZoneInfo:
-    """The lead's own `timezone` attribute, else their country's zone, else `default`."""
+def lead_zone(lead, *defaults: str | None) -> ZoneInfo:
+    """The lead's own `timezone` attribute, else their country's zone, else the first valid
+    of `defaults` (e.g. the campaign's, then the sequence's), else UTC."""
     attributes = lead.attributes or {}
-    return (zone(attributes.get("timezone"))
-            or zone(COUNTRY_ZONES.get((lead.country or "").upper()))
-            or zone(default) or ZoneInfo("UTC"))
+    found = zone(attributes.get("timezone")) or zone(COUNTRY_ZONES.get((lead.country or "").upper()))
+    for name in defaults:
+        found = found or zone(name)
+    return found or ZoneInfo("UTC")
 
 
 def in_window(moment: datetime, tz: ZoneInfo, days: list[int], start: int, end: int) -> bool:

@@ -19,7 +19,7 @@ from tests.helpers import csrf_from
 
 CAMPAIGN = {"name": "Spring launch", "slug": "spring-launch", "status": "draft",
             "channel": "paid", "utm_source": "google", "utm_medium": "cpc",
-            "utm_campaign": "spring", "cost": "1200.50", "currency": "USD",
+            "utm_campaign": "spring", "cost": "1200.50", "currency": "USD", "timezone": "Europe/Lisbon",
             "starts_on": "2026-03-01", "ends_on": "2026-05-31", "owner_id": "0"}
 
 
@@ -38,6 +38,7 @@ def test_marketer_creates_and_edits_a_campaign(app, client, auth):
     campaign = db.session.scalar(sa.select(Campaign))
     assert campaign.slug == "spring-launch" and campaign.cost == Decimal("1200.50")
     assert str(campaign.ends_on) == "2026-05-31" and campaign.utm_medium == "cpc"
+    assert campaign.timezone == "Europe/Lisbon"
     listing = client.get("/admin/campaigns/").get_data(as_text=True)
     assert "Spring launch" in listing
 
@@ -51,6 +52,7 @@ def test_marketer_creates_and_edits_a_campaign(app, client, auth):
     ({"ends_on": "2026-02-01"}, "The end date cannot be before the start date."),
     ({"slug": "taken"}, "Another campaign already uses this slug."),
     ({"name": ""}, "Enter a name."),
+    ({"timezone": "Mars/Olympus"}, "Unknown time zone: use a name like Europe/London."),
 ])
 def test_campaign_editor_explains_what_is_wrong(app, client, auth, changes, message):
     make_page(slug="taken")

@@ -158,6 +158,25 @@ def test_outside_the_send_window_the_email_waits_for_the_next_opening(app):
     assert len(outbox_files()) == 1
 
 
+def test_without_a_zone_or_country_the_campaigns_time_zone_sets_the_window(app):
+    from campaigns.models import Campaign
+
+    campaign = Campaign(name="Tokyo launch", slug="tokyo", timezone="Asia/Tokyo")
+    db.session.add(campaign)
+    lead = make_lead()  # no country, no time zone of their own
+    sequence = make_sequence(window_days=[0, 1, 2, 3, 4], window_start_hour=9,
+                             window_end_hour=17, timezone="America/Los_Angeles")
+    monday_8_utc = datetime(2030, 1, 7, 8, 0, tzinfo=UTC)  # 17:00 in Tokyo: the window is shut
+    with time_machine.travel(monday_8_utc, tick=False):
+        enrollment = enroll(lead.id, sequence.id, "test", campaign_id=campaign.id)
+        db.session.commit()
+        engine.kick([enrollment.id])
+        drain()
+    assert outbox_files() == []
+    tuesday_9_tokyo = datetime(2030, 1, 8, 0, 0, tzinfo=UTC)  # not 09:00 in Los Angeles
+    assert enrollment_of(lead.id).next_run_at == tuesday_9_tokyo
+
+
 def test_the_frequency_cap_spaces_emails_from_different_sequences(app):
     lead = make_lead()
     first = make_sequence(name="First")
