@@ -10,9 +10,12 @@ carries work; the database is the source of truth (see `app.outbox`).
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import secrets
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import redis
 from flask import Flask, current_app
@@ -107,3 +110,50 @@ def enqueue_many(func_path: str, arg_tuples: list[tuple], queue: str = "default"
         jobs = q.enqueue_many(datas, pipeline=pipe)
         pipe.execute()
     return jobs
+
+
+_RELEASE_LOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+def drain_list(key: str, lock_key: str, size: int,
+               handle: Callable[[list[Any]], Callable[[], None] | None], *,
+               max_batches: int = 50, lock_ms: int = 60_000,
+               first: Callable[[redis.Redis], None] | None = None) -> int:
+    """Hand the JSON items of the Redis list `key` to `handle`, `size` at a time, oldest first,
+    and trim each batch once `handle` has returned: at least once (a crash before the trim hands
+    the batch over again), so `handle` must be idempotent. Unreadable items are logged and left
+    out. One drainer at a time, under `lock_key`; `first` runs once the lock is held. `handle`
+    may return a callable to run after the trim. Returns the items handled (0 when another
+    drainer holds the lock)."""
+    conn = connection()
+    token = secrets.token_hex(16)
+    if not conn.set(lock_key, token, nx=True, px=lock_ms):
+        return 0
+    total = 0
+    try:
+        if first is not None:
+            first(conn)
+        for _ in range(max_batches):
+            raw = conn.lrange(key, 0, size - 1)
+            if not raw:
+                break
+            items = []
+            for item in raw:
+                try:
+                    items.append(json.loads(item))
+                except ValueError:
+                    logging.getLogger(__name__).error("%s: unreadable item dropped: %r",
+                                                      key, item[:200])
+            after = handle(items)
+            conn.ltrim(key, len(raw), -1)
+            if after is not None:
+                after()
+            total += len(raw)
+            if len(raw) < size:
+                break
+    finally:
+        conn.eval(_RELEASE_LOCK, 1, lock_key, token)
+    return total

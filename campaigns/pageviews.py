@@ -41,12 +41,6 @@ LOCK_MS = 60_000
 BATCH_SIZE = 1000
 DEDUPE_PREFIX = "pv:"
 
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-
-
 def record(*, url: str, campaign_id: int | None, landing_page_id: int,
            visitor_id: str | None, bot_reason: str | None) -> bool:
     """Queue one landing-page view. True when Redis took it; False when Redis was away and
@@ -162,30 +156,11 @@ def _rejoin(anonymous: list[tuple[int, str, datetime]]) -> None:
 
 def flush(max_batches: int = 50) -> int:
     """Write what is waiting in Redis. Returns the number of hits handled."""
-    conn = queue.connection()
-    token = secrets.token_hex(16)
-    if not conn.set(LOCK_KEY, token, nx=True, px=LOCK_MS):
-        return 0  # another writer is at it
+    def handle(hits: list[dict[str, Any]]):
+        anonymous = _anonymous(write(hits))
+        db.session.commit()
+        return lambda: _rejoin(anonymous)
+
     size = int(current_app.config.get("PAGE_VIEW_BATCH_SIZE", BATCH_SIZE))
-    total = 0
-    try:
-        for _ in range(max_batches):
-            raw = conn.lrange(KEY, 0, size - 1)
-            if not raw:
-                break
-            hits = []
-            for item in raw:
-                try:
-                    hits.append(json.loads(item))
-                except ValueError:
-                    log.error("page view: unreadable hit dropped: %r", item[:200])
-            anonymous = _anonymous(write(hits))
-            db.session.commit()
-            conn.ltrim(KEY, len(raw), -1)
-            _rejoin(anonymous)
-            total += len(raw)
-            if len(raw) < size:
-                break
-    finally:
-        conn.eval(_RELEASE, 1, LOCK_KEY, token)
-    return total
+    return queue.drain_list(KEY, LOCK_KEY, size, handle, max_batches=max_batches,
+                            lock_ms=LOCK_MS)

@@ -9,9 +9,7 @@ replayed after a crash writes nothing twice.
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
 from datetime import datetime, timedelta
 from fnmatch import fnmatch
 from typing import Any
@@ -31,43 +29,18 @@ log = logging.getLogger(__name__)
 LOCK_KEY = "kindling:tracking:writer"
 SITE_TYPES = ("page_viewed", "email_clicked", "form_submitted", "site_returned")
 
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-
 
 def flush(max_batches: int = 50) -> int:
     """Write what is waiting in Redis. Returns the number of hits handled."""
     local = current_app.extensions.get("tracking_buffer")
     if local is not None:  # hits this very process pushed (tests, `run-all`): all in Redis now
         local.settle()
-    conn = queue.connection()
-    token = uuid.uuid4().hex
-    if not conn.set(LOCK_KEY, token, nx=True, px=60_000):
-        return 0  # another writer is at it
+    def handle(hits: list[dict[str, Any]]) -> None:
+        write(hits)
+
     size = int(current_app.config["TRACKING_BATCH_SIZE"])
-    total = 0
-    try:
-        buffer.reload_spilled(current_app, conn)  # what a process left on disk at exit
-        for _ in range(max_batches):
-            raw = conn.lrange(buffer.KEY, 0, size - 1)
-            if not raw:
-                break
-            hits = []
-            for item in raw:
-                try:
-                    hits.append(json.loads(item))
-                except ValueError:
-                    log.error("tracking: unreadable hit dropped: %r", item[:200])
-            write(hits)
-            conn.ltrim(buffer.KEY, len(raw), -1)
-            total += len(raw)
-            if len(raw) < size:
-                break
-    finally:
-        conn.eval(_RELEASE, 1, LOCK_KEY, token)
-    return total
+    return queue.drain_list(buffer.KEY, LOCK_KEY, size, handle, max_batches=max_batches,
+                            first=lambda conn: buffer.reload_spilled(current_app, conn))
 
 
 def high_intent_type(url: str) -> str | None:
