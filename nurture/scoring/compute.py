@@ -8,7 +8,7 @@ job, the rebuild and `explain` all call these same functions, so they agree to t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
@@ -73,6 +73,17 @@ def fit(lead: Any, rules: Rules) -> FitResult:
     return FitResult(points=points, grade=rules.grade(points), items=tuple(items))
 
 
+def capped(raw: float, cap: float, used: dict[Any, float], key: Any) -> float:
+    """`raw` points cut to what is left of a rule's daily cap (`used[key]` so far, updated)."""
+    already = used.get(key, 0.0)
+    size = raw if raw >= 0 else -raw
+    room = cap - already
+    if size > room:
+        size = room if room > 0 else 0.0
+    used[key] = already + size
+    return size if raw >= 0 else -size
+
+
 def engagement(events: Sequence[Any], rules: Rules, now: datetime, *,
                with_items: bool = True) -> EngagementResult:
     """Sum each matching human event's points (capped per rule per UTC day), decayed by age.
@@ -95,14 +106,7 @@ def engagement(events: Sequence[Any], rules: Rules, now: datetime, *,
             counted = raw
             cap = rule.daily_cap
             if cap is not None:
-                key = (index, when.date())
-                already = used.get(key, 0.0)
-                size = raw if raw >= 0 else -raw
-                room = cap - already
-                if size > room:
-                    size = room if room > 0 else 0.0
-                used[key] = already + size
-                counted = size if raw >= 0 else -size
+                counted = capped(raw, cap, used, (index, when.date()))
             if counted == 0:
                 if with_items:
                     items.append(EngagementItem(index, rule.describe(), event.id, event.type,
@@ -280,14 +284,7 @@ class BatchScorer:
                 if cap is not None:
                     if day < 0:
                         day = when.toordinal()
-                    key = (index, day)
-                    already = used.get(key, 0.0)
-                    size = raw if raw >= 0 else -raw
-                    room = cap - already
-                    if size > room:
-                        size = room if room > 0 else 0.0
-                    used[key] = already + size
-                    counted = size if raw >= 0 else -size
+                    counted = capped(raw, cap, used, (index, day))
                 if counted == 0:
                     continue
                 age = (now - when).total_seconds()
