@@ -17,7 +17,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -32,7 +31,7 @@ from tests.campaigns.helpers import form_values, make_form, make_page
 from tests.e2e.conftest import LiveServer
 from tests.fakes.sendgrid_server import FakeSendGrid
 from tests.nurture.factories import email_step, make_sequence, wait_step
-from tests.nurture.worker_process import WorkerProcess, wait_for, worker_env
+from tests.nurture.worker_process import WorkerProcess, process_config, wait_for, worker_env
 
 pytestmark = pytest.mark.slow
 
@@ -55,11 +54,7 @@ def sendgrid():
 
 @pytest.fixture
 def app_config(app_config, sendgrid):
-    instance = Path(app_config["INSTANCE_PATH"])
-    instance.mkdir(parents=True, exist_ok=True)
-    (instance / "kindling.cfg").write_text("".join(f"{k} = {v!r}\n" for k, v in FAST.items()))
-    return {**app_config, **FAST, "SENDGRID_API_KEY": "SG.test",
-            "SENDGRID_API_HOST": sendgrid.url}
+    return process_config(app_config, FAST, sendgrid.url)
 
 
 @pytest.fixture

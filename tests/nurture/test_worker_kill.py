@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,8 +17,8 @@ from nurture.enrollment import enroll
 from nurture.models import Enrollment, Send
 from tests.fakes.sendgrid_server import FakeSendGrid
 from tests.nurture.factories import make_lead, make_sequence, sends
-from tests.nurture.worker_process import (HoldAfterAccept, WorkerProcess, alive, wait_for,
-                                          worker_env)
+from tests.nurture.worker_process import (HoldAfterAccept, WorkerProcess, alive, process_config,
+                                          wait_for, worker_env)
 
 pytestmark = pytest.mark.slow
 
@@ -43,11 +42,7 @@ def sendgrid():
 
 @pytest.fixture
 def app_config(app_config, sendgrid):
-    instance = Path(app_config["INSTANCE_PATH"])
-    instance.mkdir(parents=True, exist_ok=True)
-    (instance / "kindling.cfg").write_text("".join(f"{k} = {v!r}\n" for k, v in FAST.items()))
-    return {**app_config, **FAST, "SENDGRID_API_KEY": "SG.test",
-            "SENDGRID_API_HOST": sendgrid.url}
+    return process_config(app_config, FAST, sendgrid.url)
 
 
 @pytest.fixture
@@ -73,6 +68,25 @@ def emails_per_recipient(fake: FakeSendGrid) -> Counter:
 def burst(workers, app_config, name: str) -> None:
     worker = workers(app_config, name, burst=True)
     assert worker.wait(WORKER_TIMEOUT) == 0, worker.log()
+
+
+def until_every_journey_is_done(workers, app_config, *, before_tick=None, pause: float = 0.0,
+                                timeout: float = 90) -> None:
+    """Tick and work (a fresh burst worker each round) until no enrollment is left unfinished."""
+    deadline = time.monotonic() + timeout
+    while True:
+        db.session.expire_all()
+        live = db.session.scalar(sa.select(sa.func.count()).select_from(Enrollment)
+                                 .where(Enrollment.status != "finished"))
+        if live == 0:
+            return
+        assert time.monotonic() < deadline, f"{live} enrollments never finished"
+        if before_tick is not None:
+            before_tick()
+        engine.tick()
+        burst(workers, app_config, f"worker-{int(time.monotonic() * 1000)}")
+        if pause:
+            time.sleep(pause)
 
 
 def test_a_worker_killed_mid_batch_sends_every_due_email_exactly_once(app, app_config, sendgrid,
@@ -127,16 +141,7 @@ def test_a_worker_killed_mid_batch_sends_every_due_email_exactly_once(app, app_c
     assert {k: v for k, v in settled.items() if v is not None} == {cut_off.id: "sent"}
 
     # 5. Tick and work until every journey is done.
-    deadline = time.monotonic() + 90
-    while True:
-        db.session.expire_all()
-        live = db.session.scalar(sa.select(sa.func.count()).select_from(Enrollment)
-                                 .where(Enrollment.status != "finished"))
-        if live == 0:
-            break
-        assert time.monotonic() < deadline, f"{live} enrollments never finished"
-        engine.tick()
-        burst(workers, app_config, f"worker-{int(time.monotonic() * 1000)}")
+    until_every_journey_is_done(workers, app_config)
 
     assert emails_per_recipient(sendgrid) == Counter(addresses)  # each exactly once
     assert len(sendgrid.mail_sends) == LEADS
@@ -158,9 +163,7 @@ def test_a_worker_killed_mid_chunk_of_concurrent_sends_sends_every_email_exactly
     the chunk dies with the worker and comes back through the tick when the leases run out;
     nothing SendGrid received is sent again, nothing claimed is lost."""
     app.config["NURTURE_RUN_CHUNK"] = 50  # one job for all twenty
-    instance = Path(app_config["INSTANCE_PATH"])
-    chunked = {**FAST, "NURTURE_RUN_CHUNK": 50}
-    (instance / "kindling.cfg").write_text("".join(f"{k} = {v!r}\n" for k, v in chunked.items()))
+    process_config(app_config, {**FAST, "NURTURE_RUN_CHUNK": 50}, sendgrid.url)  # kindling.cfg
     sequence = make_sequence()  # one email
     addresses = [f"lead{i:02d}@example.com" for i in range(LEADS)]
     leads = [make_lead(address, first_name=f"Lead{i}") for i, address in enumerate(addresses)]
@@ -202,14 +205,7 @@ def test_a_worker_killed_mid_chunk_of_concurrent_sends_sends_every_email_exactly
     # leases run out; a send left `claimed` becomes `unknown` and waits for the provider.
     burst(workers, app_config, "worker-2")
     assert len(sendgrid.mail_sends) == len(received)
-    deadline = time.monotonic() + 90
-    while True:
-        db.session.expire_all()
-        live = db.session.scalar(sa.select(sa.func.count()).select_from(Enrollment)
-                                 .where(Enrollment.status != "finished"))
-        if live == 0:
-            break
-        assert time.monotonic() < deadline, f"{live} enrollments never finished"
+    def settle_unknown_sends() -> None:
         # The provider's word on each unsettled send: SendGrid's `processed` for what it
         # received, "not found" for a claim whose request never left (safe to send again).
         got = {int(r.json["custom_args"]["send_id"]) for r in sendgrid.mail_sends}
@@ -217,9 +213,8 @@ def test_a_worker_killed_mid_chunk_of_concurrent_sends_sends_every_email_exactly
             if send.status == "unknown":
                 ledger.reconcile(send.id, "processed" if send.id in got else "not_found")
         db.session.commit()
-        engine.tick()
-        burst(workers, app_config, f"worker-{int(time.monotonic() * 1000)}")
-        time.sleep(0.3)
+
+    until_every_journey_is_done(workers, app_config, before_tick=settle_unknown_sends, pause=0.3)
 
     assert emails_per_recipient(sendgrid) == Counter(addresses)  # each exactly once
     final = sends()

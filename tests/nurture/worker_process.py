@@ -17,6 +17,16 @@ REPO = Path(__file__).resolve().parents[2]
 FLASK = Path(sys.executable).parent / "flask"
 
 
+def process_config(app_config: Mapping[str, Any], fast: Mapping[str, Any],
+                   sendgrid_url: str) -> dict[str, Any]:
+    """Settings for a test with real processes: `fast` written to the instance folder's
+    kindling.cfg (worker and scheduler processes read it there), and SendGrid at the fake."""
+    instance = Path(app_config["INSTANCE_PATH"])
+    instance.mkdir(parents=True, exist_ok=True)
+    (instance / "kindling.cfg").write_text("".join(f"{k} = {v!r}\n" for k, v in fast.items()))
+    return {**app_config, **fast, "SENDGRID_API_KEY": "SG.test", "SENDGRID_API_HOST": sendgrid_url}
+
+
 def worker_env(app_config: Mapping[str, Any], **extra: str) -> dict[str, str]:
     """The environment a worker process needs: tests/conftest.py keeps these settings out of
     os.environ (tests pass them to create_app), so they are handed over explicitly."""
