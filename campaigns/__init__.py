@@ -19,11 +19,13 @@ def init_app(app: Flask) -> None:
 
     app.config.setdefault("ASSET_MAX_BYTES", DEFAULT_MAX_BYTES)
     app.config.setdefault("PAGE_VIEW_FLUSH_INTERVAL", 1)  # seconds; see campaigns.pageviews
-    app.config.setdefault("LANDING_PAGE_CACHE_SECONDS", 2)  # 0: off; see campaigns.pages
+    app.config.setdefault("LANDING_PAGE_CACHE_SECONDS", 2)  # 0: off; see campaigns.pagecache
     for bp in (admin.bp, pages.bp, downloads.bp):
         app.register_blueprint(bp)
     # The upload limit must be raised before CSRF protection reads the request body.
     app.before_request_funcs.setdefault(None, []).insert(0, admin.allow_large_uploads)
+    # Views of live pages are answered from their cut before any other hook (campaigns.pages).
+    app.before_request_funcs[None].insert(0, pages.answer_from_cut)
     add_nav(app, "campaigns.index", "Campaigns", "marketer")
     add_nav(app, "campaigns.assets_index", "Assets", "marketer")
     add_seeder(app, seed_campaigns)

@@ -7,11 +7,11 @@ what they typed: an invalid post re-renders the same form instance with its valu
 from __future__ import annotations
 
 import re
-import threading
-import weakref
+from typing import Callable, Iterable
 
 from flask import current_app, request
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
 from app.extensions import limiter
@@ -34,51 +34,45 @@ def build(form: Form) -> FlaskForm:
         # Marketer-defined hidden fields take the query string's value (known from the cached
         # class, so a page view does not load the field definitions).
         for name, max_length in instance.query_fields:
-            value = request.args.get(name) or ""
-            getattr(instance, name).data = value[:max_length]
+            getattr(instance, name).data = _query_value(name, max_length)
     # A fresh render time on every render, including the re-render after an error.
     getattr(instance, TIMESTAMP).data = spam.render_token(form)
     return instance
 
 
-# A fresh (GET) render of a form class is the same markup every time except for the values of
-# its per-request fields (CSRF token, tracking fields, query-string hidden fields, render
-# time). It is rendered once through the template with a marker in each of those values and
-# kept as the text between the markers; a render then only escapes the values into place.
+# A fresh (GET) render of a form is the same markup every time except for the values of its
+# per-request fields: the CSRF token, the tracking fields, query-string hidden fields and the
+# render time. `cut` renders once with a marker in each of those values and keeps the text
+# between them; `fill` then only escapes one request's values into place (campaigns.pagecache).
 _SLOT = "\x1ekindling-slot-{}\x1e"
 _SLOT_RE = re.compile("\x1ekindling-slot-(\\d+)\x1e")
-_fresh: "weakref.WeakKeyDictionary[type, dict[tuple, tuple | None]]" = weakref.WeakKeyDictionary()
-_fresh_lock = threading.Lock()
+CSRF = "csrf_token"
 
 
-def _slot_fields(instance: FlaskForm) -> list:
-    names = [] if getattr(instance, "csrf_token", None) is None else ["csrf_token"]
+def slot_names(instance: FlaskForm) -> tuple[str, ...]:
+    names = [] if getattr(instance, CSRF, None) is None else [CSRF]
     names += [*TRACKING_FIELDS, *(name for name, _ in instance.query_fields), TIMESTAMP]
-    return [getattr(instance, name) for name in names]
+    return tuple(names)
 
 
-def _attr(value: str) -> str:
-    """A value escaped exactly as WTForms' `html_params` escapes attribute values."""
-    return str(escape(value).replace(Markup('"'), Markup("&quot;")))
-
-
-def _cut(instance: FlaskForm, macro, form: Form, action: str, slots: list) -> tuple | None:
-    """Render `instance` with markers as its slot values: (texts, slot order), or None when the
-    markup does not show each slot exactly once (then it is never cached)."""
+def cut(instance: FlaskForm, render: Callable[[], str]) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
+    """`render()` with markers as `instance`'s slot values: (texts, slot order), or None when the
+    markup does not show each slot exactly once (then it is never cut)."""
+    slots = [getattr(instance, name) for name in slot_names(instance)]
     saved = []
     for position, f in enumerate(slots):
         marker = _SLOT.format(position)
-        if f.name == "csrf_token":
+        if f.name == CSRF:
             saved.append(f.current_token)
             f.current_token = marker
         else:
             saved.append(f.data)
             f.data = marker
     try:
-        html = str(macro(instance, form, action))
+        html = str(render())
     finally:
         for f, value in zip(slots, saved):
-            if f.name == "csrf_token":
+            if f.name == CSRF:
                 f.current_token = value
             else:
                 f.data = value
@@ -89,31 +83,31 @@ def _cut(instance: FlaskForm, macro, form: Form, action: str, slots: list) -> tu
     return texts, order
 
 
-def render(instance: FlaskForm, form: Form, action: str) -> Markup:
-    """The form's markup (the `render_form` macro), from the cut-up fresh render on a GET."""
-    template = current_app.jinja_env.get_template("forms/_render.html")
-    macro = template.module.render_form
-    if request.method != "GET" or instance.errors:
-        return macro(instance, form, action)
-    slots = _slot_fields(instance)
-    key = (template, action, form.submit_label, tuple(f.name for f in slots))
-    cuts = _fresh.get(type(instance))
-    cut = cuts.get(key, False) if cuts is not None else False
-    if cut is False:
-        cut = _cut(instance, macro, form, action, slots)
-        with _fresh_lock:
-            per_class = _fresh.setdefault(type(instance), {})
-            if len(per_class) > 64:  # many actions or reloaded templates: start again
-                per_class.clear()
-            per_class[key] = cut
-    if cut is None:
-        return macro(instance, form, action)
-    texts, order = cut
+def fresh_values(slots: tuple[str, ...], query_fields: Iterable[tuple[str, int]],
+                 form: Form) -> list[str]:
+    """This request's value of each slot, as `build` sets them on a GET."""
+    limits = dict(query_fields)
+    values = []
+    for name in slots:
+        if name == CSRF:
+            values.append(generate_csrf())
+        elif name == TIMESTAMP:
+            values.append(spam.render_token(form))
+        elif name in limits:
+            values.append(_query_value(name, limits[name]))
+        else:
+            values.append(_tracking_value(name))
+    return values
+
+
+def fill(texts: tuple[str, ...], order: tuple[int, ...], values: list[str]) -> str:
+    """The cut markup with `values` escaped into place, exactly as WTForms' `html_params`
+    escapes attribute values."""
     out = [texts[0]]
     for slot, text in zip(order, texts[1:]):
-        out.append(_attr(slots[slot]._value()))
+        out.append(str(escape(values[slot]).replace(Markup('"'), Markup("&quot;"))))
         out.append(text)
-    return Markup("".join(out))
+    return "".join(out)
 
 
 def _tracking_value(name: str) -> str:
@@ -122,6 +116,10 @@ def _tracking_value(name: str) -> str:
     if name == "landing_url":
         return request.url[:2000]
     return (request.args.get(name) or "")[:200]
+
+
+def _query_value(name: str, max_length: int) -> str:
+    return (request.args.get(name) or "")[:max_length]
 
 
 def process(form: Form, instance: FlaskForm, ctx: pipeline.Context) -> pipeline.Result | None:

@@ -5,12 +5,15 @@ per-process page cache never shows a visitor a page that this process has change
 import json
 
 import sqlalchemy as sa
+from flask import g
 
 from app.db import db
 from app.leads.models import Event, Lead
 from app.visitors import COOKIE
 from campaigns import pageviews
-from tests.campaigns.helpers import fill_and_submit, flush_page_views, make_form, make_page
+from forms.models import Submission
+from tests.campaigns.helpers import (fill_and_submit, flush_page_views, form_values, make_form,
+                                     make_page)
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 
@@ -19,6 +22,12 @@ def _views():
     db.session.expire_all()
     return db.session.scalars(sa.select(Event).where(Event.type == "page_viewed")
                               .order_by(Event.occurred_at, Event.id)).all()
+
+
+def _queued_views():
+    from app import queue
+
+    return queue.connection().lrange(pageviews.KEY, 0, -1)
 
 
 def _lead(email):
@@ -123,3 +132,32 @@ def test_the_writer_is_a_periodic_job_a_worker_runs(app, client):
     queue.enqueue(job.job, queue=job.queue)
     run_worker(burst=True)
     assert len(_views()) == 1
+
+
+def test_a_view_from_the_cut_page_gives_each_browser_a_form_of_its_own_that_submits(app, client):
+    make_page(form=make_form())
+    mine = form_values(client.get("/p/guide").get_data(as_text=True))  # renders and cuts it
+    # This test's app context outlives its requests (in production each request has its own),
+    # and Flask-WTF keeps a request's token in `g`: forget it, as a new request would.
+    g.pop("csrf_token", None)
+    other = app.test_client()
+    theirs = form_values(other.get("/p/guide?utm_source=ads").get_data(as_text=True))
+    assert theirs["csrf_token"] and theirs["csrf_token"] != mine["csrf_token"]
+    assert theirs["utm_source"] == "ads" and mine["utm_source"] == ""
+    # One browser's token is refused in the other; its own goes through to a lead.
+    assert client.post("/p/guide", data={**theirs, "email": "ann@example.com"}).status_code == 400
+    assert _lead("ann@example.com") is None
+    assert other.post("/p/guide", data={**theirs, "email": "ann@example.com"}).status_code == 303
+    (submission,) = db.session.scalars(sa.select(Submission)).all()
+    assert submission.lead == _lead("ann@example.com") and submission.utm["utm_source"] == "ads"
+    assert len(_queued_views()) == 2
+
+
+def test_a_message_waiting_for_the_visitor_is_shown_on_the_page(app, client):
+    make_page(form=make_form())
+    client.get("/p/guide")  # the cut is made
+    with client.session_transaction() as session:
+        session["_flashes"] = [("info", "Thanks, you are subscribed.")]
+    html = client.get("/p/guide").get_data(as_text=True)
+    assert "Thanks, you are subscribed." in html and 'name="csrf_token"' in html
+    assert "Thanks, you are subscribed." not in client.get("/p/guide").get_data(as_text=True)

@@ -1,0 +1,137 @@
+"""What a view of a live landing page reuses: the page itself, and its cut-up render.
+
+Page views read the page, its campaign, form (and fields) and asset from a per-process cache:
+a view then needs no database at all. Entries live `LANDING_PAGE_CACHE_SECONDS` (other
+processes' edits show within that), and any change to those tables flushed by this process
+empties the cache at once. Cached objects are detached and fully loaded, so they are only read;
+submits and thank-you pages always read the database.
+
+A fresh view of a live page is the same HTML every time except for a few values of its form:
+the CSRF token, the signed render time, the tracking fields and the query-string hidden fields
+(`forms.hosted.slot_names`). The first view renders the whole page with a marker in each of
+them; the `Cut` keeps the text between the markers, and later views only escape their own
+values into place (`campaigns.pages.answer_from_cut`). A cut lives exactly as long as the
+cached page it was rendered from.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import Session, joinedload
+
+from app.db import db
+from campaigns.models import Asset, Campaign, LandingPage
+from forms.models import Form, FormField
+
+_CACHED_MODELS = (LandingPage, Campaign, Form, FormField, Asset)
+_lock = threading.Lock()
+MAX_ENTRIES = 1000
+_GENERATION = None  # the cache dict's key for its generation: bumped by every change
+
+
+def _page_query(slug: str):
+    """The page with its campaign, asset, form and the form's fields (all needed to render
+    it or take a submission)."""
+    return (sa.select(LandingPage).where(LandingPage.slug == slug)
+            .options(joinedload(LandingPage.campaign), joinedload(LandingPage.asset),
+                     joinedload(LandingPage.form).joinedload(Form.fields)))
+
+
+def load_page(session, slug: str) -> LandingPage | None:
+    """One query (the fields are joined, hence `unique`)."""
+    return session.execute(_page_query(slug)).unique().scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A live page's fresh render, cut at its per-request values (see the module docstring)."""
+
+    texts: tuple[str, ...]  # one more than `order`: the markup around each value
+    order: tuple[int, ...]  # for each gap, which of `slots` goes there
+    slots: tuple[str, ...]  # the form's per-request fields, by name
+    query_fields: tuple[tuple[str, int], ...]  # marketer-defined hidden fields from the URL
+    form: Form  # detached, for its id (the signed render time names the form)
+    page_id: int
+    campaign_id: int
+
+
+def _cache() -> dict:
+    return current_app.extensions.setdefault("landing_page_cache", {})
+
+
+def _ttl() -> float:
+    return float(current_app.config.get("LANDING_PAGE_CACHE_SECONDS", 0) or 0)
+
+
+def generation() -> int:
+    """Bumped by every flushed change to what is cached; -1 while the cache is off."""
+    return _cache().get(_GENERATION, 0) if _ttl() > 0 else -1
+
+
+def cached_page(slug: str) -> LandingPage | None:
+    """The page at `slug` or None: a read-only copy."""
+    ttl = _ttl()
+    if ttl <= 0:
+        return load_page(db.session, slug)
+    cache = _cache()
+    now = time.monotonic()
+    hit = cache.get(slug)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    current = cache.get(_GENERATION, 0)
+    # Its own short session: nothing this request does (a commit) can expire these objects.
+    with Session(db.engine, expire_on_commit=False) as session:
+        page = load_page(session, slug)  # closing ends the transaction, no expiry
+    _put(cache, slug, (now + ttl, page), current)
+    return page
+
+
+def cut_for(slug: str) -> Cut | None:
+    """The cut of the live page at `slug`, while its cached page is fresh."""
+    cache = _cache()
+    hit = cache.get(("cut", slug))
+    if hit is None or hit[0] <= time.monotonic():
+        return None
+    return hit[1]
+
+
+def keep_cut(slug: str, cut: Cut, generation: int) -> None:
+    """Keep `cut` as long as its page, unless a change was flushed since `generation` (read
+    before the page was): the cut could then show what is no longer there."""
+    if generation < 0:  # the cache is off
+        return
+    cache = _cache()
+    page = cache.get(slug)
+    if page is not None:
+        _put(cache, ("cut", slug), (page[0], cut), generation)
+
+
+def _put(cache: dict, key, value, generation: int) -> None:
+    with _lock:
+        if cache.get(_GENERATION, 0) != generation:  # a change was flushed meanwhile
+            return
+        if len(cache) > MAX_ENTRIES:  # many slugs (404s): start again, same generation
+            cache.clear()
+            cache[_GENERATION] = generation
+        cache[key] = value
+
+
+@sa.event.listens_for(Session, "after_flush")
+def _forget_pages(session: Session, flush_context) -> None:
+    """A flushed change to a page, campaign, form, field or asset empties the cache."""
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, _CACHED_MODELS):
+            try:
+                cache = _cache()
+            except RuntimeError:  # no app context: nothing cached here
+                return
+            with _lock:
+                generation = cache.get(_GENERATION, 0) + 1
+                cache.clear()
+                cache[_GENERATION] = generation
+            return
