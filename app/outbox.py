@@ -205,7 +205,8 @@ def run(outbox_id: int) -> Any:
 def init_app(app) -> None:
     @app.teardown_request
     def _dispatch_after_request(exc: BaseException | None) -> None:
-        if exc is None and db.session.info.get("outbox_committed"):
+        # `registry.has()`: a request that never used the database gets no session made here.
+        if exc is None and db.session.registry.has() and db.session.info.get("outbox_committed"):
             try:
                 dispatch_committed()
             except Exception:  # never turn a saved submission into an error page

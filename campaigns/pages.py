@@ -100,9 +100,8 @@ def _has_flashes() -> bool:
 def _record_view(page_id: int, campaign_id: int) -> None:
     machine = machine_reason()  # emailed links lead here: scanners fetch them too
     # Queued on Redis and written in batches (campaigns.pageviews), not in this request.
-    if not pageviews.record(url=request.url, campaign_id=campaign_id, landing_page_id=page_id,
-                            visitor_id=None if machine else visitor_id(), bot_reason=machine):
-        db.session.commit()  # Redis was away: written here instead
+    pageviews.record(url=request.url, campaign_id=campaign_id, landing_page_id=page_id,
+                     visitor_id=None if machine else visitor_id(), bot_reason=machine)
 
 
 def _cut(slug: str, page: LandingPage, generation: int) -> pagecache.Cut | None:

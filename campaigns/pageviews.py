@@ -1,11 +1,13 @@
 """Landing-page views, written off the request path.
 
 A view used to cost the visitor an INSERT and a COMMIT. Now `record` appends one JSON hit to a
-Redis list (one round trip) and the periodic `flush` (`campaigns.jobs.flush_page_views`) writes
-them as `page_viewed` events in batches, under a Redis lock so one writer works at a time.
+Redis list without waiting for Redis's reply (`app.pushbuffer`, as tracking hits do) and the
+periodic `flush` (`campaigns.jobs.flush_page_views`) writes them as `page_viewed` events in
+batches, under a Redis lock so one writer works at a time.
 
 Nothing is lost and nothing is written twice:
-- Redis unreachable at view time: the event is written in the request, as before.
+- Redis unreachable at view time: the hit waits in the web process's memory and goes to Redis
+  when Redis answers again (at exit, to `<instance>/page-view-spill/`, which `flush` reads).
 - The writer reads the head of the list, commits, then trims what it committed; a crash in
   between replays the batch, and each hit's `pv:<id>` dedupe key makes the replay a no-op.
 
@@ -18,7 +20,6 @@ stay two leads: each view goes to the first submit after it, exactly as the in-r
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
@@ -26,10 +27,11 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 import sqlalchemy as sa
-from flask import current_app
-from redis.exceptions import RedisError
+from flask import Flask, current_app
 
 from app import queue
+from app import pushbuffer
+from app.pushbuffer import Buffer
 from app.db import db
 from app.leads.models import Event
 
@@ -41,20 +43,21 @@ LOCK_MS = 60_000
 BATCH_SIZE = 1000
 DEDUPE_PREFIX = "pv:"
 
+SPILL_FOLDER = "page-view-spill"
+
+
+def buffer(app: Flask | None = None) -> Buffer:
+    """This process's buffer of page views on their way to Redis."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    return pushbuffer.for_app(app, KEY, SPILL_FOLDER, "page views")
+
+
 def record(*, url: str, campaign_id: int | None, landing_page_id: int,
-           visitor_id: str | None, bot_reason: str | None) -> bool:
-    """Queue one landing-page view. True when Redis took it; False when Redis was away and
-    the event was written (not committed: the caller commits) in the request instead."""
-    hit = {"id": secrets.token_hex(12), "ts": time.time(), "url": url[:2000],
-           "campaign_id": campaign_id, "page_id": landing_page_id,
-           "vid": None if bot_reason else visitor_id, "bot": bot_reason}
-    try:
-        queue.connection().rpush(KEY, json.dumps(hit, separators=(",", ":")))
-        return True
-    except RedisError as exc:
-        log.warning("page view not queued (%s); writing it now", exc)
-    write([hit])
-    return False
+           visitor_id: str | None, bot_reason: str | None) -> None:
+    """Queue one landing-page view; the visitor never waits for Redis."""
+    buffer().push({"id": secrets.token_hex(12), "ts": time.time(), "url": url[:2000],
+                   "campaign_id": campaign_id, "page_id": landing_page_id,
+                   "vid": None if bot_reason else visitor_id, "bot": bot_reason})
 
 
 def _at(ts: Any) -> datetime:
@@ -155,7 +158,10 @@ def _rejoin(anonymous: list[tuple[int, str, datetime]]) -> None:
 
 
 def flush(max_batches: int = 50) -> int:
-    """Write what is waiting in Redis. Returns the number of hits handled."""
+    """Write what is waiting in Redis (and in spilled files). Returns the number of hits
+    handled."""
+    buffer().settle()  # views this very process pushed (tests, `run-all`): all in Redis now
+
     def handle(hits: list[dict[str, Any]]):
         anonymous = _anonymous(write(hits))
         db.session.commit()
@@ -163,4 +169,4 @@ def flush(max_batches: int = 50) -> int:
 
     size = int(current_app.config.get("PAGE_VIEW_BATCH_SIZE", BATCH_SIZE))
     return queue.drain_list(KEY, LOCK_KEY, size, handle, max_batches=max_batches,
-                            lock_ms=LOCK_MS)
+                            lock_ms=LOCK_MS, first=lambda conn: buffer().reload_spilled(conn))

@@ -13,6 +13,7 @@ pages (beside the CSRF token), and the embed token of the JSON API (instead of a
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from typing import Any, Mapping
 
 from flask import current_app
@@ -27,7 +28,12 @@ EMBED_SALT = "kindling.embed"
 
 
 def _serializer(salt: str) -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=salt)
+    return _serializer_for(current_app.config["SECRET_KEY"], salt)
+
+
+@lru_cache(maxsize=16)  # every page view signs a render time: build the serializer once
+def _serializer_for(secret_key: str, salt: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret_key, salt=salt)
 
 
 def render_token(form: Form, now: float | None = None, salt: str = SALT) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from nurture.tracking import agents
 
@@ -35,6 +36,7 @@ class Verdict:
 HUMAN = Verdict(False)
 
 
+@lru_cache(maxsize=4096)  # a pure function of its arguments; hot paths ask it per hit
 def by_request(kind: str, *, method: str = "GET", user_agent: str = "", ip: str | None = None,
                sg_machine_open: bool = False, honeypot: bool = False) -> Verdict:
     """`kind` is "open" or "click"."""

@@ -32,9 +32,8 @@ SITE_TYPES = ("page_viewed", "email_clicked", "form_submitted", "site_returned")
 
 def flush(max_batches: int = 50) -> int:
     """Write what is waiting in Redis. Returns the number of hits handled."""
-    local = current_app.extensions.get("tracking_buffer")
-    if local is not None:  # hits this very process pushed (tests, `run-all`): all in Redis now
-        local.settle()
+    buffer.get(current_app).settle()  # hits this process pushed (tests, `run-all`): all in Redis
+
     def handle(hits: list[dict[str, Any]]) -> None:
         write(hits)
 

@@ -3,6 +3,7 @@ reach the right timeline, machines are still flagged, nothing is lost or written
 per-process page cache never shows a visitor a page that this process has changed."""
 
 import json
+import os
 
 import sqlalchemy as sa
 from flask import g
@@ -27,6 +28,7 @@ def _views():
 def _queued_views():
     from app import queue
 
+    assert pageviews.buffer().settle()  # every push acknowledged by Redis
     return queue.connection().lrange(pageviews.KEY, 0, -1)
 
 
@@ -38,7 +40,7 @@ def test_a_view_is_queued_not_written_in_the_request(app, client, redis_conn):
     page = make_page(form=make_form())
     assert client.get("/p/guide?utm_source=x").status_code == 200
     assert _views() == []
-    (raw,) = redis_conn.lrange(pageviews.KEY, 0, -1)
+    (raw,) = _queued_views()
     hit = json.loads(raw)
     assert hit["page_id"] == page.id and hit["vid"] == client.get_cookie(COOKIE).value
     assert flush_page_views() == 1
@@ -74,7 +76,7 @@ def test_views_written_before_the_submit_are_joined_by_the_submit(app, client):
 def test_a_replayed_batch_writes_nothing_twice(app, client, redis_conn):
     make_page(form=make_form())
     client.get("/p/guide")
-    (raw,) = redis_conn.lrange(pageviews.KEY, 0, -1)
+    (raw,) = _queued_views()
     flush_page_views()
     redis_conn.rpush(pageviews.KEY, raw, b"not json")  # a crash before the trim replays it
     assert flush_page_views() == 2
@@ -90,13 +92,22 @@ def test_scanner_views_are_queued_as_machines_without_a_visitor(app, client):
     assert view.visitor_id is None
 
 
-def test_redis_down_the_view_is_written_in_the_request(app_config, app, make_app):
+def test_redis_down_the_page_shows_and_the_view_is_kept_until_it_is_written(
+        app_config, app, make_app):
     make_page(form=make_form())
     down = make_app({**app_config, "REDIS_URL": DEAD_REDIS})
     visitor = down.test_client()
     assert visitor.get("/p/guide").status_code == 200
-    (view,) = _views()
-    assert view.visitor_id == visitor.get_cookie(COOKIE).value and not view.is_bot
+    assert visitor.get("/p/guide").status_code == 200  # answered from the cut page
+    memory = pageviews.buffer(down)
+    assert len(memory.pending) == 2  # waiting in the web process for Redis
+    memory.close()  # what the process does at exit while Redis is still away
+    assert not memory.pending and len(os.listdir(memory.spill_dir())) == 1
+    assert flush_page_views() == 2  # the writer hands the file to Redis, then writes it
+    assert os.listdir(memory.spill_dir()) == []
+    views = _views()
+    assert len(views) == 2 and not any(view.is_bot for view in views)
+    assert {view.visitor_id for view in views} == {visitor.get_cookie(COOKIE).value}
 
 
 def test_the_page_cache_forgets_a_page_this_process_changes(app, client):

@@ -6,6 +6,7 @@ import json
 import pytest
 import redis
 
+from app import pushbuffer
 from app.db import db
 from nurture.models import Send, SendStatus
 from nurture.tracking import buffer, links
@@ -106,7 +107,7 @@ def test_an_unknown_link_of_a_valid_token_is_404_and_records_nothing(app, client
 
 def test_pushes_redis_never_acknowledged_are_sent_again_and_written_once(
         app, client, redis_conn, monkeypatch):
-    monkeypatch.setattr(buffer, "SETTLE_SECONDS", 30)  # the test reads the reply itself
+    monkeypatch.setattr(pushbuffer, "SETTLE_SECONDS", 30)  # the test reads the reply itself
     send = make_send()
     tracker, _ = tracked(send)
     hit(client, path(tracker.pixel_url()))

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import redis
 import time_machine
 
-from app import queue
+from app import pushbuffer, queue
 from app.db import utcnow
 from app.schedule import periodic_jobs
 from app.worker import run_worker
@@ -132,9 +132,10 @@ class SlowRedis:
 
 
 def test_a_push_never_waits_while_the_backlog_is_handed_to_a_slow_redis(app, monkeypatch):
-    monkeypatch.setattr(buffer, "RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(pushbuffer, "RETRY_SECONDS", 0.05)
     slow = SlowRedis()
-    memory = buffer.Buffer(SimpleNamespace(extensions={"redis": slow}, config=app.config))
+    memory = pushbuffer.Buffer(SimpleNamespace(extensions={"redis": slow}, config=app.config),
+                               buffer.KEY, buffer.SPILL_FOLDER, "tracking")
     assert memory.push({"id": "first"}) is False  # Redis down: kept in memory
     slow.down = False
     assert slow.pushing.wait(3)  # the retry thread is now inside a slow Redis call
