@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 from flask import current_app, request
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
-from markupsafe import Markup, escape
+from markupsafe import escape
 
 from app.extensions import limiter
 from app.visitors import visitor_id
@@ -101,11 +101,11 @@ def fresh_values(slots: tuple[str, ...], query_fields: Iterable[tuple[str, int]]
 
 
 def fill(texts: tuple[str, ...], order: tuple[int, ...], values: list[str]) -> str:
-    """The cut markup with `values` escaped into place, exactly as WTForms' `html_params`
-    escapes attribute values."""
+    """The cut markup with `values` escaped into place as WTForms escapes attribute values
+    (markupsafe's `escape`, which leaves no quote unescaped)."""
     out = [texts[0]]
     for slot, text in zip(order, texts[1:]):
-        out.append(str(escape(values[slot]).replace(Markup('"'), Markup("&quot;"))))
+        out.append(str(escape(values[slot])))
         out.append(text)
     return "".join(out)
 
