@@ -74,31 +74,51 @@ def _after_rollback(session: Session) -> None:
 
 def enqueue_scoring(lead_ids: Any) -> int:
     """Enqueue a scoring job for each lead that has none pending. Returns how many were
-    enqueued. Never raises for Redis: the sweep catches up."""
+    enqueued. Never raises for Redis: the sweep catches up. Two Redis round trips whatever
+    the number of leads: the pending marks (`SET NX`) in one pipeline, the jobs in another."""
     global _redis_down_until
     if time.monotonic() < _redis_down_until:
         return 0
+    ids = sorted(set(lead_ids))
+    if not ids:
+        return 0
     conn = queue.connection()
-    enqueued = 0
-    for lead_id in sorted(lead_ids):
-        key = pending_key(lead_id)
-        token = uuid.uuid4().hex[:12]
+    tokens = {lead_id: uuid.uuid4().hex[:12] for lead_id in ids}
+    try:
+        marks = conn.pipeline(transaction=False)
+        for lead_id in ids:
+            marks.set(pending_key(lead_id), tokens[lead_id], nx=True, ex=PENDING_TTL)
+        # A lead whose mark was already set has a job waiting: it will see these events.
+        marked = [lead_id for lead_id, fresh in zip(ids, marks.execute()) if fresh]
+        if marked:
+            _enqueue_jobs(conn, marked, tokens)
+    except RedisError as exc:
+        _redis_down_until = time.monotonic() + REDIS_BACKOFF
+        log.warning("scoring jobs not enqueued (%s); the sweep will rescore", exc)
+        return 0
+    return len(marked)
+
+
+def _enqueue_jobs(conn: Any, lead_ids: list[int], tokens: dict[int, str]) -> None:
+    """One job per lead; on failure their pending marks go too, so later events retry."""
+    try:
+        queue.enqueue_many(JOB, [(lead_id,) for lead_id in lead_ids], queue=QUEUE,
+                           timeout=JOB_TIMEOUT, result_ttl=0,
+                           description=lambda args: f"score lead {args[0]}",
+                           per_job=lambda args: {
+                               "job_id": f"score-lead-{args[0]}-{tokens[args[0]]}"})
+    except RedisError:
         try:
-            if not conn.set(key, token, nx=True, ex=PENDING_TTL):
-                continue  # a job for this lead is already waiting: it will see these events
-            try:
-                queue.enqueue(JOB, lead_id, queue=QUEUE, job_id=f"score-lead-{lead_id}-{token}",
-                              job_timeout=JOB_TIMEOUT, result_ttl=0,
-                              description=f"score lead {lead_id}")
-            except RedisError:
-                conn.delete(key)
-                raise
-        except RedisError as exc:
-            _redis_down_until = time.monotonic() + REDIS_BACKOFF
-            log.warning("scoring jobs not enqueued (%s); the sweep will rescore", exc)
-            break
-        enqueued += 1
-    return enqueued
+            conn.delete(*[pending_key(lead_id) for lead_id in lead_ids])
+        except RedisError:
+            pass  # the marks expire after PENDING_TTL; the sweep covers those leads
+        raise
+
+
+def enqueue_for(lead_ids: Any) -> int:
+    """For writers that bypass the ORM (so `after_flush` never sees their events, e.g. the
+    nurture chunk runner): enqueue scoring for these leads, when scoring is on."""
+    return enqueue_scoring(lead_ids) if _enabled() else 0
 
 
 def release(lead_id: int) -> None:
