@@ -94,17 +94,14 @@ def enqueue(func_path: str, *args: Any, queue: str = "default", **options: Any):
 
 
 def enqueue_many(func_path: str, arg_tuples: list[tuple], queue: str = "default",
-                 description: Any = None, per_job: Callable[[tuple], dict] | None = None,
-                 **options: Any) -> list:
+                 description: Any = None, **options: Any) -> list:
     """Enqueue one job per argument tuple in a single Redis round trip (one MULTI/EXEC
-    pipeline). `description` may be a function of the argument tuple, and `per_job` gives
-    further options of each job (e.g. its `job_id`) from its tuple. Options take RQ's
-    `Queue.prepare_data` names (`timeout`, not `job_timeout`). Raises redis errors."""
+    pipeline). `description` may be a function of the argument tuple. Raises redis errors."""
     q = get_queue(queue)
     datas = [
         Queue.prepare_data(func_path, args=tuple(args),
                            description=description(args) if callable(description)
-                           else description, **options, **(per_job(args) if per_job else {}))
+                           else description, **options)
         for args in arg_tuples
     ]
     if not datas:

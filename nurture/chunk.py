@@ -322,23 +322,31 @@ def _record_sent(connection: sa.Connection, planned: Planned, send_id: int,
         send_id, planned.enrollment_id, planned.sequence.id, step.id, (step.subject or "")[:300]),
         ledger.sent_event_key(send_id))]
     following = next_in(planned.sequence.steps, step)
-    at_step = sa.update(Enrollment).where(Enrollment.id == planned.enrollment_id,
-                                          Enrollment.step_id == step.id,
-                                          Enrollment.status.in_(LIVE_STATUSES))
+    at_step = {"enrollment_pk": planned.enrollment_id, "at_step": step.id}
     if following is not None:
-        moved = connection.execute(at_step.values(step_id=following.id, step_entered_at=sent_at,
-                                                  next_run_at=sent_at)).rowcount
+        moved = connection.execute(_AT_STEP, {**at_step, "step_id": following.id,
+                                              "step_entered_at": sent_at,
+                                              "next_run_at": sent_at}).rowcount
     else:
-        moved = connection.execute(at_step.values(
-            status=EnrollmentStatus.FINISHED.value, exit_reason=engine.COMPLETED,
-            ended_at=sent_at, next_run_at=None)).rowcount
+        moved = connection.execute(_AT_STEP, {**at_step,
+                                              "status": EnrollmentStatus.FINISHED.value,
+                                              "exit_reason": engine.COMPLETED,
+                                              "ended_at": sent_at, "next_run_at": None}).rowcount
         if moved:
             events.append(_event(lead_id, enrollments.ended_event_type(True), sent_at,
                                  enrollments.ended_event_data(planned.enrollment_id,
                                                               planned.sequence.id,
                                                               engine.COMPLETED), None))
-    connection.execute(sa.insert(Event), events)
+    connection.execute(_EVENTS, events)
     return bool(moved) and following is not None
+
+
+# Built once, so their cache keys are too. The enrollment is still live at the step that was
+# sent (`enrollment_pk`, `at_step`); the other parameters are what it is set to.
+_AT_STEP = sa.update(Enrollment).where(Enrollment.id == sa.bindparam("enrollment_pk"),
+                                       Enrollment.step_id == sa.bindparam("at_step"),
+                                       Enrollment.status.in_(LIVE_STATUSES))
+_EVENTS = sa.insert(Event)
 
 
 def _event(lead_id: int, type_: str, at, data: dict, dedupe_key: str | None) -> dict:

@@ -8,6 +8,7 @@ becomes `unknown` until `reconcile` learns from the provider what happened.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -81,25 +82,25 @@ def _claim_values(enrollment_id: int, step_id: int, lead_id: int, subject: str |
                 subject=(subject or "")[:300])
 
 
-def _claim_insert(values: dict):
-    """INSERT … ON CONFLICT (enrollment_id, step_id) DO NOTHING, or None on a database that
-    has no such statement (there the plain INSERT and the unique key decide)."""
-    dialect = db.engine.dialect.name
+@functools.cache
+def _claim_insert(dialect: str):
+    """INSERT … ON CONFLICT (enrollment_id, step_id) DO NOTHING, values given at execution,
+    or None on a database that has no such statement (there the plain INSERT and the unique
+    key decide). Built once per dialect, so its cache key is worked out once too."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:
         return None
-    return insert(Send).values(**values).on_conflict_do_nothing(
-        index_elements=["enrollment_id", "step_id"])
+    return insert(Send).on_conflict_do_nothing(index_elements=["enrollment_id", "step_id"])
 
 
 def _insert_claim(enrollment: Enrollment, step: Step, now) -> Send | None:
     """INSERT the claim row unless (enrollment, step) has one: the new Send, or None when
     another row holds the key. One statement, and no failed statement to roll back."""
     values = _claim_values(enrollment.id, step.id, enrollment.lead_id, step.subject, now)
-    statement = _claim_insert(values)
+    statement = _claim_insert(db.engine.dialect.name)
     if statement is None:  # any other database: the plain INSERT, the unique key deciding
         send = Send(**values)
         db.session.add(send)
@@ -109,7 +110,7 @@ def _insert_claim(enrollment: Enrollment, step: Step, now) -> Send | None:
             db.session.rollback()
             return None
         return send
-    return db.session.scalars(statement.returning(Send)).one_or_none()
+    return db.session.scalars(statement.values(**values).returning(Send)).one_or_none()
 
 
 def claim_new(connection: sa.Connection, enrollment_id: int, step_id: int, lead_id: int,
@@ -118,10 +119,22 @@ def claim_new(connection: sa.Connection, enrollment_id: int, step_id: int, lead_
     transaction, which the caller commits before calling the provider: the new row's id, or
     None when (enrollment, step) already has a row (or this database has no ON CONFLICT),
     which `claim` then decides about."""
-    statement = _claim_insert(_claim_values(enrollment_id, step_id, lead_id, subject, utcnow()))
+    statement = _claim_new_statement(connection.dialect.name)
     if statement is None:
         return None
-    return connection.execute(statement.returning(Send.id)).scalar_one_or_none()
+    return connection.execute(statement, _claim_values(enrollment_id, step_id, lead_id, subject,
+                                                       utcnow())).scalar_one_or_none()
+
+
+@functools.cache
+def _claim_new_statement(dialect: str):
+    insert = _claim_insert(dialect)
+    return None if insert is None else insert.returning(Send.id)
+
+
+# The row to update is `send_pk`; the other parameters are what it is set to.
+_MARK_SENT = sa.update(Send).where(Send.id == sa.bindparam("send_pk"),
+                                   Send.status == SendStatus.CLAIMED.value)
 
 
 def mark_sent_now(connection: sa.Connection, send_id: int, provider_message_id: str):
@@ -129,11 +142,9 @@ def mark_sent_now(connection: sa.Connection, send_id: int, provider_message_id: 
     provider event settled meanwhile is left as it is). Returns sent_at, or None when the row
     was not `claimed` any more."""
     now = utcnow()
-    moved = connection.execute(
-        sa.update(Send).where(Send.id == send_id, Send.status == SendStatus.CLAIMED.value)
-        .values(status=SendStatus.SENT.value, sent_at=now, error=None,
-                provider_message_id=(provider_message_id or "")[:200] or None)
-    ).rowcount
+    moved = connection.execute(_MARK_SENT, {
+        "send_pk": send_id, "status": SendStatus.SENT.value, "sent_at": now, "error": None,
+        "provider_message_id": (provider_message_id or "")[:200] or None}).rowcount
     return now if moved == 1 else None
 
 

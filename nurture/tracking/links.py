@@ -49,6 +49,9 @@ return url
 """
 
 
+_INSERT_LINKS = sa.insert(SendLink)  # built once: its cache key is worked out once too
+
+
 class Tracker:
     """`deferred`: new links are kept here rather than added to the session; the caller
     `write`s them in its own transaction and `publish`es them once that has committed."""
@@ -89,7 +92,7 @@ class Tracker:
     def write(self, connection: sa.Connection) -> None:
         """Insert the deferred links, in the caller's transaction (one statement)."""
         if self._deferred:
-            connection.execute(sa.insert(SendLink), [
+            connection.execute(_INSERT_LINKS, [
                 {"send_id": send_id, "index": index, "url": url}
                 for send_id, index, url in self._deferred])
 
