@@ -73,8 +73,11 @@ def defaults(instance_path: str) -> dict[str, Any]:
                                "nurture.render"),
         # Nurture sending: claimed steps go to the mail queue in chunks of NURTURE_RUN_CHUNK
         # (one RQ job, one work-horse each), run NURTURE_SEND_THREADS at a time (PostgreSQL;
-        # SQLite runs one at a time). Keep the threads within the database pool's size.
-        "NURTURE_RUN_CHUNK": 50,
+        # SQLite runs one at a time). Keep the threads within the database pool's size. A
+        # work-horse's fixed cost (the fork, its connections, compiling its statements,
+        # reading its chunk) is spread over the chunk: 100 rather than 50 measured 92 rather
+        # than 78 emails/s in bench_nurture.
+        "NURTURE_RUN_CHUNK": 100,
         "NURTURE_SEND_THREADS": 8,
         # Forms and sessions
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 RUN_STEP = "nurture.jobs.run_step"  # one (enrollment, step)
 RUN_STEPS = "nurture.jobs.run_steps"  # a chunk of them, what the tick and kicks enqueue
 JOB_FAILURE_TTL = 7 * 24 * 3600
+COMPLETED = "completed every step"  # the exit reason of a journey past its last step
 
 
 def _setting(name: str) -> int:
@@ -126,7 +127,7 @@ def advance(enrollment: Enrollment, to: Step | None, at=None) -> None:
     now is enqueued at once."""
     now = utcnow()
     if to is None:
-        enrollments.end(enrollment, "completed every step", finished=True)
+        enrollments.end(enrollment, COMPLETED, finished=True)
         db.session.commit()
         return
     enrollment.step_id = to.id
@@ -144,14 +145,26 @@ def stop_reason(enrollment: Enrollment, *, suppressed=_UNREAD) -> tuple[str, boo
     """(reason, finished) when the journey must end before this step, else None.
     `suppressed`: the lead's suppression reason (or None), when the caller read it with the
     lead; otherwise it is looked up."""
-    lead, sequence = enrollment.lead, enrollment.sequence
+    lead = enrollment.lead
+    if suppressed is _UNREAD:
+        stop = journey_stop(lead, enrollment.sequence, None)
+        if stop is not None:
+            return stop
+        blocked = why_not_emailable(lead)
+        return (blocked, False) if blocked else None
+    return journey_stop(lead, enrollment.sequence, suppressed)
+
+
+def journey_stop(lead: Lead, sequence: Sequence,
+                 suppressed: str | None) -> tuple[str, bool] | None:
+    """`stop_reason` on what the caller read: the lead, its sequence (with its steps) and the
+    reason of the lead's suppression row (None when there is none)."""
     if lead.stage in (sequence.exit_stages or []):
         return f"reached the exit stage {lead.stage}", False
     for step in sequence.steps:
         if step.kind == StepKind.GOAL.value and lead.stage in (step.goal_stages or []):
             return f"goal reached: {lead.stage}", True
-    blocked = why_not_emailable(lead) if suppressed is _UNREAD \
-        else blocked_reason(lead, suppressed)
+    blocked = blocked_reason(lead, suppressed)
     if blocked:
         return blocked, False
     return None

@@ -83,10 +83,18 @@ def end(enrollment: Enrollment, reason: str, *, finished: bool) -> None:
     enrollment.exit_reason = reason[:300]
     enrollment.ended_at = utcnow()
     enrollment.next_run_at = None
-    record_event(enrollment.lead, "nurture_finished" if finished else "nurture_exited",
-                 data={"sequence_id": enrollment.sequence_id, "enrollment_id": enrollment.id,
-                       "reason": reason},
+    record_event(enrollment.lead, ended_event_type(finished),
+                 data=ended_event_data(enrollment.id, enrollment.sequence_id, reason),
                  flush=False)  # written with the caller's commit, with its other changes
+
+
+def ended_event_type(finished: bool) -> str:
+    return "nurture_finished" if finished else "nurture_exited"
+
+
+def ended_event_data(enrollment_id: int, sequence_id: int, reason: str) -> dict:
+    """The data of the lead's event for a journey that ended (see `end`)."""
+    return {"sequence_id": sequence_id, "enrollment_id": enrollment_id, "reason": reason}
 
 
 def mark_replied(lead: Lead, source: str) -> int:

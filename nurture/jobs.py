@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -13,7 +12,7 @@ from app.auth.models import User
 from app.db import db
 from app.jobs import job
 from app.leads.models import Lead
-from nurture import engine
+from nurture import chunk, engine
 from nurture import enrollment as enrollments
 from nurture.enrollment import enroll
 from nurture.models import LIVE_STATUSES, Enrollment, Sequence, SequenceStatus, Step
@@ -36,44 +35,17 @@ def run_step(enrollment_id: int, step_id: int) -> str:
 @job
 def run_steps(pairs: list[list[int]] | list[tuple[int, int]]) -> dict[str, str]:
     """Run a chunk of (enrollment_id, step_id) steps, up to NURTURE_SEND_THREADS at a time, so
-    one work-horse serves many sends and their provider round trips overlap.
-
-    Each step runs exactly as `run_step` does, in an app context (and database session) of its
-    own, so the ledger claim of each is committed before its provider call. A step that raises
-    is logged and left alone: its enrollment keeps its claim lease, and the tick offers it
-    again when the lease runs out. The others in the chunk are not affected.
+    one work-horse serves many sends and their provider round trips overlap (`nurture.chunk`:
+    the common email step on a lean path, anything else as `run_step` runs it). The ledger
+    claim of each send is committed before its provider call. A step that raises is logged
+    and left alone: its enrollment keeps its claim lease, and the tick offers it again when
+    the lease runs out. The others in the chunk are not affected.
     Returns {"enrollment:step": outcome}.
     """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     work = [(int(e), int(s)) for e, s in pairs]
-    threads = send_threads(app, len(work))
-    if threads <= 1:
-        outcomes = [_run_one(app, e, s) for e, s in work]
-    else:
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="nurture-step") as pool:
-            outcomes = list(pool.map(lambda pair: _run_one(app, *pair), work))
+    outcomes = chunk.run(app, work)
     return {f"{e}:{s}": outcome for (e, s), outcome in zip(work, outcomes)}
-
-
-def send_threads(app: Flask, count: int) -> int:
-    """Threads for a chunk of `count` steps: one on SQLite (a single writer)."""
-    if db.engine.dialect.name == "sqlite":
-        return 1
-    return max(1, min(int(app.config["NURTURE_SEND_THREADS"]), count))
-
-
-def _run_one(app: Flask, enrollment_id: int, step_id: int) -> str:
-    with app.app_context():  # a session of this step's own, removed when the context ends
-        try:
-            return engine.run_step(enrollment_id, step_id)
-        except Exception as exc:  # one step's failure must not sink the rest of the chunk
-            log.exception("nurture: enrollment %s step %s failed; the tick retries it when "
-                          "its lease runs out", enrollment_id, step_id)
-            try:
-                db.session.rollback()
-            except Exception:  # the connection itself may be what failed
-                log.debug("rollback after a failed step failed too", exc_info=True)
-            return f"error: {type(exc).__name__}"
 
 
 @job

@@ -8,6 +8,7 @@ becomes `unknown` until `reconcile` learns from the provider what happened.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -74,18 +75,33 @@ def claim(enrollment: Enrollment, step: Step) -> Claim:
     return Claim("busy", existing)
 
 
-def _insert_claim(enrollment: Enrollment, step: Step, now) -> Send | None:
-    """INSERT the claim row unless (enrollment, step) has one: the new Send, or None when
-    another row holds the key. One statement, and no failed statement to roll back."""
-    values = dict(enrollment_id=enrollment.id, step_id=step.id, lead_id=enrollment.lead_id,
-                  status=SendStatus.CLAIMED.value, attempts=1, claimed_at=now,
-                  subject=(step.subject or "")[:300])
-    dialect = db.engine.dialect.name
+def _claim_values(enrollment_id: int, step_id: int, lead_id: int, subject: str | None,
+                  now) -> dict:
+    return dict(enrollment_id=enrollment_id, step_id=step_id, lead_id=lead_id,
+                status=SendStatus.CLAIMED.value, attempts=1, claimed_at=now,
+                subject=(subject or "")[:300])
+
+
+@functools.cache
+def _claim_insert(dialect: str):
+    """INSERT … ON CONFLICT (enrollment_id, step_id) DO NOTHING, values given at execution,
+    or None on a database that has no such statement (there the plain INSERT and the unique
+    key decide). Built once per dialect, so its cache key is worked out once too."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
-    else:  # any other database: the plain INSERT, the unique key deciding
+    else:
+        return None
+    return insert(Send).on_conflict_do_nothing(index_elements=["enrollment_id", "step_id"])
+
+
+def _insert_claim(enrollment: Enrollment, step: Step, now) -> Send | None:
+    """INSERT the claim row unless (enrollment, step) has one: the new Send, or None when
+    another row holds the key. One statement, and no failed statement to roll back."""
+    values = _claim_values(enrollment.id, step.id, enrollment.lead_id, step.subject, now)
+    statement = _claim_insert(db.engine.dialect.name)
+    if statement is None:  # any other database: the plain INSERT, the unique key deciding
         send = Send(**values)
         db.session.add(send)
         try:
@@ -94,11 +110,42 @@ def _insert_claim(enrollment: Enrollment, step: Step, now) -> Send | None:
             db.session.rollback()
             return None
         return send
-    return db.session.scalars(
-        insert(Send).values(**values)
-        .on_conflict_do_nothing(index_elements=["enrollment_id", "step_id"])
-        .returning(Send)
-    ).one_or_none()
+    return db.session.scalars(statement.values(**values).returning(Send)).one_or_none()
+
+
+def claim_new(connection: sa.Connection, enrollment_id: int, step_id: int, lead_id: int,
+              subject: str | None) -> int | None:
+    """The chunk runner's claim (`nurture.chunk`), on its own connection and in its open
+    transaction, which the caller commits before calling the provider: the new row's id, or
+    None when (enrollment, step) already has a row (or this database has no ON CONFLICT),
+    which `claim` then decides about."""
+    statement = _claim_new_statement(connection.dialect.name)
+    if statement is None:
+        return None
+    return connection.execute(statement, _claim_values(enrollment_id, step_id, lead_id, subject,
+                                                       utcnow())).scalar_one_or_none()
+
+
+@functools.cache
+def _claim_new_statement(dialect: str):
+    insert = _claim_insert(dialect)
+    return None if insert is None else insert.returning(Send.id)
+
+
+# The row to update is `send_pk`; the other parameters are what it is set to.
+_MARK_SENT = sa.update(Send).where(Send.id == sa.bindparam("send_pk"),
+                                   Send.status == SendStatus.CLAIMED.value)
+
+
+def mark_sent_now(connection: sa.Connection, send_id: int, provider_message_id: str):
+    """`mark_sent` for the chunk runner, one UPDATE; only a `claimed` row moves (one that a
+    provider event settled meanwhile is left as it is). Returns sent_at, or None when the row
+    was not `claimed` any more."""
+    now = utcnow()
+    moved = connection.execute(_MARK_SENT, {
+        "send_pk": send_id, "status": SendStatus.SENT.value, "sent_at": now, "error": None,
+        "provider_message_id": (provider_message_id or "")[:200] or None}).rowcount
+    return now if moved == 1 else None
 
 
 def _move(send: Send, expected: SendStatus, **values) -> bool:
@@ -146,10 +193,20 @@ def record_sent_event(send: Send) -> None:
 
 def _record_sent(send: Send, enrollment: Enrollment) -> None:
     record_event(enrollment.lead, "email_sent", occurred_at=send.sent_at,
-                 data={"send_id": str(send.id), "enrollment_id": str(enrollment.id),
-                       "sequence_id": enrollment.sequence_id, "step_id": send.step_id,
-                       "subject": send.subject},
-                 dedupe_key=f"nurture-send:{send.id}", flush=False)
+                 data=sent_event_data(send.id, enrollment.id, enrollment.sequence_id,
+                                      send.step_id, send.subject),
+                 dedupe_key=sent_event_key(send.id), flush=False)
+
+
+def sent_event_data(send_id: int, enrollment_id: int, sequence_id: int, step_id: int,
+                    subject: str) -> dict:
+    """The `email_sent` event's data: `send_id` ties provider events to the step."""
+    return {"send_id": str(send_id), "enrollment_id": str(enrollment_id),
+            "sequence_id": sequence_id, "step_id": step_id, "subject": subject}
+
+
+def sent_event_key(send_id: int) -> str:
+    return f"nurture-send:{send_id}"
 
 
 def reconcile(send_id: int, provider_status: str) -> str | None:

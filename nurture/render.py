@@ -118,14 +118,21 @@ def _asset_link_for(lead: Lead) -> Callable[[int], str]:
     return asset_link
 
 
-def tracker_for(send_id: int | None, unsubscribe_url: str) -> Any:
+def tracker_for(send_id: int | None, unsubscribe_url: str, *, fresh: bool = False) -> Any:
     """The tracking hook. Tracking sets `app.extensions["nurture_tracker"] =
     factory(send_id, unsubscribe_url)` returning an object with `rewrite(url) -> url` (every
     http(s) link of the body goes through it) and, optionally, `pixel_url()` and
-    `honeypot_url()` (added to the layout). Without it, or for previews, links are unchanged."""
+    `honeypot_url()` (added to the layout). Without it, or for previews, links are unchanged.
+
+    `fresh` (the chunk runner, `build_new_send_email`): the send was claimed just now, so it
+    has no links yet, and the caller writes them on its own connection: the factory is called
+    with `fresh=True` and its tracker keeps new links for the caller's `write(connection)` and,
+    after the commit, `publish()`, instead of adding them to the session."""
     factory = current_app.extensions.get("nurture_tracker")
     if factory is None or send_id is None:
         return None
+    if fresh:
+        return factory(send_id, unsubscribe_url, fresh=True)
     return factory(send_id, unsubscribe_url)
 
 
@@ -220,10 +227,15 @@ def _render(env: MailSandbox, source: str, context: dict[str, Any]) -> str:
 def render_step(step: Step, lead: Lead, *, unsubscribe_url: str, send_id: int | None = None,
                 campaign_id: int | None = None) -> Rendered:
     """Subject, HTML and text of an email step for `lead`. Raises TemplateProblem."""
-    context = {"lead": lead_context(lead), "campaign": campaign_context(campaign_id),
+    tracker = tracker_for(send_id, unsubscribe_url) if tracking_allowed(lead) else None
+    return _render_for(step, lead, unsubscribe_url, campaign_context(campaign_id), tracker)
+
+
+def _render_for(step: Step, lead: Lead, unsubscribe_url: str, campaign: dict[str, Any],
+                tracker: Any) -> Rendered:
+    context = {"lead": lead_context(lead), "campaign": campaign,
                "asset_link": _asset_link_for(lead)}
     subject = " ".join(_render(_text_env, step.subject or "", context).split())
-    tracker = tracker_for(send_id, unsubscribe_url) if tracking_allowed(lead) else None
     rewrite = tracker.rewrite if tracker is not None else (lambda url: url)
     body = _sanitise(_render(_html_env, _body_source(step), context), rewrite)
     postal = current_app.config.get("POSTAL_ADDRESS") or ""
@@ -259,13 +271,33 @@ def build_email(step: Step, lead: Lead, *, send_id: int | None, enrollment_id: i
     url = unsubscribe.url_for_token(token)
     rendered = render_step(step, lead, unsubscribe_url=url, send_id=send_id,
                            campaign_id=campaign_id)
+    return _email(lead, rendered, token, send_id, enrollment_id, to, subject_prefix)
+
+
+def build_new_send_email(step: Step, lead: Lead, *, send_id: int, enrollment_id: int,
+                         campaign: dict[str, Any]) -> tuple[mail.Email, Any]:
+    """`build_email` for a send claimed just now by the chunk runner, which read the lead and
+    its campaign (`campaign_context`'s dict) itself. Returns the email and its tracker (None
+    without tracking): the caller writes the tracker's links (`write(connection)`) in the
+    claim's transaction and `publish()`es them once that commits."""
+    from nurture import unsubscribe
+
+    token = unsubscribe.make_token(lead.id, send_id)
+    url = unsubscribe.url_for_token(token)
+    tracker = tracker_for(send_id, url, fresh=True) if tracking_allowed(lead) else None
+    rendered = _render_for(step, lead, url, campaign, tracker)
+    return _email(lead, rendered, token, send_id, enrollment_id, None, ""), tracker
+
+
+def _email(lead: Lead, rendered: Rendered, token: str, send_id: int | None,
+           enrollment_id: int | None, to: str | None, subject_prefix: str) -> mail.Email:
     args = {"send_id": str(send_id), "enrollment_id": str(enrollment_id)} if send_id else {}
     return mail.new_email(
         to=to or lead.email_display or lead.email,
         subject=subject_prefix + rendered.subject,
         html=rendered.html,
         text=rendered.text,
-        headers=unsubscribe_headers(url, token),
+        headers=unsubscribe_headers(rendered.unsubscribe_url, token),
         custom_args=args,
         categories=["nurture"],
     )

@@ -40,14 +40,29 @@ def cap_until(enrollment: Enrollment, step: Step, now: datetime) -> datetime | N
     hours = enrollment.sequence.frequency_cap_hours or 0
     if hours <= 0:
         return None
-    last = db.session.scalar(
-        sa.select(sa.func.max(sa.func.coalesce(Send.sent_at, Send.claimed_at))).where(
-            Send.lead_id == enrollment.lead_id,
-            Send.status.in_([SendStatus.SENT.value, SendStatus.CLAIMED.value,
-                             SendStatus.UNKNOWN.value]),
-            sa.not_(sa.and_(Send.enrollment_id == enrollment.id, Send.step_id == step.id)),
-        )
+    last = db.session.scalar(last_email_statement(enrollment.lead_id, enrollment.id, step.id))
+    return cap_end(last, hours, now)
+
+
+def last_email_statement(lead_id: int, enrollment_id: int, step_id: int) -> sa.Select:
+    """When the lead's latest nurture email (sent, or possibly sent) went, other than this
+    step's own."""
+    return sa.select(sa.func.max(sa.func.coalesce(Send.sent_at, Send.claimed_at))).where(
+        Send.lead_id == lead_id,
+        Send.status.in_([SendStatus.SENT.value, SendStatus.CLAIMED.value,
+                         SendStatus.UNKNOWN.value]),
+        sa.not_(sa.and_(Send.enrollment_id == enrollment_id, Send.step_id == step_id)),
     )
+
+
+def lock_lead_statement(lead_id: int) -> sa.Select:
+    """Locks the lead's row until the transaction ends (PostgreSQL; SQLite has one writer):
+    one frequency-cap decision per lead at a time."""
+    return sa.select(Lead.id).where(Lead.id == lead_id).with_for_update()
+
+
+def cap_end(last: datetime | None, hours: int, now: datetime) -> datetime | None:
+    """When a cap of `hours` after the email at `last` ends, None if it has ended."""
     if last is None:
         return None
     if last.tzinfo is None:  # func.max loses the column type on some databases
@@ -110,8 +125,7 @@ def _run_email_step(enrollment: Enrollment, step: Step) -> str:
         # One cap decision per lead at a time: two workers sending this lead's steps of two
         # sequences would otherwise both find no recent email. PostgreSQL holds the row lock
         # until the ledger claim (or the postponement) commits; SQLite has a single writer.
-        db.session.execute(sa.select(Lead.id).where(Lead.id == enrollment.lead_id)
-                           .with_for_update())
+        db.session.execute(lock_lead_statement(enrollment.lead_id))
     capped = cap_until(enrollment, step, now)
     if capped is not None:
         return _postpone(enrollment, capped, "frequency cap")
@@ -150,22 +164,29 @@ def _send(enrollment: Enrollment, step: Step, send: Send) -> str:
     try:
         message_id = mail.backend().send(email)
     except mail.MailError as exc:
-        if exc.uncertain:
-            ledger.mark_unknown(send, str(exc))
-            db.session.commit()
-            return _wait_for_reconciliation(enrollment, step, send)
-        if exc.permanent or send.attempts >= _setting("NURTURE_MAX_SEND_ATTEMPTS"):
-            ledger.mark_failed(send, str(exc))
-            db.session.commit()
-            return _after_failure(enrollment, step, send)
-        ledger.mark_retry(send, str(exc))
-        enrollment.next_run_at = utcnow() + backoff(send.attempts, exc.retry_after)
-        db.session.commit()
-        return f"retry {send.attempts} at {enrollment.next_run_at.isoformat()}"
+        return after_mail_error(enrollment, step, send, exc)
     ledger.mark_sent(send, message_id)
     ledger.record_sent_event(send)
     advance(enrollment, following(step))  # commits the send, its event and the move together
     return "sent"
+
+
+def after_mail_error(enrollment: Enrollment, step: Step, send: Send,
+                     exc: mail.MailError) -> str:
+    """The provider did not take the email: unknown (it may have it), failed, or a retry after
+    a back-off. Commits."""
+    if exc.uncertain:
+        ledger.mark_unknown(send, str(exc))
+        db.session.commit()
+        return _wait_for_reconciliation(enrollment, step, send)
+    if exc.permanent or send.attempts >= _setting("NURTURE_MAX_SEND_ATTEMPTS"):
+        ledger.mark_failed(send, str(exc))
+        db.session.commit()
+        return _after_failure(enrollment, step, send)
+    ledger.mark_retry(send, str(exc))
+    enrollment.next_run_at = utcnow() + backoff(send.attempts, exc.retry_after)
+    db.session.commit()
+    return f"retry {send.attempts} at {enrollment.next_run_at.isoformat()}"
 
 
 def _after_failure(enrollment: Enrollment, step: Step, send: Send) -> str:

@@ -17,7 +17,12 @@ STAGE_VALUES = {s.value for s in Stage}
 
 def following(step: Step) -> Step | None:
     """The step after `step` in the sequence's order, None at the end."""
-    later = [s for s in step.sequence.steps if s.position > step.position]
+    return next_in(step.sequence.steps, step)
+
+
+def next_in(steps: list[Step], step: Step) -> Step | None:
+    """The step after `step` among `steps` (its sequence's), None at the end."""
+    later = [s for s in steps if s.position > step.position]
     return min(later, key=lambda s: s.position) if later else None
 
 

@@ -1,9 +1,11 @@
-"""Score leads as their events arrive: observe new Event rows, enqueue one job per lead.
+"""Score leads as their events arrive: observe new Event rows, enqueue jobs for their leads.
 
 - `after_flush` notes the leads of new human events (and of events newly attached to a lead);
-  `after_commit` enqueues `nurture.scoring.jobs.score_lead` for each, on the `scoring` queue.
+  `after_commit` enqueues `nurture.scoring.jobs.score_lead` for one, `score_leads` for several
+  (up to BATCH a job), on the `scoring` queue: a chunk of nurture sends costs the scoring
+  worker one work-horse, not one per lead.
 - Coalesced: a Redis `SET NX` key per lead (with a TTL) marks a pending job; more events
-  before the job starts add nothing. The job clears the key when it starts, so events that
+  before the job starts add nothing. The job clears the keys when it starts, so events that
   arrive while it runs get a job of their own.
 - Redis trouble never fails the commit that wrote the events: errors are logged and Redis is
   left alone for a short while; the periodic `sweep` rescores every lead whose newest human
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,7 +30,9 @@ from nurture.scoring.models import LeadScore
 
 log = logging.getLogger(__name__)
 
-JOB = "nurture.scoring.jobs.score_lead"
+JOB = "nurture.scoring.jobs.score_lead"  # one lead
+BATCH_JOB = "nurture.scoring.jobs.score_leads"  # several, up to BATCH
+BATCH = 100
 QUEUE = "scoring"
 PENDING_TTL = 600  # seconds; a lost job stops blocking its lead after this (the sweep covers it)
 JOB_TIMEOUT = 120
@@ -73,40 +76,71 @@ def _after_rollback(session: Session) -> None:
 
 
 def enqueue_scoring(lead_ids: Any) -> int:
-    """Enqueue a scoring job for each lead that has none pending. Returns how many were
-    enqueued. Never raises for Redis: the sweep catches up."""
+    """Enqueue scoring for each lead that has none pending (a job per BATCH of them). Returns
+    how many leads were enqueued. Never raises for Redis: the sweep catches up. Two Redis round trips whatever
+    the number of leads: the pending marks (`SET NX`) in one pipeline, the jobs in another."""
     global _redis_down_until
     if time.monotonic() < _redis_down_until:
         return 0
+    ids = sorted(set(lead_ids))
+    if not ids:
+        return 0
     conn = queue.connection()
-    enqueued = 0
-    for lead_id in sorted(lead_ids):
-        key = pending_key(lead_id)
-        token = uuid.uuid4().hex[:12]
-        try:
-            if not conn.set(key, token, nx=True, ex=PENDING_TTL):
-                continue  # a job for this lead is already waiting: it will see these events
-            try:
-                queue.enqueue(JOB, lead_id, queue=QUEUE, job_id=f"score-lead-{lead_id}-{token}",
-                              job_timeout=JOB_TIMEOUT, result_ttl=0,
-                              description=f"score lead {lead_id}")
-            except RedisError:
-                conn.delete(key)
-                raise
-        except RedisError as exc:
-            _redis_down_until = time.monotonic() + REDIS_BACKOFF
-            log.warning("scoring jobs not enqueued (%s); the sweep will rescore", exc)
-            break
-        enqueued += 1
-    return enqueued
-
-
-def release(lead_id: int) -> None:
-    """Called when a scoring job starts: later events need (and get) a new job."""
     try:
-        queue.connection().delete(pending_key(lead_id))
+        marks = conn.pipeline(transaction=False)
+        for lead_id in ids:
+            marks.set(pending_key(lead_id), "1", nx=True, ex=PENDING_TTL)
+        # A lead whose mark was already set has a job waiting: it will see these events.
+        marked = [lead_id for lead_id, fresh in zip(ids, marks.execute()) if fresh]
+        if marked:
+            _enqueue_jobs(conn, marked)
     except RedisError as exc:
-        log.warning("could not clear the pending mark of lead %s (%s)", lead_id, exc)
+        _redis_down_until = time.monotonic() + REDIS_BACKOFF
+        log.warning("scoring jobs not enqueued (%s); the sweep will rescore", exc)
+        return 0
+    return len(marked)
+
+
+def _enqueue_jobs(conn: Any, lead_ids: list[int]) -> None:
+    """A job per BATCH leads, in one round trip; on failure their pending marks go too, so
+    later events retry."""
+    if len(lead_ids) == 1:
+        job, arg_tuples = JOB, [(lead_ids[0],)]
+    else:
+        job = BATCH_JOB
+        arg_tuples = [(lead_ids[i:i + BATCH],) for i in range(0, len(lead_ids), BATCH)]
+    try:
+        queue.enqueue_many(job, arg_tuples, queue=QUEUE, timeout=JOB_TIMEOUT, result_ttl=0,
+                           description=_describe)
+    except RedisError:
+        try:
+            conn.delete(*[pending_key(lead_id) for lead_id in lead_ids])
+        except RedisError:
+            pass  # the marks expire after PENDING_TTL; the sweep covers those leads
+        raise
+
+
+def _describe(args: tuple) -> str:
+    if isinstance(args[0], int):
+        return f"score lead {args[0]}"
+    ids = args[0]
+    return "score leads " + ", ".join(map(str, ids[:10])) + (" …" if len(ids) > 10 else "")
+
+
+def enqueue_for(lead_ids: Any) -> int:
+    """For writers that bypass the ORM (so `after_flush` never sees their events, e.g. the
+    nurture chunk runner): enqueue scoring for these leads, when scoring is on."""
+    return enqueue_scoring(lead_ids) if _enabled() else 0
+
+
+def release(*lead_ids: int) -> None:
+    """Called when a scoring job starts: later events need (and get) a new job."""
+    if not lead_ids:
+        return
+    try:
+        queue.connection().delete(*[pending_key(lead_id) for lead_id in lead_ids])
+    except RedisError as exc:
+        log.warning("could not clear the pending marks of leads %s (%s)", lead_ids, exc)
 
 
 def stale_lead_ids(floor: int = 0, limit: int = 500) -> list[int]:

@@ -25,6 +25,28 @@ def score_lead(lead_id: int) -> None:
 
 
 @job
+def score_leads(lead_ids: list[int]) -> int:
+    """Rescore these leads (the incremental path: the leads of one commit, e.g. a chunk of
+    nurture sends), each in a transaction of its own. One lead that fails does not stop the
+    others; the job still fails afterwards, naming them (the sweep rescores them too)."""
+    incremental.release(*lead_ids)
+    failed = []
+    for lead_id in lead_ids:
+        try:
+            service.score_lead(lead_id)
+            db.session.commit()
+        except Exception:  # noqa: BLE001 - logged, and raised again below for RQ to see
+            log.exception("scoring lead %s failed", lead_id)
+            db.session.rollback()
+            failed.append(lead_id)
+            continue
+        outbox.dispatch_committed()
+    if failed:
+        raise RuntimeError(f"scoring failed for leads {failed}")
+    return len(lead_ids)
+
+
+@job
 def sweep(limit: int = 500) -> int:
     """Periodic safety net: rescore leads whose newest human event their score has not seen
     (a job Redis lost, an enqueue that failed). Returns how many leads were rescored."""

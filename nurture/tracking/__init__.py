@@ -68,10 +68,12 @@ def _machine_reason(req) -> str | None:
                                ip=req.remote_addr).bot_reason
 
 
-def _tracker(send_id: int, unsubscribe_url: str):
+def _tracker(send_id: int, unsubscribe_url: str, fresh: bool = False):
     from app.db import db
     from nurture.models import Send
     from nurture.tracking import links
 
+    if fresh:  # claimed just now: no links yet, and the caller writes them (render.tracker_for)
+        return links.Tracker(send_id, {}, unsubscribe_url, deferred=True)
     send = db.session.get(Send, send_id)
     return links.prepare(send, unsubscribe_url=unsubscribe_url) if send is not None else None

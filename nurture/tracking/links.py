@@ -49,13 +49,21 @@ return url
 """
 
 
+_INSERT_LINKS = sa.insert(SendLink)  # built once: its cache key is worked out once too
+
+
 class Tracker:
-    def __init__(self, send_id: int, existing: dict[str, int], unsubscribe_url: str | None):
+    """`deferred`: new links are kept here rather than added to the session; the caller
+    `write`s them in its own transaction and `publish`es them once that has committed."""
+
+    def __init__(self, send_id: int, existing: dict[str, int], unsubscribe_url: str | None,
+                 *, deferred: bool = False):
         self.send_id = send_id
         self._by_url = dict(existing)  # a re-render (retry) reuses the rows it wrote before
         self._next = max(existing.values(), default=tokens.HONEYPOT_INDEX) + 1
         self._unsubscribe_url = unsubscribe_url
         self._base = current_app.config["BASE_URL"]
+        self._deferred: list[tuple[int, int, str]] | None = [] if deferred else None
 
     def _skip(self, url: str) -> bool:
         if not url.lower().startswith(("http://", "https://")):
@@ -74,9 +82,24 @@ class Tracker:
             index = self._next
             self._next += 1
             self._by_url[url] = index
-            db.session.add(SendLink(send_id=self.send_id, index=index, url=url))
-            db.session.info.setdefault(_SESSION_KEY, []).append((self.send_id, index, url))
+            if self._deferred is not None:
+                self._deferred.append((self.send_id, index, url))
+            else:
+                db.session.add(SendLink(send_id=self.send_id, index=index, url=url))
+                db.session.info.setdefault(_SESSION_KEY, []).append((self.send_id, index, url))
         return f"{self._base}/t/c/{tokens.click_token(self.send_id, index)}"
+
+    def write(self, connection: sa.Connection) -> None:
+        """Insert the deferred links, in the caller's transaction (one statement)."""
+        if self._deferred:
+            connection.execute(_INSERT_LINKS, [
+                {"send_id": send_id, "index": index, "url": url}
+                for send_id, index, url in self._deferred])
+
+    def publish(self) -> None:
+        """The deferred links to Redis for the click's hot path, once their rows committed."""
+        if self._deferred and "redis" in current_app.extensions:
+            publish(self._deferred)
 
     def pixel_url(self) -> str:
         return f"{self._base}/t/o/{tokens.open_token(self.send_id)}.gif"

@@ -138,12 +138,9 @@ def score_leads(lead_ids: Iterable[int]) -> int:
     """After the commit: ask scoring to look at these leads. Bulk inserts bypass the ORM flush
     scoring listens to (`nurture.scoring.incremental`), so without this only its periodic
     sweep would notice tracked activity. Never raises for Redis (the sweep catches up)."""
-    ids = {int(i) for i in lead_ids if i is not None}
-    if not ids or "scoring" not in current_app.extensions:
-        return 0
-    from nurture.scoring.incremental import enqueue_scoring
+    from nurture.scoring.incremental import enqueue_for
 
-    return enqueue_scoring(ids)
+    return enqueue_for({int(i) for i in lead_ids if i is not None})
 
 
 def _insert(model: Any, index_elements: list[str]):

@@ -57,6 +57,23 @@ def test_a_real_worker_scores_the_lead_and_moves_it_to_mql(app, redis_conn):
     assert len(scoring_jobs(redis_conn)) == 1
 
 
+def test_leads_of_one_commit_share_one_job_that_scores_each(app, redis_conn):
+    leads = [make_lead(**DIRECTOR), make_lead("lee@bright.example.com")]
+    Queue("scoring", connection=redis_conn).empty()
+    redis_conn.delete(*[incremental.pending_key(lead.id) for lead in leads])
+    with time_machine.travel(NOW, tick=False):
+        assert incremental.enqueue_scoring([lead.id for lead in leads]) == 2
+        (job_id,) = scoring_jobs(redis_conn)
+        job = Queue("scoring", connection=redis_conn).fetch_job(job_id)
+        assert job.args == (sorted(lead.id for lead in leads),)
+        add_events(leads[0], ("form_submitted", 0))  # pending: no second job
+        assert len(scoring_jobs(redis_conn)) == 1
+        assert jobs.score_leads(*job.args) == 2
+    assert reload(leads[0]).engagement_score == 15
+    assert db.session.get(LeadScore, leads[1].id) is not None
+    assert not redis_conn.exists(*[incremental.pending_key(lead.id) for lead in leads])
+
+
 def test_scoring_job_is_idempotent(app):
     lead = make_lead(**DIRECTOR)
     with time_machine.travel(NOW, tick=False):
