@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from email.utils import parseaddr
 from html.parser import HTMLParser
 from typing import Any, Callable
 from urllib.parse import quote
@@ -31,6 +30,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from app import mail
+from app.mail.message import parse_address
 from app.leads.models import Lead
 from nurture.models import Step, StepKind
 
@@ -252,7 +252,7 @@ def _render_for(step: Step, lead: Lead, unsubscribe_url: str, campaign: dict[str
 
 def unsubscribe_headers(unsubscribe_url: str, token: str) -> dict[str, str]:
     """RFC 2369 / RFC 8058: one-click unsubscribe for mailbox providers."""
-    _, sender = parseaddr(current_app.config["MAIL_FROM"])
+    _, sender = parse_address(current_app.config["MAIL_FROM"])
     mailto = f"mailto:{sender}?subject={quote('unsubscribe ' + token)}"
     return {"List-Unsubscribe": f"<{unsubscribe_url}>, <{mailto}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}

@@ -6,6 +6,8 @@ from), never an address. It never expires: an unsubscribe link in a years-old em
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -20,7 +22,12 @@ SALT = "kindling.nurture.unsubscribe"
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=SALT)
+    return _serializer_for(current_app.config["SECRET_KEY"])
+
+
+@lru_cache(maxsize=4)  # one token per email sent: build the serializer once
+def _serializer_for(secret_key: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret_key, salt=SALT)
 
 
 def make_token(lead_id: int, send_id: int | None = None) -> str:

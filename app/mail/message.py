@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x00]+")
+
+
+@lru_cache(maxsize=256)  # the sender is the same on nearly every message
+def parse_address(value: str) -> tuple[str, str]:
+    """`email.utils.parseaddr`: (display name, address) of "Name <address>"."""
+    return parseaddr(value)
 
 
 def header_safe(value: str) -> str:
@@ -39,7 +46,7 @@ class Email:
     attachments: list[Attachment] = field(default_factory=list)
 
     def sender_parts(self) -> tuple[str, str]:
-        name, addr = parseaddr(self.sender)
+        name, addr = parse_address(self.sender)
         return header_safe(name), addr
 
     def to_mime(self, message_id: str | None = None) -> EmailMessage:
