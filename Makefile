@@ -24,7 +24,7 @@ migrate: setup
 	$(FLASK) db upgrade
 
 seed: migrate
-	$(FLASK) seed-demo
+	BASE_URL=$${BASE_URL:-http://$(HOST):$(PORT)} $(FLASK) seed-demo
 
 run: seed
 	BASE_URL=$${BASE_URL:-http://$(HOST):$(PORT)} $(FLASK) run-all --host $(HOST) --port $(PORT)
