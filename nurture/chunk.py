@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy.orm import Session, selectinload
 
 from app import mail
@@ -70,6 +70,7 @@ class Followups:
 
     kicks: list[int] = field(default_factory=list)  # enrollments whose next step is due now
     leads: set[int] = field(default_factory=set)  # leads with new events: scoring looks again
+    links: list[tuple[int, int, str]] = field(default_factory=list)  # committed tracked links
 
 
 def send_threads(app: Flask, count: int) -> int:
@@ -103,9 +104,14 @@ def run(app: Flask, work: list[tuple[int, int]]) -> list[str]:
 
 
 def _follow_up(lanes: list["_Lane"]) -> None:
-    """Once per chunk: next steps due now start at once, and scoring hears of the sends."""
+    """Once per chunk: the tracked links' targets go to Redis (one round trip for the chunk's
+    sends), next steps due now start at once, and scoring hears of the sends."""
     from nurture.scoring.incremental import enqueue_for
+    from nurture.tracking import links
 
+    targets = [link for lane in lanes for link in lane.followups.links]
+    if targets and "redis" in current_app.extensions:
+        links.publish(targets)
     kicks = [eid for lane in lanes for eid in lane.followups.kicks]
     leads = {lid for lane in lanes for lid in lane.followups.leads}
     if kicks:
@@ -250,10 +256,11 @@ class _Lane:
             if claimed is None:
                 transaction.rollback()
                 return None
-        # Committed: the ledger row exists, and so do the tracked links anyone may click.
-        publish = getattr(claimed.tracker, "publish", None)
-        if publish is not None:
-            publish()
+        # Committed: the ledger row exists, and so do the tracked links anyone may click (their
+        # targets go to Redis once per chunk; until then a click reads them from the database).
+        deferred = getattr(claimed.tracker, "deferred_links", None)
+        if deferred is not None:
+            self.followups.links.extend(deferred())
         try:
             message_id = mail.backend().send(claimed.email)
         except mail.MailError as exc:

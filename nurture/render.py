@@ -127,7 +127,8 @@ def tracker_for(send_id: int | None, unsubscribe_url: str, *, fresh: bool = Fals
     `fresh` (the chunk runner, `build_new_send_email`): the send was claimed just now, so it
     has no links yet, and the caller writes them on its own connection: the factory is called
     with `fresh=True` and its tracker keeps new links for the caller's `write(connection)` and,
-    after the commit, `publish()`, instead of adding them to the session."""
+    after the commit, `links.publish(tracker.deferred_links())`, instead of adding them to the
+    session."""
     factory = current_app.extensions.get("nurture_tracker")
     if factory is None or send_id is None:
         return None
@@ -279,7 +280,7 @@ def build_new_send_email(step: Step, lead: Lead, *, send_id: int, enrollment_id:
     """`build_email` for a send claimed just now by the chunk runner, which read the lead and
     its campaign (`campaign_context`'s dict) itself. Returns the email and its tracker (None
     without tracking): the caller writes the tracker's links (`write(connection)`) in the
-    claim's transaction and `publish()`es them once that commits."""
+    claim's transaction and publishes them once that commits (`deferred_links()`)."""
     from nurture import unsubscribe
 
     token = unsubscribe.make_token(lead.id, send_id)

@@ -54,7 +54,8 @@ _INSERT_LINKS = sa.insert(SendLink)  # built once: its cache key is worked out o
 
 class Tracker:
     """`deferred`: new links are kept here rather than added to the session; the caller
-    `write`s them in its own transaction and `publish`es them once that has committed."""
+    `write`s them in its own transaction and, once that has committed, `publish`es its
+    `deferred_links()` to Redis (the chunk runner: once for the whole chunk)."""
 
     def __init__(self, send_id: int, existing: dict[str, int], unsubscribe_url: str | None,
                  *, deferred: bool = False):
@@ -96,10 +97,9 @@ class Tracker:
                 {"send_id": send_id, "index": index, "url": url}
                 for send_id, index, url in self._deferred])
 
-    def publish(self) -> None:
-        """The deferred links to Redis for the click's hot path, once their rows committed."""
-        if self._deferred and "redis" in current_app.extensions:
-            publish(self._deferred)
+    def deferred_links(self) -> list[tuple[int, int, str]]:
+        """The deferred links, for the caller to `publish` (with other sends') once committed."""
+        return list(self._deferred or [])
 
     def pixel_url(self) -> str:
         return f"{self._base}/t/o/{tokens.open_token(self.send_id)}.gif"
