@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, render_template
 
@@ -60,7 +61,7 @@ def _init_extensions(app: Flask) -> None:
     mail.init_app(app)
     outbox.init_app(app)
 
-    import app.models  # noqa: F401  every model, so Alembic and relationships see them all
+    import app.models
 
 
 def _limiter_storage(redis_url: str) -> str:
@@ -70,13 +71,12 @@ def _limiter_storage(redis_url: str) -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from app import templating
     from app.admin.views import bp as admin_bp
+    from app.admin.views import init_root
     from app.auth.views import bp as auth_bp
     from app.leads.views import bp as leads_bp
     from app.mail.views import bp as mail_bp
-
-    from app import templating
-    from app.admin.views import init_root
 
     templating.init_app(app)
     for bp in (auth_bp, admin_bp, leads_bp, mail_bp):

@@ -15,4 +15,4 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
-__all__ = ["db", "migrate", "login_manager", "csrf", "limiter"]
+__all__ = ["csrf", "db", "limiter", "login_manager", "migrate"]

@@ -7,7 +7,8 @@ run twice; the database, not Redis, says whether its work is already done.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, has_app_context
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -41,14 +41,14 @@ class OutboxJob(db.Model):
     args: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     queue: Mapped[str] = mapped_column(sa.String(40), default="default")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    dispatched_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    done_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    failed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(default=0)
-    last_error: Mapped[Optional[str]] = mapped_column(sa.Text)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
     # Optional: one row per key, so a double submit cannot schedule the same work twice.
-    dedupe_key: Mapped[Optional[str]] = mapped_column(sa.String(200), unique=True)
+    dedupe_key: Mapped[str | None] = mapped_column(sa.String(200), unique=True)
 
     __table_args__ = (sa.Index("ix_outbox_jobs_pending", "done_at", "failed_at", "dispatched_at"),)
 

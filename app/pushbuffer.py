@@ -75,7 +75,7 @@ class Buffer:
                         pipe.send(payload, "RPUSH", self.key, payload)
                         self._start_settler()
                     return True
-            except Exception as exc:  # RedisError, or a connection broken some other way
+            except Exception as exc:  # noqa: BLE001 - RedisError, or a connection broken some other way
                 log.warning("%s: Redis unavailable (%s); keeping events in memory", self.label, exc)
                 self._fail_pipe()
             finally:
@@ -117,13 +117,13 @@ class Buffer:
             try:
                 pipe.settle(block=True)
                 return True
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure keeps the hits in memory
                 log.warning("%s: Redis did not acknowledge hits (%s); keeping them in "
                             "memory", self.label, exc)
                 self._fail_pipe()
                 return False
 
-    def _get_pipe(self) -> "_Pipe | None":
+    def _get_pipe(self) -> _Pipe | None:
         """The push connection, (re)made for the current client and process. Under
         `_pipe_lock`."""
         client = self._redis()
@@ -150,7 +150,7 @@ class Buffer:
         pipe.in_flight.clear()
         try:
             pipe.conn.disconnect()
-        except Exception:  # pragma: no cover - already broken
+        except Exception:  # noqa: BLE001, S110 - pragma: no cover - already broken
             pass
         if lost:
             with self.lock:
@@ -241,12 +241,12 @@ class Buffer:
         still away, write it to the spill folder for the batch writer to pick up."""
         try:
             self.settle()  # unconfirmed pushes come back to memory if Redis did not take them
-        except Exception:  # exit must go on
+        except Exception:  # noqa: BLE001, S110 - exit must go on
             pass
         try:
             while self.pending:
                 self._drain_once()
-        except Exception:  # Redis still away (or anything else): exit must go on
+        except Exception:  # noqa: BLE001, S110 - Redis still away (or anything else): exit must go on
             pass
         with self.lock:
             left = list(self.pending)

@@ -15,7 +15,8 @@ import logging
 import os
 import secrets
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import redis
 from flask import Flask, current_app

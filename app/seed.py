@@ -6,8 +6,8 @@ Idempotent: running it again finds what it made before. Every capability adds a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Callable
 
 import click
 from flask import Flask, current_app
@@ -15,8 +15,7 @@ from flask.cli import with_appcontext
 
 from app.auth.models import Role, create_user, find_user_by_email
 from app.db import db, utcnow
-from app.leads.models import Stage
-from app.leads.service import change_stage, record_event, upsert_lead
+from app.leads.service import record_event, upsert_lead
 
 DEMO_PASSWORD = "kindling-demo"
 DEMO_USERS = [

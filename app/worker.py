@@ -16,7 +16,6 @@ from app import queue
 from app.db import db
 from app.schedule import periodic_jobs
 
-
 log = logging.getLogger(__name__)
 
 
@@ -46,7 +45,7 @@ def preload(modules) -> None:
     for name in modules:
         try:
             importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - logged, and the worker still starts
+        except Exception:
             log.warning("worker: could not preload %s", name, exc_info=True)
 
 

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"running {name} ...", file=sys.stderr, flush=True)
             try:
                 rows.extend(importlib.import_module(f"bench.{name}").run(ctx))
-            except Exception as exc:  # one broken benchmark must not hide the others
+            except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others
                 traceback.print_exc()
                 first_line = (str(exc).splitlines() or [""])[0]
                 rows.append(Row(name, "—", f"error: {type(exc).__name__}: {first_line}",

@@ -329,7 +329,7 @@ def run(ctx: Context) -> list[Row]:
     with scratch_db(ctx.tmp, DB_NAME, REDIS_DB) as scratch:
         try:
             rows += _send_rows(ctx, scratch)
-        except Exception as exc:  # the tick half still runs
+        except Exception as exc:  # noqa: BLE001 - the tick half still runs
             import traceback
 
             traceback.print_exc()

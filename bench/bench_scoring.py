@@ -60,7 +60,7 @@ def run(ctx: Context) -> list[Row]:
         if done.returncode != 0:
             raise RuntimeError(f"flask scores rebuild failed:\n{done.output[-2000:]}")
         said = re.search(r"Rescored (\d+) leads \((\d+) events, ([\d,]+) events/s\).*?"
-                         r"(\d+) changed, (\d+) moved to MQL", done.output, re.S)
+                         r"(\d+) changed, (\d+) moved to MQL", done.output, re.DOTALL)
         if not said:
             raise RuntimeError(f"unexpected output:\n{done.output[-2000:]}")
         leads, events = int(said[1]), int(said[2])
@@ -77,7 +77,7 @@ def run(ctx: Context) -> list[Row]:
         # moves, isolating the read-and-score path from the per-promotion cost.
         again = run_measured(flask_cmd("scores", "rebuild"), scratch.env, timeout=1800)
         said2 = re.search(r"\((\d+) events.*?(\d+) changed, (\d+) moved to MQL", again.output,
-                          re.S)
+                          re.DOTALL)
         if again.returncode != 0 or not said2:
             raise RuntimeError(f"second rebuild failed:\n{again.output[-2000:]}")
         rate2 = int(said2[1]) / again.seconds

@@ -42,10 +42,9 @@ LINK_URL = "https://example.com/guide"
 
 
 def _data(scratch: Scratch, sends: int) -> None:
+    from bench.bench_nurture import _sequence
     from nurture.models import Enrollment, Send
     from nurture.tracking.models import SendLink
-
-    from bench.bench_nurture import _sequence
 
     load_leads(scratch, sends)
     _sequence(scratch, 1, "bench tracking")

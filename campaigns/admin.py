@@ -79,7 +79,7 @@ def edit(campaign_id: int | None = None):
             setattr(campaign, name, getattr(form, name).data or "")
         campaign.starts_on = form.starts_on.data
         campaign.ends_on = form.ends_on.data
-        campaign.cost = form.cost.data if form.cost.data is not None else Decimal("0")
+        campaign.cost = form.cost.data if form.cost.data is not None else Decimal(0)
         campaign.owner_id = form.owner_id.data or None
         if _saved(form.slug, "Another campaign already uses this slug."):
             flash(f"Campaign “{campaign.name}” saved.", "info")

@@ -8,8 +8,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import (DateField, DecimalField, IntegerField, SelectChoice, SelectField,
-                     StringField, TextAreaField, ValidationError)
+from wtforms import (
+    DateField,
+    DecimalField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+    ValidationError,
+)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from campaigns.assets import ALLOWED_LABEL, external_url_problem
@@ -44,7 +52,7 @@ class CampaignForm(FlaskForm):
                              filters=[_strip])
     utm_campaign = StringField("Default utm_campaign", validators=[Length(max=100)],
                                filters=[_strip])
-    cost = DecimalField("Cost", places=2, default=Decimal("0"),
+    cost = DecimalField("Cost", places=2, default=Decimal(0),
                         description="Total spend, for cost per lead. 0 when there is none.",
                         validators=[InputRequired(message="Enter a cost (0 when there is none)."),
                                     NumberRange(min=0, max=MAX_COST,

@@ -6,8 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import (Blueprint, abort, make_response, redirect, render_template, request,
-                   send_from_directory)
+from flask import (
+    Blueprint,
+    abort,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+)
 from flask_wtf import FlaskForm
 
 from app import outbox

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from flask import current_app, render_template
 
 from app import mail
-from app.jobs import job
 from app.db import db
+from app.jobs import job
 from app.leads.models import Event
 from app.leads.service import record_event
 from app.mail.errors import MailError

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Optional
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -38,19 +37,19 @@ class Campaign(db.Model):
     utm_source: Mapped[str] = mapped_column(sa.String(100), default="")
     utm_medium: Mapped[str] = mapped_column(sa.String(100), default="")
     utm_campaign: Mapped[str] = mapped_column(sa.String(100), default="")
-    cost: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2), default=Decimal("0"))
+    cost: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2), default=Decimal(0))
     currency: Mapped[str] = mapped_column(sa.String(3), default="USD")
     # The send-window time zone of this campaign's leads who gave neither a zone nor a country
     # ("" = the sequence's own).
     timezone: Mapped[str] = mapped_column(sa.String(64), default="")
-    starts_on: Mapped[Optional[date]] = mapped_column(sa.Date)
-    ends_on: Mapped[Optional[date]] = mapped_column(sa.Date)
-    owner_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    starts_on: Mapped[date | None] = mapped_column(sa.Date)
+    ends_on: Mapped[date | None] = mapped_column(sa.Date)
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     owner = relationship("User")
-    pages: Mapped[list["LandingPage"]] = relationship(back_populates="campaign",
+    pages: Mapped[list[LandingPage]] = relationship(back_populates="campaign",
                                                       order_by="LandingPage.id")
 
 
@@ -62,11 +61,11 @@ class Asset(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
     # Uploaded file: stored under a random name; the original name is used for the download.
-    stored_name: Mapped[Optional[str]] = mapped_column(sa.String(100), unique=True)
+    stored_name: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
     filename: Mapped[str] = mapped_column(sa.String(255), default="")
     content_type: Mapped[str] = mapped_column(sa.String(100), default="")
     size: Mapped[int] = mapped_column(default=0)
-    external_url: Mapped[Optional[str]] = mapped_column(sa.Text)
+    external_url: Mapped[str | None] = mapped_column(sa.Text)
     # How long an emailed or shown download link works.
     link_ttl_hours: Mapped[int] = mapped_column(default=72)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -85,8 +84,8 @@ class LandingPage(db.Model):
     slug: Mapped[str] = mapped_column(sa.String(80), unique=True)  # served at /p/<slug>
     headline: Mapped[str] = mapped_column(sa.String(200))
     body_markdown: Mapped[str] = mapped_column(sa.Text, default="")
-    form_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("forms.id", ondelete="SET NULL"))
-    asset_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("assets.id", ondelete="SET NULL"))
+    form_id: Mapped[int | None] = mapped_column(sa.ForeignKey("forms.id", ondelete="SET NULL"))
+    asset_id: Mapped[int | None] = mapped_column(sa.ForeignKey("assets.id", ondelete="SET NULL"))
     thank_you_headline: Mapped[str] = mapped_column(sa.String(200), default="Thank you!")
     thank_you_markdown: Mapped[str] = mapped_column(sa.Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -94,7 +93,7 @@ class LandingPage(db.Model):
 
     campaign: Mapped[Campaign] = relationship(back_populates="pages")
     form = relationship("Form")
-    asset: Mapped[Optional[Asset]] = relationship()
+    asset: Mapped[Asset | None] = relationship()
 
     @property
     def status(self) -> str:

@@ -6,8 +6,16 @@ Server-rendered and usable without JavaScript. Draft pages exist only for signed
 
 from __future__ import annotations
 
-from flask import (Blueprint, abort, make_response, redirect, render_template, request, session,
-                   url_for)
+from flask import (
+    Blueprint,
+    abort,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user
 
 from app.db import db

@@ -23,17 +23,17 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from app import queue
-from app import pushbuffer
-from app.pushbuffer import Buffer
+from app import pushbuffer, queue
 from app.db import db
 from app.leads.models import Event
+from app.pushbuffer import Buffer
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,9 @@ def record(*, url: str, campaign_id: int | None, landing_page_id: int,
 
 def _at(ts: Any) -> datetime:
     try:
-        return datetime.fromtimestamp(float(ts), timezone.utc)
+        return datetime.fromtimestamp(float(ts), UTC)
     except (TypeError, ValueError, OverflowError, OSError):
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 def _chunks(items: list[Any], size: int = 500) -> Iterable[list[Any]]:
@@ -89,7 +89,7 @@ def _claimed_by(vids: set[str], since: datetime) -> dict[str, list[tuple[datetim
 
 
 def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _lead_for(claims: list[tuple[datetime, int]], at: datetime) -> int | None:

@@ -35,8 +35,8 @@ def demo_pdf(title: str = "The Demo Guide") -> bytes:
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>"),
         b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
@@ -98,7 +98,7 @@ def seed_campaigns() -> list[str]:
         campaign = Campaign(name="Demo campaign", slug="demo", status=CampaignStatus.LIVE.value,
                             channel=Channel.OWNED.value, utm_source="kindling",
                             utm_medium="landing-page", utm_campaign="demo-guide",
-                            cost=Decimal("500"), owner_id=owner.id if owner else None)
+                            cost=Decimal(500), owner_id=owner.id if owner else None)
         db.session.add(campaign)
         db.session.flush()
     page = db.session.scalar(sa.select(LandingPage).where(LandingPage.slug == "demo"))

@@ -6,15 +6,21 @@ Every change to a definition calls `form.touch()`, so the cached WTForms class i
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.auth.roles import marketer_required
 from app.db import db
 from forms import pipeline
-from forms.admin_forms import (FieldBasicsForm, FieldForm, NewFormForm, SettingsForm,
-                               domains_of, lines, origins_of)
+from forms.admin_forms import (
+    FieldBasicsForm,
+    FieldForm,
+    NewFormForm,
+    SettingsForm,
+    domains_of,
+    lines,
+    origins_of,
+)
 from forms.builder import form_class
 from forms.models import FieldType, Form, FormField, Submission, SubmissionStatus
 

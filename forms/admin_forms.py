@@ -6,8 +6,14 @@ import re
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, IntegerField, SelectChoice, SelectField, StringField,
-                     TextAreaField)
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from forms.builder import name_problem

@@ -29,8 +29,8 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, url
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
-from app.extensions import csrf
 from app.db import db
+from app.extensions import csrf
 from forms import pipeline, spam
 from forms.builder import CONSENT, EMBED_TOKEN, HONEYPOT, TIMESTAMP, bind
 from forms.hosted import client_ip, submit_limit

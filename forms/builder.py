@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 import pycountry
 from flask_wtf import FlaskForm
+from markupsafe import Markup
+from werkzeug.datastructures import MultiDict
 from wtforms import (
     BooleanField,
     EmailField,
@@ -20,11 +23,16 @@ from wtforms import (
     TelField,
     TextAreaField,
 )
-from markupsafe import Markup
-from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import Choice
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 from wtforms.widgets import Select, html_params
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
 
 from app.leads.service import InvalidEmail, normalise_email
 from forms.models import FieldType, Form, FormField

@@ -9,7 +9,6 @@ is what schedules the follow-up work (asset email, enrollment).
 from __future__ import annotations
 
 import sqlalchemy as sa
-
 from flask import Blueprint, current_app, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 

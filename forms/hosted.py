@@ -7,7 +7,7 @@ what they typed: an invalid post re-renders the same form instance with its valu
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from flask import current_app, request
 from flask_wtf import FlaskForm

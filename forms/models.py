@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import secrets
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -62,7 +62,7 @@ class Form(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    fields: Mapped[list["FormField"]] = relationship(
+    fields: Mapped[list[FormField]] = relationship(
         back_populates="form", order_by="FormField.position", cascade="all, delete-orphan"
     )
 
@@ -96,12 +96,12 @@ class Submission(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     form_id: Mapped[int] = mapped_column(sa.ForeignKey("forms.id", ondelete="CASCADE"), index=True)
-    lead_id: Mapped[Optional[int]] = mapped_column(
+    lead_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("leads.id", ondelete="SET NULL"), index=True
     )
     status: Mapped[str] = mapped_column(sa.String(24), default=SubmissionStatus.ACCEPTED.value,
                                         index=True)
-    quarantine_reason: Mapped[Optional[str]] = mapped_column(sa.String(200))
+    quarantine_reason: Mapped[str | None] = mapped_column(sa.String(200))
     email: Mapped[str] = mapped_column(sa.String(320), default="")  # normalised, for lists
     values: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # cleaned
     raw: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # as posted (capped)
@@ -113,17 +113,17 @@ class Submission(db.Model):
     landing_url: Mapped[str] = mapped_column(sa.Text, default="")
     ip: Mapped[str] = mapped_column(sa.String(45), default="")
     user_agent: Mapped[str] = mapped_column(sa.String(500), default="")
-    visitor_id: Mapped[Optional[str]] = mapped_column(sa.String(64))
+    visitor_id: Mapped[str | None] = mapped_column(sa.String(64))
     channel: Mapped[str] = mapped_column(sa.String(10), default="hosted")  # hosted | embed | import
     # Where it came from, owned by other packages; kept as plain ids (forms knows no campaigns).
-    campaign_id: Mapped[Optional[int]] = mapped_column(index=True)
-    landing_page_id: Mapped[Optional[int]] = mapped_column()
+    campaign_id: Mapped[int | None] = mapped_column(index=True)
+    landing_page_id: Mapped[int | None] = mapped_column()
     # Same form, same email, same values within a short window: one submission (double click).
     fingerprint: Mapped[str] = mapped_column(sa.String(64), index=True, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    confirmed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    released_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    released_by_id: Mapped[Optional[int]] = mapped_column(
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    released_by_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL")
     )
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -23,8 +24,15 @@ from app import outbox
 from app.db import db, utcnow
 from app.leads.models import Event, Lead
 from app.leads.service import record_event, upsert_lead
-from forms.builder import (CONSENT, EMBED_TOKEN, HONEYPOT, TIMESTAMP, TRACKING_FIELDS, bind,
-                           normalised_email)
+from forms.builder import (
+    CONSENT,
+    EMBED_TOKEN,
+    HONEYPOT,
+    TIMESTAMP,
+    TRACKING_FIELDS,
+    bind,
+    normalised_email,
+)
 from forms.models import Form, Submission, SubmissionStatus
 
 DUPLICATE_WINDOW = timedelta(minutes=10)
@@ -293,5 +301,16 @@ def submit(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Con
     return accept(form, data, raw, ctx)
 
 
-__all__ = ["Context", "NotReleasable", "Result", "accept", "add_submission_listener", "quarantine",
-           "release", "schedule_follow_up", "split_values", "submit", "HONEYPOT"]
+__all__ = [
+    "HONEYPOT",
+    "Context",
+    "NotReleasable",
+    "Result",
+    "accept",
+    "add_submission_listener",
+    "quarantine",
+    "release",
+    "schedule_follow_up",
+    "split_values",
+    "submit",
+]

@@ -43,5 +43,5 @@ def seed_forms() -> list[str]:
         db.session.commit()
     base = current_app.config["BASE_URL"]
     return [f"Form “{form.name}”: {base}/admin/forms/{form.id}",
-            f"  embed: <script src=\"{base}/f/{form.key}/embed.js\" async></script>"
-            f"<div data-kindling-form=\"{form.key}\"></div> (allowed on {DEMO_EMBED_ORIGIN})"]
+            (f"  embed: <script src=\"{base}/f/{form.key}/embed.js\" async></script>"
+            f"<div data-kindling-form=\"{form.key}\"></div> (allowed on {DEMO_EMBED_ORIGIN})")]

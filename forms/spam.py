@@ -13,8 +13,9 @@ pages (beside the CSRF token), and the embed token of the JSON API (instead of a
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer

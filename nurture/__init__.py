@@ -23,10 +23,10 @@ DEFAULTS = {
 def init_app(app: Flask) -> None:
     """Register this package's blueprints, jobs, periodic work and demo data with the app."""
     import nurture.models  # noqa: F401  this package's tables
+    from app.leads.service import add_stage_listener
     from app.schedule import add_periodic
     from app.seed import add_seeder
     from app.templating import add_nav
-    from app.leads.service import add_stage_listener
     from forms.pipeline import add_submission_listener
     from nurture import admin, views
     from nurture.seed import seed_demo

@@ -14,12 +14,29 @@ from app.auth.roles import marketer_required
 from app.db import db
 from app.leads.models import Lead
 from app.leads.service import InvalidEmail, normalise_email
-from nurture import engine, enrollment as enrollments
-from nurture.admin_forms import (AddStepForm, CsvImportForm, ManualEnrollForm, NewSequenceForm,
-                                 PreviewForm, SequenceForm, StepForm)
+from nurture import engine
+from nurture import enrollment as enrollments
+from nurture.admin_forms import (
+    AddStepForm,
+    CsvImportForm,
+    ManualEnrollForm,
+    NewSequenceForm,
+    PreviewForm,
+    SequenceForm,
+    StepForm,
+)
 from nurture.csv_import import import_csv
-from nurture.models import (Enrollment, EnrollmentStatus, LIVE_STATUSES, Send, SendStatus,
-                            Sequence, SequenceStatus, Step, StepKind)
+from nurture.models import (
+    LIVE_STATUSES,
+    Enrollment,
+    EnrollmentStatus,
+    Send,
+    SendStatus,
+    Sequence,
+    SequenceStatus,
+    Step,
+    StepKind,
+)
 from nurture.render import TemplateProblem, render_step, sample_lead, validate
 from nurture.stats import COLUMNS, step_stats
 from nurture.steps import activate, add_step, move_step, remove_step

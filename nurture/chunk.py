@@ -39,9 +39,18 @@ from sqlalchemy.orm import Session, selectinload
 from app import mail
 from app.db import db, utcnow
 from app.leads.models import Event, Lead
-from nurture import engine, enrollment as enrollments, ledger, sender
-from nurture.models import (LIVE_STATUSES, Enrollment, EnrollmentStatus, Send, Sequence, Step,
-                            StepKind, Suppression)
+from nurture import engine, ledger, sender
+from nurture import enrollment as enrollments
+from nurture.models import (
+    LIVE_STATUSES,
+    Enrollment,
+    EnrollmentStatus,
+    Send,
+    Sequence,
+    Step,
+    StepKind,
+    Suppression,
+)
 from nurture.render import TemplateProblem, build_new_send_email
 from nurture.steps import next_in
 from nurture.timing import lead_zone, next_opening
@@ -103,7 +112,7 @@ def run(app: Flask, work: list[tuple[int, int]]) -> list[str]:
     return outcomes
 
 
-def _follow_up(lanes: list["_Lane"]) -> None:
+def _follow_up(lanes: list[_Lane]) -> None:
     """Once per chunk: the tracked links' targets go to Redis (one round trip for the chunk's
     sends), next steps due now start at once, and scoring hears of the sends."""
     from nurture.scoring.incremental import enqueue_for
@@ -244,7 +253,7 @@ class _Lane:
         if self._connection is not None:
             try:
                 self._connection.close()
-            except Exception:  # noqa: BLE001 - a broken connection: the pool drops it
+            except Exception:
                 log.debug("closing a lane's connection failed", exc_info=True)
             self._connection = None
 

@@ -23,10 +23,18 @@ from sqlalchemy.orm import contains_eager, joinedload
 
 from app import queue
 from app.db import db, utcnow
-from nurture import conditions, enrollment as enrollments, sender
 from app.leads.models import Lead
-from nurture.models import (Enrollment, EnrollmentStatus, Sequence, SequenceStatus, Step,
-                            StepKind, Suppression)
+from nurture import conditions, sender
+from nurture import enrollment as enrollments
+from nurture.models import (
+    Enrollment,
+    EnrollmentStatus,
+    Sequence,
+    SequenceStatus,
+    Step,
+    StepKind,
+    Suppression,
+)
 from nurture.steps import following
 from nurture.suppression import blocked_reason, why_not_emailable
 from nurture.timing import wait_until

@@ -77,9 +77,9 @@ def claim(enrollment: Enrollment, step: Step) -> Claim:
 
 def _claim_values(enrollment_id: int, step_id: int, lead_id: int, subject: str | None,
                   now) -> dict:
-    return dict(enrollment_id=enrollment_id, step_id=step_id, lead_id=lead_id,
-                status=SendStatus.CLAIMED.value, attempts=1, claimed_at=now,
-                subject=(subject or "")[:300])
+    return {"enrollment_id": enrollment_id, "step_id": step_id, "lead_id": lead_id,
+            "status": SendStatus.CLAIMED.value, "attempts": 1, "claimed_at": now,
+            "subject": (subject or "")[:300]}
 
 
 @functools.cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -92,7 +92,7 @@ class Sequence(db.Model):
     on_permanent_failure: Mapped[str] = mapped_column(sa.String(12),
                                                       default=FailurePolicy.CONTINUE.value)
     # Enroll everyone who submits this form (a plain id: nurture does not own forms).
-    trigger_form_id: Mapped[Optional[int]] = mapped_column(index=True)
+    trigger_form_id: Mapped[int | None] = mapped_column(index=True)
     # Enroll every lead entering this stage (e.g. "recycled" back from sales), "" for none.
     trigger_stage: Mapped[str] = mapped_column(sa.String(20), default="")
     # Leave the sequence when the lead reaches one of these stages.
@@ -100,7 +100,7 @@ class Sequence(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    steps: Mapped[list["Step"]] = relationship(
+    steps: Mapped[list[Step]] = relationship(
         back_populates="sequence", order_by="Step.position", cascade="all, delete-orphan"
     )
 
@@ -126,13 +126,13 @@ class Step(db.Model):
     body: Mapped[str] = mapped_column(sa.Text, default="")
     body_format: Mapped[str] = mapped_column(sa.String(10), default="markdown")  # or "html"
     # wait: a duration, or "next <weekday> <HH:MM>" in the lead's time zone
-    wait_seconds: Mapped[Optional[int]] = mapped_column()
+    wait_seconds: Mapped[int | None] = mapped_column()
     wait_until: Mapped[str] = mapped_column(sa.String(40), default="")
     # branch: a condition, its parameters, and where to go (None: the next step)
     condition: Mapped[str] = mapped_column(sa.String(30), default="")
     params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    yes_step_id: Mapped[Optional[int]] = mapped_column()
-    no_step_id: Mapped[Optional[int]] = mapped_column()
+    yes_step_id: Mapped[int | None] = mapped_column()
+    no_step_id: Mapped[int | None] = mapped_column()
     # goal: reaching one of these stages ends the journey successfully; a lead who arrives here
     # without it waits `wait_seconds` (default GOAL_WAIT_SECONDS) for it, then moves on.
     goal_stages: Mapped[list[str]] = mapped_column(JSONType, default=list)
@@ -180,24 +180,24 @@ class Enrollment(db.Model):
     sequence_id: Mapped[int] = mapped_column(
         sa.ForeignKey("nurture_sequences.id", ondelete="CASCADE"), index=True
     )
-    step_id: Mapped[Optional[int]] = mapped_column(
+    step_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("nurture_steps.id", ondelete="SET NULL")
     )
     status: Mapped[str] = mapped_column(sa.String(12), default=EnrollmentStatus.ACTIVE.value)
-    next_run_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)  # see ix_..._due
-    step_entered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # see ix_..._due
+    step_entered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Which tick (or kick) claimed it last; lets a single claimer find what it claimed.
-    claim_token: Mapped[Optional[str]] = mapped_column(sa.String(32))
+    claim_token: Mapped[str | None] = mapped_column(sa.String(32))
     source: Mapped[str] = mapped_column(sa.String(200), default="")
-    campaign_id: Mapped[Optional[int]] = mapped_column()
-    exit_reason: Mapped[Optional[str]] = mapped_column(sa.String(300))
+    campaign_id: Mapped[int | None] = mapped_column()
+    exit_reason: Mapped[str | None] = mapped_column(sa.String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    ended_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     lead = relationship("Lead")
     sequence: Mapped[Sequence] = relationship()
-    step: Mapped[Optional[Step]] = relationship()
+    step: Mapped[Step | None] = relationship()
 
     @property
     def is_live(self) -> bool:
@@ -222,11 +222,11 @@ class Send(db.Model):
     lead_id: Mapped[int] = mapped_column(sa.ForeignKey("leads.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(sa.String(10), default=SendStatus.CLAIMED.value)
     subject: Mapped[str] = mapped_column(sa.String(300), default="")
-    provider_message_id: Mapped[Optional[str]] = mapped_column(sa.String(200))
+    provider_message_id: Mapped[str | None] = mapped_column(sa.String(200))
     attempts: Mapped[int] = mapped_column(default=0)
-    error: Mapped[Optional[str]] = mapped_column(sa.Text)
-    claimed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

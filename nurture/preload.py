@@ -27,7 +27,7 @@ def warm_up() -> None:
 
 try:
     warm_up()
-except Exception:  # noqa: BLE001 - a cold work-horse is slower, not wrong
+except Exception:
     log.warning("nurture: worker warm-up failed; work-horses will do it themselves",
                 exc_info=True)
 

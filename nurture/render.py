@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import css_inline
@@ -30,8 +31,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from app import mail
-from app.mail.message import parse_address
 from app.leads.models import Lead
+from app.mail.message import parse_address
 from nurture.models import Step, StepKind
 
 LinkRewriter = Callable[[str], str]
@@ -99,9 +100,8 @@ def lead_context(lead: Lead) -> dict[str, Any]:
 def campaign_context(campaign_id: int | None) -> dict[str, Any]:
     if campaign_id is None:
         return {}
-    from campaigns.models import Campaign  # a model, not a view: allowed across packages
-
     from app.db import db
+    from campaigns.models import Campaign  # a model, not a view: allowed across packages
 
     campaign = db.session.get(Campaign, campaign_id)
     return {"id": campaign.id, "name": campaign.name} if campaign else {}
@@ -342,8 +342,8 @@ _SPACES = re.compile(r"\s+")
 
 
 class _TextExtractor(HTMLParser):
-    BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table",
-              "ul", "ol", "blockquote", "hr"}
+    BLOCKS = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table",
+              "ul", "ol", "blockquote", "hr"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

@@ -8,7 +8,7 @@ that arrived while the job sat in the queue still stops the email.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -16,7 +16,8 @@ from flask import current_app
 from app import mail
 from app.db import db, utcnow
 from app.leads.models import Lead
-from nurture import enrollment as enrollments, ledger
+from nurture import enrollment as enrollments
+from nurture import ledger
 from nurture.models import Enrollment, FailurePolicy, Send, SendStatus, Step, Suppression
 from nurture.render import TemplateProblem, build_email
 from nurture.steps import following
@@ -66,9 +67,8 @@ def cap_end(last: datetime | None, hours: int, now: datetime) -> datetime | None
     if last is None:
         return None
     if last.tzinfo is None:  # func.max loses the column type on some databases
-        from datetime import timezone
 
-        last = last.replace(tzinfo=timezone.utc)
+        last = last.replace(tzinfo=UTC)
     allowed = last + timedelta(hours=hours)
     return allowed if allowed > now else None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # The usual zone of a country, for leads who told us their country but not their time zone.
@@ -58,13 +58,13 @@ def next_opening(moment: datetime, tz: ZoneInfo, days: list[int], start: int,
     if in_window(moment, tz, days, start, end):
         return moment
     local = moment.astimezone(tz)
-    for offset in range(0, 8):
+    for offset in range(8):
         day = (local + timedelta(days=offset)).date()
         if day.weekday() not in days:
             continue
         opening = datetime(day.year, day.month, day.day, start, tzinfo=tz)
         if opening > local:
-            return opening.astimezone(timezone.utc)
+            return opening.astimezone(UTC)
     return None
 
 
@@ -86,11 +86,11 @@ def wait_until(moment: datetime, tz: ZoneInfo, text: str) -> datetime | None:
         return None
     weekday, hour, minute = parsed
     local = moment.astimezone(tz)
-    for offset in range(0, 8):
+    for offset in range(8):
         day = (local + timedelta(days=offset)).date()
         if day.weekday() != weekday:
             continue
         candidate = datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz)
         if candidate > local:
-            return candidate.astimezone(timezone.utc)
+            return candidate.astimezone(UTC)
     return None

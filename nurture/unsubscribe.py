@@ -15,7 +15,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from app.db import db, utcnow
 from app.leads.models import Lead
 from app.leads.service import record_event
-from nurture.models import Enrollment, LIVE_STATUSES, SuppressionReason
+from nurture.models import LIVE_STATUSES, Enrollment, SuppressionReason
 from nurture.suppression import suppress
 
 SALT = "kindling.nurture.unsubscribe"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -48,14 +48,14 @@ class Lead(db.Model):
     stage: Mapped[str] = mapped_column(sa.String(20), default=Stage.LEAD.value, index=True)
     fit_score: Mapped[int] = mapped_column(default=0)
     engagement_score: Mapped[float] = mapped_column(sa.Float, default=0.0)
-    owner_id: Mapped[Optional[int]] = mapped_column(
+    owner_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    unsubscribed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    bounced_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     owner = relationship("User", foreign_keys=[owner_id])
     events = relationship(
@@ -94,17 +94,17 @@ class Event(db.Model):
     __table_args__ = (sa.Index("ix_events_lead_time", "lead_id", "occurred_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    lead_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("leads.id", ondelete="CASCADE"))
-    visitor_id: Mapped[Optional[str]] = mapped_column(sa.String(64), index=True)
+    lead_id: Mapped[int | None] = mapped_column(sa.ForeignKey("leads.id", ondelete="CASCADE"))
+    visitor_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     type: Mapped[str] = mapped_column(sa.String(40), index=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    campaign_id: Mapped[Optional[int]] = mapped_column(index=True)
-    url: Mapped[Optional[str]] = mapped_column(sa.Text)
+    campaign_id: Mapped[int | None] = mapped_column(index=True)
+    url: Mapped[str | None] = mapped_column(sa.Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     is_bot: Mapped[bool] = mapped_column(default=False)
-    bot_reason: Mapped[Optional[str]] = mapped_column(sa.String(200))
+    bot_reason: Mapped[str | None] = mapped_column(sa.String(200))
     # Set by writers that may run twice (at-least-once jobs, webhook retries): one row per key.
-    dedupe_key: Mapped[Optional[str]] = mapped_column(sa.String(200), unique=True)
+    dedupe_key: Mapped[str | None] = mapped_column(sa.String(200), unique=True)
 
     lead = relationship("Lead", back_populates="events")
 
@@ -119,13 +119,13 @@ class StageChange(db.Model):
     lead_id: Mapped[int] = mapped_column(
         sa.ForeignKey("leads.id", ondelete="CASCADE"), index=True
     )
-    from_stage: Mapped[Optional[str]] = mapped_column(sa.String(20))
+    from_stage: Mapped[str | None] = mapped_column(sa.String(20))
     to_stage: Mapped[str] = mapped_column(sa.String(20))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     reason: Mapped[str] = mapped_column(sa.Text, default="")
     # Who or what did it: "user", "scoring", "import", "system" ...
     actor: Mapped[str] = mapped_column(sa.String(40), default="system")
-    actor_user_id: Mapped[Optional[int]] = mapped_column(
+    actor_user_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL")
     )
 

@@ -6,13 +6,13 @@ event and its outbox row in one commit or not at all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
-
 from flask import Flask, current_app
 
 from app import outbox

@@ -6,8 +6,8 @@ breakdown, sequences) with `add_story_section`, so the core never imports them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import sqlalchemy as sa
 from flask import Flask, current_app

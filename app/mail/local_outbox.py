@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -28,7 +28,7 @@ class LocalOutbox:
         self.directory.mkdir(parents=True, exist_ok=True)
         message_id = make_msgid(domain="kindling.local")
         data = email.to_mime(message_id=message_id).as_bytes(policy=policy.SMTP)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         token = message_id.strip("<>").split("@")[0]
         final = self.directory / f"{stamp}-{token}.eml"
         # Write then rename: a reader never sees half a message.
@@ -45,13 +45,13 @@ class LocalOutbox:
         return f"local outbox at {self.directory} (no SENDGRID_API_KEY set: nothing leaves)"
 
     # Reading, for the admin page and tests
-    def messages(self) -> list["StoredMessage"]:
+    def messages(self) -> list[StoredMessage]:
         if not self.directory.exists():
             return []
         files = sorted(self.directory.glob("*.eml"), reverse=True)
         return [StoredMessage(path) for path in files]
 
-    def get(self, name: str) -> "StoredMessage | None":
+    def get(self, name: str) -> StoredMessage | None:
         path = (self.directory / name).resolve()
         if path.parent != self.directory.resolve() or path.suffix != ".eml" or not path.exists():
             return None

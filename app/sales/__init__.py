@@ -22,14 +22,14 @@ DEFAULTS = {
 
 
 def init_app(app: Flask) -> None:
-    from app.sales import models as _models  # noqa: F401  this package's tables
     from app import templating
     from app.leads.service import add_stage_listener
-    from app.schedule import add_periodic
-    from app.seed import add_seeder
     from app.sales import decisions, export, queue, settings  # noqa: F401  routes on bp
+    from app.sales import models as _models  # noqa: F401  this package's tables
     from app.sales.seed import seed_sales
     from app.sales.web import bp
+    from app.schedule import add_periodic
+    from app.seed import add_seeder
 
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)

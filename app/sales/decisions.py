@@ -34,8 +34,8 @@ def _page(purpose: str, token: str, form, outcome_of):
     alert = _target(purpose, token)
     assignment, lead = alert.assignment, alert.assignment.lead
     settings = SalesSettings.load()
-    context = dict(purpose=purpose, alert=alert, assignment=assignment, lead=lead, form=form,
-                   words=DONE_WORDS)
+    context = {"purpose": purpose, "alert": alert, "assignment": assignment, "lead": lead,
+               "form": form, "words": DONE_WORDS}
     if assignment.outcome is not None:
         return render_template("sales/decide.html", state="done", **context)
     if lead.stage != Stage.MQL.value:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
-from typing import Any, Iterable, Iterator
+from datetime import UTC, date, datetime, time
+from typing import Any
 
 import click
 import sqlalchemy as sa
@@ -107,7 +108,7 @@ def defuse(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        text = value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     elif isinstance(value, float):
         text = f"{value:.1f}"
     else:
@@ -174,10 +175,10 @@ def statement(filters: Filters) -> sa.Select:
     if filters.owner:
         query = query.where(User.email == filters.owner.strip().lower())
     if filters.since is not None:
-        start = datetime.combine(filters.since, time.min, timezone.utc)
+        start = datetime.combine(filters.since, time.min, UTC)
         query = query.where(since >= start)
     if filters.until is not None:
-        end = datetime.combine(filters.until, time.max, timezone.utc)
+        end = datetime.combine(filters.until, time.max, UTC)
         query = query.where(since <= end)
     return query.order_by(Lead.id)
 
@@ -294,7 +295,7 @@ def export_csv():
     filters = _filters_from_args(request.args)
     bom = request.args.get("bom") == "1"
     body = (text.encode("utf-8") for text, _ in chunks(filters, bom=bom))
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     return Response(stream_with_context(body), mimetype="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="qualified-leads-{stamp}.csv"',
         "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})

@@ -17,13 +17,13 @@ from wtforms import (
     URLField,
 )
 from wtforms.validators import (
+    URL,
     DataRequired,
     Email,
     Length,
     NumberRange,
     Optional,
     Regexp,
-    URL,
     ValidationError,
 )
 from wtforms.widgets import CheckboxInput, ListWidget

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -33,7 +33,7 @@ class SalesSettings(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     @classmethod
-    def load(cls) -> "SalesSettings":
+    def load(cls) -> SalesSettings:
         row = db.session.get(cls, 1)
         if row is None:
             row = cls(id=1, assignment_mode="round_robin", team_email="", manager_email="",
@@ -81,15 +81,15 @@ class Assignment(db.Model):
                                          index=True)
     stage_change_id: Mapped[int] = mapped_column(
         sa.ForeignKey("stage_changes.id", ondelete="CASCADE"), unique=True)
-    user_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"),
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"),
                                                    index=True)
     method: Mapped[str] = mapped_column(sa.String(20))  # round_robin | territory | kept | none
     reason: Mapped[str] = mapped_column(sa.Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The decision: accepted | recycled | disqualified, or left by another path (closed)
-    outcome: Mapped[Optional[str]] = mapped_column(sa.String(20), index=True)
-    decided_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    decided_by_id: Mapped[Optional[int]] = mapped_column(
+    outcome: Mapped[str | None] = mapped_column(sa.String(20), index=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL"))
     decision_reason: Mapped[str] = mapped_column(sa.Text, default="")
 
@@ -111,19 +111,19 @@ class Alert(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(sa.String(400), unique=True)
     kind: Mapped[str] = mapped_column(sa.String(20))  # mql | reminder | escalation | digest
-    assignment_id: Mapped[Optional[int]] = mapped_column(
+    assignment_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("sales_assignments.id", ondelete="CASCADE"), index=True)
-    lead_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("leads.id", ondelete="CASCADE"),
+    lead_id: Mapped[int | None] = mapped_column(sa.ForeignKey("leads.id", ondelete="CASCADE"),
                                                    index=True)
-    user_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     recipient: Mapped[str] = mapped_column(sa.String(320))
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     status: Mapped[str] = mapped_column(sa.String(12), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
-    last_error: Mapped[Optional[str]] = mapped_column(sa.Text)
-    provider_message_id: Mapped[Optional[str]] = mapped_column(sa.String(200))
-    claimed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    provider_message_id: Mapped[str | None] = mapped_column(sa.String(200))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     assignment = relationship("Assignment", back_populates="alerts")
@@ -144,9 +144,9 @@ class WebhookDelivery(db.Model):
         sa.ForeignKey("stage_changes.id", ondelete="CASCADE"), index=True)
     attempt: Mapped[int] = mapped_column()
     url: Mapped[str] = mapped_column(sa.String(500))
-    status_code: Mapped[Optional[int]] = mapped_column()
+    status_code: Mapped[int | None] = mapped_column()
     ok: Mapped[bool] = mapped_column(default=False)
-    error: Mapped[Optional[str]] = mapped_column(sa.Text)
+    error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (sa.UniqueConstraint("stage_change_id", "attempt"),)

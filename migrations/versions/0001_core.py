@@ -5,12 +5,12 @@ Revises:
 Create Date: 2026-11-23 18:33:12.435409
 
 """
-from alembic import op
 import sqlalchemy as sa
-from sqlalchemy import Text  # noqa: F401  used by rendered JSONB columns
-
-import app.db  # noqa: F401  custom column types (UTCDateTime)
+from alembic import op
+from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
+
+import app.db
 
 # revision identifiers, used by Alembic.
 revision = '0001_core'

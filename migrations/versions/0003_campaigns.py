@@ -5,12 +5,11 @@ Revises: 0002_forms
 Create Date: 2026-11-23 18:46:45.425557
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy import Text  # noqa: F401  used by rendered JSONB columns
 
-import app.db  # noqa: F401  custom column types (UTCDateTime)
-
+import app.db
 
 # revision identifiers, used by Alembic.
 revision = '0003_campaigns'

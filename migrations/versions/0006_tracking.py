@@ -5,12 +5,12 @@ Revises: 0005_scoring
 Create Date: 2026-11-24 10:00:00.000000
 
 """
-from alembic import op
 import sqlalchemy as sa
-from sqlalchemy import Text  # noqa: F401  used by rendered JSONB columns
-
-import app.db  # noqa: F401  custom column types (UTCDateTime)
+from alembic import op
+from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
+
+import app.db
 
 # revision identifiers, used by Alembic.
 revision = '0006_tracking'

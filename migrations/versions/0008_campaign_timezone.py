@@ -5,8 +5,8 @@ Revises: 0007_sales
 Create Date: 2026-12-01 17:00:00.000000
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0008_campaign_timezone'

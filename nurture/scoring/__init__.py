@@ -18,11 +18,11 @@ DEFAULTS = {
 def init_app(app: Flask) -> None:
     """Register scoring's blueprints, jobs, listeners and demo data."""
     import nurture.scoring.models  # noqa: F401  this package's tables
+    from app.leads.story import add_story_section
     from app.schedule import add_periodic
     from app.seed import add_seeder
     from app.templating import add_lead_panel, add_nav
     from nurture.scoring import admin, cli, incremental
-    from app.leads.story import add_story_section
     from nurture.scoring.explain import render_panel, story_section
     from nurture.scoring.seed import seed_demo
 

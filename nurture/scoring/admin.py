@@ -16,8 +16,15 @@ from app.auth.roles import marketer_required, staff_required
 from app.db import db
 from app.leads.models import Lead
 from nurture.scoring import rebuild, service
-from nurture.scoring.admin_forms import (RestoreForm, RulesForm, ThresholdsForm, add_blank_rows,
-                                         kept_rows, rules_form_data, thresholds_form_data)
+from nurture.scoring.admin_forms import (
+    RestoreForm,
+    RulesForm,
+    ThresholdsForm,
+    add_blank_rows,
+    kept_rows,
+    rules_form_data,
+    thresholds_form_data,
+)
 from nurture.scoring.explain import explain
 from nurture.scoring.models import RuleSet
 from nurture.scoring.rules import RuleError, Rules

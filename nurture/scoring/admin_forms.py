@@ -6,8 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, FieldList, Form, FormField, SelectChoice, SelectField,
-                     StringField, SubmitField)
+from wtforms import (
+    BooleanField,
+    FieldList,
+    Form,
+    FormField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    SubmitField,
+)
 from wtforms.validators import Length, Optional
 
 from nurture.scoring.rules import EVENT_TYPES, FIT_FIELDS, FIT_OPERATORS, GRADES, Rules

@@ -8,9 +8,10 @@ job, the rebuild and `explain` all call these same functions, so they agree to t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from nurture.scoring.rules import InstantRule, Rules, compiled, grade_at_least
 
@@ -172,16 +173,16 @@ def assess(lead: Any, events: Sequence[Any], rules: Rules, now: datetime, *,
                       f"{grade}; engagement {eng.score:.0f}")
             instant = True
             break
-    if reason is None and grade_at_least(fit_result.grade, rules.mql_grade):
-        if eng.score >= rules.mql_engagement:
-            detailed = eng if with_items else engagement(recent, rules, now, with_items=True)
-            summary = activity_summary(detailed, rules)
-            reason = (f"engagement {eng.score:.0f} ≥ {rules.mql_engagement:g} and "
-                      f"fit {fit_result.grade} ≥ {rules.mql_grade}")
-            if since is not None:
-                reason += f" since recycled on {since:%Y-%m-%d}"
-            if summary:
-                reason += f"; {summary}"
+    if (reason is None and grade_at_least(fit_result.grade, rules.mql_grade)
+            and eng.score >= rules.mql_engagement):
+        detailed = eng if with_items else engagement(recent, rules, now, with_items=True)
+        summary = activity_summary(detailed, rules)
+        reason = (f"engagement {eng.score:.0f} ≥ {rules.mql_engagement:g} and "
+                  f"fit {fit_result.grade} ≥ {rules.mql_grade}")
+        if since is not None:
+            reason += f" since recycled on {since:%Y-%m-%d}"
+        if summary:
+            reason += f"; {summary}"
     return Assessment(fit=fit_result, engagement=eng, mql_reason=reason, instant=instant)
 
 
@@ -209,12 +210,12 @@ class Score:
 class _Event:
     """A rebuild tuple seen as an event (aware occurred_at), for the full `assess`."""
 
-    __slots__ = ("id", "type", "occurred_at", "url", "campaign_id", "data", "is_bot")
+    __slots__ = ("campaign_id", "data", "id", "is_bot", "occurred_at", "type", "url")
 
     def __init__(self, row: tuple) -> None:
         self.id = row[EV_ID]
         self.type = row[EV_TYPE]
-        self.occurred_at = row[EV_AT].replace(tzinfo=timezone.utc)
+        self.occurred_at = row[EV_AT].replace(tzinfo=UTC)
         self.url = row[EV_URL]
         self.campaign_id = row[EV_CAMPAIGN]
         self.data = row[EV_DATA]
@@ -222,7 +223,7 @@ class _Event:
 
 
 def _naive_utc(when: datetime) -> datetime:
-    return when.astimezone(timezone.utc).replace(tzinfo=None)
+    return when.astimezone(UTC).replace(tzinfo=None)
 
 
 class BatchScorer:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import render_template
@@ -19,6 +19,9 @@ from app.leads.models import Event, Lead
 from nurture.scoring import service
 from nurture.scoring.compute import EngagementResult, FitResult, activity_summary, assess
 from nurture.scoring.rules import Rules
+
+if TYPE_CHECKING:
+    from app.leads.story import Section
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ def render_panel(lead: Lead) -> Markup:
     return Markup(render_template("scoring/_panel.html", b=explain(lead)))
 
 
-def story_section(lead: Lead) -> "Section":
+def story_section(lead: Lead) -> Section:
     """The score part of the lead's story (alert emails, exports): fit rules and the strongest
     engagement, with decay, in plain words."""
     from app.leads.story import Section

@@ -35,7 +35,7 @@ def score_leads(lead_ids: list[int]) -> int:
         try:
             service.score_lead(lead_id)
             db.session.commit()
-        except Exception:  # noqa: BLE001 - logged, and raised again below for RQ to see
+        except Exception:
             log.exception("scoring lead %s failed", lead_id)
             db.session.rollback()
             failed.append(lead_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -26,7 +26,7 @@ class RuleSet(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    created_by_id: Mapped[Optional[int]] = mapped_column(
+    created_by_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL"))
     note: Mapped[str] = mapped_column(sa.Text, default="")
     active: Mapped[bool] = mapped_column(default=False)
@@ -51,7 +51,7 @@ class LeadScore(db.Model):
     engagement: Mapped[float] = mapped_column(sa.Float, default=0.0)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The newest human event the score has seen; the sweep rescores leads with newer ones.
-    last_event_id: Mapped[Optional[int]] = mapped_column(BigId)
+    last_event_id: Mapped[int | None] = mapped_column(BigId)
 
     def __repr__(self) -> str:
         return f"<LeadScore lead={self.lead_id} {self.fit_grade} {self.engagement}>"

@@ -18,9 +18,10 @@ import logging
 import operator
 import queue as queue_module
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -32,7 +33,11 @@ from nurture.scoring.compute import EV_ID, BatchScorer, Score
 from nurture.scoring.models import LeadScore
 from nurture.scoring.rules import Rules
 from nurture.scoring.service import (
-    ACTOR, ELIGIBLE_STAGES, ActiveRules, active_rules, recycled_since,
+    ACTOR,
+    ELIGIBLE_STAGES,
+    ActiveRules,
+    active_rules,
+    recycled_since,
 )
 
 log = logging.getLogger(__name__)
@@ -165,13 +170,13 @@ class _StreamReader:
             self._connection.close()
 
 
-def _event_reader(rules: Rules) -> "_RangeReader | _StreamReader":
+def _event_reader(rules: Rules) -> _RangeReader | _StreamReader:
     return _StreamReader(rules) if _postgres() else _RangeReader(rules)
 
 
 def assess_batch(leads: list[Any], rules: Rules, now: datetime, *,
                  scorer: BatchScorer | None = None,
-                 reader: "_RangeReader | _StreamReader | None" = None) -> list[Result]:
+                 reader: _RangeReader | _StreamReader | None = None) -> list[Result]:
     """(lead row, score, newest event id, event count) for a batch of lead rows."""
     scorer = scorer or BatchScorer(rules, now)
     postgres = _postgres()
@@ -351,7 +356,7 @@ class _Writer:
     def _apply(self, results: list[Result]) -> None:
         try:
             changed, promoted = _write(results, self._active, self._now)
-        except BaseException as exc:  # handed to the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             self._error = exc
             db.session.rollback()
             return

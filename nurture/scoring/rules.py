@@ -8,9 +8,11 @@ nothing. A `Rules` value is immutable; the regular expressions are compiled once
 from __future__ import annotations
 
 import functools
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 # Lead columns a fit rule may read; `email_domain` and `attributes.<name>` are derived.
 LEAD_FIELDS = ("first_name", "last_name", "company", "job_title", "phone", "country")
@@ -283,7 +285,7 @@ class Rules:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Rules":
+    def from_dict(cls, data: Mapping[str, Any]) -> Rules:
         """Validate and build. Raises RuleError naming the first rule at fault."""
         fit = tuple(_fit_rule(raw, i) for i, raw in enumerate(data.get("fit") or []))
         engagement = tuple(_engagement_rule(raw, i)
@@ -310,7 +312,7 @@ def _number(value: Any, where: str, section: str, index: int | None = None) -> f
         number = float(value)
     except (TypeError, ValueError):
         raise RuleError(where, f"“{value}” is not a number.", section, index) from None
-    if number != number or number in (float("inf"), float("-inf")):
+    if not math.isfinite(number):
         raise RuleError(where, "must be a finite number.", section, index)
     return number
 

@@ -5,9 +5,10 @@ Nothing here commits: the caller (a job, the CLI, a view) owns the transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -70,7 +71,7 @@ class _FastSQLiteTime(sa.types.TypeDecorator):
     def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _occurred_at() -> Any:

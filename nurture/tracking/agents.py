@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from functools import lru_cache
+from functools import cache
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -51,7 +51,7 @@ SCANNER_USER_AGENTS: dict[str, tuple[str, ...]] = {
 GOOGLE_IMAGE_PROXY = "googleimageproxy"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(c) for c in cidrs)
 
@@ -88,7 +88,7 @@ def scanner(user_agent: str, ip: str | None) -> str | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _word(fragment: str) -> re.Pattern[str]:
     # "bot" must not match "both"; fragments ending in / or - are prefixes already.
     if fragment[-1].isalnum():

@@ -25,8 +25,9 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from flask import Flask
 from redis.exceptions import RedisError
@@ -76,8 +77,7 @@ class TrackingFastPath:
     # -- the two answers ---------------------------------------------------------------------
 
     def _pixel(self, environ: dict[str, Any], token: str) -> WSGIApp | None:
-        if token.endswith(".gif"):
-            token = token[:-4]
+        token = token.removesuffix(".gif")
         if not token or "/" in token:
             return None  # not a pixel URL: Flask's routing decides
         send_id = tokens.read_open(token, self.app.config["SECRET_KEY"])

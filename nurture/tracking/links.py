@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Iterable
 from threading import Lock
-from typing import Iterable
 
 import sqlalchemy as sa
 from flask import current_app

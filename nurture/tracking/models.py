@@ -4,7 +4,7 @@ the sending pause a high spam-report rate puts in place."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -50,5 +50,5 @@ class SendingPause(db.Model):
     spam_rate: Mapped[float] = mapped_column(sa.Float, default=0.0)
     sequence_ids: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    lifted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    lifted_by: Mapped[Optional[str]] = mapped_column(sa.String(320))
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lifted_by: Mapped[str | None] = mapped_column(sa.String(320))

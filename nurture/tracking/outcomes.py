@@ -111,7 +111,7 @@ def _reconcile(send: Send | None, status: str, message_id: Any, at: datetime,
 def _exit_directly(lead_id: int, reason: str) -> None:  # pragma: no cover
     import sqlalchemy as sa
 
-    from nurture.models import Enrollment, EnrollmentStatus, LIVE_STATUSES
+    from nurture.models import LIVE_STATUSES, Enrollment, EnrollmentStatus
 
     for enrollment in db.session.scalars(sa.select(Enrollment).where(
             Enrollment.lead_id == lead_id, Enrollment.status.in_(LIVE_STATUSES))):

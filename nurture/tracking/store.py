@@ -4,9 +4,10 @@ lead's tracking consent, bulk inserts that skip rows already written."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -25,11 +26,11 @@ def chunks(items: list[Any], size: int = CHUNK) -> Iterable[list[Any]]:
         yield items[start:start + size]
 
 
-def from_timestamp(ts: float | int | str | None) -> datetime:
+def from_timestamp(ts: float | str | None) -> datetime:
     try:
-        return datetime.fromtimestamp(float(ts), timezone.utc)  # type: ignore[arg-type]
+        return datetime.fromtimestamp(float(ts), UTC)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError, OSError):
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 @dataclass

@@ -71,8 +71,9 @@ def test_feature_packages_can_add_a_panel_to_the_lead_page(client, auth, app):
 
 
 def test_a_marketer_can_send_the_test_email_only_to_themselves(client, auth, app):
-    from app.outbox import OutboxJob
     import sqlalchemy as sa
+
+    from app.outbox import OutboxJob
 
     auth.login_as("marketer")
     token = auth.csrf("/admin/outbox/")

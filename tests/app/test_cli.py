@@ -5,7 +5,6 @@ import sqlalchemy as sa
 from app.auth.models import User
 from app.db import db
 from app.leads.models import Lead, StageChange
-from app.worker import run_worker
 
 
 def test_create_user(runner):
@@ -58,7 +57,6 @@ def _doctor(app):
 
 
 def test_doctor_all_green_with_a_worker_running(app, redis_conn):
-    import threading
 
     from rq import Queue, Worker
 

@@ -51,7 +51,7 @@ def test_upsert_fills_blanks_updates_changes_and_never_erases(app):
 
 
 def test_new_lead_history_starts_with_its_source(app):
-    lead = upsert_lead("ann@example.com", source="demo form").lead
+    upsert_lead("ann@example.com", source="demo form")
     db.session.commit()
     (change,) = db.session.scalars(sa.select(StageChange)).all()
     assert (change.from_stage, change.to_stage, change.actor) == (None, "lead", "demo form")

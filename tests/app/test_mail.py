@@ -12,10 +12,10 @@ from tests.fakes.sendgrid_server import Reply
 
 
 def _email(**kw) -> Email:
-    values = dict(to="ann@example.com", subject="Your guide", html="<p>Hi <b>Ann</b></p>",
-                  text="Hi Ann", sender="Kindling <hello@example.com>", to_name="Ann Smith",
-                  headers={"List-Unsubscribe": "<https://k.example/u/abc>"},
-                  custom_args={"send_id": "42"})
+    values = {"to": "ann@example.com", "subject": "Your guide", "html": "<p>Hi <b>Ann</b></p>",
+                  "text": "Hi Ann", "sender": "Kindling <hello@example.com>", "to_name": "Ann Smith",
+                  "headers": {"List-Unsubscribe": "<https://k.example/u/abc>"},
+                  "custom_args": {"send_id": "42"}}
     values.update(kw)
     return Email(**values)
 

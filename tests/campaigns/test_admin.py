@@ -119,10 +119,10 @@ def test_cost_per_lead_is_cost_over_distinct_leads(app, client, auth):
     db.session.commit()
     auth.login_as("marketer")
     html = client.get("/admin/campaigns/").get_data(as_text=True)
-    row = re.search(r"Campaign guide</a>.*?</tr>", html, re.S).group(0)
+    row = re.search(r"Campaign guide</a>.*?</tr>", html, re.DOTALL).group(0)
     assert re.search(r'data-label="leads">\s*2\s*<', row)
     assert "250.00 USD" in row  # 500 / 2 distinct leads
-    free = re.search(r"Campaign free</a>.*?</tr>", html, re.S).group(0)
+    free = re.search(r"Campaign free</a>.*?</tr>", html, re.DOTALL).group(0)
     assert re.search(r'data-label="cost-per-lead">\s*—', free)
 
 

@@ -13,8 +13,17 @@ from app.outbox import OutboxJob
 from app.visitors import COOKIE
 from app.worker import run_worker
 from forms.models import Submission
-from tests.campaigns.helpers import (PDF, asset_emails, fill_and_submit, flush_page_views, link_in,
-                                     make_file_asset, make_form, make_page, parse)
+from tests.campaigns.helpers import (
+    PDF,
+    asset_emails,
+    fill_and_submit,
+    flush_page_views,
+    link_in,
+    make_file_asset,
+    make_form,
+    make_page,
+    parse,
+)
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 LISTENER = "campaigns.jobs.send_asset_email"

@@ -14,8 +14,15 @@ from campaigns.jobs import send_asset_email
 from campaigns.models import Asset
 from campaigns.tokens import download_token
 from forms.models import Submission
-from tests.campaigns.helpers import (asset_emails, fill_and_submit, link_in, make_file_asset,
-                                     make_form, make_page, parse)
+from tests.campaigns.helpers import (
+    asset_emails,
+    fill_and_submit,
+    link_in,
+    make_file_asset,
+    make_form,
+    make_page,
+    parse,
+)
 from tests.helpers import csrf_from
 
 

@@ -8,8 +8,13 @@ import sqlalchemy as sa
 from app.db import db
 from app.leads.models import Event
 from app.worker import run_worker
-from tests.campaigns.helpers import (fill_and_submit, flush_page_views, make_file_asset,
-                                     make_form, make_page)
+from tests.campaigns.helpers import (
+    fill_and_submit,
+    flush_page_views,
+    make_file_asset,
+    make_form,
+    make_page,
+)
 
 SAFE_LINKS = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0 Safari/537.36"}
 SAFE_LINKS_IP = {"REMOTE_ADDR": "104.47.58.33"}

@@ -6,10 +6,9 @@ import sqlalchemy as sa
 
 from app.db import db
 from app.leads.models import Lead
-from nurture.models import StepKind
+from nurture.models import Sequence, StepKind
 from nurture.render import render_step
 from nurture.steps import add_step
-from nurture.models import Sequence
 from tests.campaigns.helpers import fill_and_submit, make_file_asset, make_form, make_page
 
 

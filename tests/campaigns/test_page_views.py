@@ -13,8 +13,13 @@ from app.leads.models import Event, Lead
 from app.visitors import COOKIE
 from campaigns import pageviews
 from forms.models import Submission
-from tests.campaigns.helpers import (fill_and_submit, flush_page_views, form_values, make_form,
-                                     make_page)
+from tests.campaigns.helpers import (
+    fill_and_submit,
+    flush_page_views,
+    form_values,
+    make_form,
+    make_page,
+)
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any, Self
 
 import pytest
 from werkzeug.serving import make_server
@@ -26,11 +27,11 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
 

@@ -45,7 +45,7 @@ class FakeSendGrid:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 with fake._lock:  # recorded on arrival: a late answer is still a received email
@@ -73,7 +73,7 @@ class FakeSendGrid:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def start(self) -> "FakeSendGrid":
+    def start(self) -> FakeSendGrid:
         self._thread.start()
         return self
 

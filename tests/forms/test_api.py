@@ -165,8 +165,8 @@ def test_submissions_are_rate_limited_per_address(app_config, make_app):
     app_config.update(RATELIMIT_ENABLED=True, FORM_RATE_LIMIT="3 per minute")
     limited = make_app(app_config)
     with limited.app_context():
-        from forms.admin import create_form
         from app.db import db
+        from forms.admin import create_form
 
         form = create_form("Limited")
         form.min_submit_seconds = 0

@@ -39,7 +39,7 @@ def _link() -> str:
 
 
 def test_nothing_follows_until_the_person_confirms_with_the_button(page, make_form):
-    form, submission = _sign_up(page, make_form)
+    _form, submission = _sign_up(page, make_form)
     assert submission.status == "pending_confirmation"
     assert _jobs() == ["forms.jobs.send_confirmation"]  # no asset email, no enrollment yet
 

@@ -9,7 +9,7 @@ def test_the_embed_script_is_cacheable_javascript_for_that_form(client, make_for
     assert response.headers["Content-Type"] == "text/javascript; charset=utf-8"
     assert "max-age" in response.headers["Cache-Control"]
     assert f'"http://kindling.test/api/forms/{form.key}"' in script
-    assert f'div[data-kindling-form="\' + KEY + \'"]' in script
+    assert 'div[data-kindling-form="\' + KEY + \'"]' in script
     assert "aria-describedby" in script and "credentials: \"omit\"" in script
     again = client.get(f"/f/{form.key}/embed.js",
                        headers={"If-None-Match": response.headers["ETag"]})

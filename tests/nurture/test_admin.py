@@ -12,8 +12,7 @@ from app.leads.models import Lead
 from app.leads.service import change_stage, record_event
 from nurture.models import Enrollment, Send, Sequence, Step
 from tests.helpers import csrf_from
-from tests.nurture.factories import (drain, email_step, enrollment_of, make_lead, make_sequence,
-                                     work)
+from tests.nurture.factories import drain, email_step, enrollment_of, make_lead, make_sequence, work
 
 
 def _token(client, path="/admin/nurture/"):
@@ -236,12 +235,12 @@ def test_a_csv_import_enrolls_its_leads_and_starts_their_emails(app, client, aut
     auth.login_as("marketer")
     sequence = make_sequence(email_step(subject="Hello {{ lead.first_name | default('there') }}"))
     existing = make_lead("old@example.com", first_name="Olga").id
-    csv_bytes = ("Email,First_Name,Company,timezone\r\n"
-                 "new@example.com,Nina,Acme,Asia/Tokyo\r\n"
-                 "OLD@example.com,,Globex,\r\n"
-                 "not-an-address,Bob,,\r\n"
-                 ",Nobody,,\r\n"
-                 "new@example.com,Nina,Acme,\r\n").encode()
+    csv_bytes = (b"Email,First_Name,Company,timezone\r\n"
+                 b"new@example.com,Nina,Acme,Asia/Tokyo\r\n"
+                 b"OLD@example.com,,Globex,\r\n"
+                 b"not-an-address,Bob,,\r\n"
+                 b",Nobody,,\r\n"
+                 b"new@example.com,Nina,Acme,\r\n")
     response = client.post(f"/admin/nurture/{sequence.id}/enrollments/import", data={
         "csrf_token": _token(client), "file": (io.BytesIO(csv_bytes), "leads.csv")},
         content_type="multipart/form-data", follow_redirects=True)

@@ -11,13 +11,20 @@ from app.queue import get_queue
 from nurture import chunk, jobs
 from nurture.enrollment import enroll
 from nurture.models import Enrollment, Send
-from nurture.tracking.links import redis_key
-from nurture.tracking.models import SendLink
 from nurture.scoring.incremental import pending_key
 from nurture.suppression import suppress
+from nurture.tracking.links import redis_key
+from nurture.tracking.models import SendLink
 from tests.helpers import outbox_files
-from tests.nurture.factories import (email_step, enrollment_of, events, make_lead, make_sequence,
-                                     sends, wait_step)
+from tests.nurture.factories import (
+    email_step,
+    enrollment_of,
+    events,
+    make_lead,
+    make_sequence,
+    sends,
+    wait_step,
+)
 
 
 def _enroll(lead, sequence) -> Enrollment:

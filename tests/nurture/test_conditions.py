@@ -11,8 +11,16 @@ from app.leads.service import change_stage, record_event
 from nurture import conditions, engine
 from nurture.enrollment import enroll
 from nurture.models import Condition, StepKind
-from tests.nurture.factories import (drain, email_step, enrollment_of, make_lead, make_sequence,
-                                     sends, wait_step, work)
+from tests.nurture.factories import (
+    drain,
+    email_step,
+    enrollment_of,
+    make_lead,
+    make_sequence,
+    sends,
+    wait_step,
+    work,
+)
 
 
 def _after_first_email(lead, *, yes_no: bool = False):

@@ -1,7 +1,7 @@
 """The engine with real workers: each step once, on time, and nothing lost or doubled when
 Redis forgets or RQ delivers twice."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 import time_machine
@@ -15,10 +15,17 @@ from nurture.enrollment import enroll
 from nurture.models import Enrollment
 from nurture.unsubscribe import unsubscribe
 from tests.helpers import outbox_files
-from tests.nurture.factories import (drain, email_step, enrollment_of, events, make_lead,
-                                     make_sequence, sends, wait_step, work)
-
-UTC = timezone.utc
+from tests.nurture.factories import (
+    drain,
+    email_step,
+    enrollment_of,
+    events,
+    make_lead,
+    make_sequence,
+    sends,
+    wait_step,
+    work,
+)
 
 
 def _enroll(lead, sequence) -> int:

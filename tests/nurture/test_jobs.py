@@ -26,7 +26,7 @@ def test_a_submission_enrolls_in_every_sequence_its_form_triggers(app):
     make_sequence(name="Other")
     make_sequence(name="Draft", trigger_form_id=form.id, active=False)
 
-    (enrollment_id,) = jobs.enroll_from_submission(submission.id)
+    (_enrollment_id,) = jobs.enroll_from_submission(submission.id)
     assert enrollment_of(lead.id).sequence_id == triggered.id
     assert queue.get_queue("mail").count == 1  # the first step is queued, not left to the tick
     assert jobs.enroll_from_submission(submission.id) == []  # delivered twice: no second one

@@ -11,8 +11,16 @@ from app.db import db, utcnow
 from nurture import engine
 from nurture.enrollment import enroll
 from tests.fakes.sendgrid_server import Reply
-from tests.nurture.factories import (drain, email_step, enrollment_of, events, make_lead,
-                                     make_sequence, sends, work)
+from tests.nurture.factories import (
+    drain,
+    email_step,
+    enrollment_of,
+    events,
+    make_lead,
+    make_sequence,
+    sends,
+    work,
+)
 
 
 @pytest.fixture

@@ -1,13 +1,20 @@
 """Stage changes reach the journeys at once: goals and exits end them, a stage can enroll."""
 
+import sqlalchemy as sa
+
 from app.db import db
 from app.leads.service import change_stage
 from app.outbox import OutboxJob
 from nurture.enrollment import enroll
-from tests.nurture.factories import (email_step, enrollment_of, make_lead, make_sequence, sends,
-                                     wait_step, work)
-
-import sqlalchemy as sa
+from tests.nurture.factories import (
+    email_step,
+    enrollment_of,
+    make_lead,
+    make_sequence,
+    sends,
+    wait_step,
+    work,
+)
 
 
 def _run_stage_listeners():

@@ -58,7 +58,7 @@ def test_waits_branches_and_goals_are_checked(app):
 def test_moving_and_removing_steps_keeps_order_and_branches_sound(app):
     sequence = make_sequence(email_step(subject="A"), wait_step(), email_step(subject="C"),
                              active=False)
-    a, wait, c = sequence.steps
+    _a, _wait, c = sequence.steps
     move_step(c, -1)
     assert [s.subject or "wait" for s in sorted(sequence.steps, key=lambda s: s.position)] \
         == ["A", "C", "wait"]

@@ -1,11 +1,9 @@
 """Time zones, send windows and 'next <weekday>' waits."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from app.leads.models import Lead
 from nurture.timing import lead_zone, next_opening, parse_wait_until, wait_until, zone
-
-UTC = timezone.utc
 
 
 def test_the_leads_zone_comes_from_their_attribute_then_country_then_the_default():

@@ -17,8 +17,14 @@ from nurture.enrollment import enroll
 from nurture.models import Enrollment, Send
 from tests.fakes.sendgrid_server import FakeSendGrid
 from tests.nurture.factories import make_lead, make_sequence, sends
-from tests.nurture.worker_process import (HoldAfterAccept, WorkerProcess, alive, process_config,
-                                          wait_for, worker_env)
+from tests.nurture.worker_process import (
+    HoldAfterAccept,
+    WorkerProcess,
+    alive,
+    process_config,
+    wait_for,
+    worker_env,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 FLASK = Path(sys.executable).parent / "flask"
@@ -58,7 +59,7 @@ class WorkerProcess:
                  command: str = "worker"):
         self.log_path = log_path
         args = [str(FLASK), "--app", "wsgi", command] + (["--burst"] if burst else [])
-        self._log = open(log_path, "ab")
+        self._log = open(log_path, "ab")  # noqa: SIM115 - kept open for the process's life
         self.proc = subprocess.Popen(args, cwd=REPO, env=dict(env), stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

@@ -30,7 +30,7 @@ class FakeCRM:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with fake._lock:
                     fake.received.append(Received(self.path, dict(self.headers), body))
@@ -50,7 +50,7 @@ class FakeCRM:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/kindling"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def start(self) -> "FakeCRM":
+    def start(self) -> FakeCRM:
         self._thread.start()
         return self
 

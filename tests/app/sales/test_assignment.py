@@ -1,7 +1,7 @@
 """Owner assignment: weighted round robin on working days, territories by country."""
 
 import itertools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 import time_machine
@@ -14,8 +14,8 @@ from tests.app.sales.helpers import make_lead, make_mql, settings
 from tests.helpers import make_user
 
 _numbers = itertools.count()
-WEDNESDAY = datetime(2026, 11, 25, 11, 0, tzinfo=timezone.utc)
-SATURDAY = datetime(2026, 11, 28, 11, 0, tzinfo=timezone.utc)
+WEDNESDAY = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
+SATURDAY = datetime(2026, 11, 28, 11, 0, tzinfo=UTC)
 
 
 def _hand_off(n: int, **values) -> list[str]:

@@ -2,7 +2,7 @@
 
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 import time_machine
@@ -23,15 +23,15 @@ def test_one_digest_per_user_and_day_with_the_csv(app):
     _, mql_alert = handed_off(company="=cmd|' /C calc'!A0")
     alerts.send(mql_alert.id)
     make_user("idle@example.com", "sales")  # no leads: no digest
-    with time_machine.travel(datetime(2026, 11, 24, 6, 0, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 11, 24, 6, 0, tzinfo=UTC), tick=False):
         assert digest.run_digest() == 0  # before the digest hour
-    with time_machine.travel(datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 11, 24, 9, 0, tzinfo=UTC), tick=False):
         assert digest.run_digest() == 1
         assert digest.run_digest() == 0
         _send_all()
-    with time_machine.travel(datetime(2026, 11, 24, 20, 0, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 11, 24, 20, 0, tzinfo=UTC), tick=False):
         assert digest.run_digest() == 0
-    with time_machine.travel(datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 11, 25, 9, 0, tzinfo=UTC), tick=False):
         assert digest.run_digest() == 1  # a new day
 
     digests = [m for m in mails() if "qualified leads" in m["Subject"]]

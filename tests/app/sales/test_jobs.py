@@ -8,7 +8,7 @@ from app.leads.models import Event, Lead
 from app.leads.service import record_event
 from app.sales.models import Alert, Assignment
 from app.worker import run_worker
-from tests.app.sales.helpers import body, links_in, make_lead, make_mql, mails, stage_changes
+from tests.app.sales.helpers import body, links_in, mails, make_lead, make_mql, stage_changes
 from tests.helpers import csrf_from, make_user
 
 

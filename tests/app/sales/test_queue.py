@@ -11,8 +11,8 @@ XSS = "<img src=x onerror=alert(1)>"
 
 
 def test_my_mqls_oldest_first_with_accept_and_reject(app, client, auth):
-    first, a1 = handed_off(email="first@acme.example.com", first_name="First")
-    second, a2 = handed_off(None, email="second@acme.example.com", first_name="Second")
+    _first, _a1 = handed_off(email="first@acme.example.com", first_name="First")
+    _second, a2 = handed_off(None, email="second@acme.example.com", first_name="Second")
     older = db.session.get(Assignment, a2.assignment_id)
     older.created_at = older.created_at - timedelta(hours=5)
     db.session.commit()

@@ -1,7 +1,7 @@
 """SLA: N working hours without an answer → one reminder to the owner; N more → one
 escalation to the manager. Working hours are Mon–Fri 9–17 in the configured time zone."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -13,7 +13,6 @@ from app.sales.models import Alert, SalesSettings
 from app.sales.worktime import working_hours_between
 from tests.app.sales.helpers import handed_off, mails, settings
 
-UTC = timezone.utc
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 

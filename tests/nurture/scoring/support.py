@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from app.db import db
 from app.leads.models import Lead, StageChange
 from app.leads.service import record_event, upsert_lead
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 DIRECTOR = {"first_name": "Dana", "company": "Acme", "job_title": "Director of Ops",
             "country": "GB"}  # 15 + 10 + 5 = 30: fit A

@@ -1,6 +1,6 @@
 """Fit, grades, decaying engagement and daily caps: the pure functions."""
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -50,7 +50,7 @@ def test_engagement_decays_by_half_each_half_life():
     result = engagement([event(1, "form_submitted", 30), event(2, "form_submitted", 0)],
                         rules, NOW)
     assert result.score == 22.5  # 15 × 0.5 + 15 × 1
-    old, new = result.items
+    old, _new = result.items
     assert old.decay == pytest.approx(0.5) and old.points == pytest.approx(7.5)
     assert (old.event_id, old.event_type, old.raw_points) == (1, "form_submitted", 15)
 
@@ -147,7 +147,6 @@ def test_the_rebuild_scorer_agrees_with_assess_to_the_digit():
     """`BatchScorer` (the rebuild's tuples) and `assess` (the incremental path) on random
     activity: same fit, grade, engagement and MQL reason, with and without a reset."""
     import random
-    from datetime import timezone
 
     from nurture.scoring.compute import BatchScorer
 
@@ -174,7 +173,7 @@ def test_the_rebuild_scorer_agrees_with_assess_to_the_digit():
                 data = {"form_id": rnd.choice([4, 5])}
                 events.append(SimpleNamespace(id=i + 1, type=kind, occurred_at=when, url=url,
                                               campaign_id=campaign, data=data, is_bot=False))
-                rows.append((1, i + 1, kind, when.astimezone(timezone.utc).replace(tzinfo=None),
+                rows.append((1, i + 1, kind, when.astimezone(UTC).replace(tzinfo=None),
                              url, campaign, data))
             since = rnd.choice([None, NOW - timedelta(days=rnd.uniform(0, 60))])
             expected = assess(person, events, rules, NOW, since=since)

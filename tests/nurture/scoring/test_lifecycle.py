@@ -14,7 +14,13 @@ from nurture.scoring import incremental, jobs, service
 from nurture.scoring.explain import explain
 from nurture.scoring.models import LeadScore
 from tests.nurture.scoring.support import (
-    DIRECTOR, NOW, add_events, hot_activity, make_lead, reload, stage_changes,
+    DIRECTOR,
+    NOW,
+    add_events,
+    hot_activity,
+    make_lead,
+    reload,
+    stage_changes,
 )
 
 

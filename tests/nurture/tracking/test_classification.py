@@ -5,8 +5,16 @@ from datetime import timedelta
 import pytest
 
 from nurture.tracking import classify
-from tests.nurture.tracking.stories import (BROWSER, events, flush, hit, make_lead, make_send,
-                                            path, tracked)
+from tests.nurture.tracking.stories import (
+    BROWSER,
+    events,
+    flush,
+    hit,
+    make_lead,
+    make_send,
+    path,
+    tracked,
+)
 
 APPLE_PROXY_UA = "Mozilla/5.0"
 GOOGLE_PROXY_UA = ("Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 "

@@ -7,10 +7,10 @@ from datetime import timedelta
 import time_machine
 
 from app.db import utcnow
+from nurture.enrollment import enroll
 from tests.helpers import outbox_files
 from tests.nurture.factories import email_step, make_lead, make_sequence, work
 from tests.nurture.tracking.stories import BROWSER, HOME_IP, events, flush
-from nurture.enrollment import enroll
 
 
 def test_sent_email_links_are_tracked_and_lead_back_to_the_page(app, client):

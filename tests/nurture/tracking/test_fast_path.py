@@ -11,8 +11,16 @@ from app.db import db
 from nurture.models import Send, SendStatus
 from nurture.tracking import buffer, links
 from nurture.tracking.views import GIF
-from tests.nurture.tracking.stories import (SendGridSigner, events, flush, hit, make_send, path,
-                                            sg_event, tracked)
+from tests.nurture.tracking.stories import (
+    SendGridSigner,
+    events,
+    flush,
+    hit,
+    make_send,
+    path,
+    sg_event,
+    tracked,
+)
 
 URL = "https://example.com/guide?a=1&b=<2>"
 
@@ -67,7 +75,7 @@ def test_targets_reach_redis_when_the_send_commits_and_not_before(app, redis_con
     db.session.rollback()
     assert not redis_conn.exists(links.redis_key(send.id))
     send = db.session.get(Send, send.id)
-    tracker, (url,) = tracked(send, "https://example.com/kept")
+    tracker, (_url,) = tracked(send, "https://example.com/kept")
     assert redis_conn.hgetall(links.redis_key(send.id)) == {b"1": b"https://example.com/kept"}
     assert 0 < redis_conn.ttl(links.redis_key(send.id)) <= app.config["TRACKING_LINK_TTL"]
 

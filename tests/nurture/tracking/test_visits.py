@@ -7,8 +7,7 @@ import time_machine
 
 from app.db import db, utcnow
 from app.leads.models import Lead
-from tests.nurture.tracking.stories import (events, flush, hit, make_lead, make_send,
-                                            path, tracked)
+from tests.nurture.tracking.stories import events, flush, hit, make_lead, make_send, path, tracked
 
 SITE = "https://www.acme.example"
 
@@ -80,7 +79,7 @@ def test_a_new_session_after_thirty_minutes_is_a_return(app, client):
 
 
 def test_the_site_script_id_identifies_the_lead_without_cookies(app, client):
-    lead_id, cookie = known_browser(client)
+    lead_id, _cookie = known_browser(client)
     view(client, "/features", vid="LocalStorageId_0123456789")  # both: the two are linked
     flush()
     client.delete_cookie("kv")  # third-party cookies blocked on the next visit
@@ -195,7 +194,7 @@ def test_a_workspace_can_require_consent_before_tracking(app_config, make_app):
         silent = make_send(make_lead("ann@example.com"))  # never answered
         agreed = make_send(make_lead("bob@example.com", tracking_consent="yes"))
         for send in (silent, agreed):
-            tracker, (url,) = tracked(send, f"{SITE}/guide")
+            tracker, (_url,) = tracked(send, f"{SITE}/guide")
             hit(client, path(tracker.pixel_url()))
         flush()
         assert [e.lead_id for e in events("email_opened")] == [agreed.lead_id]

@@ -11,8 +11,7 @@ from app.leads.models import Event, Lead
 from nurture.models import Enrollment, Send, Sequence, Suppression
 from nurture.tracking import classify
 from nurture.tracking.models import SendingPause
-from tests.nurture.tracking.stories import (SendGridSigner, events, make_lead, make_send,
-                                            sg_event)
+from tests.nurture.tracking.stories import SendGridSigner, events, make_lead, make_send, sg_event
 
 
 @pytest.fixture
