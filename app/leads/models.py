@@ -22,6 +22,7 @@ class Stage(str, enum.Enum):
     SQL = "sql"
     OPPORTUNITY = "opportunity"
     CUSTOMER = "customer"
+    LOST = "lost"  # an opportunity that did not close
     RECYCLED = "recycled"
     DISQUALIFIED = "disqualified"
 
