@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Mapping
@@ -25,7 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_pyfile("kindling.cfg", silent=True)  # optional operator file
     app.config.update(config_module.from_environ(os.environ))
     app.config.update(overrides)
-    config_module.finalise(app.config)  # type: ignore[arg-type]
+    config_module.finalise(app.config)
 
     _configure_logging()
 
@@ -61,7 +62,7 @@ def _init_extensions(app: Flask) -> None:
     mail.init_app(app)
     outbox.init_app(app)
 
-    import app.models
+    importlib.import_module("app.models")  # every core model, so relationships resolve
 
 
 def _limiter_storage(redis_url: str) -> str:

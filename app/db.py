@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
@@ -60,6 +60,34 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+def insert_or_skip(target: Any, index_elements: list[str], dialect: str) -> Any | None:
+    """`INSERT … ON CONFLICT (index_elements) DO NOTHING` into `target` for `dialect`, or None
+    on a database without that statement (there a plain INSERT and the unique key decide)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(target).on_conflict_do_nothing(index_elements=index_elements)
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(target).on_conflict_do_nothing(index_elements=index_elements)
+    return None
+
+
+def rows_matched(statement: Any) -> int:
+    """Run an UPDATE or DELETE in the current session and return how many rows it matched
+    (the compare-and-set claims of jobs and links read this)."""
+    result: sa.CursorResult[Any] = db.session.execute(statement)  # type: ignore[assignment]
+    return result.rowcount
+
+
+# Models subclass `Model`: Flask-SQLAlchemy's `db.Model` at run time (table names, the session
+# binding), seen by the type checker as the declarative base it is built on.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 
 
 @sa.event.listens_for(sa.pool.Pool, "connect")

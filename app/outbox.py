@@ -22,7 +22,7 @@ from rq.utils import import_attribute
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app import queue
-from app.db import JSONType, UTCDateTime, db, utcnow
+from app.db import JSONType, Model, UTCDateTime, db, rows_matched, utcnow
 from app.jobs import job
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ RETRY_INTERVALS = [5, 30, 120, 600]
 CLAIM_LEASE = timedelta(minutes=10)
 
 
-class OutboxJob(db.Model):
+class OutboxJob(Model):
     __tablename__ = "outbox_jobs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -171,30 +171,30 @@ def run(outbox_id: int) -> Any:
     """Execute one outbox row. Safe to deliver twice: a done row is skipped, and of two
     deliveries running at once only the one that claims the row (compare-and-set) works."""
     now = utcnow()
-    claimed = db.session.execute(
+    claimed = rows_matched(
         sa.update(OutboxJob)
         .where(OutboxJob.id == outbox_id, OutboxJob.done_at.is_(None),
                OutboxJob.failed_at.is_(None),
                sa.or_(OutboxJob.started_at.is_(None), OutboxJob.started_at < now - CLAIM_LEASE))
         .values(started_at=now, attempts=OutboxJob.attempts + 1)
-    ).rowcount
+    )
     db.session.commit()
     if not claimed:
         return None  # done, given up, or running elsewhere right now
-    row = db.session.get(OutboxJob, outbox_id)
+    row = db.session.get_one(OutboxJob, outbox_id)
     func = import_attribute(row.job)
     try:
         result = func(*row.args)
     except Exception as exc:
         db.session.rollback()
-        row = db.session.get(OutboxJob, outbox_id)
+        row = db.session.get_one(OutboxJob, outbox_id)
         row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
         row.started_at = None  # RQ's retry may claim it again
         if row.attempts >= int(current_app.config["OUTBOX_MAX_ATTEMPTS"]):
             row.failed_at = utcnow()
         db.session.commit()
         raise
-    row = db.session.get(OutboxJob, outbox_id)
+    row = db.session.get_one(OutboxJob, outbox_id)
     row.done_at = utcnow()
     row.last_error = None
     db.session.commit()

@@ -122,7 +122,7 @@ return 0
 def drain_list(key: str, lock_key: str, size: int,
                handle: Callable[[list[Any]], Callable[[], None] | None], *,
                max_batches: int = 50, lock_ms: int = 60_000,
-               first: Callable[[redis.Redis], None] | None = None) -> int:
+               first: Callable[[redis.Redis], object] | None = None) -> int:
     """Hand the JSON items of the Redis list `key` to `handle`, `size` at a time, oldest first,
     and trim each batch once `handle` has returned: at least once (a crash before the trim hands
     the batch over again), so `handle` must be idempotent. Unreadable items are logged and left

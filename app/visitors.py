@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import TypeVar
 
-from flask import Request, Response, g, request
+from flask import Request, g, request
+from werkzeug.wrappers import Response
+
+R = TypeVar("R", bound=Response)
 
 COOKIE = "kv"
 MAX_AGE = 400 * 24 * 3600  # browsers cap cookie lifetimes at 400 days
@@ -24,7 +28,7 @@ def visitor_id(req: Request | None = None) -> str:
     return g.new_visitor_id
 
 
-def remember(response: Response, vid: str | None = None) -> Response:
+def remember(response: R, vid: str | None = None) -> R:
     """Set (or refresh) the visitor cookie on `response`."""
     response.set_cookie(COOKIE, vid or visitor_id(), max_age=MAX_AGE, httponly=True,
                         samesite="Lax", secure=request.is_secure)

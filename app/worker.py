@@ -36,7 +36,7 @@ def run_worker(queues: list[str] | None = None, *, burst: bool = False) -> bool:
     db.session.remove()
     db.engine.dispose()
     worker = Worker([Queue(name, connection=conn) for name in names], connection=conn)
-    return worker.work(burst=burst, with_scheduler=True, logging_level=logging.INFO)
+    return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 
 def preload(modules) -> None:

@@ -87,14 +87,14 @@ def download(token: str):
                        "submission_id": grant.submission.id},
                  is_bot=bool(machine), bot_reason=machine)
     db.session.commit()
-    if asset.is_file:
+    if asset.stored_name is not None:  # an uploaded file
         response = send_from_directory(assets.uploads_dir(), asset.stored_name,
                                        as_attachment=True, download_name=asset.filename,
                                        mimetype=asset.content_type or None, max_age=0)
         response.headers["X-Content-Type-Options"] = "nosniff"
         return _no_store(response)
     # Only ever the URL a marketer stored on the asset; nothing from the request.
-    return _no_store(redirect(asset.external_url, code=302))
+    return _no_store(redirect(asset.external_url or "/", code=302))
 
 
 @bp.route("/d/<token>/resend", methods=["POST"])

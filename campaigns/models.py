@@ -9,7 +9,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import UTCDateTime, db, utcnow
+from app.db import Model, UTCDateTime, utcnow
 
 
 class CampaignStatus(str, enum.Enum):
@@ -24,7 +24,7 @@ class Channel(str, enum.Enum):
     EARNED = "earned"
 
 
-class Campaign(db.Model):
+class Campaign(Model):
     __tablename__ = "campaigns"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -53,7 +53,7 @@ class Campaign(db.Model):
                                                       order_by="LandingPage.id")
 
 
-class Asset(db.Model):
+class Asset(Model):
     """A gated asset: an uploaded file under <instance>/uploads/, or an external URL."""
 
     __tablename__ = "assets"
@@ -75,7 +75,7 @@ class Asset(db.Model):
         return self.stored_name is not None
 
 
-class LandingPage(db.Model):
+class LandingPage(Model):
     __tablename__ = "landing_pages"
 
     id: Mapped[int] = mapped_column(primary_key=True)

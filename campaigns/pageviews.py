@@ -84,7 +84,8 @@ def _claimed_by(vids: set[str], since: datetime) -> dict[str, list[tuple[datetim
             .order_by(Event.occurred_at, Event.id)
         ).all()
         for vid, at, lead_id in rows:
-            found.setdefault(vid, []).append((_aware(at), lead_id))
+            if vid is not None and lead_id is not None:  # as the query asks
+                found.setdefault(vid, []).append((_aware(at), lead_id))
     return found
 
 

@@ -242,5 +242,6 @@ def release(submission_id: int):
         db.session.rollback()
         flash(f"Not released: {exc}", "error")
         return redirect(url_for("forms.quarantine"))
+    assert result.lead is not None  # a released submission always has its lead
     flash(f"Released: {result.lead.email_display} is now a lead.", "info")
     return redirect(url_for("forms.quarantine"))

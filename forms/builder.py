@@ -115,7 +115,9 @@ class CachedSelect(Select):
         if any(not isinstance(c, SelectChoice) or c.optgroup is not None for c in choices):
             return False
         render = type(self)._dispatch_render_option()
-        plain, selected, index = [], [], {}
+        plain: list[Any] = []
+        selected: list[Any] = []
+        index: dict[str, list[int]] = {}
         for position, c in enumerate(choices):
             plain.append(str(render(Choice(c.value, c.label, False, c.render_kw))))
             selected.append(str(render(Choice(c.value, c.label, True, c.render_kw))))
@@ -197,7 +199,7 @@ def _field(spec: FormField) -> Field:
         return HiddenField(validators=[length], **kwargs)
     autocomplete = {"first_name": "given-name", "last_name": "family-name",
                     "company": "organization", "job_title": "organization-title"}
-    render_kw = {"maxlength": spec.max_length}
+    render_kw: dict[str, Any] = {"maxlength": spec.max_length}
     if spec.name in autocomplete:
         render_kw["autocomplete"] = autocomplete[spec.name]
     return StringField(validators=required + [length], render_kw=render_kw, **kwargs)

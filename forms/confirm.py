@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from app.db import db, utcnow
+from app.db import db, rows_matched, utcnow
 from app.leads.service import record_event
 from forms import pipeline
 from forms.models import Submission, SubmissionStatus
@@ -69,11 +69,11 @@ def confirm(submission: Submission) -> bool:
     if submission.confirmed_at is not None:
         return False
     # Compare-and-set: of two clicks racing, exactly one confirms; the other says "already".
-    won = db.session.execute(
+    won = rows_matched(
         sa.update(Submission).where(Submission.id == submission.id,
                                     Submission.confirmed_at.is_(None))
         .values(confirmed_at=utcnow()).execution_options(synchronize_session="fetch")
-    ).rowcount
+    )
     if not won:
         db.session.rollback()
         return False

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import JSONType, UTCDateTime, db, utcnow
+from app.db import JSONType, Model, UTCDateTime, utcnow
 
 
 class FieldType(str, enum.Enum):
@@ -36,7 +36,7 @@ def new_form_key() -> str:
     return secrets.token_urlsafe(12)
 
 
-class Form(db.Model):
+class Form(Model):
     __tablename__ = "forms"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -72,7 +72,7 @@ class Form(db.Model):
         self.updated_at = utcnow()
 
 
-class FormField(db.Model):
+class FormField(Model):
     __tablename__ = "form_fields"
     __table_args__ = (sa.UniqueConstraint("form_id", "name"),)
 
@@ -91,7 +91,7 @@ class FormField(db.Model):
     form: Mapped[Form] = relationship(back_populates="fields")
 
 
-class Submission(db.Model):
+class Submission(Model):
     __tablename__ = "submissions"
 
     id: Mapped[int] = mapped_column(primary_key=True)

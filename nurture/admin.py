@@ -3,6 +3,8 @@ per-step numbers, and the leads enrolled (pause, resume, remove, enroll by hand)
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -105,7 +107,7 @@ def edit(sequence_id: int):
 TROUBLE = (SendStatus.FAILED.value, SendStatus.RETRY.value, SendStatus.UNKNOWN.value)
 
 
-def _troubled_sends(sequence: Sequence, limit: int = 20) -> list[tuple[Send, Lead]]:
+def _troubled_sends(sequence: Sequence, limit: int = 20) -> list[tuple[Any, ...]]:
     """The latest failed, retrying or unsettled emails of this sequence, with their reason."""
     step_ids = [step.id for step in sequence.steps]
     if not step_ids:
@@ -363,7 +365,7 @@ def _enroll_by_hand(sequence: Sequence, form: ManualEnrollForm) -> None:
         return
     lead = db.session.scalar(sa.select(Lead).where(Lead.email == identity))
     why = enrollments.refusal(lead, sequence) if lead else "there is no lead with that email"
-    if why:
+    if why or lead is None:
         flash(f"Not enrolled: {why}.", "error")
         return
     try:
@@ -371,6 +373,9 @@ def _enroll_by_hand(sequence: Sequence, form: ManualEnrollForm) -> None:
         db.session.commit()
     except IntegrityError:  # enrolled at the same moment by someone else
         db.session.rollback()
+        flash("Not enrolled: the lead is already in this sequence.", "error")
+        return
+    if enrollment is None:
         flash("Not enrolled: the lead is already in this sequence.", "error")
         return
     engine.kick([enrollment.id])

@@ -298,11 +298,11 @@ def _claim(connection: sa.Connection, planned: Planned) -> _Claimed | None:
                                step.subject)
     if send_id is None:
         return None  # the key is taken (or no ON CONFLICT here): ledger.claim decides
-    lead = _recheck(connection, planned)
-    if lead is None:
+    current = _recheck(connection, planned)
+    if current is None:
         return None
     try:
-        email, tracker = build_new_send_email(step, lead, send_id=send_id,
+        email, tracker = build_new_send_email(step, current, send_id=send_id,
                                               enrollment_id=planned.enrollment_id,
                                               campaign=planned.campaign)
     except TemplateProblem:

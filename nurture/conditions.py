@@ -39,7 +39,7 @@ def _visited(enrollment: Enrollment, pattern: str) -> bool:
                                    Event.url.is_not(None))
         .order_by(Event.occurred_at.desc()).limit(1000)
     ).all()
-    return any(fnmatch(url, pattern) for url in urls)
+    return any(fnmatch(url, pattern) for url in urls if url is not None)
 
 
 def evaluate(step: Step, enrollment: Enrollment) -> bool:

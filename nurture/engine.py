@@ -217,6 +217,7 @@ def run_step(enrollment_id: int, step_id: int) -> str:
         db.session.commit()
         return f"ended: {stop[0]}"
     step = enrollment.step
+    assert step is not None  # checked against `step_id` above
     kind = step.kind
     if kind == StepKind.EMAIL.value:
         return sender.run_email_step(enrollment, step)

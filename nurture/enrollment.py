@@ -62,6 +62,7 @@ def enroll(lead_id: int, sequence_id: int, source: str, *,
     sequence = db.session.get(Sequence, sequence_id)
     if refusal(lead, sequence) is not None:
         return None
+    assert lead is not None and sequence is not None  # `refusal` says why not otherwise
     first = min(sequence.steps, key=lambda s: s.position)
     now = utcnow()
     enrollment = Enrollment(lead_id=lead.id, sequence_id=sequence.id, step_id=first.id,

@@ -99,9 +99,9 @@ def on_stage_change(stage_change_id: int) -> list[int]:
     db.session.flush()
     ids = []
     for sequence in sequences:
-        enrollment = enroll(change.lead_id, sequence.id, f"entered stage {change.to_stage}")
-        if enrollment is not None:
-            ids.append(enrollment.id)
+        entered = enroll(change.lead_id, sequence.id, f"entered stage {change.to_stage}")
+        if entered is not None:
+            ids.append(entered.id)
     db.session.commit()
     engine.kick(ids)
     return ids

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from app.db import db, utcnow
+from app.db import db, insert_or_skip, rows_matched, utcnow
 from app.leads.service import record_event
 from nurture.models import Enrollment, Send, SendStatus, Step
 
@@ -87,13 +87,7 @@ def _claim_insert(dialect: str):
     """INSERT … ON CONFLICT (enrollment_id, step_id) DO NOTHING, values given at execution,
     or None on a database that has no such statement (there the plain INSERT and the unique
     key decide). Built once per dialect, so its cache key is worked out once too."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        return None
-    return insert(Send).on_conflict_do_nothing(index_elements=["enrollment_id", "step_id"])
+    return insert_or_skip(Send, ["enrollment_id", "step_id"], dialect)
 
 
 def _insert_claim(enrollment: Enrollment, step: Step, now) -> Send | None:
@@ -150,13 +144,13 @@ def mark_sent_now(connection: sa.Connection, send_id: int, provider_message_id: 
 
 def _move(send: Send, expected: SendStatus, **values) -> bool:
     """Compare-and-set on the status, committed: True when this process made the change."""
-    result = db.session.execute(
+    matched = rows_matched(
         sa.update(Send).where(Send.id == send.id, Send.status == expected.value)
         .values(updated_at=utcnow(), **values).execution_options(synchronize_session=False)
     )
     db.session.commit()
     db.session.refresh(send)
-    return result.rowcount == 1
+    return matched == 1
 
 
 def mark_sent(send: Send, provider_message_id: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import JSONType, UTCDateTime, db, utcnow
+from app.db import JSONType, Model, UTCDateTime, utcnow
 
 
 class SequenceStatus(str, enum.Enum):
@@ -74,7 +74,7 @@ class SuppressionReason(str, enum.Enum):
 ALL_DAYS = [0, 1, 2, 3, 4, 5, 6]  # Monday = 0, as datetime.weekday()
 
 
-class Sequence(db.Model):
+class Sequence(Model):
     __tablename__ = "nurture_sequences"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -112,7 +112,7 @@ class Sequence(db.Model):
         return f"<Sequence {self.id} {self.name!r} {self.status}>"
 
 
-class Step(db.Model):
+class Step(Model):
     __tablename__ = "nurture_steps"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -161,7 +161,7 @@ def _duration(seconds: int) -> str:
     return f"{seconds} seconds"
 
 
-class Enrollment(db.Model):
+class Enrollment(Model):
     """One lead's journey through one sequence. `next_run_at` is when the tick should look at it
     next: the current step's due time, a send-window opening, a retry, or a claim's lease."""
 
@@ -207,7 +207,7 @@ class Enrollment(db.Model):
         return f"<Enrollment {self.id} lead={self.lead_id} seq={self.sequence_id} {self.status}>"
 
 
-class Send(db.Model):
+class Send(Model):
     """The ledger: one row per (enrollment, email step), written before the provider is called,
     so a redelivered job or a second worker never sends the same step twice."""
 
@@ -238,7 +238,7 @@ class Send(db.Model):
     )
 
 
-class Suppression(db.Model):
+class Suppression(Model):
     """Addresses no nurture email may go to, whatever their lead record says."""
 
     __tablename__ = "nurture_suppressions"

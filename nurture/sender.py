@@ -136,6 +136,7 @@ def _run_email_step(enrollment: Enrollment, step: Step) -> str:
     if claim.outcome == "done":
         advance(enrollment, following(step))
         return "already sent"
+    assert claim.send is not None  # every outcome but "busy" comes with its ledger row
     if claim.outcome == "failed":
         return _after_failure(enrollment, step, claim.send)
     if claim.outcome == "unknown":

@@ -30,7 +30,7 @@ bp = Blueprint("nurture_public", __name__, template_folder="templates")
 def _lead_for(token: str) -> tuple[Lead, int | None]:
     found = unsub.read_token(token)
     lead = db.session.get(Lead, found[0]) if found else None
-    if lead is None:
+    if lead is None or found is None:
         abort(404)
     return lead, found[1]
 

@@ -10,7 +10,7 @@ from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.db import UTCDateTime, db, utcnow
+from app.db import Model, UTCDateTime, db, utcnow
 
 
 class Role(str, enum.Enum):
@@ -19,7 +19,7 @@ class Role(str, enum.Enum):
     SALES = "sales"
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import JSONType, UTCDateTime, db, utcnow
+from app.db import JSONType, Model, UTCDateTime, utcnow
 
 # An integer primary key that is 64-bit on PostgreSQL and still autoincrements on SQLite.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -31,7 +31,7 @@ class Stage(str, enum.Enum):
         return {"mql": "MQL", "sql": "SQL"}.get(self.value, self.value.capitalize())
 
 
-class Lead(db.Model):
+class Lead(Model):
     __tablename__ = "leads"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -87,7 +87,7 @@ class Lead(db.Model):
         return f"<Lead {self.id} {self.stage}>"
 
 
-class Event(db.Model):
+class Event(Model):
     """Append-only activity log. Scores are recomputable from it, so rows are never edited
     except to attach an anonymous visitor's events to the lead it turns out to be."""
 
@@ -113,7 +113,7 @@ class Event(db.Model):
         return f"<Event {self.id} {self.type} lead={self.lead_id}>"
 
 
-class StageChange(db.Model):
+class StageChange(Model):
     __tablename__ = "stage_changes"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
@@ -21,6 +21,11 @@ from app.leads.models import Event, Lead, Stage, StageChange
 
 # Lead columns a submission or an import may set; anything else goes to `attributes`.
 PROFILE_FIELDS = ("first_name", "last_name", "company", "job_title", "phone", "country")
+
+
+# Their column widths: a longer value is cut to fit (see `upsert_lead`).
+PROFILE_LENGTHS: dict[str, int] = {
+    name: cast(sa.String, Lead.__table__.c[name].type).length or 0 for name in PROFILE_FIELDS}
 
 
 class InvalidEmail(ValueError):
@@ -78,7 +83,7 @@ def upsert_lead(
             old = getattr(lead, key) or ""
             # Longer than the column: keep what fits (the submission keeps every character),
             # rather than lose the lead to a database error.
-            value = str(value)[: Lead.__table__.c[key].type.length]
+            value = str(value)[: PROFILE_LENGTHS[key]]
             if key == "country":
                 value = value.upper()
             if old != value:

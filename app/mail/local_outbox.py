@@ -68,7 +68,7 @@ class StoredMessage:
 
     def parse(self) -> EmailMessage:
         with self.path.open("rb") as fh:
-            return BytesParser(policy=policy.default).parse(fh)  # type: ignore[return-value]
+            return BytesParser(policy=policy.default).parse(fh)
 
     def body(self, subtype: str) -> str:
         part = self.parse().get_body(preferencelist=(subtype,))

@@ -133,6 +133,7 @@ class SendGridBackend:
         body = json.dumps(self.build(email).get()).encode("utf-8")
         headers = dict(self.client.client.request_headers)
         headers["Content-Type"] = "application/json"
+        assert self._transport is not None  # only called when kept-alive sending is on
         answer = self._transport.post(MAIL_SEND_PATH, body, headers)
         answer_headers = {k.lower(): v for k, v in answer.headers.items()}
         if answer.status >= 300:

@@ -17,7 +17,7 @@ from flask import current_app, render_template
 from sqlalchemy.exc import IntegrityError
 
 from app import mail, outbox
-from app.db import db, utcnow
+from app.db import db, rows_matched, utcnow
 from app.leads.models import Lead
 from app.leads.service import record_event
 from app.leads.story import story
@@ -79,12 +79,12 @@ def _claim(alert: Alert) -> str:
 
 def _set(alert: Alert, expected: str, **values: Any) -> bool:
     """Compare-and-set on the status, committed: True when this process made the change."""
-    result = db.session.execute(
+    matched = rows_matched(
         sa.update(Alert).where(Alert.id == alert.id, Alert.status == expected)
         .values(**values).execution_options(synchronize_session=False))
     db.session.commit()
     db.session.refresh(alert)
-    return result.rowcount == 1
+    return matched == 1
 
 
 def build_email(alert: Alert) -> mail.Email:
@@ -92,7 +92,7 @@ def build_email(alert: Alert) -> mail.Email:
         from app.sales.digest import digest_email
 
         return digest_email(alert)
-    lead = db.session.get(Lead, alert.lead_id)
+    lead = db.session.get_one(Lead, alert.lead_id)
     assignment = alert.assignment
     base = current_app.config["BASE_URL"]
     context = {

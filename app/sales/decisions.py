@@ -25,7 +25,8 @@ DONE_WORDS = {"accepted": "accepted", "recycled": "rejected (recycled)",
 def _target(purpose: str, token: str) -> Alert:
     target = links.read_token(purpose, token)
     alert = db.session.get(Alert, target.alert_id) if target else None
-    if alert is None or alert.lead_id != target.lead_id or alert.assignment is None:
+    if target is None or alert is None or alert.lead_id != target.lead_id \
+            or alert.assignment is None:
         abort(404)  # tampered, expired or unknown: the error page says the link is not valid
     return alert
 

@@ -175,9 +175,11 @@ def statement(filters: Filters) -> sa.Select:
     if filters.owner:
         query = query.where(User.email == filters.owner.strip().lower())
     if filters.since is not None:
+        assert since is not None  # joined above whenever a date filter is set
         start = datetime.combine(filters.since, time.min, UTC)
         query = query.where(since >= start)
     if filters.until is not None:
+        assert since is not None
         end = datetime.combine(filters.until, time.max, UTC)
         query = query.where(since <= end)
     return query.order_by(Lead.id)
@@ -193,6 +195,7 @@ def batches(filters: Filters) -> Iterator[list[Any]]:
         compiled = query.compile(dialect=db.session.get_bind().dialect,
                                  compile_kwargs={"render_postcompile": True})
         raw = db.session.connection().connection.driver_connection
+        assert raw is not None  # a live connection of this session
         with raw.cursor(name="kindling_leads_export") as cursor:
             cursor.execute(str(compiled), compiled.params)
             while rows := cursor.fetchmany(BATCH_SIZE):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from app.auth.models import User
-from app.db import db, utcnow
+from app.db import db, rows_matched, utcnow
 from app.leads.models import Lead, Stage, StageChange
 from app.leads.service import change_stage, record_event
 from app.sales import alerts
@@ -64,11 +64,11 @@ def decide(alert: Alert, user: User, outcome: str, reason: str = "") -> bool:
         raise DecisionRefused()
     # Compare-and-set: of two clicks (or two people), exactly one decides.
     now = utcnow()
-    won = db.session.execute(
+    won = rows_matched(
         sa.update(Assignment).where(Assignment.id == assignment.id, Assignment.outcome.is_(None))
         .values(outcome=outcome, decided_at=now, decided_by_id=user.id,
                 decision_reason=reason[:2000]).execution_options(synchronize_session=False)
-    ).rowcount == 1
+    ) == 1
     if not won:
         db.session.rollback()
         return False
@@ -82,6 +82,7 @@ def decide(alert: Alert, user: User, outcome: str, reason: str = "") -> bool:
         text = f"Rejected by {user.email}: {reason}" if reason else f"Rejected by {user.email}"
     change = change_stage(lead, OUTCOMES[outcome], reason=text, actor="user",
                           actor_user_id=user.id)
+    assert change is not None  # the lead is an MQL (checked above) and no outcome is one
     if outcome == "accepted" and lead.owner_id != user.id:
         # The SQL belongs to whoever accepted it (a team alert, or an allowed non-owner).
         previous = assignment.user.email if assignment.user else None

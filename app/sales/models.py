@@ -8,13 +8,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import JSONType, UTCDateTime, db, utcnow
+from app.db import JSONType, Model, UTCDateTime, db, utcnow
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 WORK_WEEK = [0, 1, 2, 3, 4]
 
 
-class SalesSettings(db.Model):
+class SalesSettings(Model):
     """One row (id 1) for the workspace; `load()` gives defaults before anyone saved it."""
 
     __tablename__ = "sales_settings"
@@ -42,7 +42,7 @@ class SalesSettings(db.Model):
         return row
 
 
-class SalesRep(db.Model):
+class SalesRep(Model):
     """A sales user's place in the rotation. Sales users without a row: weight 1, Mon–Fri."""
 
     __tablename__ = "sales_reps"
@@ -61,7 +61,7 @@ class SalesRep(db.Model):
         return ", ".join(WEEKDAYS[d] for d in sorted(self.working_days or [])) or "none"
 
 
-class Territory(db.Model):
+class Territory(Model):
     __tablename__ = "sales_territories"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -71,7 +71,7 @@ class Territory(db.Model):
     user = relationship("User")
 
 
-class Assignment(db.Model):
+class Assignment(Model):
     """One handoff: a lead entering MQL, who got it and why, and what sales decided."""
 
     __tablename__ = "sales_assignments"
@@ -99,7 +99,7 @@ class Assignment(db.Model):
     alerts = relationship("Alert", back_populates="assignment", order_by="Alert.id")
 
 
-class Alert(db.Model):
+class Alert(Model):
     """An email to sales, persisted before it is sent; `key` makes it exist once.
 
     status: pending → sending → sent, or retry (provider failed, tries left), undelivered
@@ -134,7 +134,7 @@ class Alert(db.Model):
         return self.status in ("undelivered", "unknown")
 
 
-class WebhookDelivery(db.Model):
+class WebhookDelivery(Model):
     """One attempt to tell the CRM about a stage change."""
 
     __tablename__ = "sales_webhook_deliveries"

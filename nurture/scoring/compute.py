@@ -241,7 +241,7 @@ class BatchScorer:
         self._fit = tuple((rule.read, rule.test, rule.points) for rule in rules.fit)
         by_type: dict[str, list[tuple[int, float, float | None, Any]]] = {}
         for index, rule in enumerate(rules.engagement):
-            match = None
+            match: Any = None
             if rule.filtered:
                 if rule.url_pattern and not (rule.campaign_id or rule.form_id or rule.send_id):
                     search = compiled(rule.url_pattern).search

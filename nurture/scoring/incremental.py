@@ -104,6 +104,7 @@ def enqueue_scoring(lead_ids: Any) -> int:
 def _enqueue_jobs(conn: Any, lead_ids: list[int]) -> None:
     """A job per BATCH leads, in one round trip; on failure their pending marks go too, so
     later events retry."""
+    arg_tuples: list[tuple[Any, ...]]
     if len(lead_ids) == 1:
         job, arg_tuples = JOB, [(lead_ids[0],)]
     else:
@@ -155,7 +156,7 @@ def stale_lead_ids(floor: int = 0, limit: int = 500) -> list[int]:
         .order_by(newest)
         .limit(limit)
     ).all()
-    return [lead_id for lead_id, _ in rows]
+    return [lead_id for lead_id, _ in rows if lead_id is not None]
 
 
 def sweep_floor() -> tuple[int, int]:
@@ -168,7 +169,8 @@ def sweep_floor() -> tuple[int, int]:
         return 0, 0
     if not raw:
         return 0, 0
-    floor, _, candidate = raw.decode().partition(":")
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    floor, _, candidate = text.partition(":")
     return int(floor or 0), int(candidate or 0)
 
 

@@ -8,12 +8,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import JSONType, UTCDateTime, db, utcnow
+from app.db import JSONType, Model, UTCDateTime, utcnow
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-class RuleSet(db.Model):
+class RuleSet(Model):
     """One version of the scoring rules. Never edited once saved: a change is a new version.
     Exactly one is active (a partial unique index enforces it)."""
 
@@ -38,7 +38,7 @@ class RuleSet(db.Model):
         return f"<RuleSet v{self.version}{' active' if self.active else ''}>"
 
 
-class LeadScore(db.Model):
+class LeadScore(Model):
     """The latest score of a lead, for querying and for the sweep. Recomputable from events."""
 
     __tablename__ = "lead_scores"

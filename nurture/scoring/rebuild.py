@@ -80,7 +80,7 @@ def lead_batches(batch_size: int, *where: Any) -> Iterator[list[Any]]:
         ).all()
         if not leads:
             return
-        yield leads
+        yield list(leads)
         after = leads[-1].id
 
 
@@ -105,7 +105,7 @@ def _read_events(sql: str, low: int, high: int, postgres: bool) -> list[tuple]:
     if not postgres:  # SQLite hands back text: naive UTC ISO times, JSON documents
         rows = [(r[0], r[1], r[2], datetime.fromisoformat(r[3]), r[4], r[5],
                  json.loads(r[6]) if isinstance(r[6], str) else r[6]) for r in rows]
-    return rows
+    return list(rows)
 
 
 class _RangeReader:
@@ -135,6 +135,7 @@ class _StreamReader:
         self._connection = db.engine.connect()
         try:
             raw = self._connection.connection.driver_connection
+            assert raw is not None
             self._cursor = raw.cursor(name="kindling_scores_rebuild")
             self._cursor.itersize = self.CHUNK
             self._cursor.execute(sql)

@@ -303,7 +303,7 @@ class Rules:
             raise RuleError("MQL threshold", f"“{mql_grade}” is not a grade.", "thresholds")
         mql_engagement = _number(data.get("mql_engagement", 50), "MQL threshold", "thresholds")
         return cls(fit=fit, engagement=engagement, half_life_days=half_life,
-                   grade_bands=bands, mql_grade=mql_grade,  # type: ignore[arg-type]
+                   grade_bands=bands, mql_grade=mql_grade,
                    mql_engagement=mql_engagement, instant=instant)
 
 

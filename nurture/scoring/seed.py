@@ -19,9 +19,8 @@ DEMO_KEY = "demo-scoring"
 
 
 def _demo_lead() -> Lead | None:
-    leads = [db.session.scalar(sa.select(Lead).where(Lead.email == email))
-             for email in DEMO_MQL_EMAILS]
-    leads = [lead for lead in leads if lead is not None]
+    leads = list(db.session.scalars(sa.select(Lead).where(Lead.email.in_(DEMO_MQL_EMAILS))))
+    leads.sort(key=lambda lead: DEMO_MQL_EMAILS.index(lead.email))
     for lead in leads:  # the one a previous run chose
         if db.session.scalar(sa.select(Event.id).where(
                 Event.lead_id == lead.id, Event.dedupe_key.like(f"{DEMO_KEY}-%")).limit(1)):

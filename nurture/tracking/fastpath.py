@@ -122,9 +122,9 @@ class TrackingFastPath:
             known.put((send_id, index), url)
         status, headers, body = _redirect_parts(url)
         if vid:  # as `visitors.remember` does
-            headers = [*headers, ("Set-Cookie", dump_cookie(
+            headers = (*headers, ("Set-Cookie", dump_cookie(
                 visitors.COOKIE, vid, max_age=visitors.MAX_AGE, httponly=True, samesite="Lax",
-                secure=environ.get("wsgi.url_scheme") == "https"))]
+                secure=environ.get("wsgi.url_scheme") == "https")))
 
         def answer(environ: dict[str, Any], start_response: Callable[..., Any]
                    ) -> Iterable[bytes]:

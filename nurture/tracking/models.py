@@ -9,10 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import JSONType, UTCDateTime, db, utcnow
+from app.db import JSONType, Model, UTCDateTime, utcnow
 
 
-class SendLink(db.Model):
+class SendLink(Model):
     """A link as it was in a sent email. A click token names (send, index); the redirect
     target is read from here, never from the request."""
 
@@ -26,7 +26,7 @@ class SendLink(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Visitor(db.Model):
+class Visitor(Model):
     """A browser (the `kv` cookie, or the id the site script keeps) known to be a lead."""
 
     __tablename__ = "tracking_visitors"
@@ -38,7 +38,7 @@ class Visitor(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class SendingPause(db.Model):
+class SendingPause(Model):
     """Workspace-wide stop on nurture email, put in place when the spam-report rate is too
     high. The engine reads `nurture.tracking.health.sending_paused()`; the sequences that were
     active are also paused and listed here, so lifting the pause resumes exactly those."""

@@ -7,13 +7,13 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from app.db import db
+from app.db import db, insert_or_skip
 from app.leads.models import Event, Lead
 from nurture.models import Enrollment, Send
 from nurture.tracking import classify
@@ -144,15 +144,12 @@ def score_leads(lead_ids: Iterable[int]) -> int:
     return enqueue_for({int(i) for i in lead_ids if i is not None})
 
 
-def _insert(model: Any, index_elements: list[str]):
+def _insert(model: Any, index_elements: list[str]) -> Any:
     dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - the project runs on SQLite and PostgreSQL
+    statement = insert_or_skip(model, index_elements, dialect)
+    if statement is None:  # pragma: no cover - the project runs on SQLite and PostgreSQL
         raise RuntimeError(f"unsupported database {dialect}")
-    return insert(model).on_conflict_do_nothing(index_elements=index_elements)
+    return statement
 
 
 def insert_events(rows: list[dict[str, Any]]) -> None:
@@ -166,7 +163,7 @@ def insert_events(rows: list[dict[str, Any]]) -> None:
     columns = list(rows[0])
     if _dialect() == "postgresql" and all(list(row) == columns for row in rows):
         for part in chunks(rows, 5000):
-            _insert_unnest(Event.__table__, columns, part, "dedupe_key")
+            _insert_unnest(cast(sa.Table, Event.__table__), columns, part, "dedupe_key")
         return
     for part in chunks(rows, 1000):
         db.session.execute(_insert(Event, ["dedupe_key"]), part)
@@ -177,7 +174,7 @@ def _dialect() -> str:
 
 
 def _array_type(column: sa.Column) -> str:
-    kind = column.type
+    kind: Any = column.type
     if isinstance(kind, sa.types.TypeDecorator):
         kind = kind.impl
     if isinstance(kind, sa.JSON):

@@ -17,7 +17,7 @@ import re
 import secrets
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 from werkzeug.utils import redirect
@@ -53,7 +53,7 @@ def honeypot_response() -> Response:
 
 def redirect_response(url: str) -> Response:
     """The click's answer, before the visitor cookie."""
-    response = redirect(url, code=302, Response=Response)
+    response = cast(Response, redirect(url, code=302, Response=Response))
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"  # the token stays ours
     return response

@@ -105,8 +105,8 @@ class _Batch:
             everything = clicks + [(None, at, index)
                                    for at, index in self.recent_clicks.get(send_id, [])]
             hits = classify.burst_indices([(at, index) for _, at, index in everything])
-            flagged.update(everything[i][0] for i in hits if everything[i][0] is not None)
-        return flagged  # type: ignore[return-value]
+            flagged.update(p for i in hits if (p := everything[i][0]) is not None)
+        return flagged
 
     def _verdict(self, hit: dict[str, Any], kind: str, send: store.SendFacts
                  ) -> classify.Verdict:
@@ -161,7 +161,8 @@ class _Batch:
 
     def _visit(self, hit: dict[str, Any]) -> None:
         vid, alt = hit.get("vid"), hit.get("alt_vid")
-        lead_id = self.visitors.get(vid) or (self.visitors.get(alt) if alt else None)
+        lead_id = (self.visitors.get(vid) if vid else None) or \
+            (self.visitors.get(alt) if alt else None)
         if lead_id is not None:
             if lead_id in self.untracked:
                 return
@@ -224,23 +225,25 @@ def _known_visitors(vids: set[str]) -> dict[str, int]:
         ).all())
     missing = [v for v in ids if v not in known]
     for part in store.chunks(missing):  # a form submission tied the browser to a lead
-        known.update(db.session.execute(
+        rows = db.session.execute(
             sa.select(Event.visitor_id, sa.func.max(Event.lead_id))
             .where(Event.visitor_id.in_(part), Event.lead_id.is_not(None),
                    Event.is_bot.is_(False))
             .group_by(Event.visitor_id)
-        ).all())
+        ).all()
+        known.update((vid, lead_id) for vid, lead_id in rows if vid and lead_id is not None)
     return known
 
 
 def _last_site_activity(lead_ids: set[int]) -> dict[int, datetime]:
     out: dict[int, datetime] = {}
     for part in store.chunks(sorted(lead_ids)):
-        out.update(db.session.execute(
+        rows = db.session.execute(
             sa.select(Event.lead_id, sa.func.max(Event.occurred_at))
             .where(Event.lead_id.in_(part), Event.type.in_(SITE_TYPES), Event.is_bot.is_(False))
             .group_by(Event.lead_id)
-        ).all())
+        ).all()
+        out.update((lead_id, at) for lead_id, at in rows if lead_id is not None)
     return out
 
 

@@ -35,7 +35,7 @@ from tests.nurture.worker_process import WorkerProcess, process_config, wait_for
 
 pytestmark = pytest.mark.slow
 
-WAIT_SECONDS = 10  # long enough for the click to be flushed to the database before the branch
+WAIT_SECONDS = 20  # the click must be flushed to the database before the branch, under load too
 FIRST_EMAIL_WITHIN = 5.0
 # Every periodic job each second, so the journey fits in a test; the worker and scheduler
 # processes read these from the instance folder's kindling.cfg.
