@@ -24,6 +24,7 @@ ENV_NAMES = (
     "BASE_URL",
     "INSTANCE_PATH",
     "KINDLING_ENV",
+    "CRM_WEBHOOK_SECRET",
 )
 
 

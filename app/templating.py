@@ -35,6 +35,7 @@ EVENT_LABELS = {
     "handoff_decided": "Sales decided on the lead",
     "handoff_refused": "A handoff decision was refused",
     "engagement_reset": "Engagement reset",
+    "outcome_recorded": "Outcome recorded (deal)",
 }
 
 

@@ -92,7 +92,11 @@ class Event(Model):
     except to attach an anonymous visitor's events to the lead it turns out to be."""
 
     __tablename__ = "events"
-    __table_args__ = (sa.Index("ix_events_lead_time", "lead_id", "occurred_at"),)
+    __table_args__ = (
+        sa.Index("ix_events_lead_time", "lead_id", "occurred_at"),
+        # The reports' daily rollups read one day of one type at a time.
+        sa.Index("ix_events_type_time", "type", "occurred_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     lead_id: Mapped[int | None] = mapped_column(sa.ForeignKey("leads.id", ondelete="CASCADE"))

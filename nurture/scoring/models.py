@@ -55,3 +55,42 @@ class LeadScore(Model):
 
     def __repr__(self) -> str:
         return f"<LeadScore lead={self.lead_id} {self.fit_grade} {self.engagement}>"
+
+
+class MqlSnapshot(db.Model):
+    """The score a lead had when it was handed to sales (its move to MQL), under the rules
+    active then: what calibration compares with what sales decided and what closed."""
+
+    __tablename__ = "scoring_mql_snapshots"
+
+    stage_change_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("stage_changes.id", ondelete="CASCADE"), primary_key=True,
+        autoincrement=False)
+    lead_id: Mapped[int] = mapped_column(index=True)
+    ruleset_version: Mapped[int] = mapped_column(default=0)
+    fit_points: Mapped[int] = mapped_column(default=0)
+    fit_grade: Mapped[str] = mapped_column(sa.String(1), default="F")
+    engagement: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    mql_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WhatIfRun(db.Model):
+    """A what-if replay of proposed thresholds or a rule set over the last N days of events,
+    run in the background; `result` holds its numbers once done."""
+
+    __tablename__ = "scoring_whatif_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"))
+    days: Mapped[int] = mapped_column(default=90)
+    label: Mapped[str] = mapped_column(sa.String(200), default="")
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    status: Mapped[str] = mapped_column(sa.String(10), default="queued")  # running | done | failed
+    result: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    created_by = relationship("User")

@@ -1,0 +1,5 @@
+"""Demo data for outcomes: placeholder."""
+
+
+def seed_outcomes() -> list[str]:
+    return []
