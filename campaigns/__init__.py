@@ -13,7 +13,7 @@ def init_app(app: Flask) -> None:
     from app.schedule import add_periodic
     from app.seed import add_seeder
     from app.templating import add_nav
-    from campaigns import admin, downloads, pages
+    from campaigns import admin, downloads, pages, reporting
     from campaigns.seed import seed_campaigns
     from forms.pipeline import add_submission_listener
 
@@ -36,3 +36,6 @@ def init_app(app: Flask) -> None:
     add_submission_listener(app, "campaigns.jobs.send_asset_email")
     # `asset_link(asset_id)` in nurture email templates.
     app.extensions["nurture_asset_link"] = downloads.link_for_lead
+    # The reports: campaign names, cost and dates; which campaign an embedded form credits.
+    app.extensions["report_campaigns"] = reporting.campaign_infos
+    app.extensions["report_credit"] = reporting.credit_factory
