@@ -45,3 +45,9 @@ def init_app(app: Flask) -> None:
     add_submission_listener(app, "nurture.jobs.enroll_from_submission")
     add_stage_listener(app, "nurture.jobs.on_stage_change")
     add_seeder(app, seed_demo)
+    # The Email report and its daily rollup (app.reports plugs them in).
+    from app.reports.registry import add_report, add_rollup
+    from nurture import reports
+
+    add_report(app, reports.REPORT)
+    add_rollup(app, reports.ROLLUP)

@@ -1,6 +1,7 @@
 """How packages plug into the reports without the core importing them.
 
 - `add_report(app, Report)`: a page under /admin/reports/<slug> (Reports in the nav).
+- `add_refresh_step(app, fn)`: other derived data refreshed with the rollups.
 - `add_rollup(app, Rollup)`: daily counts a package builds for a day from its own tables; the
   refresh rebuilds a day when events of the rollup's types arrived for it.
 - Hooks a feature package may set in `app.extensions` (the reports work without them):
@@ -57,6 +58,7 @@ class CampaignInfo:
 class _Hooks:
     reports: list[Report] = field(default_factory=list)
     rollups: list[Rollup] = field(default_factory=list)
+    steps: list[Callable[[], Any]] = field(default_factory=list)
 
 
 def _hooks(app: Flask) -> _Hooks:
@@ -73,6 +75,19 @@ def add_rollup(app: Flask, rollup: Rollup) -> None:
     hooks = _hooks(app)
     if all(r.name != rollup.name for r in hooks.rollups):
         hooks.rollups.append(rollup)
+
+
+def add_refresh_step(app: Flask, step: Callable[[], Any]) -> None:
+    """Run `step()` in every rollup refresh and rebuild (after the facts and days): derived
+    data of a package's own, kept current the same way. It must be idempotent and not commit
+    half a unit of work."""
+    hooks = _hooks(app)
+    if step not in hooks.steps:
+        hooks.steps.append(step)
+
+
+def refresh_steps() -> list[Callable[[], Any]]:
+    return list(_hooks(current_app).steps)
 
 
 def reports() -> list[Report]:

@@ -32,7 +32,7 @@ from app.leads.models import Event, Lead, StageChange
 from app.reports import facts
 from app.reports.days import as_date, bounds, day_sql
 from app.reports.models import ReportDaily, ReportLead, ReportState
-from app.reports.registry import Rollup, Row, credit_function, rollups
+from app.reports.registry import Rollup, Row, credit_function, refresh_steps, rollups
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,9 @@ def _refresh() -> Stats:
     _rebuild_days(days, stats, today)
     _save_marks({name: [(marks.get(name) or [0, 0])[1], highs[name]] for name in SOURCES})
     db.session.commit()
+    for step in refresh_steps():
+        step()
+        db.session.commit()
     return stats
 
 
@@ -202,6 +205,10 @@ def rebuild(*, progress: Callable[[str], None] | None = None,
                 progress(f"{rollup.name}: {len(days)} days")
         _save_marks({name: [highs[name], highs[name]] for name in SOURCES})
         db.session.commit()
+        for step in refresh_steps():
+            while step():  # a step returns how much it did; rebuild runs it to the end
+                db.session.commit()
+            db.session.commit()
         return stats
     finally:
         release()

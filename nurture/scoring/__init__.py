@@ -30,10 +30,19 @@ def init_app(app: Flask) -> None:
         app.config.setdefault(name, value)
     app.register_blueprint(admin.bp)
     app.cli.add_command(cli.scores)
-    add_nav(app, "scoring.rules", "Scoring", "marketer")
+    # Sales reads the rules, thresholds and calibration too (read-only).
+    add_nav(app, "scoring.rules", "Scoring", "marketer", "sales")
     add_lead_panel(app, render_panel)
     add_story_section(app, story_section)
     add_periodic(app, "nurture.scoring.jobs.sweep", int(app.config["SCORING_SWEEP_INTERVAL"]),
                  queue="scoring")
     add_seeder(app, seed_demo)
     incremental.init_app(app)
+    # The Scores report; the score at each handoff (calibration) kept with the rollups; the
+    # rule set active at a time, for the Speed report's rejection reasons.
+    from app.reports.registry import add_refresh_step, add_report
+    from nurture.scoring import calibration, reports
+
+    add_report(app, reports.REPORT)
+    add_refresh_step(app, calibration.snapshot_pending)
+    app.extensions["report_ruleset_at"] = calibration.ruleset_labels

@@ -7,26 +7,28 @@ import logging
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from redis.exceptions import RedisError
 
-from app import queue
-from app.auth.roles import marketer_required, staff_required
+from app import outbox, queue
+from app.auth.models import Role
+from app.auth.roles import staff_required
 from app.db import db
 from app.leads.models import Lead
-from nurture.scoring import rebuild, service
+from nurture.scoring import calibration, rebuild, service
 from nurture.scoring.admin_forms import (
     RestoreForm,
     RulesForm,
     ThresholdsForm,
+    WhatIfForm,
     add_blank_rows,
     kept_rows,
     rules_form_data,
     thresholds_form_data,
 )
 from nurture.scoring.explain import explain
-from nurture.scoring.models import RuleSet
+from nurture.scoring.models import RuleSet, WhatIfRun
 from nurture.scoring.rules import RuleError, Rules
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,16 @@ def _build(definition: dict[str, Any], rows: dict[str, list[int]]) -> Rules:
         raise EditorError(str(exc), exc.section) from None
 
 
+def _editor() -> bool:
+    """Marketers (and admins) change the rules; sales reads them."""
+    return current_user.has_role(Role.MARKETER)
+
+
+def _refuse_readers() -> None:
+    if request.method == "POST" and not _editor():
+        abort(403)
+
+
 def _save(rules: Rules, note: str) -> RuleSet:
     row = service.save_version(rules, user_id=current_user.id, note=note or "")
     db.session.commit()
@@ -72,8 +84,9 @@ def _save(rules: Rules, note: str) -> RuleSet:
 
 
 @bp.route("/admin/scoring/", methods=["GET", "POST"])
-@marketer_required
+@staff_required
 def rules():
+    _refuse_readers()
     active = service.active_rules()
     form = RulesForm()
     if not form.is_submitted():
@@ -101,13 +114,14 @@ def rules():
     elif not form.is_submitted():
         add_blank_rows(form.fit, form.engagement)
     failed = error is not None or bool(form.errors)
-    return render_template("scoring/rules.html", form=form, error=error, active=active), \
-        400 if failed else 200
+    return render_template("scoring/rules.html", form=form, error=error, active=active,
+                           editor=_editor()), 400 if failed else 200
 
 
 @bp.route("/admin/scoring/thresholds", methods=["GET", "POST"])
-@marketer_required
+@staff_required
 def thresholds():
+    _refuse_readers()
     active = service.active_rules()
     form = ThresholdsForm()
     if not form.is_submitted():
@@ -134,26 +148,73 @@ def thresholds():
         add_blank_rows(form.instant)
     failed = error is not None or bool(form.errors)
     return render_template("scoring/thresholds.html", form=form, error=error, active=active,
-                           preview=preview), 400 if failed else 200
+                           preview=preview, editor=_editor()), 400 if failed else 200
 
 
 @bp.route("/admin/scoring/versions")
-@marketer_required
+@staff_required
 def versions():
     rows = db.session.scalars(sa.select(RuleSet).order_by(RuleSet.version.desc())).all()
     return render_template("scoring/versions.html", versions=rows)
 
 
 @bp.route("/admin/scoring/versions/<int:version>", methods=["GET", "POST"])
-@marketer_required
+@staff_required
 def version(version: int):
+    _refuse_readers()
     row = db.session.scalar(sa.select(RuleSet).where(RuleSet.version == version)) or abort(404)
     form = RestoreForm()
     if form.validate_on_submit():
         _save(Rules.from_dict(row.definition), f"Restored from version {row.version}")
         return redirect(url_for("scoring.versions"))
     return render_template("scoring/version.html", version=row,
-                           rules=Rules.from_dict(row.definition), form=form)
+                           rules=Rules.from_dict(row.definition), form=form, editor=_editor())
+
+
+@bp.route("/admin/scoring/calibration", methods=["GET", "POST"])
+@staff_required
+def calibration_page():
+    """Calibration on outcomes, and what-if replays (both teams may run one: it changes
+    nothing but adds a run to the list)."""
+    active = service.active_rules()
+    saved = db.session.scalars(sa.select(RuleSet).order_by(RuleSet.version.desc())).all()
+    form = WhatIfForm()
+    form.version.choices = [("", "The active rules with the thresholds above")] + [
+        (str(v.version), f"Rule set v{v.version}" + (" (active)" if v.active else ""))
+        for v in saved]
+    if not form.is_submitted():
+        form.mql_grade.data = active.rules.mql_grade
+        form.mql_engagement.data = f"{active.rules.mql_engagement:g}"
+    error = None
+    if form.validate_on_submit():
+        if form.version.data:
+            row = next(v for v in saved if str(v.version) == form.version.data)
+            definition, label = dict(row.definition), f"rule set v{row.version}"
+        else:
+            definition = {**active.rules.to_dict(), "mql_grade": form.mql_grade.data,
+                          "mql_engagement": form.mql_engagement.data}
+            label = f"fit ≥ {form.mql_grade.data}, engagement ≥ {form.mql_engagement.data}"
+        try:
+            proposed = Rules.from_dict(definition)
+        except RuleError as exc:
+            error = str(exc)
+        else:
+            run = WhatIfRun(created_by_id=current_user.id, days=form.days.data,
+                            label=f"{label}, last {form.days.data} days",
+                            definition=proposed.to_dict(), status="queued")
+            db.session.add(run)
+            db.session.flush()
+            outbox.add("nurture.scoring.whatif.run", run.id, queue_name="scoring",
+                       dedupe_key=f"whatif:{run.id}")
+            db.session.commit()
+            flash("What-if started: the numbers appear below when the replay is done.", "info")
+            return redirect(url_for("scoring.calibration_page"))
+    runs = db.session.scalars(sa.select(WhatIfRun).order_by(WhatIfRun.id.desc()).limit(5)).all()
+    failed = error is not None or bool(form.errors)
+    return render_template("scoring/calibration.html", table=calibration.table(active.rules),
+                           active=active, form=form, error=error, runs=runs,
+                           running=any(r.status in ("queued", "running") for r in runs)), \
+        400 if failed else 200
 
 
 @bp.route("/admin/api/leads/<int:lead_id>/score")

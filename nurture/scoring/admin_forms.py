@@ -11,12 +11,13 @@ from wtforms import (
     FieldList,
     Form,
     FormField,
+    IntegerField,
     SelectChoice,
     SelectField,
     StringField,
     SubmitField,
 )
-from wtforms.validators import Length, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from nurture.scoring.rules import EVENT_TYPES, FIT_FIELDS, FIT_OPERATORS, GRADES, Rules
 
@@ -81,6 +82,17 @@ class ThresholdsForm(FlaskForm):
     note = StringField("What changed", validators=[Optional(), Length(max=500)])
     preview = SubmitField("Preview")
     save = SubmitField("Save as a new version")
+
+
+class WhatIfForm(FlaskForm):
+    mql_grade = SelectField("Fit grade at least", choices=[SelectChoice(g, g) for g in GRADES])
+    mql_engagement = StringField("Engagement at least", validators=[DataRequired(),
+                                                                    Length(max=10)])
+    version = SelectField("Rules", choices=[], validate_choice=True,
+                          description="Or replay a whole saved rule set (its own thresholds).")
+    days = IntegerField("Replay the last", default=90, validators=[NumberRange(1, 365)],
+                        description="days of events (1 to 365)")
+    run = SubmitField("Run the what-if")
 
 
 class RestoreForm(FlaskForm):

@@ -260,11 +260,13 @@ class BatchScorer:
                 points += rule_points
         return points
 
-    def engagement(self, events: Sequence[tuple], since: datetime | None = None) -> float:
+    def engagement(self, events: Sequence[tuple], since: datetime | None = None,
+                   at: datetime | None = None) -> float:
         """`engagement(...).score` of these tuples (oldest first), counting only events after
-        `since` (aware) when given."""
+        `since` (aware) when given. `at` (naive UTC, like the tuples' times): the score as of
+        that moment instead of the scorer's `now` (the what-if replay asks after each event)."""
         by_type = self._by_type
-        now = self._now
+        now = self._now if at is None else at
         half_life_seconds = self._half_life_seconds
         cutoff = None if since is None else _naive_utc(since)
         used: dict[tuple[int, int], float] = {}

@@ -20,7 +20,7 @@ import queue as queue_module
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -84,15 +84,20 @@ def lead_batches(batch_size: int, *where: Any) -> Iterator[list[Any]]:
         after = leads[-1].id
 
 
-def _event_sql(rules: Rules, postgres: bool) -> str:
+def _event_sql(rules: Rules, postgres: bool, since: datetime | None = None) -> str:
     """The human events of a range of leads, as rebuild tuples (`compute.EV_*`), ordered by
-    lead, time and id. Two integer placeholders: the lowest and highest lead id."""
+    lead, time and id. Two integer placeholders: the lowest and highest lead id. `since`
+    (aware): only events from then on (the what-if replay's window)."""
     at = "timezone('UTC', occurred_at)" if postgres else "occurred_at"
     data = "data" if rules.needs_event_data else "NULL"
     mark = "%s" if postgres else "?"
+    window = ""
+    if since is not None:  # a time we made, never user input: safe as a literal
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        window = f" AND occurred_at >= '{stamp}{'+00' if postgres else ''}'"
     return (f"SELECT lead_id, id, type, {at}, url, campaign_id, {data} FROM events "
             f"WHERE lead_id BETWEEN {mark} AND {mark} AND is_bot = {'false' if postgres else '0'}"
-            " ORDER BY lead_id, occurred_at, id")
+            f"{window} ORDER BY lead_id, occurred_at, id")
 
 
 def _read_events(sql: str, low: int, high: int, postgres: bool) -> list[tuple]:
@@ -111,8 +116,8 @@ def _read_events(sql: str, low: int, high: int, postgres: bool) -> list[tuple]:
 class _RangeReader:
     """The events of each batch's id range, one query per batch (SQLite)."""
 
-    def __init__(self, rules: Rules) -> None:
-        self._sql = _event_sql(rules, postgres=False)
+    def __init__(self, rules: Rules, since: datetime | None = None) -> None:
+        self._sql = _event_sql(rules, postgres=False, since=since)
 
     def take(self, low: int, high: int) -> list[tuple]:
         return _read_events(self._sql, low, high, postgres=False)
@@ -129,8 +134,8 @@ class _StreamReader:
 
     CHUNK = 50_000
 
-    def __init__(self, rules: Rules) -> None:
-        sql = _event_sql(rules, postgres=True).replace(
+    def __init__(self, rules: Rules, since: datetime | None = None) -> None:
+        sql = _event_sql(rules, postgres=True, since=since).replace(
             "lead_id BETWEEN %s AND %s", "lead_id IS NOT NULL")
         self._connection = db.engine.connect()
         try:
@@ -171,8 +176,8 @@ class _StreamReader:
             self._connection.close()
 
 
-def _event_reader(rules: Rules) -> _RangeReader | _StreamReader:
-    return _StreamReader(rules) if _postgres() else _RangeReader(rules)
+def _event_reader(rules: Rules, since: datetime | None = None) -> _RangeReader | _StreamReader:
+    return _StreamReader(rules, since) if _postgres() else _RangeReader(rules, since)
 
 
 def assess_batch(leads: list[Any], rules: Rules, now: datetime, *,

@@ -43,13 +43,21 @@ def versions():
     return db.session.scalars(sa.select(RuleSet).order_by(RuleSet.version)).all()
 
 
-def test_sales_users_cannot_open_the_rules_editor(app, client, auth):
+def test_sales_users_read_the_rules_and_thresholds_but_cannot_change_them(app, client, auth):
+    """Issue 12: both teams argue from the same numbers, so sales may open the rules, the
+    thresholds, the history and the calibration page, read-only."""
     auth.login_as("sales")
-    for path in ("/admin/scoring/", "/admin/scoring/thresholds", "/admin/scoring/versions"):
-        assert client.get(path).status_code == 403
+    for path in ("/admin/scoring/", "/admin/scoring/thresholds", "/admin/scoring/versions",
+                 "/admin/scoring/calibration"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+    for path in ("/admin/scoring/", "/admin/scoring/thresholds"):
+        html = client.get(path).get_data(as_text=True)
+        assert "Read-only." in html and '<fieldset class="plain" disabled>' in html
     token = auth.csrf("/admin/")  # a valid token: only the role check can refuse it
     assert client.post("/admin/scoring/", data={"csrf_token": token}).status_code == 403
-    assert "Scoring" not in client.get("/admin/").get_data(as_text=True)
+    assert client.post("/admin/scoring/thresholds", data={"csrf_token": token}).status_code == 403
+    assert versions() == []
 
 
 def test_marketer_sees_the_editor_with_the_defaults(app, client, auth):

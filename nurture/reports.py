@@ -1,0 +1,135 @@
+"""The Email report: per sequence step, sends, people's opens and clicks, unsubscribes and
+bounces, with machine opens and clicks apart. Rolled up daily (`email` rollup).
+
+Each number counts emails (sends), not events: a send opened five times is one open. A send
+counts on the day its first event of that kind happened (the send itself on the day it was
+sent), so summing days never counts one email twice. Rates divide by the emails sent in the
+range, so in a short range an email sent before it but opened in it can lift a rate.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+
+import sqlalchemy as sa
+
+from app.db import db
+from app.leads.models import Event
+from app.reports import charts, query
+from app.reports.days import bounds
+from app.reports.registry import Report, Rollup, Row
+from app.reports.tables import Rate, Result, Table
+from nurture.models import Enrollment, Send, Sequence, Step
+
+# (event type, machine?) -> metric
+KINDS = {("email_sent", False): "email_sent", ("email_opened", False): "email_open_human",
+         ("email_opened", True): "email_open_machine", ("email_clicked", False): "email_click_human",
+         ("email_clicked", True): "email_click_machine", ("unsubscribed", False): "email_unsubscribed",
+         ("bounced", False): "email_bounced"}
+METRICS = tuple(dict.fromkeys(KINDS.values()))
+TYPES = tuple(sorted({t for t, _ in KINDS}))
+
+
+def _metric(kind: str, is_bot: bool) -> str | None:
+    if kind in ("email_sent", "unsubscribed", "bounced"):
+        return KINDS[(kind, False)]
+    return KINDS.get((kind, bool(is_bot)))
+
+
+def _send_id(text: object) -> int | None:
+    try:
+        return int(str(text))
+    except (TypeError, ValueError):
+        return None
+
+
+def build(day: date) -> list[Row]:
+    start, end = bounds(day)
+    send_key = Event.data["send_id"].as_string()
+    found: dict[tuple[int, str], int] = {}
+    for lead_id, kind, is_bot, key in db.session.execute(
+            sa.select(Event.lead_id, Event.type, Event.is_bot, send_key)
+            .where(Event.type.in_(TYPES), Event.occurred_at >= start, Event.occurred_at < end,
+                   send_key.is_not(None))):
+        metric, send_id = _metric(kind, is_bot), _send_id(key)
+        if metric and send_id is not None:
+            found[(send_id, metric)] = lead_id
+    if not found:
+        return []
+    # Drop what already happened to the same email on an earlier day (counted then).
+    leads = sorted({lead for lead in found.values() if lead is not None})
+    keys = sorted({str(send_id) for send_id, _ in found})
+    for part in range(0, len(leads), 500):
+        for kind, is_bot, key in db.session.execute(
+                sa.select(Event.type, Event.is_bot, send_key)
+                .where(Event.lead_id.in_(leads[part:part + 500]), Event.type.in_(TYPES),
+                       Event.occurred_at < start, send_key.in_(keys)).distinct()):
+            found.pop((_send_id(key) or 0, _metric(kind, is_bot) or ""), None)
+    sends = sorted({send_id for send_id, _ in found})
+    where: dict[int, tuple[int, int]] = {}
+    for part in range(0, len(sends), 500):
+        for send_id, step_id, campaign_id in db.session.execute(
+                sa.select(Send.id, Send.step_id, Enrollment.campaign_id)
+                .join(Enrollment, Enrollment.id == Send.enrollment_id)
+                .where(Send.id.in_(sends[part:part + 500]))):
+            where[send_id] = (step_id, campaign_id or 0)
+    rows: list[Row] = []
+    for (send_id, metric) in found:
+        if send_id in where:
+            step_id, campaign_id = where[send_id]
+            rows.append((metric, campaign_id, "", "", str(step_id), 1))
+    return rows
+
+
+def email(f) -> Result:
+    found = query.sums(METRICS, f.since, f.until, campaign_id=f.campaign_id,
+                       by=("metric", "detail"))
+    counts: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(METRICS, 0))
+    for (metric, detail), value in found.items():
+        counts[int(detail)][metric] += value
+    steps = {s.id: s for s in db.session.scalars(sa.select(Step).where(Step.id.in_(list(counts))))}
+    sequences = {s.id: s.name for s in db.session.scalars(
+        sa.select(Sequence).where(Sequence.id.in_({s.sequence_id for s in steps.values()})))}
+
+    def label(step_id: int) -> tuple[str, str]:
+        step = steps.get(step_id)
+        if step is None:
+            return "(removed)", f"step {step_id}"
+        return sequences.get(step.sequence_id, "?"), f"{step.position + 1}. {step.subject}"
+
+    ordered = sorted(counts, key=lambda s: (label(s)[0], steps[s].position if s in steps else 0))
+    rows = []
+    for step_id in ordered:
+        c = counts[step_id]
+        sequence, step = label(step_id)
+        rows.append([f"{sequence} · {step}", c["email_sent"], c["email_open_human"],
+                     Rate(c["email_open_human"], c["email_sent"]), c["email_click_human"],
+                     Rate(c["email_click_human"], c["email_sent"]), c["email_unsubscribed"],
+                     c["email_bounced"], c["email_open_machine"], c["email_click_machine"]])
+    chart = charts.hbar(
+        "email-chart", f"People's opens per email, {f.since} to {f.until}",
+        "One bar per sequence email: the emails opened by a person, with the open rate. "
+        + "; ".join(f"{r[0]}: {r[2]} opened of {r[1]} sent" for r in rows) + ".",
+        [(r[0][:22], float(r[2]), f"{r[2]:,} of {r[1]:,} ({r[3]})") for r in rows],
+        color=PALETTE_EMAIL) if rows else None
+    table = Table("steps", "Per sequence step",
+                  ["Email (sequence · step)", "Sent", "Opened by a person", "Open rate",
+                   "Clicked by a person", "Click rate", "Unsubscribed", "Bounced",
+                   "Machine opens", "Machine clicks"], rows, chart=chart,
+                  csv_columns=["email", "sent", "human_opens", "open_rate_percent",
+                               "human_clicks", "click_rate_percent", "unsubscribed", "bounced",
+                               "machine_opens", "machine_clicks"],
+                  intro="Opens and clicks by people; privacy proxies, link scanners and other "
+                        "machines are counted apart and never in the rates. Each email counts "
+                        "once per kind, on the day it first happened.")
+    return Result(tables=[table], empty=not rows,
+                  empty_message="No sequence email was sent, opened or clicked in this range.")
+
+
+PALETTE_EMAIL = charts.PALETTE[3]
+
+ROLLUP = Rollup("email", METRICS, build, event_types=TYPES)
+REPORT = Report("email", "Email", email, 50,
+                "Per sequence step: sends, people's opens and clicks, unsubscribes, bounces; "
+                "machine opens apart.", filters=("range", "campaign"))

@@ -1,0 +1,197 @@
+"""What if the MQL thresholds (or the whole rule set) were different? Replayed over the last N
+days of events, with the scorer the rebuild uses (`compute.BatchScorer`, `rebuild`'s readers).
+
+The replay starts every lead from zero N days ago and walks its human events in order: after
+each one it asks whether the lead would qualify as an MQL at that moment (fit grade and
+engagement at the thresholds, or an instant-MQL activity). A lead counts once, the first time.
+Only leads open to scoring at the start of the window (subscriber, lead, recycled) or created
+during it are replayed; a move to recycled inside the window resets engagement there, as it
+does in production. The current rules are replayed the same way, so the difference is the
+rules' alone, and the leads one set would send and the other would not are compared with what
+really happened to them: accepted by sales, customers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import operator
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.db import db, utcnow
+from app.leads.models import Lead, Stage, StageChange
+from app.sales.models import Assignment
+from nurture.scoring import rebuild, service
+from nurture.scoring.compute import EV_AT, EV_TYPE, BatchScorer, _Event
+from nurture.scoring.models import WhatIfRun
+from nurture.scoring.rules import Rules, grade_at_least
+
+log = logging.getLogger(__name__)
+
+MAX_DAYS = 365
+_LEAD = operator.itemgetter(0)
+
+
+class Replayer:
+    """One rule set's replay: which leads it would have made MQLs in the window."""
+
+    def __init__(self, rules: Rules, now: datetime) -> None:
+        self.rules = rules
+        self.scorer = BatchScorer(rules, now)
+        self.pointed = {rule.event_type for rule in rules.engagement if rule.points > 0}
+        self.instant = rules.instant
+        self.qualified: set[int] = set()
+
+    def _instant(self, grade: str, event: tuple) -> bool:
+        if not self.instant:
+            return False
+        seen = _Event(event)
+        return any((not rule.min_grade or grade_at_least(grade, rule.min_grade))
+                   and rule.matches(seen) for rule in self.instant)
+
+    def replay(self, lead: Any, events: list[tuple], resets: list[datetime]) -> None:
+        rules = self.rules
+        grade = rules.grade(self.scorer.fit_points(lead))
+        by_grade = grade_at_least(grade, rules.mql_grade)
+        if not by_grade and not self.instant:
+            return
+        last = len(events) - 1
+        for index, event in enumerate(events):
+            when = event[EV_AT]
+            if self._instant(grade, event):
+                self.qualified.add(lead.id)
+                return
+            if not by_grade or event[EV_TYPE] not in self.pointed:
+                continue
+            if index < last and events[index + 1][EV_AT] == when:
+                continue  # ask after the last event of the same instant
+            since = max((r for r in resets if r < when), default=None)
+            score = self.scorer.engagement(events[:index + 1],
+                                           since.replace(tzinfo=UTC) if since else None,
+                                           at=when)
+            if score >= rules.mql_engagement:
+                self.qualified.add(lead.id)
+                return
+
+
+def _history(lead_ids: list[int], start: datetime) -> tuple[set[int], dict[int, list[datetime]]]:
+    """(leads not open to scoring at `start`, recycle moves inside the window per lead)."""
+    closed: set[int] = set()
+    resets: dict[int, list[datetime]] = {}
+    stage_at_start: dict[int, str] = {}
+    for part in range(0, len(lead_ids), 1000):
+        for lead_id, stage, when in db.session.execute(
+                sa.select(StageChange.lead_id, StageChange.to_stage, StageChange.changed_at)
+                .where(StageChange.lead_id.in_(lead_ids[part:part + 1000]))
+                .order_by(StageChange.lead_id, StageChange.changed_at, StageChange.id)):
+            if when < start:
+                stage_at_start[lead_id] = stage
+            elif stage == Stage.RECYCLED.value:
+                resets.setdefault(lead_id, []).append(when.astimezone(UTC).replace(tzinfo=None))
+    for lead_id, stage in stage_at_start.items():
+        if stage not in service.ELIGIBLE_STAGES:
+            closed.add(lead_id)
+    return closed, resets
+
+
+def replay(rule_sets: list[Rules], days: int, *, now: datetime | None = None,
+           batch_size: int = rebuild.BATCH_SIZE) -> tuple[list[set[int]], int, int]:
+    """For each rule set, the leads it would have made MQLs over the last `days` days. Also
+    returns how many leads and events were replayed. One pass over the window's events."""
+    now = now or utcnow()
+    start = now - timedelta(days=days)
+    players = [Replayer(rules, now) for rules in rule_sets]
+    reading = next((r for r in rule_sets if r.needs_event_data), rule_sets[0])
+    reader = rebuild._event_reader(reading, since=start)
+    leads_seen = events_seen = 0
+    try:
+        for leads in rebuild.lead_batches(batch_size):
+            events = reader.take(leads[0].id, leads[-1].id)
+            if not events:
+                continue
+            by_lead = {lead_id: list(rows)
+                       for lead_id, rows in itertools.groupby(events, key=_LEAD)}
+            closed, resets = _history(sorted(by_lead), start)
+            for lead in leads:
+                mine = by_lead.get(lead.id)
+                if not mine or lead.id in closed:
+                    continue
+                leads_seen += 1
+                events_seen += len(mine)
+                for player in players:
+                    player.replay(lead, mine, resets.get(lead.id, []))
+            db.session.commit()  # end the read transaction of the batch (SQLite)
+    finally:
+        reader.close()
+    return [p.qualified for p in players], leads_seen, events_seen
+
+
+def _outcomes(lead_ids: Iterable[int]) -> tuple[set[int], set[int]]:
+    """(accepted by sales at some point, became customers) among these leads."""
+    ids = sorted(lead_ids)
+    accepted: set[int] = set()
+    customers: set[int] = set()
+    for part in range(0, len(ids), 1000):
+        chunk = ids[part:part + 1000]
+        accepted.update(db.session.scalars(sa.select(Assignment.lead_id).where(
+            Assignment.lead_id.in_(chunk), Assignment.outcome == "accepted")))
+        customers.update(db.session.scalars(sa.select(StageChange.lead_id).where(
+            StageChange.lead_id.in_(chunk), StageChange.to_stage == Stage.CUSTOMER.value)))
+    return accepted, customers
+
+
+def compare(proposed: Rules, days: int, *, now: datetime | None = None) -> dict[str, Any]:
+    """The what-if's numbers: proposed against the active rules over the same replay."""
+    now = now or utcnow()
+    current = service.active_rules()
+    (today, then), leads, events = replay([current.rules, proposed], days, now=now)
+    dropped, added = today - then, then - today
+    accepted, customers = _outcomes(dropped | added)
+    actual = db.session.scalar(sa.select(sa.func.count(StageChange.id)).where(
+        StageChange.to_stage == Stage.MQL.value,
+        StageChange.changed_at >= now - timedelta(days=days)))
+    return {
+        "days": days, "since": (now - timedelta(days=days)).isoformat(),
+        "current_version": current.version, "current_mqls": len(today),
+        "proposed_mqls": len(then), "difference": len(then) - len(today),
+        "dropped": len(dropped), "dropped_accepted": len(dropped & accepted),
+        "dropped_customers": len(dropped & customers),
+        "added": len(added), "added_accepted": len(added & accepted),
+        "added_customers": len(added & customers),
+        "actual_mqls": int(actual or 0), "leads_replayed": leads, "events_replayed": events,
+        "dropped_sample": sorted(dropped)[:20], "added_sample": sorted(added)[:20],
+    }
+
+
+def run(run_id: int) -> str:
+    """Outbox job: carry out a queued what-if and store its numbers. Safe to run twice."""
+    row = db.session.get(WhatIfRun, run_id)
+    if row is None or row.status in ("done", "failed"):
+        return "skipped"
+    row.status = "running"
+    db.session.commit()
+    started = utcnow()
+    try:
+        proposed = Rules.from_dict(row.definition)
+        result = compare(proposed, row.days, now=row.created_at)
+    except Exception as exc:
+        db.session.rollback()
+        row = db.session.get(WhatIfRun, run_id)
+        row.status, row.error, row.finished_at = "failed", f"{type(exc).__name__}: {exc}"[:2000], utcnow()
+        db.session.commit()
+        log.exception("what-if %s failed", run_id)
+        return "failed"
+    result["seconds"] = round((utcnow() - started).total_seconds(), 1)
+    row.status, row.result, row.finished_at = "done", result, utcnow()
+    db.session.commit()
+    return "done"
+
+
+def leads_named(ids: list[int]) -> list[Lead]:
+    if not ids:
+        return []
+    return list(db.session.scalars(sa.select(Lead).where(Lead.id.in_(ids)).order_by(Lead.id)))
