@@ -14,6 +14,7 @@ def init_app(app: Flask) -> None:
     from app.seed import add_seeder
     from app.templating import add_nav
     from campaigns import admin, downloads, pages, reporting
+    from campaigns.demo_history import seed_demo_history
     from campaigns.seed import seed_campaigns
     from forms.pipeline import add_submission_listener
 
@@ -29,6 +30,7 @@ def init_app(app: Flask) -> None:
     add_nav(app, "campaigns.index", "Campaigns", "marketer")
     add_nav(app, "campaigns.assets_index", "Assets", "marketer")
     add_seeder(app, seed_campaigns)
+    add_seeder(app, seed_demo_history)  # the reports' six weeks of history
     # Landing-page views wait in Redis; this writes them as page_viewed events.
     add_periodic(app, "campaigns.jobs.flush_page_views",
                  int(app.config["PAGE_VIEW_FLUSH_INTERVAL"]), queue="tracking")

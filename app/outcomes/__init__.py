@@ -20,8 +20,6 @@ def init_app(app: Flask) -> None:
     from app.extensions import csrf
     from app.outcomes import models as _models  # noqa: F401  this package's tables
     from app.outcomes import panel, webhook
-    from app.outcomes.seed import seed_outcomes
-    from app.seed import add_seeder
 
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)
@@ -29,4 +27,3 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(webhook.bp)
     csrf.exempt(webhook.bp)
     templating.add_lead_panel(app, panel.lead_panel)
-    add_seeder(app, seed_outcomes)

@@ -23,7 +23,7 @@ from app.outcomes.models import Outcome
 from app.reports import charts, query
 from app.reports.days import start_of
 from app.reports.facts import CHANNELS, FUNNEL
-from app.reports.filters import Filters, period_label, period_start, periods
+from app.reports.filters import Filters, grain_heading, period_label, period_start, periods
 from app.reports.models import ReportLead
 from app.reports.registry import CampaignInfo, Report, campaign_names, campaigns, ruleset_labels
 from app.reports.tables import Hours, Rate, Result, Table, money
@@ -73,7 +73,7 @@ def funnel(f: Filters) -> Result:
             for r in rows) + ".",
         [(r[0], float(r[1]), f"{r[1]:,}" + (f"  ·  {r[2]}" if r[2] and r[2].value is not None
                                              else "")) for r in rows])
-    tables = [Table("funnel", "Funnel", ["Stage", "Count", "Conversion from the stage above"],
+    tables = [Table("funnel", "Funnel", ["Stage", "Count", "From the stage above"],
                     rows, chart=chart,
                     csv_columns=["stage", "count", "conversion_from_previous_percent"],
                     intro=f"Counting {_mode_words(f)}. Page visits are people's views of "
@@ -139,7 +139,7 @@ def over_time(f: Filters) -> Result:
             f"Stacked columns: {what} per {f.grain}, one colour per channel "
             f"({', '.join(names)}). The table beside it lists every number.",
             labels, [(n, [float(r[1 + i]) for r in rows]) for i, n in enumerate(names)])
-        tables.append(Table(key, title, [f.grain.capitalize(), *names, "Total"], rows,
+        tables.append(Table(key, title, [grain_heading(f.grain), *names, "Total"], rows,
                             chart=chart, intro=f"Counting {what} per {f.grain}."))
     top = sorted(source_totals, key=lambda s: (-source_totals[s][0], s))
     shown, rest = top[:6], top[6:]
@@ -156,7 +156,7 @@ def over_time(f: Filters) -> Result:
         "The table beside it lists every number.", labels,
         [(n, [float(v) for v in values]) for n, values in series]) if series else None
     tables.append(Table("leads_by_source", "New leads by UTM source",
-                        [f.grain.capitalize(), *(n for n, _ in series)], rows, chart=chart,
+                        [grain_heading(f.grain), *(n for n, _ in series)], rows, chart=chart,
                         intro="The utm_source of the submission that created the lead."))
     tables.append(Table("sources", "UTM sources in the range",
                         ["UTM source", "Leads", "MQLs", "Lead → MQL"],

@@ -169,5 +169,4 @@ def _nice_step(peak: float) -> float:
 
 
 def _short(label: str) -> str:
-    return label.replace("week of ", "")[5:] if label.startswith("week of ") else (
-        label[5:] if len(label) == 10 else label)
+    return label[5:] if len(label) == 10 else label

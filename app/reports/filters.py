@@ -103,6 +103,8 @@ def periods(since: date, until: date, grain: str) -> list[date]:
 def period_label(start: date, grain: str) -> str:
     if grain == "month":
         return start.strftime("%Y-%m")
-    if grain == "week":
-        return f"week of {start.isoformat()}"
     return start.isoformat()
+
+
+def grain_heading(grain: str) -> str:
+    return {"day": "Day", "week": "Week of", "month": "Month"}[grain]

@@ -158,7 +158,7 @@ def test_over_time_by_channel_and_source(world):
                                             for i in range(1, len(channel.columns))]))
     assert totals == {"Hosted page": 6, "Embedded form": 2, "Import": 1, "Total": 9}
     weeks = [r[0] for r in channel.rows]
-    assert weeks == ["week of 2026-06-01", "week of 2026-06-08", "week of 2026-06-15"]
+    assert weeks == ["2026-06-01", "2026-06-08", "2026-06-15"]
     sources = {r[0]: r[1:3] for r in result.table("sources").rows}
     assert sources["google"] == [3, 2] and sources["newsletter"] == [1, 1]
 

@@ -1,5 +1,0 @@
-"""Demo data for outcomes: placeholder."""
-
-
-def seed_outcomes() -> list[str]:
-    return []

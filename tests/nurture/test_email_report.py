@@ -1,0 +1,65 @@
+"""The Email report: per step, emails (not events) sent, opened and clicked by people,
+unsubscribed and bounced, machine opens apart; each email counted once per kind."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import time_machine
+
+from app.db import db
+from app.leads.service import record_event
+from app.reports.filters import Filters
+from app.reports.rollup import refresh
+from nurture import reports
+from nurture.models import Enrollment, Send
+from tests.nurture.factories import email_step, make_lead, make_sequence
+
+NOW = datetime(2026, 6, 15, 12, tzinfo=UTC)
+
+
+def _send(lead, sequence, step, sent_at):
+    enrollment = Enrollment(lead_id=lead.id, sequence_id=sequence.id, step_id=step.id,
+                            status="finished", campaign_id=None)
+    db.session.add(enrollment)
+    db.session.flush()
+    send = Send(enrollment_id=enrollment.id, step_id=step.id, lead_id=lead.id, status="sent",
+                subject=step.subject, sent_at=sent_at)
+    db.session.add(send)
+    db.session.flush()
+    data = {"send_id": str(send.id), "step_id": step.id, "sequence_id": sequence.id}
+    record_event(lead, "email_sent", occurred_at=sent_at, data=data)
+    return send, data
+
+
+def test_each_email_counts_once_per_kind_and_machines_apart(app):
+    with time_machine.travel(NOW, tick=False):
+        sequence = make_sequence(email_step(subject="Welcome"), email_step(subject="Follow"))
+        first, second = sequence.steps
+        day = NOW - timedelta(days=3)
+        people = [make_lead(f"p{n}@example.com") for n in range(4)]
+        sent = [_send(lead, sequence, first, day) for lead in people]
+        _, data0 = sent[0]
+        # p0 opens on two days and clicks twice: one open, one click.
+        for when in (day + timedelta(hours=1), day + timedelta(days=1)):
+            record_event(people[0], "email_opened", occurred_at=when, data=data0)
+            record_event(people[0], "email_clicked", occurred_at=when, data=data0)
+        # p1's open is Apple's proxy: a machine open, not a person's.
+        record_event(people[1], "email_opened", occurred_at=day, data=sent[1][1], is_bot=True,
+                     bot_reason="Apple Mail privacy proxy")
+        record_event(people[2], "unsubscribed", occurred_at=day + timedelta(hours=2),
+                     data={"send_id": sent[2][1]["send_id"]})  # the page gives no step
+        record_event(people[3], "bounced", occurred_at=day, data=sent[3][1])
+        _send(people[0], sequence, second, NOW - timedelta(days=1))
+        db.session.commit()
+        refresh()
+        result = reports.email(Filters(since=(NOW - timedelta(days=6)).date(),
+                                       until=NOW.date()))
+    rows = {r[0]: r for r in result.table("steps").rows}
+    welcome = rows["Welcome · 1. Welcome"]
+    assert welcome[1:3] == [4, 1] and str(welcome[3]) == "25.0 %"
+    assert welcome[4] == 1 and welcome[6:10] == [1, 1, 1, 0]  # unsub, bounce, machine opens
+    follow = rows["Welcome · 2. Follow"]
+    assert follow[1:3] == [1, 0]
+    # The chart draws the same numbers as the table.
+    assert 'data-value="1"' in str(result.table("steps").chart)
