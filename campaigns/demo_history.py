@@ -160,5 +160,6 @@ def seed_demo_history() -> list[str]:
     db.session.commit()
     won = db.session.scalar(sa.select(sa.func.sum(Outcome.amount))
                             .where(Outcome.stage == "customer")) or 0
-    return [f"Demo history: {len(PEOPLE)} people through the demo campaign, {closed} closed "
-            f"({won:,.0f} USD won); reports at /admin/reports/"]
+    line = (f"Demo history: {len(PEOPLE)} people through the demo campaign, {closed} closed "
+            f"({won:,.0f} USD won); reports at /admin/reports/")
+    return [line]
