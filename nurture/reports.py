@@ -111,7 +111,7 @@ def email(f) -> Result:
         "email-chart", f"People's opens per email, {f.since} to {f.until}",
         "One bar per sequence email: the emails opened by a person, with the open rate. "
         + "; ".join(f"{r[0]}: {r[2]} opened of {r[1]} sent" for r in rows) + ".",
-        [(r[0][:22], float(r[2]), f"{r[2]:,} of {r[1]:,} ({r[3]})") for r in rows],
+        [(r[0].split(" · ", 1)[-1], float(r[2]), f"{r[2]:,} of {r[1]:,} ({r[3]})") for r in rows],
         color=PALETTE_EMAIL) if rows else None
     table = Table("steps", "Per sequence step",
                   ["Email (sequence · step)", "Sent", "Opened by a person", "Open rate",

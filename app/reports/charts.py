@@ -50,7 +50,7 @@ def hbar(chart_id: str, title: str, desc: str,
         parts.append(
             f'<g class="bar" data-label="{escape(label)}" data-value="{escape(_num(value))}">'
             f'<text x="{label_w - 8}" y="{y + 21}" text-anchor="end" fill="{INK}" {FONT} '
-            f'font-size="14">{escape(label)}</text>'
+            f'font-size="14">{escape(_fit(label))}</text>'
             f'<rect x="{label_w}" y="{y + 6}" width="{bar:.1f}" height="{row_h - 12}" '
             f'fill="{color}" rx="3"></rect>'
             f'<text x="{label_w + bar + 6:.1f}" y="{y + 21}" fill="{INK}" {FONT} '
@@ -150,6 +150,11 @@ def heatmap(chart_id: str, title: str, desc: str, x_labels: Sequence[str],
                      f'<text x="{x0 + 4}" y="{top + cell_h * len(y_labels) + 40}" '
                      f'fill="#be123c" {FONT} font-size="13">{escape(line_label)}</text>')
     return _frame(chart_id, title, desc, width, height, "".join(parts))
+
+
+def _fit(label: str, room: int = 18) -> str:
+    """A bar label short enough for its column (the table beside has it whole)."""
+    return label if len(label) <= room else label[:room - 1].rstrip() + "…"
 
 
 def _blend(share: float) -> str:
