@@ -42,7 +42,12 @@ class Replayer:
     def __init__(self, rules: Rules, now: datetime) -> None:
         self.rules = rules
         self.scorer = BatchScorer(rules, now)
-        self.pointed = {rule.event_type for rule in rules.engagement if rule.points > 0}
+        # The most one event of a type can add (no decay, no cap): an upper bound that lets
+        # the replay skip leads, and moments, that cannot reach the line.
+        self.most: dict[str, float] = {}
+        for rule in rules.engagement:
+            if rule.points > 0:
+                self.most[rule.event_type] = self.most.get(rule.event_type, 0.0) + rule.points
         self.instant = rules.instant
         self.qualified: set[int] = set()
 
@@ -53,20 +58,31 @@ class Replayer:
         return any((not rule.min_grade or grade_at_least(grade, rule.min_grade))
                    and rule.matches(seen) for rule in self.instant)
 
-    def replay(self, lead: Any, events: list[tuple], resets: list[datetime]) -> None:
+    def could(self, events: list[tuple]) -> bool:
+        """False when even undecayed, uncapped, these events stay under the line."""
+        if self.instant:
+            return True
+        most = self.most
+        return sum(most.get(e[EV_TYPE], 0.0) for e in events) >= self.rules.mql_engagement
+
+    def replay(self, lead: Any, events: list[tuple], resets: list[datetime],
+               fit_points: int) -> None:
         rules = self.rules
-        grade = rules.grade(self.scorer.fit_points(lead))
+        grade = rules.grade(fit_points)
         by_grade = grade_at_least(grade, rules.mql_grade)
         if not by_grade and not self.instant:
             return
         last = len(events) - 1
+        most, line, bound = self.most, rules.mql_engagement, 0.0
         for index, event in enumerate(events):
             when = event[EV_AT]
             if self._instant(grade, event):
                 self.qualified.add(lead.id)
                 return
-            if not by_grade or event[EV_TYPE] not in self.pointed:
-                continue
+            gain = most.get(event[EV_TYPE], 0.0)
+            bound += gain
+            if not by_grade or not gain or bound < line:
+                continue  # adds nothing, or cannot be over the line yet
             if index < last and events[index + 1][EV_AT] == when:
                 continue  # ask after the last event of the same instant
             since = max((r for r in resets if r < when), default=None)
@@ -101,29 +117,41 @@ def _history(lead_ids: list[int], start: datetime) -> tuple[set[int], dict[int, 
 def replay(rule_sets: list[Rules], days: int, *, now: datetime | None = None,
            batch_size: int = rebuild.BATCH_SIZE) -> tuple[list[set[int]], int, int]:
     """For each rule set, the leads it would have made MQLs over the last `days` days. Also
-    returns how many leads and events were replayed. One pass over the window's events."""
+    returns how many leads could reach the line and were scored, and how many events the
+    window held. One pass over the window's events."""
     now = now or utcnow()
     start = now - timedelta(days=days)
     players = [Replayer(rules, now) for rules in rule_sets]
     reading = next((r for r in rule_sets if r.needs_event_data), rule_sets[0])
     reader = rebuild._event_reader(reading, since=start)
     leads_seen = events_seen = 0
+    highest = int(db.session.scalar(sa.select(sa.func.max(Lead.id))) or 0)
     try:
-        for leads in rebuild.lead_batches(batch_size):
-            events = reader.take(leads[0].id, leads[-1].id)
+        for low in range(1, highest + 1, batch_size):
+            events = reader.take(low, low + batch_size - 1)
             if not events:
                 continue
             by_lead = {lead_id: list(rows)
                        for lead_id, rows in itertools.groupby(events, key=_LEAD)}
-            closed, resets = _history(sorted(by_lead), start)
+            del events
+            events_seen += sum(map(len, by_lead.values()))
+            # Only the leads some rule set could send: the profile read, the fit and the
+            # history are asked for those alone.
+            hopeful = [i for i, rows in by_lead.items() if any(p.could(rows) for p in players)]
+            closed, resets = _history(sorted(hopeful), start)
+            leads = db.session.execute(sa.select(*rebuild.LEAD_COLUMNS).where(
+                Lead.id.in_([i for i in hopeful if i not in closed]))).all() if hopeful else []
             for lead in leads:
-                mine = by_lead.get(lead.id)
-                if not mine or lead.id in closed:
-                    continue
+                mine = by_lead[lead.id]
                 leads_seen += 1
-                events_seen += len(mine)
+                fits: dict[int, int] = {}
                 for player in players:
-                    player.replay(lead, mine, resets.get(lead.id, []))
+                    if not player.could(mine):
+                        continue
+                    key = id(player.rules.fit)
+                    if key not in fits:  # thresholds-only what-ifs share the fit rules
+                        fits[key] = player.scorer.fit_points(lead)
+                    player.replay(lead, mine, resets.get(lead.id, []), fits[key])
             db.session.commit()  # end the read transaction of the batch (SQLite)
     finally:
         reader.close()
