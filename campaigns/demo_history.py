@@ -20,7 +20,8 @@ from app.leads.models import Event, Lead, StageChange
 from app.leads.service import change_stage, record_event
 from app.outcomes.models import Outcome
 from app.outcomes.service import record_outcome
-from app.sales.models import Assignment
+from app.sales.alerts import alert_key
+from app.sales.models import Alert, Assignment
 from campaigns.models import Campaign, LandingPage
 from forms import pipeline
 from forms.builder import CONSENT
@@ -123,11 +124,17 @@ def seed_demo_history() -> list[str]:
                                                                             hours=2),
                          url="/pricing", flush=False)
         mql_at = start + timedelta(days=2, hours=4)
-        mql = _move(lead, "mql", mql_at, actor="scoring",
+        mql = _move(lead, "mql", mql_at,
                     reason="Demo: engagement 73 ≥ 50 and fit A ≥ C; 3 visits to /pricing")
         assignment = Assignment(lead_id=lead.id, stage_change_id=mql.id, user_id=rep.id,
                                 method="round_robin", reason="demo", created_at=mql_at)
         db.session.add(assignment)
+        db.session.flush()
+        # The alert went out back then (history: nothing is sent now).
+        db.session.add(Alert(key=alert_key("mql", assignment, rep.email), kind="mql",
+                             assignment_id=assignment.id, lead_id=lead.id, user_id=rep.id,
+                             recipient=rep.email, data={}, status="sent", attempts=1,
+                             created_at=mql_at, sent_at=mql_at))
         lead.owner_id = rep.id
         if fate[0] == "mql":
             continue

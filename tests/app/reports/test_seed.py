@@ -1,0 +1,24 @@
+"""After the demo seed every report has something real to show (email: once the worker sent)."""
+
+import sqlalchemy as sa
+
+from app.db import db
+from app.outcomes.models import Outcome
+from app.seed import run_seeders
+from campaigns.models import Campaign
+
+
+def test_the_demo_gives_every_report_numbers(app, client, auth):
+    run_seeders(app)
+    run_seeders(app)  # idempotent
+    demo = db.session.scalar(sa.select(Campaign).where(Campaign.slug == "demo"))
+    assert demo.cost > 0 and demo.starts_on and demo.ends_on
+    closed = db.session.scalars(sa.select(Outcome.stage).where(
+        Outcome.stage.in_(["customer", "lost"]))).all()
+    assert sorted(closed) == ["customer", "customer", "lost"]
+    auth.login("marketer@example.com", "kindling-demo")
+    for slug in ("funnel", "over-time", "cost", "speed", "scores"):
+        html = client.get(f"/admin/reports/{slug}?since=2020-01-01").get_data(as_text=True)
+        assert "Nothing to show" not in html, slug
+    html = client.get("/admin/scoring/calibration").get_data(as_text=True)
+    assert "decided handoffs" in html
