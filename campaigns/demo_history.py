@@ -71,6 +71,7 @@ def _submit(campaign: Campaign, page: LandingPage, person: tuple, *, repeat: boo
                                landing_page_id=page.id,
                                utm_defaults={**utm, "utm_campaign": campaign.utm_campaign})
     result = pipeline.accept(page.form, data, data, ctx)
+    assert result.lead is not None
     return result.lead
 
 
@@ -85,6 +86,7 @@ def _backdate(lead: Lead, when) -> None:
 
 def _move(lead: Lead, stage: str, when, actor: str = "demo seed", reason: str = "") -> StageChange:
     change = change_stage(lead, stage, reason=reason or f"Demo: {stage}", actor=actor)
+    assert change is not None
     change.changed_at = when
     db.session.flush()
     return change
@@ -141,7 +143,7 @@ def seed_demo_history() -> list[str]:
         decided = mql_at + timedelta(hours=5 + days_ago % 7 * 6)
         if fate[0] == "rejected":
             assignment.outcome, assignment.decided_at = "recycled", decided
-            assignment.decided_by_id, assignment.decision_reason = rep.id, fate[1]
+            assignment.decided_by_id, assignment.decision_reason = rep.id, str(fate[1])
             _move(lead, "recycled", decided, actor="user", reason=f"Rejected: {fate[1]}")
             continue
         assignment.outcome, assignment.decided_at, assignment.decided_by_id = (
@@ -155,7 +157,7 @@ def seed_demo_history() -> list[str]:
             outcome = record_outcome(lead, stage, fate[1], "USD", f"DEMO-{lead.id}",
                                      actor="crm")
             outcome.recorded_at = when
-            change = db.session.get(StageChange, outcome.stage_change_id)
+            change = db.session.get_one(StageChange, outcome.stage_change_id)
             change.changed_at = when
             db.session.execute(sa.update(Event).where(
                 Event.lead_id == lead.id, Event.type == "outcome_recorded",

@@ -36,7 +36,7 @@ def credit_factory() -> Callable[[int | None, Any, str], int | None]:
     for form_id, campaign_id in db.session.execute(
             sa.select(LandingPage.form_id, LandingPage.campaign_id)
             .where(LandingPage.form_id.is_not(None))):
-        by_form.setdefault(form_id, set()).add(campaign_id)
+        by_form.setdefault(int(form_id or 0), set()).add(campaign_id)
     only = {form_id: next(iter(ids)) for form_id, ids in by_form.items() if len(ids) == 1}
 
     def credit(campaign_id: int | None, form_id: Any, utm_campaign: str) -> int | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -99,7 +100,7 @@ def email(f) -> Result:
         return sequences.get(step.sequence_id, "?"), f"{step.position + 1}. {step.subject}"
 
     ordered = sorted(counts, key=lambda s: (label(s)[0], steps[s].position if s in steps else 0))
-    rows = []
+    rows: list[list[Any]] = []
     for step_id in ordered:
         c = counts[step_id]
         sequence, step = label(step_id)
@@ -111,7 +112,8 @@ def email(f) -> Result:
         "email-chart", f"People's opens per email, {f.since} to {f.until}",
         "One bar per sequence email: the emails opened by a person, with the open rate. "
         + "; ".join(f"{r[0]}: {r[2]} opened of {r[1]} sent" for r in rows) + ".",
-        [(r[0].split(" · ", 1)[-1], float(r[2]), f"{r[2]:,} of {r[1]:,} ({r[3]})") for r in rows],
+        [(str(r[0]).split(" · ", 1)[-1], float(r[2]), f"{r[2]:,} of {r[1]:,} ({r[3]})")
+         for r in rows],
         color=PALETTE_EMAIL) if rows else None
     table = Table("steps", "Per sequence step",
                   ["Email (sequence · step)", "Sent", "Opened by a person", "Open rate",

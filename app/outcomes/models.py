@@ -9,10 +9,10 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import UTCDateTime, db, utcnow
+from app.db import Model, UTCDateTime, utcnow
 
 
-class Outcome(db.Model):
+class Outcome(Model):
     """One outcome: a lead reached opportunity, customer or lost, with the deal's amount.
 
     `stage_change_id` is the lifecycle move it made (None when the lead was already at that
@@ -50,7 +50,7 @@ class Outcome(db.Model):
         return f"{self.amount:,.2f} {self.currency}".strip()
 
 
-class CrmWebhookMessage(db.Model):
+class CrmWebhookMessage(Model):
     """A CRM webhook message that was accepted, by its `webhook-id`: the same id again is a
     replay. Written in the same commit as the outcome it recorded."""
 

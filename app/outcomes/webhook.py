@@ -144,7 +144,7 @@ def _receive() -> tuple[dict[str, Any], int]:
     lead = _lead(body)
     reason = body.get("reason")
     try:
-        outcome = record_outcome(lead, body.get("stage"), body.get("amount"),
+        outcome = record_outcome(lead, str(body.get("stage") or ""), body.get("amount"),
                                  body.get("currency"), body.get("external_id"), actor=ACTOR,
                                  reason=reason if isinstance(reason, str) else "")
     except OutcomeError as exc:

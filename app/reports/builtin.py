@@ -59,7 +59,7 @@ def funnel_counts(f: Filters, campaign_id: int | None) -> list[int]:
 def funnel(f: Filters) -> Result:
     counts = funnel_counts(f, f.campaign_id)
     stages = ["page_views", "leads", *FUNNEL]
-    rows = []
+    rows: list[list[Any]] = []
     for index, (stage, count) in enumerate(zip(stages, counts)):
         rate = Rate(count, counts[index - 1]) if index else None
         rows.append([STAGE_LABELS[stage], count, rate])
@@ -125,7 +125,8 @@ def over_time(f: Filters) -> Result:
         name = source or "(none)"
         by_source[metric].setdefault(name, [0] * len(starts))[slot] += value
         source_totals[name][0 if metric == "leads" else 1] += value
-    tables = []
+    tables: list[Table] = []
+    rows: list[list[Any]]
     for metric, title, key in (("leads", "New leads by channel", "leads_by_channel"),
                                (mql_metric, "MQLs by channel", "mqls_by_channel")):
         used = [c for c in CHANNELS if any(by_channel[metric].get(c, []))] or ["hosted"]
@@ -150,13 +151,14 @@ def over_time(f: Filters) -> Result:
         series.append(("other sources", [sum(by_source["leads"].get(n, [0] * len(starts))[i]
                                              for n in rest) for i in range(len(starts))]))
     rows = [[labels[i], *(values[i] for _, values in series)] for i in range(len(starts))]
-    chart = charts.columns(
+    by_source_chart = charts.columns(
         "leads_by_source-chart", f"New leads by UTM source per {f.grain}, {_range_words(f)}",
         "Stacked columns of leads per UTM source (the six biggest, then the rest together). "
         "The table beside it lists every number.", labels,
         [(n, [float(v) for v in values]) for n, values in series]) if series else None
     tables.append(Table("leads_by_source", "New leads by UTM source",
-                        [grain_heading(f.grain), *(n for n, _ in series)], rows, chart=chart,
+                        [grain_heading(f.grain), *(n for n, _ in series)], rows,
+                        chart=by_source_chart,
                         intro="The utm_source of the submission that created the lead."))
     tables.append(Table("sources", "UTM sources in the range",
                         ["UTM source", "Leads", "MQLs", "Lead → MQL"],
@@ -214,7 +216,9 @@ def cost(f: Filters) -> Result:
     found = query.sums(metrics, f.since, f.until, campaign_id=f.campaign_id,
                        by=("metric", "campaign_id"))
     won = _won(f)
-    rows, chart_items, notes = [], [], []
+    rows: list[list[Any]] = []
+    chart_items: list[tuple[str, float, str]] = []
+    notes: list[str] = []
     for campaign in campaigns():
         if f.campaign_id is not None and campaign.id != f.campaign_id:
             continue
@@ -285,7 +289,7 @@ def mql_durations(f: Filters) -> list[tuple[int, float]]:
     if f.campaign_id is not None:
         query_ = query_.where(ReportLead.campaign_id == f.campaign_id)
     return [(c, max(0.0, _hours((mql - created).total_seconds())))
-            for c, created, mql in db.session.execute(query_)]
+            for c, created, mql in db.session.execute(query_) if mql is not None]
 
 
 def handoffs(f: Filters) -> list[Any]:
@@ -315,7 +319,7 @@ def speed(f: Filters) -> Result:
     rejected = [r for r in decided if r.outcome != "accepted"]
     waiting = sum(1 for r in rows if r.outcome is None)
     mql_hours = [h for _, h in to_mql]
-    summary = [
+    summary: list[list[Any]] = [
         ["Time to MQL (created → MQL)", len(mql_hours), Hours(median(mql_hours)),
          Hours(percentile(mql_hours, 0.9))],
         ["MQL → accepted by sales", len(accepted), Hours(median(accepted)),

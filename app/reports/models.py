@@ -13,10 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import JSONType, UTCDateTime, db, utcnow
+from app.db import JSONType, Model, UTCDateTime, utcnow
 
 
-class ReportLead(db.Model):
+class ReportLead(Model):
     """One lead as the reports see it: when it came, through which channel and campaign, and
     when it first reached each funnel stage (or a later one: a lead moved straight from SQL to
     customer has reached opportunity too)."""
@@ -38,7 +38,7 @@ class ReportLead(db.Model):
     refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ReportDaily(db.Model):
+class ReportDaily(Model):
     """A count for one UTC day: a metric by campaign, channel, UTM source and a detail (the
     email step, ...). Reports add days up; a day is always rebuilt whole."""
 
@@ -53,7 +53,7 @@ class ReportDaily(db.Model):
     value: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"))
 
 
-class ReportState(db.Model):
+class ReportState(Model):
     """Where the refresh left off: per source table, the highest id seen by the last two runs."""
 
     __tablename__ = "report_state"

@@ -37,8 +37,9 @@ def sums(metrics: Iterable[str], since: date, until: date, *,
                         ReportDaily.metric.in_(metrics)).group_by(*columns))
         if campaign_id is not None:
             query = query.where(ReportDaily.campaign_id == campaign_id)
-        for *key, value in db.session.execute(query):
-            out[tuple(key)] = out.get(tuple(key), 0) + int(value or 0)
+        for *parts, value in db.session.execute(query):
+            found = tuple(parts)
+            out[found] = out.get(found, 0) + int(value or 0)
     if since <= today <= until:
         wanted = set(metrics)
         for rollup in rollups():

@@ -57,7 +57,7 @@ class LeadScore(Model):
         return f"<LeadScore lead={self.lead_id} {self.fit_grade} {self.engagement}>"
 
 
-class MqlSnapshot(db.Model):
+class MqlSnapshot(Model):
     """The score a lead had when it was handed to sales (its move to MQL), under the rules
     active then: what calibration compares with what sales decided and what closed."""
 
@@ -75,7 +75,7 @@ class MqlSnapshot(db.Model):
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class WhatIfRun(db.Model):
+class WhatIfRun(Model):
     """A what-if replay of proposed thresholds or a rule set over the last N days of events,
     run in the background; `result` holds its numbers once done."""
 

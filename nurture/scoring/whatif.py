@@ -208,7 +208,7 @@ def run(run_id: int) -> str:
         result = compare(proposed, row.days, now=row.created_at)
     except Exception as exc:
         db.session.rollback()
-        row = db.session.get(WhatIfRun, run_id)
+        row = db.session.get_one(WhatIfRun, run_id)
         row.status, row.error, row.finished_at = "failed", f"{type(exc).__name__}: {exc}"[:2000], utcnow()
         db.session.commit()
         log.exception("what-if %s failed", run_id)
