@@ -12,6 +12,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 
 import urllib3
 from python_http_client import exceptions as http_errors
@@ -19,16 +21,21 @@ from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import (
     Attachment,
     Category,
+    ClickTracking,
     CustomArg,
     Disposition,
     FileContent,
     FileName,
     FileType,
     From,
+    Ganalytics,
     Header,
     Mail,
+    OpenTracking,
     ReplyTo,
+    SubscriptionTracking,
     To,
+    TrackingSettings,
 )
 
 from app.mail.errors import MailError
@@ -112,6 +119,12 @@ class SendGridBackend:
                 FileType(att.mimetype),
                 Disposition("attachment"),
             )
+        # Kindling tracks its own links and pixel and writes its own unsubscribe link and
+        # headers: SendGrid's tracking, on in many accounts, would rewrite the one and add a
+        # second of the other (every open and click counted twice, via the webhook too).
+        mail.tracking_settings = TrackingSettings(
+            click_tracking=ClickTracking(False, False), open_tracking=OpenTracking(False),
+            subscription_tracking=SubscriptionTracking(False), ganalytics=Ganalytics(False))
         return mail
 
     def send(self, email: Email) -> str:
@@ -155,16 +168,35 @@ def _classify(status: int, headers: dict[str, str], body: object) -> MailError:
     is permanent. `headers` have lower-case names."""
     detail = body.decode("utf-8", "replace")[:500] if isinstance(body, bytes) else str(body)[:500]
     if status == 429:
-        retry_after = None
-        reset = headers.get("x-ratelimit-reset")
-        if reset:
-            try:
-                retry_after = max(1.0, float(reset) - time.time())
-            except ValueError:
-                retry_after = None
         return MailError(f"SendGrid rate limit (429): {detail}", permanent=False,
-                         retry_after=retry_after, status=status)
+                         retry_after=wait_asked(headers), status=status)
     if status >= 500 or status in (408,):
-        return MailError(f"SendGrid error {status}: {detail}", permanent=False, status=status)
+        return MailError(f"SendGrid error {status}: {detail}", permanent=False, status=status,
+                         retry_after=wait_asked(headers))
     return MailError(f"SendGrid refused the message ({status}): {detail}", permanent=True,
                      status=status)
+
+
+def wait_asked(headers: dict[str, str], now: float | None = None) -> float | None:
+    """Seconds the provider asked us to wait, or None: SendGrid's `X-RateLimit-Reset` (the
+    epoch second its limit resets), else `Retry-After` (RFC 9110: seconds, or an HTTP date),
+    which proxies in front of the API send. `headers` have lower-case names."""
+    now = time.time() if now is None else now
+    reset = headers.get("x-ratelimit-reset", "").strip()
+    if reset:
+        try:
+            return max(1.0, float(reset) - now)
+        except ValueError:
+            pass  # unreadable: see whether Retry-After says more
+    value = headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return max(1.0, float(value))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": RFC 9110 dates are GMT anyway
+        when = when.replace(tzinfo=UTC)
+    return max(1.0, when.timestamp() - now)

@@ -110,3 +110,53 @@ def test_a_refused_connection_is_safe_to_retry():
     with pytest.raises(MailError) as caught:
         SendGridBackend("SG.test", host="http://127.0.0.1:9", timeout=2).send(_email())
     assert not caught.value.uncertain
+
+
+@pytest.mark.parametrize("status,headers,low,high", [
+    (429, {"Retry-After": "120"}, 119, 121),  # a proxy in front of the API: seconds
+    (503, {"Retry-After": "45"}, 44, 46),  # an outage with a hint
+    (429, "http-date-in-90s", 80, 91),  # or an HTTP date
+    (429, {"X-RateLimit-Reset": "epoch+30", "Retry-After": "5"}, 20, 31),  # SendGrid's own
+])
+def test_the_providers_wait_is_honoured_in_every_form(fake_sendgrid, status, headers, low, high):
+    import time
+    from email.utils import formatdate
+
+    if headers == "http-date-in-90s":
+        headers = {"Retry-After": formatdate(time.time() + 90, usegmt=True)}
+    elif headers.get("X-RateLimit-Reset") == "epoch+30":
+        headers = {**headers, "X-RateLimit-Reset": str(int(time.time()) + 30)}
+    fake_sendgrid.answer(Reply(status, headers))
+    with pytest.raises(MailError) as caught:
+        SendGridBackend("SG.test", host=fake_sendgrid.url).send(_email())
+    assert not caught.value.permanent and not caught.value.uncertain
+    assert caught.value.retry_after is not None and low <= caught.value.retry_after <= high
+
+
+def test_sendgrids_own_click_open_and_subscription_tracking_are_off(fake_sendgrid):
+    """Kindling tracks its own links and pixel; an account with SendGrid's tracking on would
+    rewrite them and add a second pixel (every open and click counted twice)."""
+    SendGridBackend("SG.test", host=fake_sendgrid.url).send(_email())
+    (request,) = fake_sendgrid.mail_sends
+    tracking = request.json["tracking_settings"]
+    assert tracking["click_tracking"] == {"enable": False, "enable_text": False}
+    assert tracking["open_tracking"] == {"enable": False}
+    assert tracking["subscription_tracking"] == {"enable": False}
+
+
+def test_the_outbox_writes_ascii_headers_as_they_are(tmp_path):
+    """A long List-Unsubscribe must stay readable by mail clients: no RFC 2047 encoded words."""
+    value = ("<mailto:unsubscribe@kindling.example.com?subject=unsubscribe-abcdefghijklmnopqr"
+             "stuvwxyz0123456789>, <https://kindling.example.com/u/eyJhbGciOiJIUzI1NiJ9."
+             "eyJzZW5kIjo0Mn0.abcdefghijklmnopqrstuvwxyz0123456789>")
+    box = LocalOutbox(tmp_path)
+    box.send(_email(headers={"List-Unsubscribe": value,
+                             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}))
+    raw = box.messages()[0].path.read_bytes()
+    assert b"=?utf-8?" not in raw.split(b"\r\n\r\n", 1)[0]
+    header = raw.split(b"\r\nList-Unsubscribe: ", 1)[1].split(b"\r\nList-Unsubscribe-Post", 1)[0]
+    assert header.replace(b"\r\n", b"").decode("ascii") == value  # unfolded: exactly the value
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    parsed = box.messages()[0].parse()
+    assert parsed["List-Unsubscribe"] == value
+    assert parsed["Subject"] == "Your guide"

@@ -1,8 +1,11 @@
 """A loopback stand-in for SendGrid's v3 API, for tests and benchmarks.
 
 It records every request and answers from a script of responses (default: 202 Accepted with
-an X-Message-Id), optionally after a delay. The `sendgrid` client is pointed at it with
-`SENDGRID_API_HOST`.
+an X-Message-Id), optionally after a delay. A reply can be kept for the requests that match a
+rule (`answer_when`, e.g. one recipient, or one kind of email), so that tests with several
+emails in flight at once still know which one gets which answer. A reply with a `delay` longer
+than the client's timeout is a provider that hangs: it has the email, but the client never hears
+so. The `sendgrid` client is pointed at it with `SENDGRID_API_HOST`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +25,29 @@ class Reply:
     status: int = 202
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    delay: float = 0.0  # seconds to wait before answering (on top of the server's own delay)
+
+
+def to(address: str) -> Callable[[Any], bool]:
+    """A rule for `answer_when`: the email is addressed to `address`."""
+    return lambda payload: any(
+        recipient.get("email") == address
+        for personalization in payload.get("personalizations", [])
+        for recipient in personalization.get("to", []))
+
+
+def category(name: str) -> Callable[[Any], bool]:
+    """A rule for `answer_when`: the email carries SendGrid category `name`."""
+    return lambda payload: name in payload.get("categories", [])
+
+
+def custom_arg(name: str) -> Callable[[Any], bool]:
+    """A rule for `answer_when`: the email carries custom arg `name` (e.g. `send_id`)."""
+    return lambda payload: name in payload.get("custom_args", {})
+
+
+def both(*rules: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda payload: all(rule(payload) for rule in rules)
 
 
 @dataclass
@@ -38,6 +65,7 @@ class FakeSendGrid:
     def __init__(self, delay: float = 0.0):
         self.requests: list[Recorded] = []
         self.script: list[Reply] = []
+        self.rules: list[tuple[Callable[[Any], bool], list[Reply]]] = []
         self.delay = delay
         self._lock = threading.Lock()
         fake = self
@@ -50,9 +78,9 @@ class FakeSendGrid:
                 body = self.rfile.read(length)
                 with fake._lock:  # recorded on arrival: a late answer is still a received email
                     fake.requests.append(Recorded(self.path, dict(self.headers), body))
-                    reply = fake.script.pop(0) if fake.script else Reply()
-                if fake.delay:
-                    time.sleep(fake.delay)
+                    reply = fake._next_reply(body)
+                if fake.delay or reply.delay:
+                    time.sleep(fake.delay + reply.delay)
                 headers = {"X-Message-Id": uuid.uuid4().hex[:22], **reply.headers} \
                     if reply.status == 202 else reply.headers
                 self.send_response(reply.status)
@@ -84,6 +112,23 @@ class FakeSendGrid:
     def answer(self, *replies: Reply) -> None:
         with self._lock:
             self.script.extend(replies)
+
+    def answer_when(self, rule: Callable[[Any], bool], *replies: Reply) -> None:
+        """Answer the next requests whose JSON payload matches `rule` with `replies`, in order
+        (then as usual). Rules are tried before the script, oldest first."""
+        with self._lock:
+            self.rules.append((rule, list(replies)))
+
+    def _next_reply(self, body: bytes) -> Reply:
+        if self.rules:
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                payload = {}
+            for rule, replies in self.rules:
+                if replies and rule(payload):
+                    return replies.pop(0)
+        return self.script.pop(0) if self.script else Reply()
 
     @property
     def mail_sends(self) -> list[Recorded]:

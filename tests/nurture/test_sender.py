@@ -91,6 +91,27 @@ def test_a_rate_limit_waits_until_the_reset_then_sends_once(app, fake_sendgrid):
     assert [s.status for s in sends()] == ["sent"]
 
 
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+def test_a_proxys_retry_after_is_honoured_too(app, fake_sendgrid, form):
+    """A proxy in front of the API answers 429 with Retry-After (seconds or an HTTP date)
+    instead of SendGrid's X-RateLimit-Reset: the step waits that long, then sends once."""
+    from email.utils import formatdate
+
+    wait = "600" if form == "seconds" else formatdate(time.time() + 600, usegmt=True)
+    fake_sendgrid.answer(Reply(429, {"Retry-After": wait}))
+    lead = make_lead()
+    start = utcnow()
+    _start(lead, make_sequence())
+    assert enrollment_of(lead.id).next_run_at >= start + timedelta(seconds=590)
+    with time_machine.travel(start + timedelta(seconds=300)):
+        work()  # the usual back-off has long passed, the provider's wait has not
+    assert len(fake_sendgrid.mail_sends) == 1
+    with time_machine.travel(start + timedelta(seconds=605)):
+        work()
+    assert len(fake_sendgrid.mail_sends) == 2
+    assert [s.status for s in sends()] == ["sent"]
+
+
 def test_a_permanent_failure_is_recorded_and_the_journey_continues(app, client, auth,
                                                                      fake_sendgrid):
     fake_sendgrid.answer(Reply(400, body=b'{"errors":[{"message":"bad address"}]}'))
