@@ -27,7 +27,7 @@ class LocalOutbox:
     def send(self, email: Email) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
         message_id = make_msgid(domain="kindling.local")
-        data = email.to_mime(message_id=message_id).as_bytes(policy=policy.SMTP)
+        data = email.to_bytes(message_id=message_id)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         token = message_id.strip("<>").split("@")[0]
         final = self.directory / f"{stamp}-{token}.eml"

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from functools import lru_cache
 
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x00]+")
+
+# How a message is written out (`to_bytes`): SMTP line ends, and header values stored as they
+# are (`_set_header`) written as they are. The default would refold a long value into RFC 2047
+# encoded words (`=?utf-8?q?=3Cmailto...`), and mail clients then no longer read it as, say,
+# a List-Unsubscribe header.
+WIRE_POLICY = policy.SMTP.clone(refold_source="none")
+FOLD_AT = 78  # RFC 5322: lines SHOULD stay within 78 characters...
+MAX_LINE = 998  # ...and MUST stay within 998
 
 
 @lru_cache(maxsize=256)  # the sender is the same on nearly every message
@@ -61,9 +70,9 @@ class Email:
         msg["Date"] = formatdate(localtime=False, usegmt=True)
         msg["Message-ID"] = message_id or make_msgid(domain=from_addr.rpartition("@")[2] or None)
         for name, value in self.headers.items():
-            msg[header_safe(name)] = header_safe(value)
+            _set_header(msg, header_safe(name), header_safe(value))
         for key, value in self.custom_args.items():
-            msg[f"X-Kindling-{header_safe(key)}"] = header_safe(str(value))
+            _set_header(msg, f"X-Kindling-{header_safe(key)}", header_safe(str(value)))
         msg.set_content(self.text)
         msg.add_alternative(self.html, subtype="html")
         for att in self.attachments:
@@ -71,3 +80,33 @@ class Email:
             msg.add_attachment(att.content, maintype=maintype, subtype=subtype or "octet-stream",
                                filename=header_safe(att.filename))
         return msg
+
+    def to_bytes(self, message_id: str | None = None) -> bytes:
+        """The message as it would travel (CRLF line ends)."""
+        return self.to_mime(message_id).as_bytes(policy=WIRE_POLICY)
+
+
+def _set_header(msg: EmailMessage, name: str, value: str) -> None:
+    """An ASCII value is stored as it is, folded only at its own spaces (unfolding gives the
+    value back exactly); anything else goes through the email package, which encodes it."""
+    lines = _fold(f"{name}: ", value)
+    if value.isascii() and all(len(line) <= MAX_LINE for line in lines):
+        msg.set_raw(name, "\n".join(lines)[len(name) + 2:])
+    else:
+        msg[name] = value
+
+
+def _fold(prefix: str, value: str) -> list[str]:
+    """`prefix + value` in lines of at most FOLD_AT characters where spaces allow (never
+    between the prefix and the value's first word); a line that continues the one before
+    starts with the space it was folded at."""
+    lines: list[str] = []
+    first, *rest = value.split(" ")
+    line = prefix + first
+    for word in rest:
+        if len(line) + 1 + len(word) > FOLD_AT and line.strip():
+            lines.append(line)
+            line = " " + word
+        else:
+            line += " " + word
+    return [*lines, line]
