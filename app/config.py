@@ -69,6 +69,13 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "OUTBOX_RELAY_AFTER_SECONDS": 10,
         "OUTBOX_RELAY_INTERVAL": 5,
         "OUTBOX_MAX_ATTEMPTS": 8,
+        # A retry RQ scheduled that is this late, with no scheduler moving it (a worker killed
+        # holds RQ's scheduler lock for a minute), is enqueued by the relay.
+        "OUTBOX_SCHEDULED_GRACE_SECONDS": 10,
+        # The mail ledger (app.mail.ledger): attempts per email, and how long a claim may talk
+        # to the provider before its worker counts as dead (the email's fate is then unknown).
+        "MAIL_MAX_ATTEMPTS": 5,
+        "MAIL_CLAIM_TIMEOUT": 300,
         # Workers: modules imported once in the worker before it forks work-horses, so a job
         # does not pay for importing them (and for what they build at import) every time.
         "RQ_PRELOAD_MODULES": ("app.mail.jobs", "nurture.jobs", "nurture.sender",

@@ -39,3 +39,13 @@ def job(func: F) -> F:
             return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+class RetryLater(Exception):
+    """Raised by an outbox job whose work must be tried again later (a provider that refused
+    for now): the outbox schedules the next attempt after its back-off, and never sooner than
+    `after` seconds when the job knows a time (a provider's Retry-After)."""
+
+    def __init__(self, reason: str, after: float | None = None):
+        super().__init__(reason)
+        self.after = after

@@ -2,13 +2,18 @@
 
 A request writes an `OutboxJob` row beside its lead and event rows. After the commit the job is
 enqueued on RQ right away; if Redis is unreachable then, nothing is lost: the periodic `relay`
-finds rows that were never dispatched (or whose RQ job vanished with a flushed Redis) and
-enqueues them. `run` executes a row at most once to completion: a redelivered job finds it done.
+finds rows that were never dispatched (or whose RQ job vanished with a flushed Redis, or whose
+retry RQ scheduled is overdue with no scheduler to move it) and enqueues them. `run` executes a
+row at most once to completion: a redelivered job finds it done. A job that raises is retried
+by RQ after RETRY_INTERVALS; one that raises `app.jobs.RetryLater` is retried after the same
+back-off, or later if it asks.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,12 +23,13 @@ from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 from rq.utils import import_attribute
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app import queue
 from app.db import JSONType, Model, UTCDateTime, db, rows_matched, utcnow
-from app.jobs import job
+from app.jobs import RetryLater, job
 
 log = logging.getLogger(__name__)
 
@@ -135,15 +141,33 @@ def _dispatch(rows) -> int:
     return len(sent)
 
 
-def _vanished(row: OutboxJob) -> bool:
+def _vanished(row: OutboxJob, grace: float) -> bool:
     """True when Redis no longer has a live job for a dispatched row (flushed, expired, failed
-    for good): the database says the work is not done, so it must be enqueued again."""
+    for good), or holds its retry past due with nobody moving it: the database says the work
+    is not done, so it must be enqueued again."""
     try:
         rq_job = Job.fetch(row.rq_job_id, connection=queue.connection())
     except NoSuchJobError:
         return True
-    return rq_job.get_status(refresh=False) in (JobStatus.FAILED, JobStatus.CANCELED,
-                                                JobStatus.STOPPED, JobStatus.FINISHED)
+    status = rq_job.get_status(refresh=False)
+    if status == JobStatus.SCHEDULED:
+        return _take_overdue(rq_job, grace)
+    return status in (JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED,
+                      JobStatus.FINISHED)
+
+
+def _take_overdue(rq_job: Job, grace: float) -> bool:
+    """A retry RQ scheduled is moved to its queue by the scheduler of whichever worker holds
+    the queue's scheduler lock, within a second of its time. A worker killed with SIGKILL keeps
+    that lock for a minute after its death, and a worker started meanwhile only tries again in
+    RQ's 10-minute maintenance: the retry would wait that long. Overdue by more than `grace`,
+    it is taken out of the scheduled registry here (ZREM: if a scheduler got it first, that
+    one enqueues it) and counts as lost."""
+    registry = ScheduledJobRegistry(rq_job.origin, connection=queue.connection())
+    due = queue.connection().zscore(registry.key, rq_job.id)
+    if due is None or due + grace > time.time():
+        return False
+    return bool(queue.connection().zrem(registry.key, rq_job.id))
 
 
 @job
@@ -162,7 +186,10 @@ def relay(limit: int = 500) -> int:
         .where(pending, OutboxJob.dispatched_at.is_not(None), OutboxJob.dispatched_at <= cutoff)
         .order_by(OutboxJob.id).limit(limit)
     ).all()
-    lost = [row for row in stale if _vanished(row)]
+    overdue = float(current_app.config["OUTBOX_SCHEDULED_GRACE_SECONDS"])
+    lost = [row for row in stale if _vanished(row, overdue)]
+    if lost:
+        log.info("outbox relay: %d job(s) lost by Redis or left overdue re-enqueued", len(lost))
     return _dispatch(list(never) + lost)
 
 
@@ -185,14 +212,10 @@ def run(outbox_id: int) -> Any:
     func = import_attribute(row.job)
     try:
         result = func(*row.args)
+    except RetryLater as exc:
+        return _retry_later(outbox_id, exc)
     except Exception as exc:
-        db.session.rollback()
-        row = db.session.get_one(OutboxJob, outbox_id)
-        row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-        row.started_at = None  # RQ's retry may claim it again
-        if row.attempts >= int(current_app.config["OUTBOX_MAX_ATTEMPTS"]):
-            row.failed_at = utcnow()
-        db.session.commit()
+        _record_failure(outbox_id, exc)
         raise
     row = db.session.get_one(OutboxJob, outbox_id)
     row.done_at = utcnow()
@@ -200,6 +223,32 @@ def run(outbox_id: int) -> Any:
     db.session.commit()
     dispatch_committed()
     return result
+
+
+def _record_failure(outbox_id: int, exc: Exception) -> OutboxJob:
+    """The attempt failed: say why, and let a retry claim the row, unless it was the last."""
+    db.session.rollback()
+    row = db.session.get_one(OutboxJob, outbox_id)
+    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    row.started_at = None  # RQ's retry may claim it again
+    if row.attempts >= int(current_app.config["OUTBOX_MAX_ATTEMPTS"]):
+        row.failed_at = utcnow()
+    db.session.commit()
+    return row
+
+
+def _retry_later(outbox_id: int, exc: RetryLater) -> Retry | None:
+    """The job asked to be tried again: an RQ `Retry` (a job's return value RQ understands)
+    after the back-off of this attempt, or the job's own wait when that is longer. None (no
+    retry) after the last attempt."""
+    row = _record_failure(outbox_id, exc)
+    if row.failed_at is not None:
+        log.warning("outbox %s (%s) gave up after %d attempts: %s", row.id, row.job,
+                    row.attempts, exc)
+        return None
+    backoff = RETRY_INTERVALS[min(row.attempts, len(RETRY_INTERVALS)) - 1]
+    delay = max(backoff, exc.after or 0)
+    return Retry(max=int(current_app.config["OUTBOX_MAX_ATTEMPTS"]), interval=math.ceil(delay))
 
 
 def init_app(app) -> None:

@@ -126,3 +126,43 @@ def test_a_delivery_while_another_runs_the_row_does_nothing(app):
     with time_machine.travel(utcnow() + timedelta(minutes=11)):  # that worker died: lease over
         outbox.run(row.id)
     assert len(outbox_files()) == 1 and _rows()[0].status == "done"
+
+
+def fail_once(marker: str) -> str:
+    """An outbox job for the tests: fails the first time (a provider outage), then works."""
+    from pathlib import Path
+
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("failed once")
+        raise RuntimeError("the provider is down")
+    return "ok"
+
+
+def test_a_retry_no_scheduler_picks_up_is_run_by_the_relay(app, redis_conn, tmp_path):
+    """RQ's retries wait in its scheduled registry until a worker holding the scheduler lock
+    moves them. A worker restarted after a kill -9 cannot take the lock the dead one held (it
+    lives on for a minute), and then RQ only looks again in its 10-minute maintenance: the
+    relay moves a retry that is overdue instead."""
+    from rq.job import Job
+
+    from app import queue
+
+    row = outbox.add("tests.app.test_outbox_worker.fail_once", str(tmp_path / "marker"))
+    db.session.commit()
+    rq_job_id = row.rq_job_id
+    assert outbox.dispatch_committed() == 1
+    run_worker(burst=True)  # the first try fails; RQ schedules the retry
+    job = Job.fetch(rq_job_id, connection=queue.connection())
+    assert job.get_status() == "scheduled" and _rows()[0].status == "queued"
+    # No scheduler runs from here on (the burst worker released its lock when it stopped).
+
+    with time_machine.travel(utcnow() + timedelta(seconds=12)):
+        assert outbox.relay() == 0  # not overdue yet: a live scheduler would move it
+    with time_machine.travel(utcnow() + timedelta(seconds=30)):
+        assert outbox.relay() == 1  # overdue, and no scheduler took it: re-enqueued
+        assert outbox.relay() == 0  # once
+    assert job.get_status(refresh=True) == "queued"
+    run_worker(burst=True)
+    (row,) = _rows()
+    assert row.status == "done" and row.attempts == 2
