@@ -10,6 +10,7 @@ from campaigns.assets import DEFAULT_MAX_BYTES
 def init_app(app: Flask) -> None:
     """Register this package's blueprints, jobs and demo data with the app."""
     import campaigns.models  # noqa: F401  this package's tables
+    from app.mail.ledger import add_settled_listener
     from app.schedule import add_periodic
     from app.seed import add_seeder
     from app.templating import add_nav
@@ -36,6 +37,9 @@ def init_app(app: Flask) -> None:
                  int(app.config["PAGE_VIEW_FLUSH_INTERVAL"]), queue="tracking")
     # Each accepted (or released, or confirmed) submission: email its page's asset link.
     add_submission_listener(app, "campaigns.jobs.send_asset_email")
+    # An asset email whose answer never came, settled by SendGrid's events: on the timeline.
+    for purpose in ("asset", "asset-resend"):
+        add_settled_listener(app, purpose, "campaigns.jobs.on_asset_email_settled")
     # `asset_link(asset_id)` in nurture email templates.
     app.extensions["nurture_asset_link"] = downloads.link_for_lead
     # The reports: campaign names, cost and dates; which campaign an embedded form credits.

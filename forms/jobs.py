@@ -26,18 +26,23 @@ def send_confirmation(submission_id: int) -> str | None:
             or submission.confirmed_at is not None or submission.lead is None:
         return None
     lead = submission.lead
-    context = {"form": submission.form, "lead": lead, "url": confirm_url(submission),
-               "hours": submission.form.confirmation_expiry_hours}
-    # Only the validated address goes into a header; the name a lead typed stays in the body.
-    email = mail.new_email(
-        to=lead.email_display,
-        subject="Please confirm your subscription",
-        html=render_template("forms/mail/confirm.html", **context),
-        text=render_template("forms/mail/confirm.txt", **context),
-        custom_args={"submission_id": str(submission.id)},
-        categories=["confirmation"],
-    )
-    return mail.backend().send(email)
+
+    def build() -> mail.Email:
+        context = {"form": submission.form, "lead": lead, "url": confirm_url(submission),
+                   "hours": submission.form.confirmation_expiry_hours}
+        # Only the validated address goes into a header; the name a lead typed stays in the body.
+        return mail.new_email(
+            to=lead.email_display,
+            subject="Please confirm your subscription",
+            html=render_template("forms/mail/confirm.html", **context),
+            text=render_template("forms/mail/confirm.txt", **context),
+            custom_args={"submission_id": str(submission.id)},
+            categories=["confirmation"],
+        )
+
+    # Once per submission, through the mail ledger (a retry is the outbox's, on RetryLater).
+    outcome = mail.deliver(f"confirm:{submission.id}", build, lead_id=lead.id)
+    return outcome.message_id if outcome.status == "sent" else None
 
 
 @job

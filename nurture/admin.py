@@ -16,6 +16,7 @@ from app.auth.roles import marketer_required
 from app.db import db
 from app.leads.models import Lead
 from app.leads.service import InvalidEmail, normalise_email
+from app.mail.ledger import unique_key
 from nurture import engine
 from nurture import enrollment as enrollments
 from nurture.admin_forms import (
@@ -306,7 +307,7 @@ def send_test(sequence_id: int, step_id: int):
     else:
         lead_id = request.form.get("lead_id", type=int)
         outbox.add("nurture.jobs.send_test", step.id, current_user.id, lead_id,
-                   queue_name="mail")
+                   unique_key("step-test"), queue_name="mail")
         db.session.commit()
         flash(f"A test is on its way to {current_user.email}.", "info")
     return redirect(url_for("nurture.edit_step", sequence_id=sequence_id, step_id=step.id))

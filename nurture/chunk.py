@@ -271,7 +271,7 @@ class _Lane:
         if deferred is not None:
             self.followups.links.extend(deferred())
         try:
-            message_id = mail.backend().send(claimed.email)
+            message_id = mail.transmit(claimed.email, key=ledger.sent_event_key(claimed.send_id))
         except mail.MailError as exc:
             return _after_mail_error(self.app, planned, claimed.send_id, exc)
         with connection.begin():

@@ -12,6 +12,7 @@ from app.auth.models import User
 from app.db import db
 from app.jobs import job
 from app.leads.models import Lead
+from app.mail.ledger import unique_key
 from nurture import chunk, engine
 from nurture import enrollment as enrollments
 from nurture.enrollment import enroll
@@ -108,14 +109,17 @@ def on_stage_change(stage_change_id: int) -> list[int]:
 
 
 @job
-def send_test(step_id: int, user_id: int, lead_id: int | None = None) -> str:
-    """'Send me a test': the step rendered for a lead (or a sample), to the marketer. No ledger,
-    no event, and its unsubscribe link is inert."""
+def send_test(step_id: int, user_id: int, lead_id: int | None = None,
+              key: str | None = None) -> str:
+    """'Send me a test': the step rendered for a lead (or a sample), to the marketer, once per
+    `key` (`step-test:<random>`, made when it was asked for) through the mail ledger. No
+    nurture ledger row, no event, and its unsubscribe link is inert."""
     step = db.session.get(Step, step_id)
     user = db.session.get(User, user_id)
     if step is None or user is None:
         return "gone"
     lead = db.session.get(Lead, lead_id) if lead_id else None
-    email = build_email(step, lead or sample_lead(), send_id=None, enrollment_id=None,
-                        to=user.email, subject_prefix="[Test] ", preview=True)
-    return mail.backend().send(email)
+    outcome = mail.deliver(key or unique_key("step-test"), lambda: build_email(
+        step, lead or sample_lead(), send_id=None, enrollment_id=None, to=user.email,
+        subject_prefix="[Test] ", preview=True))
+    return outcome.message_id or outcome.status

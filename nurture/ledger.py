@@ -18,11 +18,11 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db import db, insert_or_skip, rows_matched, utcnow
 from app.leads.service import record_event
+from app.mail.ledger import PROVIDER_ACCEPTED, PROVIDER_REJECTED
 from nurture.models import Enrollment, Send, SendStatus, Step
 
-# SendGrid event names (and "not_found" for a message the provider never received).
-PROVIDER_ACCEPTED = {"processed", "delivered", "deferred", "open", "click", "sent"}
-PROVIDER_REJECTED = {"bounce", "dropped", "blocked"}
+# SendGrid event names, as for the mail ledger; and "not_found" for a message the provider
+# never received.
 PROVIDER_NEVER_RECEIVED = {"not_found"}
 
 

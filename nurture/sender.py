@@ -163,7 +163,7 @@ def _send(enrollment: Enrollment, step: Step, send: Send) -> str:
         return _after_failure(enrollment, step, send)
     db.session.commit()  # the tracked links exist before anyone can click them
     try:
-        message_id = mail.backend().send(email)
+        message_id = mail.transmit(email, key=ledger.sent_event_key(send.id))
     except mail.MailError as exc:
         return after_mail_error(enrollment, step, send, exc)
     ledger.mark_sent(send, message_id)

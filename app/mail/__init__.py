@@ -1,6 +1,8 @@
 """Mail backends behind one interface: `send(Email) -> provider message id`.
 
 SendGrid when `SENDGRID_API_KEY` is set, otherwise the local outbox under `<instance>/outbox/`.
+Code that sends an email calls `deliver` (the ledger row first; see `app.mail.delivery`),
+never the backend directly.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Protocol
 
 from flask import Flask, current_app
 
+from app.mail.delivery import Delivery, deliver, transmit
 from app.mail.errors import MailError
 from app.mail.message import Attachment, Email
 
@@ -48,4 +51,5 @@ def new_email(to: str, subject: str, html: str, text: str, **kwargs) -> Email:
     return Email(to=to, subject=subject, html=html, text=text, **kwargs)
 
 
-__all__ = ["Attachment", "Email", "MailBackend", "MailError", "backend", "new_email"]
+__all__ = ["Attachment", "Delivery", "Email", "MailBackend", "MailError", "backend", "deliver",
+           "new_email", "transmit"]

@@ -8,9 +8,16 @@ from flask_login import current_user
 from app import mail, outbox
 from app.auth.roles import marketer_required
 from app.db import db
+from app.mail.ledger import needing_attention, unique_key
 from app.mail.local_outbox import LocalOutbox
 
 bp = Blueprint("mail", __name__, url_prefix="/admin/outbox")
+
+# What each kind of email is, by the purpose its ledger key starts with.
+PURPOSES = {"asset": "Asset link", "asset-resend": "Fresh asset link",
+            "confirm": "Double opt-in confirmation", "alert": "Sales alert or digest",
+            "test": "Test email", "step-test": "Sequence step test",
+            "spam-notice": "Spam-rate notice"}
 
 
 def _local() -> LocalOutbox | None:
@@ -24,7 +31,8 @@ def index():
     local = _local()
     messages = local.messages()[:200] if local else []
     return render_template("mail/index.html", local=local, messages=messages,
-                           backend=mail.backend())
+                           backend=mail.backend(), attention=needing_attention(),
+                           purposes=PURPOSES)
 
 
 @bp.route("/<name>")
@@ -63,7 +71,8 @@ def send_test():
     if to.lower() != current_user.email and not current_user.has_role("admin"):
         flash("Test emails go to your own address; only admins can send one elsewhere.", "error")
         return redirect(url_for("mail.index"))
-    outbox.add("app.mail.jobs.send_test_email", current_user.id, to, queue_name="mail")
+    outbox.add("app.mail.jobs.send_test_email", current_user.id, to, unique_key("test"),
+               queue_name="mail")
     db.session.commit()
     flash(f"A test email to {to} is queued; the worker sends it within seconds.", "info")
     return redirect(url_for("mail.index"))

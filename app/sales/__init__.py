@@ -11,7 +11,6 @@ from flask import Flask
 
 DEFAULTS = {
     "SALES_ALERT_MAX_ATTEMPTS": 5,  # the first try and RQ's four retries (app.outbox)
-    "SALES_ALERT_CLAIM_TIMEOUT": 300,  # seconds a send may take before it counts as lost
     "SALES_LINK_MAX_AGE": 30 * 24 * 3600,
     "SALES_SLA_INTERVAL": 300,
     "SALES_DIGEST_INTERVAL": 3600,
@@ -24,6 +23,7 @@ DEFAULTS = {
 def init_app(app: Flask) -> None:
     from app import templating
     from app.leads.service import add_stage_listener
+    from app.mail.ledger import add_settled_listener
     from app.sales import decisions, export, queue, settings  # noqa: F401  routes on bp
     from app.sales import models as _models  # noqa: F401  this package's tables
     from app.sales.seed import seed_sales
@@ -35,6 +35,8 @@ def init_app(app: Flask) -> None:
         app.config.setdefault(name, value)
     app.register_blueprint(bp)
     add_stage_listener(app, "app.sales.jobs.on_stage_change")
+    # An alert whose answer never came, settled by SendGrid's events (the digest is one too).
+    add_settled_listener(app, "alert", "app.sales.alerts.on_settled")
     add_periodic(app, "app.sales.sla.check", int(app.config["SALES_SLA_INTERVAL"]))
     add_periodic(app, "app.sales.digest.send_digests", int(app.config["SALES_DIGEST_INTERVAL"]))
     add_seeder(app, seed_sales)

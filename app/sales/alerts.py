@@ -1,15 +1,16 @@
 """Alert emails to sales: a row per (stage change, recipient, kind), committed before the send,
-and a send job that talks to the provider at most once per successful delivery.
+and a send job that sends it through the mail ledger (`app.mail.deliver`, key `alert:<id>`):
+at most once.
 
-Provider failures are retried with back-off by the outbox's RQ retry; after the last try the
-alert is `undelivered` and shows so on the lead page and in the queue. A worker that died in the
-middle of a send leaves the row `unknown`: it is never sent blindly a second time.
+Provider failures are retried with back-off by the outbox; after the last try the alert is
+`undelivered` and shows so on the lead page and in the queue. A send whose answer never came
+(or whose worker died in the middle) leaves the alert `unknown`: it is never sent blindly a
+second time, and SendGrid's events settle it.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,11 +18,13 @@ from flask import current_app, render_template
 from sqlalchemy.exc import IntegrityError
 
 from app import mail, outbox
-from app.db import db, rows_matched, utcnow
+from app.db import db, utcnow
+from app.jobs import RetryLater
 from app.leads.models import Lead
 from app.leads.service import record_event
 from app.leads.story import story
-from app.mail import MailError
+from app.mail import ledger
+from app.mail.ledger import MailDelivery
 from app.sales import links
 from app.sales.models import Alert, Assignment
 
@@ -59,34 +62,6 @@ def alert_key(kind: str, assignment: Assignment, recipient: str) -> str:
     return f"{kind}:{assignment.stage_change_id}:{recipient.lower()}"
 
 
-def _claim(alert: Alert) -> str:
-    """Move the alert to `sending` (committed). Returns 'ours' or why not."""
-    if alert.status in ("sent", "undelivered", "unknown"):
-        return alert.status
-    now = utcnow()
-    if alert.status == "sending":
-        timeout = timedelta(seconds=int(current_app.config["SALES_ALERT_CLAIM_TIMEOUT"]))
-        if alert.claimed_at and alert.claimed_at > now - timeout:
-            return "busy"
-        _set(alert, "sending", status="unknown",
-             last_error="the worker stopped during the send; not sent again blindly")
-        return "unknown"
-    if _set(alert, alert.status, status="sending", claimed_at=now, attempts=Alert.attempts + 1):
-        return "ours"
-    # Someone else moved it first (`_set` refreshed the row): say where it stands.
-    return alert.status if alert.status in ("sent", "undelivered", "unknown") else "busy"
-
-
-def _set(alert: Alert, expected: str, **values: Any) -> bool:
-    """Compare-and-set on the status, committed: True when this process made the change."""
-    matched = rows_matched(
-        sa.update(Alert).where(Alert.id == alert.id, Alert.status == expected)
-        .values(**values).execution_options(synchronize_session=False))
-    db.session.commit()
-    db.session.refresh(alert)
-    return matched == 1
-
-
 def build_email(alert: Alert) -> mail.Email:
     if alert.kind == "digest":
         from app.sales.digest import digest_email
@@ -114,45 +89,64 @@ def build_email(alert: Alert) -> mail.Email:
 
 
 def send(alert_id: int) -> str:
-    """The outbox job: send one alert, once. Raises on a retryable failure (RQ retries)."""
+    """The outbox job: send one alert, once, through the mail ledger (key `alert:<id>`).
+    Raises RetryLater on a refusal worth retrying (the outbox retries after a back-off)."""
     alert = db.session.get(Alert, alert_id)
     if alert is None:
         return "missing"
-    claim = _claim(alert)
-    if claim != "ours":
-        return claim
+    if alert.status in ("sent", "undelivered", "unknown"):
+        return alert.status
     max_attempts = int(current_app.config["SALES_ALERT_MAX_ATTEMPTS"])
-    email = build_email(alert)  # a bug here is a failed job, never an "undelivered" alert
+    key = f"alert:{alert.id}"
     try:
-        message_id = mail.backend().send(email)
-    except MailError as exc:
-        if exc.uncertain:  # SendGrid may have it: never send the alert twice
-            alert.status, alert.last_error = "unknown", str(exc)[:2000]
-            db.session.commit()
-            return "unknown"
-        permanent = exc.permanent
-        error = f"{type(exc).__name__}: {exc}"[:2000]
-        if permanent or alert.attempts >= max_attempts:
-            alert.status, alert.last_error = "undelivered", error
-            if alert.lead_id:
-                record_event(db.session.get(Lead, alert.lead_id), "sales_alert_undelivered",
-                             data={"alert_id": alert.id, "kind": alert.kind,
-                                   "recipient": alert.recipient, "error": error[:300]},
-                             dedupe_key=f"sales-alert-undelivered:{alert.id}")
-            db.session.commit()
-            log.warning("sales alert %s undelivered after %s attempt(s): %s", alert.id,
-                        alert.attempts, error)
-            return "undelivered"
-        alert.status, alert.last_error = "retry", error
+        # A bug in build_email is a failed job, never an "undelivered" alert.
+        outcome = mail.deliver(key, lambda: build_email(alert), lead_id=alert.lead_id,
+                               max_attempts=max_attempts)
+    except RetryLater:
+        _follow(alert, ledger.find(key))
         db.session.commit()
         raise
-    alert.status, alert.sent_at = "sent", utcnow()
-    alert.provider_message_id = (message_id or "")[:200] or None
-    alert.last_error = None
-    if alert.lead_id:
-        record_event(db.session.get(Lead, alert.lead_id), "sales_alert_sent",
-                     data={"alert_id": alert.id, "kind": alert.kind,
-                           "recipient": alert.recipient},
-                     dedupe_key=f"sales-alert-sent:{alert.id}")
+    if outcome.status == "busy":
+        return "busy"
+    _follow(alert, outcome.row)
     db.session.commit()
-    return "sent"
+    return alert.status
+
+
+def _follow(alert: Alert, row: MailDelivery | None) -> None:
+    """The alert says what its ledger row says (and the lead's timeline records the end of
+    it): sent, retry, undelivered (refused, or out of attempts) or unknown (no answer came;
+    SendGrid's events settle it, see `on_settled`). The caller commits."""
+    if row is None:
+        return
+    status = {"sent": "sent", "retry": "retry", "failed": "undelivered",
+              "unknown": "unknown"}.get(row.status)
+    if status is None:
+        return
+    alert.status, alert.attempts, alert.claimed_at = status, row.attempts, row.claimed_at
+    alert.last_error = None if status == "sent" else row.error
+    if status == "sent":
+        alert.sent_at = row.sent_at
+        alert.provider_message_id = row.provider_message_id
+    if status not in ("sent", "undelivered") or alert.lead_id is None:
+        return
+    lead = db.session.get(Lead, alert.lead_id)
+    data = {"alert_id": alert.id, "kind": alert.kind, "recipient": alert.recipient}
+    if status == "sent":
+        record_event(lead, "sales_alert_sent", data=data,
+                     dedupe_key=f"sales-alert-sent:{alert.id}")
+    else:
+        record_event(lead, "sales_alert_undelivered",
+                     data={**data, "error": (row.error or "")[:300]},
+                     dedupe_key=f"sales-alert-undelivered:{alert.id}")
+        log.warning("sales alert %s undelivered after %s attempt(s): %s", alert.id,
+                    alert.attempts, row.error)
+
+
+def on_settled(row: MailDelivery) -> None:
+    """SendGrid's events settled an alert whose answer never came (a mail ledger listener):
+    the alert, the queue and the lead page say so. The webhook's transaction commits."""
+    _, _, alert_id = row.key.partition(":")
+    alert = db.session.get(Alert, int(alert_id)) if alert_id.isdigit() else None
+    if alert is not None and alert.status not in ("sent", "undelivered"):
+        _follow(alert, row)

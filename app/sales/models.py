@@ -100,10 +100,12 @@ class Assignment(Model):
 
 
 class Alert(Model):
-    """An email to sales, persisted before it is sent; `key` makes it exist once.
+    """An email to sales, persisted before it is sent; `key` makes it exist once. It is sent
+    through the mail ledger (`app.mail.deliver`, key `alert:<id>`), whose row it follows.
 
-    status: pending → sending → sent, or retry (provider failed, tries left), undelivered
-    (out of tries or refused), unknown (the worker died mid-send: never sent blindly again).
+    status: pending → sent, or retry (provider failed, tries left), undelivered (out of tries
+    or refused), unknown (no answer came, or the worker died mid-send: never sent blindly
+    again; SendGrid's events settle it).
     """
 
     __tablename__ = "sales_alerts"

@@ -10,6 +10,7 @@
 
 Marketers (and admins) are also told by email (`notify`, from the periodic check): once per
 level per 24 hours, so a reputation problem is seen without anyone opening the Tracking page.
+Each notice is an outbox job (`send_notice`) sending through the mail ledger.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from html import escape
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, render_template
 from redis.exceptions import RedisError
 
-from app import mail, queue
+from app import mail, outbox, queue
 from app.auth.models import Role, User
 from app.db import db, utcnow
 from app.leads.models import Event
@@ -128,8 +128,9 @@ def lift(row: SendingPause, by: str) -> int:
 
 
 def notify(health: Health) -> int:
-    """Email active marketers and admins about a warning or a pause, once per level per 24 h.
-    Returns the emails sent."""
+    """Tell active marketers and admins about a warning or a pause by email, once per level per
+    24 h: one outbox job per person (`send_notice`), so each email goes through the mail ledger
+    and is retried on its own. Returns the emails queued. Commits."""
     if health.level not in ("warning", "paused"):
         return 0
     key = NOTICE_KEY + health.level
@@ -139,7 +140,7 @@ def notify(health: Health) -> int:
     except RedisError as exc:
         log.warning("tracking: spam-rate notice not sent (%s)", exc)
         return 0
-    users = db.session.scalars(sa.select(User).where(
+    users = db.session.scalars(sa.select(User.id).where(
         User.active.is_(True), User.role.in_((Role.MARKETER.value, Role.ADMIN.value)))).all()
     if health.level == "paused":
         subject = "Sending is paused: too many spam reports"
@@ -150,15 +151,27 @@ def notify(health: Health) -> int:
         detail = (f"Spam reports are at {health.rate:.2%} of delivered email in the last 24 "
                   f"hours ({health.spam} of {health.delivered}). Sending pauses above "
                   f"{float(current_app.config['TRACKING_SPAM_PAUSE_RATE']):.1%}.")
-    page = f"{current_app.config['BASE_URL']}/admin/tracking/"
-    sent = 0
-    for user in users:
-        try:
-            mail.backend().send(mail.new_email(
-                user.email, subject, html=f"<p>{escape(detail)}</p><p><a href=\"{escape(page)}\">"
-                "Open the Tracking page</a></p>", text=f"{detail}\n\n{page}\n",
-                categories=["tracking-health"]))
-            sent += 1
-        except mail.MailError as exc:
-            log.error("tracking: spam-rate notice to user %s failed: %s", user.id, exc)
-    return sent
+    stamp = utcnow().strftime("%Y%m%d%H%M")
+    for user_id in users:
+        mail_key = f"spam-notice:{health.level}:{stamp}:{user_id}"
+        outbox.add("nurture.tracking.health.send_notice", user_id, health.level, subject,
+                   detail, mail_key, queue_name="mail", dedupe_key=mail_key)
+    db.session.commit()
+    outbox.dispatch_committed()
+    return len(users)
+
+
+def send_notice(user_id: int, level: str, subject: str, detail: str, key: str) -> str | None:
+    """The outbox job: one spam-rate notice to one marketer or admin, through the mail ledger
+    (`key`). Its message id when sent now."""
+    user = db.session.get(User, user_id)
+    if user is None or not user.active:
+        return None
+    context = {"user": user, "level": level, "detail": detail,
+               "page": f"{current_app.config['BASE_URL']}/admin/tracking/",
+               "pause": float(current_app.config["TRACKING_SPAM_PAUSE_RATE"])}
+    outcome = mail.deliver(key, lambda: mail.new_email(
+        user.email, subject, html=render_template("tracking/mail/spam_notice.html", **context),
+        text=render_template("tracking/mail/spam_notice.txt", **context),
+        categories=["tracking-health"]))
+    return outcome.message_id if outcome.status == "sent" else None

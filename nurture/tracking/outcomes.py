@@ -1,5 +1,6 @@
-"""What provider events do beyond the timeline: settle the send ledger, suppress addresses,
-take leads out of their sequences. Used by the webhook; nothing here commits."""
+"""What provider events do beyond the timeline: settle the send ledger (and the mail ledger of
+the other emails), suppress addresses, take leads out of their sequences. Used by the webhook;
+nothing here commits."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 
 from app.db import db, utcnow
 from app.leads.models import Lead
+from app.mail import ledger as mail_ledger
 from nurture.models import Send, SendStatus, SuppressionReason
 from nurture.suppression import suppress
 
@@ -40,10 +42,15 @@ class Outcomes:
     def __init__(self) -> None:
         self._suppress: dict[tuple[int | None, str], tuple[str, str]] = {}
         self._reconcile: list[tuple[int, str, Any, datetime]] = []
+        self._settle: list[tuple[int, str, Any, datetime]] = []
         self.reputation_changed = False
 
     def reconcile(self, send_id: int, status: str, message_id: Any, at: datetime) -> None:
         self._reconcile.append((send_id, status, message_id, at))
+
+    def settle(self, delivery_id: int, event: str, message_id: Any, at: datetime) -> None:
+        """An event about an email of the mail ledger (`app.mail.ledger.settle`)."""
+        self._settle.append((delivery_id, event, message_id, at))
 
     def suppress(self, lead_id: int | None, email: str, reason: str, source: str) -> None:
         if reason == "spamreport":
@@ -59,6 +66,8 @@ class Outcomes:
         reconcile = _optional("nurture.ledger", "reconcile")
         for send_id, status, message_id, at in self._reconcile:
             _reconcile(sends.get(send_id), status, message_id, at, reconcile)
+        for delivery_id, event, message_id, at in self._settle:
+            mail_ledger.settle(delivery_id, event, message_id and str(message_id), at)
         exit_all = _optional("nurture.unsubscribe", "exit_all")
         leads = _load(Lead, {lead_id for lead_id, _ in self._suppress if lead_id})
         for (lead_id, email), (reason, source) in self._suppress.items():

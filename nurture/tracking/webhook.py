@@ -8,8 +8,9 @@ no key configured → 403.
 A batch (SendGrid posts up to thousands of events) is handled with a few queries and one bulk
 insert (one statement on PostgreSQL, `store.insert_events`); the ledger's sends and the
 suppressed leads are loaded in bulk too (`outcomes`). SendGrid retries for 24 h, so every event is deduplicated: `sg:<sg_event_id>`, or a
-hash of its identifying fields when that id is missing. Events map to sends through the
-`send_id` custom arg (a top-level key of each event).
+hash of its identifying fields when that id is missing. Events map to nurture sends through the
+`send_id` custom arg (a top-level key of each event), and to the other emails' mail ledger rows
+(`app.mail.ledger`) through `delivery_id`: either ledger's unsettled rows are settled by them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 from app import queue
 from app.db import db
 from app.leads.models import Lead
+from app.mail import ledger as mail_ledger
 from nurture.tracking import classify, health, outcomes, store
 
 log = logging.getLogger(__name__)
@@ -150,6 +152,9 @@ def process(events: list[Any]) -> dict[str, int]:
             data["sg_message_id"] = str(event["sg_message_id"])[:200]
         if send is not None and name in ("processed", "delivered", "bounce", "dropped"):
             effects.reconcile(send.id, name, event.get("sg_message_id"), at)
+        delivery_id = _int(event.get(mail_ledger.CUSTOM_ARG))
+        if delivery_id is not None:  # an email of the mail ledger (asset link, alert, ...)
+            effects.settle(delivery_id, name, event.get("sg_message_id"), at)
         if name in ("open", "click"):
             if lead_id is None or lead_id in untracked:
                 continue
