@@ -69,6 +69,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "OUTBOX_RELAY_AFTER_SECONDS": 10,
         "OUTBOX_RELAY_INTERVAL": 5,
         "OUTBOX_MAX_ATTEMPTS": 8,
+        "OUTBOX_RETRY_INTERVALS": (5, 30, 120, 600),  # seconds before each retry of a job
         # A retry RQ scheduled that is this late, with no scheduler moving it (a worker killed
         # holds RQ's scheduler lock for a minute), is enqueued by the relay.
         "OUTBOX_SCHEDULED_GRACE_SECONDS": 10,

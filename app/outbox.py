@@ -5,8 +5,8 @@ enqueued on RQ right away; if Redis is unreachable then, nothing is lost: the pe
 finds rows that were never dispatched (or whose RQ job vanished with a flushed Redis, or whose
 retry RQ scheduled is overdue with no scheduler to move it) and enqueues them. `run` executes a
 row at most once to completion: a redelivered job finds it done. A job that raises is retried
-by RQ after RETRY_INTERVALS; one that raises `app.jobs.RetryLater` is retried after the same
-back-off, or later if it asks.
+by RQ after OUTBOX_RETRY_INTERVALS; one that raises `app.jobs.RetryLater` is retried after
+the same back-off, or later if it asks.
 """
 
 from __future__ import annotations
@@ -33,10 +33,13 @@ from app.jobs import RetryLater, job
 
 log = logging.getLogger(__name__)
 
-# Retry intervals (seconds) RQ uses between attempts of one outbox job.
-RETRY_INTERVALS = [5, 30, 120, 600]
 # A run that started this long ago and never finished (its worker died) may be claimed again.
 CLAIM_LEASE = timedelta(minutes=10)
+
+
+def retry_intervals() -> list[int]:
+    """Seconds RQ waits between the attempts of one outbox job (OUTBOX_RETRY_INTERVALS)."""
+    return [int(s) for s in current_app.config["OUTBOX_RETRY_INTERVALS"]]
 
 
 class OutboxJob(Model):
@@ -115,7 +118,8 @@ def _dispatch(rows) -> int:
     """Enqueue `rows` (anything with .id, .job and .queue) on RQ, one MULTI/EXEC pipeline per
     DISPATCH_CHUNK rows: each chunk all or nothing; after a Redis failure the rest waits for
     the relay. Marks what was enqueued as dispatched and commits."""
-    retry = Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS)
+    intervals = retry_intervals()
+    retry = Retry(max=len(intervals), interval=intervals)
     sent: list[int] = []
     try:
         for start in range(0, len(rows), DISPATCH_CHUNK):
@@ -246,7 +250,8 @@ def _retry_later(outbox_id: int, exc: RetryLater) -> Retry | None:
         log.warning("outbox %s (%s) gave up after %d attempts: %s", row.id, row.job,
                     row.attempts, exc)
         return None
-    backoff = RETRY_INTERVALS[min(row.attempts, len(RETRY_INTERVALS)) - 1]
+    intervals = retry_intervals()
+    backoff = intervals[min(row.attempts, len(intervals)) - 1]
     delay = max(backoff, exc.after or 0)
     return Retry(max=int(current_app.config["OUTBOX_MAX_ATTEMPTS"]), interval=math.ceil(delay))
 

@@ -55,10 +55,21 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    reply: Reply = field(default_factory=Reply)  # what the fake answered (or would have)
+    at: float = 0.0  # time.time() of arrival
 
     @property
     def json(self) -> Any:
         return json.loads(self.body)
+
+    @property
+    def accepted(self) -> bool:
+        """The provider took the email (whether or not the client heard the answer)."""
+        return 200 <= self.reply.status < 300
+
+    @property
+    def recipient(self) -> str:
+        return self.json["personalizations"][0]["to"][0]["email"]
 
 
 class FakeSendGrid:
@@ -77,8 +88,9 @@ class FakeSendGrid:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 with fake._lock:  # recorded on arrival: a late answer is still a received email
-                    fake.requests.append(Recorded(self.path, dict(self.headers), body))
                     reply = fake._next_reply(body)
+                    fake.requests.append(Recorded(self.path, dict(self.headers), body, reply,
+                                                  time.time()))
                 if fake.delay or reply.delay:
                     time.sleep(fake.delay + reply.delay)
                 headers = {"X-Message-Id": uuid.uuid4().hex[:22], **reply.headers} \
