@@ -38,7 +38,11 @@ def build_backend(app: Flask) -> MailBackend:
 
 
 def init_app(app: Flask) -> None:
+    from app.mail.ledger import seed_demo
+    from app.seed import add_seeder
+
     app.extensions["mail"] = build_backend(app)
+    add_seeder(app, seed_demo)
 
 
 def backend() -> MailBackend:

@@ -24,7 +24,7 @@ from typing import cast
 import sqlalchemy as sa
 from flask import Flask, current_app
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 from werkzeug.utils import import_string
 
 from app.db import UTCDateTime, db, utcnow
@@ -67,6 +67,8 @@ class MailDelivery(db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    lead = relationship("Lead")
 
     __table_args__ = (sa.Index("ix_mail_deliveries_status_updated", "status", "updated_at"),)
 
@@ -153,6 +155,7 @@ def needing_attention(limit: int = 100) -> list[MailDelivery]:
         .where(sa.or_(MailDelivery.status.in_([s.value for s in ATTENTION]),
                       sa.and_(MailDelivery.status == DeliveryStatus.CLAIMED.value,
                               MailDelivery.claimed_at < stale)))
+        .options(selectinload(MailDelivery.lead))
         .order_by(MailDelivery.updated_at.desc(), MailDelivery.id.desc()).limit(limit)))
 
 
@@ -187,3 +190,29 @@ def settle(delivery_id: int, provider_event: str, message_id: str | None = None,
     for listener in current_app.extensions.get("mail_settled", {}).get(row.purpose, []):
         import_string(listener)(row)
     return row.status
+
+
+def seed_demo() -> list[str]:
+    """Demo: two emails on the Mail page's 'need attention' list, as SendGrid trouble leaves
+    them (the demo's real emails all land in the local outbox)."""
+    from app.leads.models import Lead
+
+    def lead_id(email: str) -> int | None:
+        return db.session.scalar(sa.select(Lead.id).where(Lead.email == email))
+
+    demo = [
+        ("asset:demo", "lee@brightlabs.example.com", "Your download: the demo guide",
+         DeliveryStatus.UNKNOWN, ("no answer from SendGrid (ReadTimeoutError: read timed "
+                                  "out); the email may have been accepted (demo)")),
+        ("confirm:demo", "sofia@gmail.com", "Please confirm your subscription",
+         DeliveryStatus.FAILED, ("SendGrid refused the message (400): Does not contain a "
+                                 "valid address (demo)")),
+    ]
+    for key, email, subject, status, error in demo:
+        if find(key) is None:
+            db.session.add(MailDelivery(key=key, purpose=purpose_of(key), lead_id=lead_id(email),
+                                        subject=subject, status=status.value, attempts=1,
+                                        error=error, claimed_at=utcnow()))
+    db.session.commit()
+    base = current_app.config["BASE_URL"]
+    return [f"Mail (emails that need attention): {base}/admin/outbox/#attention"]

@@ -244,3 +244,12 @@ def test_a_rate_limited_asset_email_is_retried_no_sooner_than_the_provider_asks(
     assert job.get_status() == "scheduled"
     registry = ScheduledJobRegistry(job.origin, connection=queue.connection())
     assert registry.get_scheduled_time(job).timestamp() >= asked_at + 290
+
+
+def test_the_demo_shows_emails_that_need_attention(app, client, runner):
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0  # idempotent
+    AuthActions(client).login("admin@example.com", "kindling-demo")
+    page = mail_page(client)
+    assert "Emails that need attention" in page
+    assert "waiting for SendGrid's events" in page and "Does not contain a valid" in page
