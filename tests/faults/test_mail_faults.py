@@ -17,7 +17,7 @@ from rq.job import Job
 from app import queue
 from app.db import db
 from tests.campaigns.helpers import fill_and_submit, make_file_asset, make_form, make_page
-from tests.fakes.sendgrid_server import FakeSendGrid, Reply, both, custom_arg, to
+from tests.fakes.sendgrid_server import Reply, both, custom_arg, to
 from tests.faults.mail_processes import (
     HANG,
     Fleet,
@@ -36,13 +36,6 @@ from tests.nurture.worker_process import wait_for
 pytestmark = pytest.mark.slow
 
 WAIT = 4  # seconds a rate-limited provider asks for (longer than the first back-off)
-
-
-@pytest.fixture
-def sendgrid():
-    server = FakeSendGrid().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -72,10 +65,10 @@ def _step(address: str):
 
 
 def test_every_provider_fault_costs_no_email_twice_and_loses_none(
-        app_config, make_app, sendgrid, signer, fleet):
+        app_config, make_app, fake_sendgrid, signer, fleet):
     """Six visitors take the guide (an asset email each) and enter a one-email sequence; the
     provider fails differently for each, on both of their emails."""
-    config = configure(app_config, sendgrid, signer.public_key)
+    config = configure(app_config, fake_sendgrid, signer.public_key)
     app = make_app(config)
     reset_at = int(time.time()) + 6
     faults = {
@@ -87,8 +80,8 @@ def test_every_provider_fault_costs_no_email_twice_and_loses_none(
         "refused@example.com": [Reply(400, body=b'{"errors":[{"message":"invalid"}]}')],
     }
     for address, replies in faults.items():
-        sendgrid.answer_when(_asset(address), *replies)
-        sendgrid.answer_when(_step(address), *replies)
+        fake_sendgrid.answer_when(_asset(address), *replies)
+        fake_sendgrid.answer_when(_step(address), *replies)
 
     with app.app_context():
         form = make_form()
@@ -107,7 +100,7 @@ def test_every_provider_fault_costs_no_email_twice_and_loses_none(
                            "the asset emails to settle")
         processes.wait_for(settled(lambda: [s.status for s in nurture_sends()], len(faults)),
                            60, "the sequence emails to settle")
-        received = requests_by_row(sendgrid)
+        received = requests_by_row(fake_sendgrid)
         rows = [("mail", r.id, r.status) for r in mail_rows()] + \
                [("send", s.id, s.status) for s in nurture_sends()]
         for kind, row_id, status in rows:
@@ -127,24 +120,24 @@ def test_every_provider_fault_costs_no_email_twice_and_loses_none(
                 assert taken.at >= earliest - 0.3, f"{address} ({kind}) retried too soon"
 
         # SendGrid's events settle what never got an answer; the journeys all end.
-        report_what_was_accepted(client, signer, sendgrid)
+        report_what_was_accepted(client, signer, fake_sendgrid)
         assert {r.status for r in mail_rows() if r.key.startswith("asset:")} == \
             {"sent", "failed"}
         processes.wait_for(lambda: live_enrollments() == [], 30, "every journey to end")
         assert [s.status for s in nurture_sends()].count("sent") == len(faults) - 1
         total = sum(len(r) for r in received.values())
-        assert len(sendgrid.mail_sends) == total == 2 * len(faults) + 2 * 3  # 3 retried twice
+        assert len(fake_sendgrid.mail_sends) == total == 2 * len(faults) + 2 * 3  # 3 retried twice
         db.session.remove()
 
 
 def test_a_retry_runs_within_seconds_after_its_worker_is_killed(app_config, make_app,
-                                                                sendgrid, signer, fleet):
+                                                                fake_sendgrid, signer, fleet):
     """The provider fails once; RQ schedules the retry; the worker whose scheduler holds the
     lock is killed with SIGKILL and another starts at once. The new worker cannot take RQ's
     scheduler lock for a minute, and RQ would look again in 10 minutes: the relay runs it."""
-    config = configure(app_config, sendgrid, signer.public_key, OUTBOX_RETRY_INTERVALS=(4, 8))
+    config = configure(app_config, fake_sendgrid, signer.public_key, OUTBOX_RETRY_INTERVALS=(4, 8))
     app = make_app(config)
-    sendgrid.answer_when(_asset("ann@example.com"), Reply(500))
+    fake_sendgrid.answer_when(_asset("ann@example.com"), Reply(500))
     with app.app_context():
         make_page(form=make_form(), asset=make_file_asset())
         processes = fleet(config)
@@ -153,7 +146,7 @@ def test_a_retry_runs_within_seconds_after_its_worker_is_killed(app_config, make
         client = app.test_client()
         assert fill_and_submit(client, "guide", email="ann@example.com").status_code == 303
 
-        wait_for(lambda: len(sendgrid.mail_sends) == 1, 30, "the first attempt", 0.1)
+        wait_for(lambda: len(fake_sendgrid.mail_sends) == 1, 30, "the first attempt", 0.1)
         (row,) = mail_rows()
         job_id = f"outbox-{_outbox_id()}"
         wait_for(lambda: Job.fetch(job_id, connection=queue.connection()).get_status()
@@ -162,11 +155,12 @@ def test_a_retry_runs_within_seconds_after_its_worker_is_killed(app_config, make
         assert queue.connection().exists("rq:scheduler-lock:mail")  # the dead worker's lock
         processes.start("worker-2")
 
-        processes.wait_for(lambda: len(sendgrid.mail_sends) == 2, 25, "the retry after the kill")
-        failed_at, retried_at = (r.at for r in sendgrid.mail_sends)
+        processes.wait_for(lambda: len(fake_sendgrid.mail_sends) == 2, 25,
+                           "the retry after the kill")
+        failed_at, retried_at = (r.at for r in fake_sendgrid.mail_sends)
         assert retried_at - failed_at < 20
         wait_for(lambda: mail_rows()[0].status == "sent", 10, "the ledger to say sent", 0.2)
-        assert [r.accepted for r in sendgrid.mail_sends] == [False, True]
+        assert [r.accepted for r in fake_sendgrid.mail_sends] == [False, True]
         assert row.key.startswith("asset:")
         db.session.remove()
 
