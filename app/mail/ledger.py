@@ -19,7 +19,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import cast
 
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -27,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 from werkzeug.utils import import_string
 
-from app.db import UTCDateTime, db, utcnow
+from app.db import Model, UTCDateTime, db, rows_matched, utcnow
 
 # SendGrid event names: the provider has the email, or refused it for good.
 PROVIDER_ACCEPTED = frozenset({"processed", "delivered", "deferred", "open", "click", "sent"})
@@ -47,7 +46,7 @@ class DeliveryStatus(StrEnum):
 ATTENTION = (DeliveryStatus.RETRY, DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN)
 
 
-class MailDelivery(db.Model):
+class MailDelivery(Model):
     __tablename__ = "mail_deliveries"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -137,13 +136,13 @@ def claim(key: str, *, lead_id: int | None = None) -> Claim:
 
 def move(row: MailDelivery, expected: DeliveryStatus, **values) -> bool:
     """Compare-and-set on the status, committed: True when this process made the change."""
-    result = cast(sa.CursorResult, db.session.execute(
+    matched = rows_matched(
         sa.update(MailDelivery).where(MailDelivery.id == row.id,
                                       MailDelivery.status == expected.value)
-        .values(updated_at=utcnow(), **values).execution_options(synchronize_session=False)))
+        .values(updated_at=utcnow(), **values).execution_options(synchronize_session=False))
     db.session.commit()
     db.session.refresh(row)
-    return result.rowcount == 1
+    return matched == 1
 
 
 def needing_attention(limit: int = 100) -> list[MailDelivery]:
