@@ -20,7 +20,7 @@ from tests.fakes.sendgrid_server import FakeSendGrid, Recorded
 from tests.nurture.worker_process import WorkerProcess, process_config, wait_for, worker_env
 
 # The tick and the relay each second (the periodic jobs these scenarios do not need, seldom),
-# short back-offs and a one-second provider timeout, so that the scenarios fit in seconds. The
+# short back-offs and a two-second provider timeout, so that the scenarios fit in seconds. The
 # processes read these from the instance's kindling.cfg.
 FAST: dict[str, Any] = {
     "TRACKING_FLUSH_INTERVAL": 60,
@@ -32,9 +32,9 @@ FAST: dict[str, Any] = {
     "OUTBOX_RELAY_AFTER_SECONDS": 1,
     "OUTBOX_SCHEDULED_GRACE_SECONDS": 2,
     "OUTBOX_RETRY_INTERVALS": (1, 2, 4, 8),
-    "SENDGRID_TIMEOUT": 1,
+    "SENDGRID_TIMEOUT": 2,
 }
-HANG = 2.5  # seconds the fake holds an answer: longer than SENDGRID_TIMEOUT (a hang)
+HANG = 4.0  # seconds the fake holds an answer: longer than SENDGRID_TIMEOUT (a hang)
 
 
 class Fleet:
@@ -45,13 +45,15 @@ class Fleet:
         self.logs = logs
         self.started: list[WorkerProcess] = []
 
-    def start(self, name: str, command: str = "worker") -> WorkerProcess:
-        process = WorkerProcess(worker_env(self.app_config), self.logs / f"{name}.log",
-                                command=command)
-        self.started.append(process)
+    def start(self, *names: str, command: str = "worker") -> WorkerProcess:
+        """Start a process per name (at once); workers are waited for until they listen."""
+        started = [WorkerProcess(worker_env(self.app_config), self.logs / f"{name}.log",
+                                 command=command) for name in names]
+        self.started.extend(started)
         if command == "worker":
-            wait_for(lambda: "Listening on" in process.log(), 60, f"{name} to start", 0.2)
-        return process
+            self.wait_for(lambda: all("Listening on" in p.log() for p in started), 60,
+                          f"{', '.join(names)} to start")
+        return started[-1]
 
     def logs_text(self) -> str:
         """The tail of every process's log (killed ones' too), for a failure message."""

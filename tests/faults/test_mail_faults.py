@@ -89,7 +89,7 @@ def test_every_provider_fault_costs_no_email_twice_and_loses_none(
         make_sequence(email_step(), trigger_form_id=form.id)
         processes = fleet(config)
         processes.start("scheduler", command="scheduler")
-        processes.start("worker")
+        processes.start("worker-1", "worker-2")
         client = app.test_client()
         for address in faults:
             response = fill_and_submit(client, "guide", email=address, first_name="Ann")
@@ -112,8 +112,8 @@ def test_every_provider_fault_costs_no_email_twice_and_loses_none(
                 assert len(requests) == 1 and status == "unknown"  # never sent again
             elif address == "refused@example.com":
                 assert len(requests) == 1 and status == "failed"  # not retried
-            else:
-                assert len(accepted) == 1 and status == "sent", (address, kind, status)
+            else:  # taken once; `unknown` only if even that answer came after the timeout
+                assert len(accepted) == 1 and status in ("sent", "unknown"), (address, kind)
             if address in ("reset@example.com", "wait@example.com"):
                 refused, taken = requests
                 earliest = reset_at if address.startswith("reset") else refused.at + WAIT
@@ -121,12 +121,11 @@ def test_every_provider_fault_costs_no_email_twice_and_loses_none(
 
         # SendGrid's events settle what never got an answer; the journeys all end.
         report_what_was_accepted(client, signer, fake_sendgrid)
-        assert {r.status for r in mail_rows() if r.key.startswith("asset:")} == \
-            {"sent", "failed"}
         processes.wait_for(lambda: live_enrollments() == [], 30, "every journey to end")
-        assert [s.status for s in nurture_sends()].count("sent") == len(faults) - 1
-        total = sum(len(r) for r in received.values())
-        assert len(fake_sendgrid.mail_sends) == total == 2 * len(faults) + 2 * 3  # 3 retried twice
+        for statuses in ([r.status for r in mail_rows()], [s.status for s in nurture_sends()]):
+            assert sorted(statuses) == ["failed"] + ["sent"] * (len(faults) - 1)
+        assert requests_by_row(fake_sendgrid) == received  # nothing was sent again
+        assert len(fake_sendgrid.mail_sends) == 2 * len(faults) + 2 * 3  # 3 retried once each
         db.session.remove()
 
 
@@ -135,7 +134,8 @@ def test_a_retry_runs_within_seconds_after_its_worker_is_killed(app_config, make
     """The provider fails once; RQ schedules the retry; the worker whose scheduler holds the
     lock is killed with SIGKILL and another starts at once. The new worker cannot take RQ's
     scheduler lock for a minute, and RQ would look again in 10 minutes: the relay runs it."""
-    config = configure(app_config, fake_sendgrid, signer.public_key, OUTBOX_RETRY_INTERVALS=(4, 8))
+    config = configure(app_config, fake_sendgrid, signer.public_key,
+                       OUTBOX_RETRY_INTERVALS=(4, 8))
     app = make_app(config)
     fake_sendgrid.answer_when(_asset("ann@example.com"), Reply(500))
     with app.app_context():
@@ -152,13 +152,18 @@ def test_a_retry_runs_within_seconds_after_its_worker_is_killed(app_config, make
         wait_for(lambda: Job.fetch(job_id, connection=queue.connection()).get_status()
                  == "scheduled", 10, "RQ to schedule the retry", 0.1)
         first.kill()
-        assert queue.connection().exists("rq:scheduler-lock:mail")  # the dead worker's lock
+        killed_at = time.time()
+        lock = "rq:scheduler-lock:mail"
+        dead = queue.connection().get(lock)  # the dead worker's: held for about a minute
+        assert dead is not None
         processes.start("worker-2")
 
-        processes.wait_for(lambda: len(fake_sendgrid.mail_sends) == 2, 25,
+        processes.wait_for(lambda: len(fake_sendgrid.mail_sends) == 2, 45,
                            "the retry after the kill")
+        assert queue.connection().get(lock) == dead  # no scheduler could have moved it
         failed_at, retried_at = (r.at for r in fake_sendgrid.mail_sends)
-        assert retried_at - failed_at < 20
+        assert retried_at - failed_at >= 4 - 0.3  # after its back-off...
+        assert retried_at - killed_at < 45  # ...and in seconds, not RQ's 10-minute maintenance
         wait_for(lambda: mail_rows()[0].status == "sent", 10, "the ledger to say sent", 0.2)
         assert [r.accepted for r in fake_sendgrid.mail_sends] == [False, True]
         assert row.key.startswith("asset:")
