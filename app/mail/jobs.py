@@ -18,7 +18,7 @@ def send_test_email(user_id: int, to: str, key: str | None = None) -> str | None
     _, address = normalise_email(to)
 
     def build() -> mail.Email:
-        context = {"user": user, "backend": mail.backend().name, "address": address,
+        context = {"user": user, "backend": mail.backend().name,
                    "base_url": current_app.config["BASE_URL"]}
         return mail.new_email(
             to=address,
