@@ -2,7 +2,7 @@
 sales alerts, test sends, notices): a row claimed before the provider is called
 
 Revision ID: 0009_mail_ledger
-Revises: 0008_campaign_timezone
+Revises: 0015c_scoring_calibration
 Create Date: 2026-12-01 23:18:29.676225
 
 """
@@ -13,7 +13,7 @@ import app.db
 
 # revision identifiers, used by Alembic.
 revision = '0009_mail_ledger'
-down_revision = '0008_campaign_timezone'
+down_revision = '0015c_scoring_calibration'
 branch_labels = None
 depends_on = None
 
