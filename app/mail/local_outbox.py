@@ -66,6 +66,12 @@ class StoredMessage:
     def name(self) -> str:
         return self.path.name
 
+    @property
+    def stem(self) -> str:
+        """The name without ".eml": the message's address in the admin (`/admin/outbox/<stem>`;
+        `<stem>.eml` downloads it)."""
+        return self.path.stem
+
     def parse(self) -> EmailMessage:
         with self.path.open("rb") as fh:
             return BytesParser(policy=policy.default).parse(fh)

@@ -1,4 +1,9 @@
-"""The local outbox in the admin: what would have been sent, exactly."""
+"""The local outbox in the admin: what would have been sent, exactly.
+
+`/admin/outbox/<stem>` shows one message like a mail catcher does: the HTML part in a sandboxed
+frame (served by `/<stem>/html` under its own Content-Security-Policy: no script, nothing
+loaded from the network), the text part and every header. `/<stem>.eml` downloads the file.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from app import mail, outbox
 from app.auth.roles import marketer_required
 from app.db import db
 from app.mail.ledger import needing_attention, unique_key
-from app.mail.local_outbox import LocalOutbox
+from app.mail.local_outbox import LocalOutbox, StoredMessage
 
 bp = Blueprint("mail", __name__, url_prefix="/admin/outbox")
 
@@ -19,10 +24,20 @@ PURPOSES = {"asset": "Asset link", "asset-resend": "Fresh asset link",
             "test": "Test email", "step-test": "Sequence step test",
             "spam-notice": "Spam-rate notice"}
 
+# The HTML part runs in a sandbox (no scripts, no forms, an opaque origin) and loads nothing:
+# a remote image would be the tracking pixel, and opening the outbox would count as an open.
+HTML_PART_CSP = ("sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+                 "frame-ancestors 'self'")
+
 
 def _local() -> LocalOutbox | None:
     backend = mail.backend()
     return backend if isinstance(backend, LocalOutbox) else None
+
+
+def _message(stem: str) -> StoredMessage:
+    local = _local() or abort(404)
+    return local.get(stem + ".eml") or abort(404)
 
 
 @bp.route("/")
@@ -38,29 +53,31 @@ def index():
 @bp.route("/<name>")
 @marketer_required
 def show(name: str):
-    local = _local() or abort(404)
-    message = local.get(name) or abort(404)
-    return render_template("mail/show.html", message=message, parsed=message.parse())
+    message = _message(name)
+    parsed = message.parse()
+    return render_template("mail/show.html", message=message, parsed=parsed,
+                           headers=list(parsed.items()), html=message.body("html"),
+                           text=message.body("plain"))
 
 
 @bp.route("/<name>/html")
 @marketer_required
 def html(name: str):
-    """The HTML part, sandboxed: the browser runs no script and loads nothing from it."""
-    local = _local() or abort(404)
-    message = local.get(name) or abort(404)
-    response = Response(message.body("html"), mimetype="text/html")
-    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+    """The HTML part, for the sandboxed frame of the message page."""
+    response = Response(_message(name).body("html"), mimetype="text/html")
+    response.headers["Content-Security-Policy"] = HTML_PART_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 
 @bp.route("/<name>.eml")
 @marketer_required
 def raw(name: str):
-    local = _local() or abort(404)
-    message = local.get(name + ".eml") or abort(404)
+    message = _message(name)
     return Response(message.path.read_bytes(), mimetype="message/rfc822",
-                    headers={"Content-Disposition": f"attachment; filename={message.name}"})
+                    headers={"Content-Disposition": f'attachment; filename="{message.name}"',
+                             "X-Content-Type-Options": "nosniff"})
 
 
 @bp.route("/test", methods=["POST"])

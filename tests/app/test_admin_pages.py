@@ -52,7 +52,7 @@ def test_outbox_page_lists_and_shows_messages(client, auth, app):
     auth.login_as("marketer")
     listing = client.get("/admin/outbox/").get_data(as_text=True)
     assert "Hello &lt;Ann&gt;" in listing
-    name = mail.backend().messages()[0].name
+    name = mail.backend().messages()[0].stem
     assert client.get(f"/admin/outbox/{name}").status_code == 200
     html_part = client.get(f"/admin/outbox/{name}/html")
     assert "sandbox" in html_part.headers["Content-Security-Policy"]
@@ -81,3 +81,42 @@ def test_a_marketer_can_send_the_test_email_only_to_themselves(client, auth, app
     assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxJob)) == 0
     client.post("/admin/outbox/test", data={"to": "marketer@example.com", "csrf_token": token})
     assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxJob)) == 1
+
+
+def test_outbox_shows_an_email_in_the_admin_and_downloads_it_by_a_separate_link(
+        client, auth, app):
+    import re
+
+    from app import mail
+
+    mail.backend().send(mail.new_email(
+        "ann@example.com", "Hello <Ann>", "<p>Hi <b>there</b></p><script>alert(1)</script>",
+        "Hi there, in plain text", headers={"List-Unsubscribe": "<https://example.com/u/1>"}))
+    auth.login_as("marketer")
+    listing = client.get("/admin/outbox/").get_data(as_text=True)
+    link = re.search(r'href="(/admin/outbox/[^"]+)">Hello &lt;Ann&gt;</a>', listing).group(1)
+
+    shown = client.get(link)
+    assert shown.status_code == 200 and shown.mimetype == "text/html"  # a page, not a download
+    assert "attachment" not in shown.headers.get("Content-Disposition", "")
+    page = shown.get_data(as_text=True)
+    assert "<h1>Hello &lt;Ann&gt;</h1>" in page
+    assert "Hi there, in plain text" in page  # the text part
+    assert "List-Unsubscribe" in page and "&lt;https://example.com/u/1&gt;" in page  # headers
+    assert "<script>alert(1)</script>" not in page
+
+    frame = re.search(r"<iframe[^>]*>", page).group(0)
+    sandbox = re.search(r'\ssandbox(?:="([^"]*)")?[\s>]', frame)
+    assert sandbox and "allow-scripts" not in (sandbox.group(1) or "")
+    part = client.get(re.search(r'src="([^"]+)"', frame).group(1))
+    assert "<b>there</b>" in part.get_data(as_text=True)
+    policy = part.headers["Content-Security-Policy"]
+    assert policy.startswith("sandbox") and "allow-scripts" not in policy
+    assert "default-src 'none'" in policy
+
+    download = re.search(r'href="([^"]+)"[^>]*>Download \.eml</a>', page).group(1)
+    assert download != link
+    eml = client.get(download)
+    assert eml.mimetype == "message/rfc822"
+    assert eml.headers["Content-Disposition"].startswith("attachment")
+    assert b"Subject: Hello <Ann>" in eml.data
