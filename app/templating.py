@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request, url_for
+from flask_login import current_user
 
 EVENT_LABELS = {
     "form_submitted": "Submitted a form",
@@ -44,6 +45,25 @@ def add_nav(app: Flask, endpoint: str, label: str, *roles: str) -> None:
     app.extensions.setdefault("admin_nav", []).append((endpoint, label, roles))
 
 
+class NavLink(NamedTuple):
+    url: str
+    label: str
+    current: bool
+
+
+def nav_links() -> list[NavLink]:
+    """The admin navigation for the signed-in user. One link is current: the one whose
+    address is the longest prefix of this page's (so /admin/leads/import marks "Import", not
+    "Leads" as well; a lead's page marks "Leads")."""
+    links = [(url_for(endpoint), label) for endpoint, label, roles
+             in current_app.extensions.get("admin_nav", []) if current_user.has_role(*roles)]
+    path = request.path.rstrip("/")
+    under = [url for url, _ in links
+             if path == url.rstrip("/") or path.startswith(url.rstrip("/") + "/")]
+    current = max(under, key=len, default=None)
+    return [NavLink(url, label, url == current) for url, label in links]
+
+
 def add_lead_panel(app: Flask, render: Callable[[Any], Any]) -> None:
     """Add a section to the lead page: `render(lead)` returns HTML (Markup), e.g. the score
     breakdown. Lets feature packages show their part of a lead's story without the core
@@ -57,6 +77,15 @@ def format_datetime(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def plural(count: int | None, one: str, many: str | None = None, *,
+           number: bool = True) -> str:
+    """"1 lead", "2 leads", "1,204 leads"; `many` for irregular nouns ("person", "people");
+    `number=False` gives only the noun, for when the number is shown on its own."""
+    count = count or 0
+    noun = one if count == 1 else (many or one + "s")
+    return f"{count:,} {noun}" if number else noun
+
+
 def event_label(event_type: str) -> str:
     return EVENT_LABELS.get(event_type, event_type.replace("_", " ").capitalize())
 
@@ -64,6 +93,8 @@ def event_label(event_type: str) -> str:
 def init_app(app: Flask) -> None:
     app.add_template_filter(format_datetime, "datetime")
     app.add_template_filter(event_label, "event_label")
+    app.add_template_filter(plural, "plural")
+    app.add_template_global(nav_links, "nav_links")
     app.add_template_global(lambda: current_app.extensions.get("admin_nav", []), "admin_nav")
     app.add_template_global(lambda: current_app.extensions.get("lead_panels", []), "lead_panels")
     add_nav(app, "admin.dashboard", "Dashboard", "marketer", "sales")
