@@ -72,6 +72,8 @@ class SuppressionReason(str, enum.Enum):
 
 
 ALL_DAYS = [0, 1, 2, 3, 4, 5, 6]  # Monday = 0, as datetime.weekday()
+# Where a new sequence lets a lead go: sales has them (SQL), they bought, or they are not a fit.
+DEFAULT_EXIT_STAGES = ("sql", "customer", "disqualified")
 
 
 class Sequence(Model):
@@ -96,7 +98,8 @@ class Sequence(Model):
     # Enroll every lead entering this stage (e.g. "recycled" back from sales), "" for none.
     trigger_stage: Mapped[str] = mapped_column(sa.String(20), default="")
     # Leave the sequence when the lead reaches one of these stages.
-    exit_stages: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    exit_stages: Mapped[list[str]] = mapped_column(JSONType,
+                                                   default=lambda: list(DEFAULT_EXIT_STAGES))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
