@@ -72,7 +72,7 @@ def _limiter_storage(redis_url: str) -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app import templating
+    from app import pickers, templating
     from app.admin.views import bp as admin_bp
     from app.admin.views import init_root
     from app.auth.views import bp as auth_bp
@@ -80,6 +80,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.mail.views import bp as mail_bp
 
     templating.init_app(app)
+    pickers.init_app(app)
     for bp in (auth_bp, admin_bp, leads_bp, mail_bp):
         app.register_blueprint(bp)
     init_root(app)

@@ -9,8 +9,9 @@ from campaigns.assets import DEFAULT_MAX_BYTES
 
 def init_app(app: Flask) -> None:
     """Register this package's blueprints, jobs and demo data with the app."""
-    import campaigns.models  # noqa: F401  this package's tables
+    import campaigns.models  # this package's tables
     from app.mail.ledger import add_settled_listener
+    from app.pickers import Picker, add_picker, named
     from app.schedule import add_periodic
     from app.seed import add_seeder
     from app.templating import add_nav
@@ -32,6 +33,9 @@ def init_app(app: Flask) -> None:
     add_nav(app, "campaigns.assets_index", "Assets", "marketer")
     add_seeder(app, seed_campaigns)
     add_seeder(app, seed_demo_history)  # the reports' six weeks of history
+    # Chosen by name wherever a campaign is picked (export filters, scoring rules).
+    add_picker(app, Picker("campaign", "campaign",
+                           *named(campaigns.models.Campaign, campaigns.models.Campaign.name)))
     # Landing-page views wait in Redis; this writes them as page_viewed events.
     add_periodic(app, "campaigns.jobs.flush_page_views",
                  int(app.config["PAGE_VIEW_FLUSH_INTERVAL"]), queue="tracking")

@@ -9,7 +9,8 @@ EXPIRE_CONFIRMATIONS_EVERY = 600  # seconds
 
 def init_app(app: Flask) -> None:
     """Register this package's blueprints (with their templates), jobs and demo data."""
-    import forms.models  # noqa: F401  this package's tables
+    import forms.models  # this package's tables
+    from app.pickers import Picker, add_picker, named
     from app.schedule import add_periodic
     from app.seed import add_seeder
     from app.templating import add_nav
@@ -20,4 +21,6 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(blueprint)
     add_nav(app, "forms.index", "Forms", "marketer")
     add_seeder(app, seed.seed_forms)
+    # Chosen by name wherever a form is picked (scoring rules).
+    add_picker(app, Picker("form", "form", *named(forms.models.Form, forms.models.Form.name)))
     add_periodic(app, "forms.jobs.expire_confirmations", EXPIRE_CONFIRMATIONS_EVERY)

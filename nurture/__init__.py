@@ -24,11 +24,12 @@ def init_app(app: Flask) -> None:
     """Register this package's blueprints, jobs, periodic work and demo data with the app."""
     import nurture.models  # noqa: F401  this package's tables
     from app.leads.service import add_stage_listener
+    from app.pickers import add_picker
     from app.schedule import add_periodic
     from app.seed import add_seeder
     from app.templating import add_nav
     from forms.pipeline import add_submission_listener
-    from nurture import admin, views
+    from nurture import admin, email_picker, views
     from nurture.seed import seed_demo
 
     for name, value in DEFAULTS.items():
@@ -45,6 +46,7 @@ def init_app(app: Flask) -> None:
     add_submission_listener(app, "nurture.jobs.enroll_from_submission")
     add_stage_listener(app, "nurture.jobs.on_stage_change")
     add_seeder(app, seed_demo)
+    add_picker(app, email_picker.PICKER)  # an email step, by subject (scoring rules)
     # The Email report and its daily rollup (app.reports plugs them in).
     from app.reports.registry import add_report, add_rollup
     from nurture import reports

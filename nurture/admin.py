@@ -3,6 +3,7 @@ per-step numbers, and the leads enrolled (pause, resume, remove, enroll by hand)
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,7 +12,7 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from wtforms import SelectChoice
 
-from app import outbox
+from app import outbox, pickers
 from app.auth.roles import marketer_required
 from app.db import db
 from app.leads.models import Lead
@@ -40,7 +41,13 @@ from nurture.models import (
     Step,
     StepKind,
 )
-from nurture.render import TemplateProblem, render_step, sample_lead, validate
+from nurture.render import (
+    TemplateProblem,
+    preview_campaign,
+    render_step,
+    sample_lead,
+    validate,
+)
 from nurture.stats import COLUMNS, step_stats
 from nurture.steps import activate, add_step, move_step, remove_step
 
@@ -192,7 +199,7 @@ def edit_step(sequence_id: int, step_id: int):
             db.session.rollback()
             return render_template("nurture/admin/step.html", sequence=sequence, step=step,
                                    form=form, problems=problems, refused=True,
-                                   preview=PreviewForm(formdata=None)), 400
+                                   **_preview_page(step)), 400
         db.session.commit()
         if problems:
             flash("Saved, but this step needs work before the sequence can go live: "
@@ -201,8 +208,24 @@ def edit_step(sequence_id: int, step_id: int):
             flash("Step saved.", "info")
         return redirect(url_for("nurture.edit_step", sequence_id=sequence.id, step_id=step.id))
     return render_template("nurture/admin/step.html", sequence=sequence, step=step, form=form,
-                           problems=validate(step), preview=PreviewForm(formdata=None)), \
+                           problems=validate(step), **_preview_page(step)), \
         400 if form.errors else 200
+
+
+PREVIEW_SOURCES = {"chosen": "chosen above", "enrollment": "the lead's enrollment",
+                   "activity": "the lead's latest campaign",
+                   "sample": "a sample: no campaign to show"}
+
+
+def _preview_page(step: Step) -> dict:
+    """The preview section of the step page: the choice, and the campaign it will show."""
+    if step.kind != StepKind.EMAIL.value:
+        return {"preview": None}
+    choice = _preview_choice(request.args)
+    campaign = None if choice.errors else preview_campaign(step, choice.lead,
+                                                           choice.campaign_id)
+    return {"preview": choice, "preview_campaign": campaign,
+            "preview_source": PREVIEW_SOURCES[campaign.source] if campaign else ""}
 
 
 KIND_FIELDS = {
@@ -277,19 +300,56 @@ def remove(sequence_id: int, step_id: int):
     return redirect(url_for("nurture.edit", sequence_id=sequence.id))
 
 
-def _preview_lead() -> Lead:
-    form = PreviewForm(request.args)
-    lead_id = form.lead_id.data if form.validate() else None
-    return (db.session.get(Lead, lead_id) if lead_id else None) or sample_lead()
+@dataclass
+class PreviewChoice:
+    """What a preview (and a test send) is for: the lead (None: the sample lead), the campaign
+    chosen (None: the lead's own), and why a choice was refused."""
+
+    form: PreviewForm
+    lead: Lead | None = None
+    campaign_id: int | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The query of the preview frame and the test send's hidden fields."""
+        chosen = {"lead_id": self.lead.id if self.lead else None,
+                  "campaign_id": self.campaign_id}
+        return {name: value for name, value in chosen.items() if value is not None}
+
+
+def _preview_choice(values) -> PreviewChoice:
+    form = PreviewForm(values)
+    choice = PreviewChoice(form)
+    for name, kind in (("lead_id", "lead"), ("campaign_id", "campaign")):
+        text = (values.get(name) or "").strip()[:400]
+        try:
+            found = pickers.resolve(kind, text)
+        except pickers.PickError as exc:
+            choice.errors[name] = str(exc)
+            getattr(form, name).errors = [str(exc)]
+            continue
+        getattr(form, name).data = str(found) if found is not None else ""
+        if name == "lead_id":
+            choice.lead = db.session.get(Lead, found) if found is not None else None
+        else:
+            choice.campaign_id = found
+    return choice
 
 
 @bp.route("/<int:sequence_id>/steps/<int:step_id>/preview")
 @marketer_required
 def preview(sequence_id: int, step_id: int):
-    """The email as the chosen lead would get it (sandboxed in the browser: no script runs)."""
+    """The email as the chosen lead would get it, with the campaign a send would carry
+    (sandboxed in the browser: no script runs)."""
     step = _step(_sequence(sequence_id), step_id)
+    choice = _preview_choice(request.args)
+    if choice.errors:
+        return Response(" ".join(choice.errors.values()), 404, mimetype="text/plain")
+    campaign = preview_campaign(step, choice.lead, choice.campaign_id)
     try:
-        rendered = render_step(step, _preview_lead(), unsubscribe_url="#unsubscribe-preview")
+        rendered = render_step(step, choice.lead or sample_lead(),
+                               unsubscribe_url="#unsubscribe-preview", campaign=campaign.context)
     except TemplateProblem as exc:
         return Response(f"This email cannot be rendered: {exc}", 422, mimetype="text/plain")
     response = Response(rendered.html, mimetype="text/html")
@@ -302,15 +362,19 @@ def preview(sequence_id: int, step_id: int):
 @marketer_required
 def send_test(sequence_id: int, step_id: int):
     step = _step(_sequence(sequence_id), step_id)
+    choice = _preview_choice(request.form)
     if step.kind != StepKind.EMAIL.value or validate(step):
         flash("Fix this email before sending a test.", "error")
+    elif choice.errors:
+        flash(" ".join(choice.errors.values()) + " No test was sent.", "error")
     else:
-        lead_id = request.form.get("lead_id", type=int)
-        outbox.add("nurture.jobs.send_test", step.id, current_user.id, lead_id,
-                   unique_key("step-test"), queue_name="mail")
+        outbox.add("nurture.jobs.send_test", step.id, current_user.id,
+                   choice.lead.id if choice.lead else None, unique_key("step-test"),
+                   choice.campaign_id, queue_name="mail")
         db.session.commit()
         flash(f"A test is on its way to {current_user.email}.", "info")
-    return redirect(url_for("nurture.edit_step", sequence_id=sequence_id, step_id=step.id))
+    return redirect(url_for("nurture.edit_step", sequence_id=sequence_id, step_id=step.id,
+                            **choice.args))
 
 
 @bp.route("/<int:sequence_id>/enrollments", methods=["GET", "POST"])

@@ -61,7 +61,10 @@ class SequenceForm(FlaskForm):
     trigger_form_id = SelectField("Enroll everyone who submits", coerce=int)
     trigger_stage = SelectField("Enroll everyone entering the stage", default="",
                                 choices=[SelectChoice("", "— no stage —")] + STAGE_CHOICES)
-    exit_stages = SelectMultipleField("Leave the sequence on reaching", choices=STAGE_CHOICES)
+    exit_stages = SelectMultipleField(
+        "Leave the sequence on reaching", choices=STAGE_CHOICES,
+        description="A new sequence lets a lead go once sales accepts them (SQL), they become "
+                    "a customer, or they are disqualified.")
 
     def validate_timezone(self, field: Any) -> None:
         if zone(field.data) is None:
@@ -118,7 +121,13 @@ class CsvImportForm(FlaskForm):
 
 
 class PreviewForm(FlaskForm):
-    class Meta:
-        csrf = False  # a GET form: it only chooses which lead the preview is for
+    """Who and which campaign a preview (and a test send) is for. Both are pickers
+    (app.pickers): an id, a chosen suggestion or an exact email/name; the view resolves them."""
 
-    lead_id = IntegerField("Preview for lead id", validators=[Optional()])
+    class Meta:
+        csrf = False  # a GET form: it only chooses what the preview shows
+
+    lead_id = StringField("Preview for lead", validators=[Length(max=400)],
+                          description="A name or an email; empty: the sample lead, Sam Sample.")
+    campaign_id = StringField("With campaign", validators=[Length(max=400)],
+                              description="Empty: the lead's own campaign.")

@@ -17,7 +17,7 @@ from nurture import chunk, engine
 from nurture import enrollment as enrollments
 from nurture.enrollment import enroll
 from nurture.models import LIVE_STATUSES, Enrollment, Sequence, SequenceStatus, Step
-from nurture.render import build_email, sample_lead
+from nurture.render import build_email, preview_campaign, sample_lead
 
 log = logging.getLogger(__name__)
 
@@ -110,16 +110,18 @@ def on_stage_change(stage_change_id: int) -> list[int]:
 
 @job
 def send_test(step_id: int, user_id: int, lead_id: int | None = None,
-              key: str | None = None) -> str:
-    """'Send me a test': the step rendered for a lead (or a sample), to the marketer, once per
-    `key` (`step-test:<random>`, made when it was asked for) through the mail ledger. No
-    nurture ledger row, no event, and its unsubscribe link is inert."""
+              key: str | None = None, campaign_id: int | None = None) -> str:
+    """'Send me a test': the step rendered for a lead (or a sample) with the campaign a
+    preview shows (`preview_campaign`), to the marketer, once per `key` (`step-test:<random>`,
+    made when it was asked for) through the mail ledger. No nurture ledger row, no event, and
+    its unsubscribe link is inert."""
     step = db.session.get(Step, step_id)
     user = db.session.get(User, user_id)
     if step is None or user is None:
         return "gone"
     lead = db.session.get(Lead, lead_id) if lead_id else None
+    campaign = preview_campaign(step, lead, campaign_id).context
     outcome = mail.deliver(key or unique_key("step-test"), lambda: build_email(
         step, lead or sample_lead(), send_id=None, enrollment_id=None, to=user.email,
-        subject_prefix="[Test] ", preview=True))
+        subject_prefix="[Test] ", preview=True, campaign=campaign))
     return outcome.message_id or outcome.status

@@ -107,6 +107,47 @@ def campaign_context(campaign_id: int | None) -> dict[str, Any]:
     return {"id": campaign.id, "name": campaign.name} if campaign else {}
 
 
+SAMPLE_CAMPAIGN = {"id": 0, "name": "Sample campaign"}
+
+
+@dataclass(frozen=True)
+class PreviewCampaign:
+    """The campaign a preview or test send is rendered with, and where it came from."""
+
+    context: dict[str, Any]
+    source: str  # "chosen", "enrollment", "activity" or "sample"
+
+
+def preview_campaign(step: Step, lead: Lead | None,
+                     chosen_id: int | None = None) -> PreviewCampaign:
+    """`{{ campaign.* }}` for a preview or a test send, so it shows what a lead would get:
+    the campaign chosen for the preview, else the one of the lead's enrollment in this
+    sequence, else the campaign of the lead's latest activity (the one an enrollment from a
+    form would carry), else a sample campaign (never an empty one)."""
+    import sqlalchemy as sa
+
+    from app.db import db
+    from app.leads.models import Event
+    from nurture.models import Enrollment
+
+    candidates: list[tuple[str, int | None]] = [("chosen", chosen_id)]
+    if lead is not None and lead.id:
+        candidates.append(("enrollment", db.session.scalar(
+            sa.select(Enrollment.campaign_id).where(
+                Enrollment.lead_id == lead.id, Enrollment.sequence_id == step.sequence_id,
+                Enrollment.campaign_id.is_not(None))
+            .order_by(Enrollment.id.desc()).limit(1))))
+        candidates.append(("activity", db.session.scalar(
+            sa.select(Event.campaign_id).where(Event.lead_id == lead.id,
+                                               Event.campaign_id.is_not(None))
+            .order_by(Event.occurred_at.desc(), Event.id.desc()).limit(1))))
+    for source, campaign_id in candidates:
+        context = campaign_context(campaign_id)
+        if context:
+            return PreviewCampaign(context, source)
+    return PreviewCampaign(dict(SAMPLE_CAMPAIGN), "sample")
+
+
 def _asset_link_for(lead: Lead) -> Callable[[int], str]:
     """`asset_link(asset_id)` in templates. Campaigns owns signed download links: it can set
     `app.extensions["nurture_asset_link"] = f(asset_id, lead_id) -> url`."""
@@ -226,10 +267,14 @@ def _render(env: MailSandbox, source: str, context: dict[str, Any]) -> str:
 
 
 def render_step(step: Step, lead: Lead, *, unsubscribe_url: str, send_id: int | None = None,
-                campaign_id: int | None = None) -> Rendered:
-    """Subject, HTML and text of an email step for `lead`. Raises TemplateProblem."""
+                campaign_id: int | None = None,
+                campaign: dict[str, Any] | None = None) -> Rendered:
+    """Subject, HTML and text of an email step for `lead`, with the campaign `campaign_id`
+    (or the ready `campaign` context, for previews). Raises TemplateProblem."""
     tracker = tracker_for(send_id, unsubscribe_url) if tracking_allowed(lead) else None
-    return _render_for(step, lead, unsubscribe_url, campaign_context(campaign_id), tracker)
+    if campaign is None:
+        campaign = campaign_context(campaign_id)
+    return _render_for(step, lead, unsubscribe_url, campaign, tracker)
 
 
 def _render_for(step: Step, lead: Lead, unsubscribe_url: str, campaign: dict[str, Any],
@@ -261,17 +306,19 @@ def unsubscribe_headers(unsubscribe_url: str, token: str) -> dict[str, str]:
 
 def build_email(step: Step, lead: Lead, *, send_id: int | None, enrollment_id: int | None,
                 campaign_id: int | None = None, to: str | None = None,
-                subject_prefix: str = "", preview: bool = False) -> mail.Email:
+                subject_prefix: str = "", preview: bool = False,
+                campaign: dict[str, Any] | None = None) -> mail.Email:
     """The complete Email for the mail backend. `custom_args` carry opaque ids only.
 
     `preview` (tests to a marketer): the unsubscribe link is inert, so trying it changes nothing.
+    `campaign`: a ready campaign context instead of `campaign_id` (tests, `preview_campaign`).
     """
     from nurture import unsubscribe
 
     token = "preview" if preview else unsubscribe.make_token(lead.id, send_id)
     url = unsubscribe.url_for_token(token)
     rendered = render_step(step, lead, unsubscribe_url=url, send_id=send_id,
-                           campaign_id=campaign_id)
+                           campaign_id=campaign_id, campaign=campaign)
     return _email(lead, rendered, token, send_id, enrollment_id, to, subject_prefix)
 
 
@@ -323,7 +370,7 @@ def validate(step: Step) -> list[str]:
     if not (step.body or "").strip():
         errors.append("The body is empty.")
     lead = sample_lead()
-    context = {"lead": lead_context(lead), "campaign": {"id": 0, "name": "Sample campaign"},
+    context = {"lead": lead_context(lead), "campaign": dict(SAMPLE_CAMPAIGN),
                "asset_link": lambda asset_id: "https://example.com/asset"}
     for part, env, raw, source in (
             ("Subject", _text_env, step.subject or "", step.subject or ""),

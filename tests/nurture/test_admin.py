@@ -283,3 +283,100 @@ def test_a_csv_import_needs_an_email_column_and_a_live_sequence(app, client, aut
     db.session.expire_all()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Enrollment)) == 0
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 0
+
+
+def test_an_accepted_lead_of_a_new_sequence_gets_no_further_email(app, client, auth,
+                                                                   fake_sendgrid):
+    """A sequence made in the admin, with its exit stages left as they come: once sales
+    accepts the lead (SQL), the journey ends; so it does for customers and the disqualified."""
+    auth.login_as("marketer")
+    token = _token(client)
+    client.post("/admin/nurture/", data={"name": "Onboarding", "csrf_token": token})
+    sequence_id = db.session.scalar(sa.select(Sequence.id))
+    settings = client.get(f"/admin/nurture/{sequence_id}").get_data(as_text=True)
+    for stage in ("sql", "customer", "disqualified"):  # shown ticked, so the marketer sees it
+        assert f'value="{stage}" selected' in settings or f'selected value="{stage}"' in settings
+    base = f"/admin/nurture/{sequence_id}"
+    for kind in ("email", "wait", "email"):
+        client.post(f"{base}/steps", data={"kind": kind, "csrf_token": token})
+    first, wait, second = db.session.scalars(sa.select(Step.id).order_by(Step.position)).all()
+    for step_id, data in {first: {"subject": "Welcome", "body_format": "markdown", "body": "Hi"},
+                          wait: {"wait_hours": "24", "wait_minutes": "0", "wait_until": ""},
+                          second: {"subject": "Still there?", "body_format": "markdown",
+                                   "body": "Hello again"}}.items():
+        assert client.post(f"{base}/steps/{step_id}", data={**data, "csrf_token": token}) \
+            .status_code == 302
+    assert client.post(f"{base}/activate", data={"csrf_token": token}).status_code == 302
+    lead_id = make_lead("dana@example.com").id
+    client.post(f"{base}/enrollments", data={"email": "dana@example.com", "csrf_token": token})
+    drain()
+    assert [r.json["subject"] for r in fake_sendgrid.mail_sends] == ["Welcome"]
+
+    change_stage(db.session.get(Lead, lead_id), "sql", reason="accepted by sales",
+                 actor="sales")
+    db.session.commit()
+    with time_machine.travel(utcnow() + timedelta(hours=25)):
+        work()
+    assert [r.json["subject"] for r in fake_sendgrid.mail_sends] == ["Welcome"]
+    enrollment = enrollment_of(lead_id)
+    assert enrollment.status == "exited" and "sql" in enrollment.exit_reason
+
+
+def _campaign(name: str):
+    from campaigns.models import Campaign
+
+    campaign = Campaign(name=name, slug=name.lower().replace(" ", "-"))
+    db.session.add(campaign)
+    db.session.commit()
+    return campaign
+
+
+def test_preview_and_test_send_fill_the_campaign(app, client, auth, fake_sendgrid):
+    from nurture.enrollment import enroll
+
+    auth.login_as("marketer")
+    sequence = make_sequence(email_step(subject="News from {{ campaign.name }}",
+                                        body="Thanks for joining **{{ campaign.name }}**."))
+    base = f"/admin/nurture/{sequence.id}/steps/{sequence.steps[0].id}"
+    lead_id = make_lead("dana@example.com", first_name="Dana").id
+    spring = _campaign("Spring launch")
+    enroll(lead_id, sequence.id, "form", campaign_id=spring.id)
+    db.session.commit()
+
+    sample = client.get(f"{base}/preview").get_data(as_text=True)
+    assert "<strong>Sample campaign</strong>" in sample  # never an empty campaign
+    page = client.get(f"{base}?lead_id={lead_id}").get_data(as_text=True)
+    assert "“Spring launch”" in page and "the lead&#39;s enrollment" in page
+    shown = client.get(f"{base}/preview?lead_id={lead_id}").get_data(as_text=True)
+    assert "Thanks for joining <strong>Spring launch</strong>." in shown
+
+    # Another campaign, chosen by name for the preview
+    _campaign("Autumn webinar")
+    chosen = client.get(f"{base}/preview?lead_id={lead_id}&campaign_id=Autumn webinar")
+    assert "<strong>Autumn webinar</strong>" in chosen.get_data(as_text=True)
+
+    client.post(f"{base}/test", data={"csrf_token": _token(client), "lead_id": str(lead_id)})
+    drain()
+    (test,) = fake_sendgrid.mail_sends
+    assert test.json["subject"] == "[Test] News from Spring launch"
+    assert "Thanks for joining <strong>Spring launch</strong>" in test.json["content"][1]["value"]
+
+
+def test_a_preview_for_a_lead_that_does_not_exist_says_so(app, client, auth, fake_sendgrid):
+    from app.outbox import OutboxJob
+
+    auth.login_as("marketer")
+    sequence = make_sequence(email_step())
+    base = f"/admin/nurture/{sequence.id}/steps/{sequence.steps[0].id}"
+    page = client.get(f"{base}?lead_id=999").get_data(as_text=True)
+    assert "There is no lead #999." in page
+    assert "<iframe" not in page and "Send me a test" not in page
+    frame = client.get(f"{base}/preview?lead_id=999")
+    assert frame.status_code == 404 and "There is no lead #999." in frame.get_data(as_text=True)
+    by_email = client.get(f"{base}?lead_id=nobody@example.com").get_data(as_text=True)
+    assert "No lead matches “nobody@example.com”" in by_email
+
+    response = client.post(f"{base}/test", data={"csrf_token": _token(client), "lead_id": "999"},
+                           follow_redirects=True)
+    assert "There is no lead #999. No test was sent." in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxJob)) == 0
