@@ -19,15 +19,25 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
-from flask import Response, abort, render_template, request, stream_with_context
+from flask import (
+    Response,
+    abort,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask.cli import AppGroup
 from sqlalchemy.dialects.postgresql import JSONB, distinct_on
 
-from app.auth.models import User
+from app import pickers
+from app.auth.models import Role, User
 from app.auth.roles import staff_required
 from app.db import db
 from app.leads.models import Event, Lead, Stage, StageChange
 from app.sales.web import bp
+from app.templating import plural
 
 BATCH_SIZE = 5000
 DEFAULT_STAGES = (Stage.MQL.value, Stage.SQL.value)
@@ -263,21 +273,55 @@ def chunks(filters: Filters, bom: bool = False) -> Iterator[tuple[str, int]]:
 
 # The admin: a form, and the streamed file.
 
+class FilterErrors(ValueError):
+    """Filters that cannot be used: {form field: message}."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
 def _filters_from_args(args) -> Filters:
+    """The filters of the form (or of a link to export.csv). The campaign is a picker: an id,
+    a chosen suggestion or its exact name. Raises FilterErrors naming each bad field."""
+    errors: dict[str, str] = {}
+
+    def number(name: str, kind: type, message: str) -> Any:
+        text = (args.get(name) or "").strip()
+        try:
+            return kind(text) if text else None
+        except ValueError:
+            errors[name] = message
+            return None
+
+    def day(name: str) -> date | None:
+        try:
+            return _date((args.get(name) or "").strip())
+        except ValueError:
+            errors[name] = "Use a date like 2026-03-31."
+            return None
+
+    min_fit = number("min_fit", int, "A whole number, like 20.")
+    min_engagement = number("min_engagement", float, "A number, like 50.")
     try:
-        columns = tuple(c for c in ",".join(args.getlist("columns")).split(",") if c) \
-            or DEFAULT_COLUMNS
-        filters = Filters(
-            stages=tuple(args.getlist("stage")) or DEFAULT_STAGES,
-            min_fit=args.get("min_fit", type=int),
-            min_engagement=args.get("min_engagement", type=float),
-            campaign_id=args.get("campaign", type=int),
-            owner=args.get("owner") or None,
-            since=_date(args.get("since")), until=_date(args.get("until")),
-            columns=columns)
+        campaign_id = pickers.resolve("campaign", args.get("campaign"))
+    except pickers.PickError as exc:
+        errors["campaign"], campaign_id = str(exc), None
+    since, until = day("since"), day("until")
+    if since and until and until < since:
+        errors["until"] = "The end date is before the start date."
+    columns = tuple(c for c in ",".join(args.getlist("columns")).split(",") if c) \
+        or DEFAULT_COLUMNS
+    filters = Filters(stages=tuple(args.getlist("stage")) or DEFAULT_STAGES, min_fit=min_fit,
+                      min_engagement=min_engagement, campaign_id=campaign_id,
+                      owner=(args.get("owner") or "").strip() or None, since=since,
+                      until=until, columns=columns)
+    try:
         filters.check()
-    except ValueError:
-        abort(400)
+    except ValueError as exc:
+        errors["columns" if "column" in str(exc) else "stage"] = str(exc).capitalize() + "."
+    if errors:
+        raise FilterErrors(errors)
     return filters
 
 
@@ -285,17 +329,52 @@ def _date(text: str | None) -> date | None:
     return date.fromisoformat(text) if text else None
 
 
+def _query(filters: Filters, bom: bool) -> dict[str, Any]:
+    """export.csv's query for these filters (ids, not the text typed in a picker)."""
+    query: dict[str, Any] = {"stage": list(filters.stages), "columns": ",".join(filters.columns),
+                             "min_fit": filters.min_fit, "min_engagement": filters.min_engagement,
+                             "campaign": filters.campaign_id, "owner": filters.owner,
+                             "since": filters.since and filters.since.isoformat(),
+                             "until": filters.until and filters.until.isoformat(),
+                             "bom": "1" if bom else None}
+    return {name: value for name, value in query.items() if value is not None}
+
+
 @bp.route("/export")
 @staff_required
 def export_form():
-    return render_template("sales/export.html", stages=list(Stage), columns=list(COLUMNS),
-                           default_columns=DEFAULT_COLUMNS, default_stages=DEFAULT_STAGES)
+    """The export form. "Download CSV" submits here: bad filters are shown on the form, good
+    ones redirect to the file."""
+    errors: dict[str, str] = {}
+    submitted = bool(request.args.get("download"))
+    if submitted:
+        try:
+            filters = _filters_from_args(request.args)
+        except FilterErrors as exc:
+            errors = exc.errors
+        for name, noun in (("stage", "stage"), ("columns", "column")):
+            if not request.args.getlist(name):
+                errors[name] = f"Choose at least one {noun}."
+        if not errors:
+            return redirect(url_for("sales.export_csv",
+                                    **_query(filters, request.args.get("bom") == "1")))
+    owners = db.session.scalars(sa.select(User.email).where(
+        User.role.in_([Role.SALES.value, Role.ADMIN.value])).order_by(User.email)).all()
+    return render_template(
+        "sales/export.html", stages=list(Stage), columns=list(COLUMNS), owners=owners,
+        errors=errors, args=request.args,
+        chosen_columns=request.args.getlist("columns") if submitted else DEFAULT_COLUMNS,
+        chosen_stages=request.args.getlist("stage") if submitted else DEFAULT_STAGES,
+    ), 400 if errors else 200
 
 
 @bp.route("/export.csv")
 @staff_required
 def export_csv():
-    filters = _filters_from_args(request.args)
+    try:
+        filters = _filters_from_args(request.args)
+    except FilterErrors:
+        abort(400)
     bom = request.args.get("bom") == "1"
     body = (text.encode("utf-8") for text, _ in chunks(filters, bom=bom))
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
@@ -346,7 +425,7 @@ def export_command(stages, min_fit, min_engagement, campaign_id, owner, since, u
     if output:
         with open(output, "w", encoding="utf-8", newline="") as fh:
             count = _write(chunks(filters, bom=bom), fh)
-        click.echo(f"Wrote {count} lead(s) to {output}.", err=True)
+        click.echo(f"Wrote {plural(count, 'lead')} to {output}.", err=True)
     else:
         for text, _ in chunks(filters, bom=bom):
             click.echo(text, nl=False)

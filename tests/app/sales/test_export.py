@@ -91,7 +91,7 @@ def test_output_file_and_bom(app, runner, tmp_path):
     target = tmp_path / "leads.csv"
     result = runner.invoke(args=["leads", "export", "--output", str(target), "--bom",
                                  "--columns", "email,first_name"])
-    assert result.exit_code == 0 and "Wrote 1 lead(s)" in result.output
+    assert result.exit_code == 0 and "Wrote 1 lead to" in result.output
     raw = target.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     assert _read(raw.decode("utf-8-sig")) == [["email", "first_name"],
@@ -143,3 +143,40 @@ def test_lead_model_unchanged_by_export(app, runner):
     _cli(runner)
     db.session.expire_all()
     assert db.session.get(Lead, lead.id).company == "=X"
+
+
+def test_the_export_form_picks_the_campaign_by_name_and_says_what_is_wrong(app, client, auth):
+    import re
+
+    from campaigns.models import Campaign
+
+    spring = Campaign(name="Spring launch", slug="spring")
+    db.session.add_all([spring, Campaign(name="Autumn webinar", slug="autumn")])
+    db.session.flush()
+    record_event(_lead("in@example.com"), "form_submitted", campaign_id=spring.id)
+    _lead("out@example.com")
+    db.session.commit()
+    auth.login_as("marketer")
+
+    page = client.get("/sales/export").get_data(as_text=True)
+    assert "Campaign id" not in page
+    choices = re.search(r'<select id="campaign" name="campaign"[^>]*>(.*?)</select>', page, re.DOTALL)
+    assert choices and f'<option value="{spring.id}">Spring launch</option>' in choices.group(1)
+    assert '<label for="campaign">Campaign</label>' in page
+
+    chosen = client.get(f"/sales/export?download=1&stage=mql&columns=email&campaign={spring.id}")
+    assert chosen.status_code == 302 and "/sales/export.csv?" in chosen.location
+    assert _read(client.get(chosen.location).get_data(as_text=True)) == [["email"],
+                                                                         ["in@example.com"]]
+    typed = client.get("/sales/export?download=1&stage=mql&columns=email&campaign=spring+LAUNCH")
+    assert _read(client.get(typed.location).get_data(as_text=True))[1:] == [["in@example.com"]]
+
+    wrong = client.get("/sales/export?download=1&stage=mql&columns=email&campaign=Nope"
+                       "&min_fit=lots&since=2026-05-01&until=2026-04-01")
+    assert wrong.status_code == 400
+    text = wrong.get_data(as_text=True)
+    assert "Nothing was exported." in text and "No campaign matches “Nope”" in text
+    assert "A whole number, like 20." in text
+    assert "The end date is before the start date." in text
+    nothing = client.get("/sales/export?download=1&columns=email").get_data(as_text=True)
+    assert "Choose at least one stage." in nothing
