@@ -11,13 +11,14 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_login import current_user
 from redis.exceptions import RedisError
 
-from app import outbox, queue
+from app import outbox, pickers, queue
 from app.auth.models import Role
 from app.auth.roles import staff_required
 from app.db import db
 from app.leads.models import Lead
 from nurture.scoring import calibration, rebuild, service
 from nurture.scoring.admin_forms import (
+    PICKED,
     RestoreForm,
     RulesForm,
     ThresholdsForm,
@@ -45,6 +46,19 @@ class EditorError(Exception):
         self.message = message
         self.section = section
         self.row = row
+
+
+def _resolve_picked(section: str, rows: list[tuple[int, dict[str, Any]]]) -> None:
+    """Turn what each picker holds (an id, a chosen suggestion, an exact name) into the id
+    the rule stores; an id that no longer exists is kept (a rule may outlive what it names)."""
+    for row, values in rows:
+        for name, kind in PICKED.items():
+            try:
+                found = pickers.resolve(kind, values.get(name), must_exist=False)
+            except pickers.PickError as exc:
+                raise EditorError(f"{SECTION_LABELS[section]} {row + 1}: {exc}", section,
+                                  row) from None
+            values[name] = "" if found is None else str(found)
 
 
 def _build(definition: dict[str, Any], rows: dict[str, list[int]]) -> Rules:
@@ -104,6 +118,7 @@ def rules():
                             form.grade_d.data],
         }
         try:
+            _resolve_picked("engagement", engagement_rows)  # in place: `definition` has them
             new_rules = _build(definition, {"fit": [n for n, _ in fit_rows],
                                             "engagement": [n for n, _ in engagement_rows]})
         except EditorError as exc:
@@ -134,6 +149,7 @@ def thresholds():
                       "mql_engagement": form.mql_engagement.data,
                       "instant": [values for _, values in instant_rows]}
         try:
+            _resolve_picked("instant", instant_rows)  # in place: `definition` has them
             new_rules = _build(definition, {"instant": [n for n, _ in instant_rows]})
         except EditorError as exc:
             error = exc
@@ -167,8 +183,9 @@ def version(version: int):
     if form.validate_on_submit():
         _save(Rules.from_dict(row.definition), f"Restored from version {row.version}")
         return redirect(url_for("scoring.versions"))
-    return render_template("scoring/version.html", version=row,
-                           rules=Rules.from_dict(row.definition), form=form, editor=_editor())
+    rules = Rules.from_dict(row.definition)
+    return render_template("scoring/version.html", version=row, rules=rules, form=form,
+                           names=service.rule_names(rules), editor=_editor())
 
 
 @bp.route("/admin/scoring/calibration", methods=["GET", "POST"])

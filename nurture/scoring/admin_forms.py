@@ -11,6 +11,7 @@ from wtforms import (
     FieldList,
     Form,
     FormField,
+    HiddenField,
     IntegerField,
     SelectChoice,
     SelectField,
@@ -31,6 +32,7 @@ def _event_choices() -> list[SelectChoice]:
 class FitRuleForm(Form):
     field = StringField("Field", validators=[Length(max=80)],
                         description=f"{', '.join(FIT_FIELDS)} or attributes.<name>")
+    # Plain tests first ("contains" for a new row); the regular expression is the last choice.
     op = SelectField("Test", choices=[SelectChoice(k, v) for k, v in FIT_OPERATORS.items()])
     value = StringField("Value", validators=[Length(max=500)])
     points = StringField("Points", validators=[Length(max=10)])
@@ -43,9 +45,11 @@ class FitRuleForm(Form):
 class _FilterForm(Form):
     event_type = SelectField("Event", choices=_event_choices())
     url_pattern = StringField("URL pattern", validators=[Length(max=300)])
-    form_id = StringField("Form id", validators=[Length(max=20)])
-    campaign_id = StringField("Campaign id", validators=[Length(max=20)])
-    send_id = StringField("Email id", validators=[Length(max=20)])
+    # Pickers (app.pickers): an id, a chosen suggestion or an exact name; the view resolves them.
+    form_id = StringField("Form", validators=[Length(max=400)])
+    campaign_id = StringField("Campaign", validators=[Length(max=400)])
+    step_id = StringField("Email", validators=[Length(max=400)])
+    send_id = HiddenField(validators=[Length(max=20)])  # one send: kept as saved, not edited
     remove = BooleanField("Remove")
 
     def is_blank(self) -> bool:
@@ -97,6 +101,9 @@ class WhatIfForm(FlaskForm):
 
 class RestoreForm(FlaskForm):
     submit = SubmitField("Make a new version from this one")
+
+
+PICKED = {"form_id": "form", "campaign_id": "campaign", "step_id": "email"}
 
 
 def _value_text(rule: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ job, the rebuild and `explain` all call these same functions, so they agree to t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -125,8 +125,10 @@ def engagement(events: Sequence[Any], rules: Rules, now: datetime, *,
     return EngagementResult(score=round(total, 2), items=tuple(items))
 
 
-def activity_summary(result: EngagementResult, rules: Rules, limit: int = 3) -> str:
-    """"2 visits to /pricing, 1 form submission": the rules that gave the most points."""
+def activity_summary(result: EngagementResult, rules: Rules, limit: int = 3,
+                     names: Mapping[str, str] | None = None) -> str:
+    """"2 visits to /pricing, 1 form submission": the rules that gave the most points
+    (`names`: what the rules' filters point at, see `service.rule_names`)."""
     counts: dict[int, int] = {}
     totals: dict[int, float] = {}
     for item in result.items:
@@ -134,7 +136,7 @@ def activity_summary(result: EngagementResult, rules: Rules, limit: int = 3) -> 
             counts[item.rule_index] = counts.get(item.rule_index, 0) + 1
             totals[item.rule_index] = totals.get(item.rule_index, 0.0) + item.points
     top = sorted(totals, key=lambda i: (-totals[i], i))[:limit]
-    return ", ".join(rules.engagement[i].phrase(counts[i]) for i in top)
+    return ", ".join(rules.engagement[i].phrase(counts[i], names) for i in top)
 
 
 def _instant_match(events: Sequence[Any], rule: InstantRule, now: datetime) -> Any | None:
@@ -243,7 +245,8 @@ class BatchScorer:
         for index, rule in enumerate(rules.engagement):
             match: Any = None
             if rule.filtered:
-                if rule.url_pattern and not (rule.campaign_id or rule.form_id or rule.send_id):
+                if rule.url_pattern and not (rule.campaign_id or rule.form_id or rule.send_id
+                                             or rule.step_id):
                     search = compiled(rule.url_pattern).search
                     match = (lambda url, campaign_id, data, search=search:
                              search(url or "") is not None)

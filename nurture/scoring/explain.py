@@ -6,7 +6,8 @@ numbers), for the admin lead page, the JSON API and the alert emails of the hand
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ class Breakdown:
     mql_reason: str | None  # set when the lead qualifies now (whatever its stage)
     machine_events: int  # ignored: bots, proxies, scanners
     engagement_since: datetime | None = None  # the last reset (recycled by sales)
+    names: Mapping[str, str] = field(default_factory=dict)  # see service.rule_names
 
     @property
     def mql_threshold(self) -> str:
@@ -43,7 +45,7 @@ class Breakdown:
 
     @property
     def top_activity(self) -> str:
-        return activity_summary(self.engagement, self.rules)
+        return activity_summary(self.engagement, self.rules, names=self.names)
 
     def summary(self) -> str:
         """One line for an email: "Fit A (30 points), engagement 62: 2 visits to /pricing, …"."""
@@ -88,10 +90,16 @@ def explain(lead: Lead, now: datetime | None = None) -> Breakdown:
     machine = db.session.scalar(
         sa.select(sa.func.count(Event.id)).where(Event.lead_id == lead.id, Event.is_bot.is_(True))
     ) or 0
+    names = service.rule_names(active.rules)
+    engagement = result.engagement
+    if names:  # "form “Demo request”", not "form 4"
+        engagement = replace(engagement, items=tuple(
+            replace(item, rule=active.rules.engagement[item.rule_index].describe(names))
+            for item in engagement.items))
     return Breakdown(lead_id=lead.id, stage=lead.stage, ruleset_version=active.version,
-                     computed_at=now, fit=result.fit, engagement=result.engagement,
+                     computed_at=now, fit=result.fit, engagement=engagement,
                      rules=active.rules, mql_reason=result.mql_reason, machine_events=machine,
-                     engagement_since=since)
+                     engagement_since=since, names=names)
 
 
 def render_panel(lead: Lead) -> Markup:

@@ -20,13 +20,17 @@ FIT_FIELDS = LEAD_FIELDS + ("email_domain",)
 ATTRIBUTE_PREFIX = "attributes."
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,59}")
 
+# In the editor's order: plain tests first, the regular expression last, as the advanced one.
 FIT_OPERATORS = {
-    "matches": "matches the pattern",
+    "contains": "contains",
     "equals": "equals",
     "in": "is one of",
+    "present": "is filled in",
     "free_mail": "is a free-mail domain",
     "between": "is a number between",
+    "matches": "matches a pattern (advanced)",
 }
+LIST_OPERATORS = ("contains", "in")  # values are a comma-separated list: any of them
 
 EVENT_TYPES = (
     "form_submitted", "asset_downloaded", "email_sent", "email_delivered", "email_opened",
@@ -92,7 +96,7 @@ def email_domain(email: str | None) -> str:
 class FitRule:
     field: str
     op: str
-    value: Any = ""  # str (matches, equals), list[str] (in), [low, high] (between)
+    value: Any = ""  # str (matches, equals), list[str] (contains, in), [low, high] (between)
     points: int = 0
 
     def read(self, lead: Any) -> Any:
@@ -113,6 +117,8 @@ class FitRule:
             return str(self.value).strip().casefold()
         if self.op == "in":
             return frozenset(str(v).strip().casefold() for v in self.value)
+        if self.op == "contains":
+            return tuple(str(v).strip().casefold() for v in self.value)
         if self.op == "between":
             low, high = self.value
             return float(low), float(high)
@@ -126,6 +132,11 @@ class FitRule:
             return text.casefold() == self._operand
         if self.op == "in":
             return text.casefold() in self._operand
+        if self.op == "contains":
+            folded = text.casefold()
+            return any(part in folded for part in self._operand)
+        if self.op == "present":
+            return bool(text)
         if self.op == "free_mail":
             return text.lower() in FREE_MAIL_DOMAINS
         if self.op == "between":
@@ -138,17 +149,107 @@ class FitRule:
         return False
 
     def describe(self) -> str:
+        """The rule in plain words, for the lead page, alerts and the editor: never the
+        pattern of a regular-expression rule (`pattern_in_words`, else "a custom pattern")."""
         field_label = self.field.replace("_", " ")
         if self.op == "matches":
-            return f"{field_label} matches /{self.value}/"
+            words = pattern_in_words(self.value)
+            return f"{field_label} {words}" if words else f"{field_label} matches a custom pattern"
         if self.op == "equals":
             return f"{field_label} is “{self.value}”"
         if self.op == "in":
             return f"{field_label} is one of {', '.join(map(str, self.value))}"
+        if self.op == "contains":
+            return f"{field_label} contains {_any_of([f'“{v}”' for v in self.value])}"
+        if self.op == "present":
+            return f"{field_label} is filled in"
         if self.op == "free_mail":
             return f"{field_label} is a free-mail domain"
         low, high = self.value
         return f"{field_label} is between {low:g} and {high:g}"
+
+
+def _any_of(items: list[str]) -> str:
+    """"a", "a or b", "a, b or c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+# Patterns that only ask for something to be there: \S, ., .+, \w …
+_ANYTHING = {r"\S", r"\S+", ".", ".+", r"\w", r"\w+", "^.+$", r"[^\s]"}
+_META = set(".^$*+?{}[]()|\\")
+
+
+def _literal(text: str) -> str | None:
+    """The text a regex piece matches literally (escaped punctuation allowed), else None."""
+    out, escaped = [], False
+    for char in text:
+        if escaped:
+            if char.isalnum():  # \d, \s, \b …: a class or an anchor, not a literal
+                return None
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in _META:
+            return None
+        else:
+            out.append(char)
+    return None if escaped or not out else "".join(out)
+
+
+def _alternatives(body: str, anchored: bool) -> list[str] | None:
+    """The literals of "a|b|c", "(a|b)" or "(?:a|b)", else None. An `anchored` body (^ … $,
+    \\b … \\b) must group its alternatives: in `^a|b$` the anchors bind to a and b alone."""
+    grouped = False
+    for opening in ("(?:", "("):
+        if body.startswith(opening) and body.endswith(")") and not body.endswith("\\)"):
+            inner = body[len(opening):-1]
+            if "(" not in inner.replace("\\(", "") and ")" not in inner.replace("\\)", ""):
+                body, grouped = inner, True
+            break
+    parts, current, escaped = [], "", False
+    for char in body:
+        if char == "|" and not escaped:
+            parts.append(current)
+            current = ""
+            continue
+        current += char
+        escaped = char == "\\" and not escaped
+    parts.append(current)
+    if anchored and len(parts) > 1 and not grouped:
+        return None
+    literals = [_literal(part) for part in parts]
+    return None if any(item is None for item in literals) else literals  # type: ignore[return-value]
+
+
+def pattern_in_words(pattern: str) -> str | None:
+    r"""A rule's regular expression said in plain words when it is one of the common shapes,
+    e.g. `^(CEO|CTO)$` → "is one of CEO, CTO", `\b(VP|Director)\b` → "contains the word “VP”
+    or “Director”", `\S` → "is filled in"; None when it cannot be put in words."""
+    pattern = (pattern or "").strip()
+    if pattern in _ANYTHING:
+        return "is filled in"
+    start = end = word = False
+    body = pattern
+    if body.startswith(("^", "\\A")):
+        start, body = True, body[1:] if body.startswith("^") else body[2:]
+    if body.endswith(("$", "\\Z", "\\z")) and not body.endswith("\\$"):
+        end, body = True, body[:-1] if body.endswith("$") else body[:-2]
+    if not (start or end) and body.startswith("\\b") and body.endswith("\\b") and len(body) > 4:
+        word, body = True, body[2:-2]
+    literals = _alternatives(body, start or end or word)
+    if not literals:
+        return None
+    quoted = [f"“{item}”" for item in literals]
+    if start and end:
+        return f"is “{literals[0]}”" if len(literals) == 1 else f"is one of {', '.join(literals)}"
+    if start:
+        return f"starts with {_any_of(quoted)}"
+    if end:
+        return f"ends with {_any_of(quoted)}"
+    if word:
+        return f"contains the word {_any_of(quoted)}"
+    return f"contains {_any_of(quoted)}"
 
 
 @dataclass(frozen=True)
@@ -159,7 +260,8 @@ class EventFilter:
     url_pattern: str = ""
     form_id: str = ""
     campaign_id: str = ""
-    send_id: str = ""
+    send_id: str = ""  # one send of the ledger (rules saved before `step_id` existed)
+    step_id: str = ""  # an email of a sequence: every send of it
 
     def matches(self, event: Any) -> bool:
         if event.type != self.event_type:
@@ -178,45 +280,55 @@ class EventFilter:
                 campaign = (data or {}).get("campaign_id")
             if str(campaign) != self.campaign_id:
                 return False
-        if self.form_id or self.send_id:
+        if self.form_id or self.send_id or self.step_id:
             data = data or {}
             if self.form_id and str(data.get("form_id")) != self.form_id:
                 return False
             if self.send_id and str(data.get("send_id")) != self.send_id:
+                return False
+            if self.step_id and str(data.get("step_id")) != self.step_id:
                 return False
         return True
 
     @property
     def filtered(self) -> bool:
         """Has filters beyond the event type."""
-        return bool(self.url_pattern or self.form_id or self.campaign_id or self.send_id)
+        return bool(self.url_pattern or self.form_id or self.campaign_id or self.send_id
+                    or self.step_id)
 
     @property
     def needs_data(self) -> bool:
-        return bool(self.form_id or self.send_id)
+        return bool(self.form_id or self.send_id or self.step_id)
 
-    def phrase(self, count: int) -> str:
-        """"2 visits to /pricing", "1 form submission (form 4)"."""
+    # What each filter names, as (kind, value): the kind is the picker's (app.pickers).
+    def named(self) -> list[tuple[str, str]]:
+        return [(kind, value) for kind, value in (
+            ("form", self.form_id), ("campaign", self.campaign_id), ("email", self.step_id),
+            ("send", self.send_id)) if value]
+
+    def _details(self, names: Mapping[str, str] | None) -> list[str]:
+        """"form “Demo request”" when `names` ("form:4" -> label) knows it, else "form 4"."""
+        names = names or {}
+        return [f"{kind} “{names[f'{kind}:{value}']}”" if f"{kind}:{value}" in names
+                else f"{kind} {value}" for kind, value in self.named()]
+
+    def phrase(self, count: int, names: Mapping[str, str] | None = None) -> str:
+        """"2 visits to /pricing", "1 form submission (form “Demo request”)"."""
         one, many = EVENT_NOUNS.get(self.event_type, (self.event_type.replace("_", " "),) * 2)
         text = f"{count} {one if count == 1 else many}"
         if self.url_pattern:
             joiner = " to" if self.event_type == "page_viewed" else " matching"
             text += f"{joiner} {self.url_pattern}"
-        details = [f"{name} {value}" for name, value in (
-            ("form", self.form_id), ("campaign", self.campaign_id), ("email", self.send_id))
-            if value]
+        details = self._details(names)
         if details:
             text += f" ({', '.join(details)})"
         return text
 
-    def describe(self) -> str:
+    def describe(self, names: Mapping[str, str] | None = None) -> str:
         parts = [self.event_type]
         if self.url_pattern:
             parts.append(f"URL /{self.url_pattern}/")
-        for name, value in (("form", self.form_id), ("campaign", self.campaign_id),
-                            ("email", self.send_id)):
-            if value:
-                parts.append(f"{name} {value}")
+        parts += self._details(names)
         return " · ".join(parts)
 
 
@@ -263,9 +375,7 @@ class Rules:
         if index is None:
             index = {}
             for number, rule in enumerate(self.engagement):
-                filtered = bool(rule.url_pattern or rule.form_id or rule.campaign_id
-                                or rule.send_id)
-                index.setdefault(rule.event_type, []).append((number, rule, filtered))
+                index.setdefault(rule.event_type, []).append((number, rule, rule.filtered))
             self._cache["by_type"] = index
         return index
 
@@ -342,7 +452,7 @@ def _fit_rule(raw: Mapping[str, Any], index: int) -> FitRule:
         _check_pattern(value, where, "fit", index)
     elif op == "equals":
         value = _text(raw, "value")
-    elif op == "in":
+    elif op in LIST_OPERATORS:
         items = value if isinstance(value, (list, tuple)) else str(value or "").split(",")
         value = [str(v).strip() for v in items if str(v).strip()]
         if not value:
@@ -373,7 +483,7 @@ def _filter_values(raw: Mapping[str, Any], where: str, section: str,
         _check_pattern(url_pattern, where, section, index)
     return {"event_type": event_type, "url_pattern": url_pattern,
             "form_id": _text(raw, "form_id"), "campaign_id": _text(raw, "campaign_id"),
-            "send_id": _text(raw, "send_id")}
+            "send_id": _text(raw, "send_id"), "step_id": _text(raw, "step_id")}
 
 
 def _engagement_rule(raw: Mapping[str, Any], index: int) -> EngagementRule:
@@ -410,7 +520,7 @@ DEFAULT_RULES: dict[str, Any] = {
          "points": 15},
         {"field": "email_domain", "op": "free_mail", "value": "", "points": -10},
         {"field": "country", "op": "in", "value": TARGET_COUNTRIES, "points": 10},
-        {"field": "company", "op": "matches", "value": r"\S", "points": 5},
+        {"field": "company", "op": "present", "value": "", "points": 5},
     ],
     "engagement": [
         {"event_type": "form_submitted", "points": 15, "daily_cap": 30},

@@ -156,3 +156,21 @@ def score_lead(lead_id: int, now: datetime | None = None) -> Assessment | None:
     promote(lead, result)
     db.session.flush()
     return result
+
+
+def rule_names(rules: Rules) -> dict[str, str]:
+    """The names of what the rules' filters point at ("form:4" -> "Demo request"), read
+    through the pickers (app.pickers), so the lead page and alerts never show a bare id."""
+    from app import pickers
+
+    wanted: dict[str, set[int]] = {}
+    for rule in (*rules.engagement, *rules.instant):
+        for kind, value in rule.named():
+            if value.isdigit():
+                wanted.setdefault(kind, set()).add(int(value))
+    names = {}
+    for kind, ids in wanted.items():
+        picker = pickers.get(kind)
+        if picker is not None:
+            names.update({f"{kind}:{i}": label for i, label in picker.lookup(sorted(ids)).items()})
+    return names

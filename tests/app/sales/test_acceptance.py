@@ -121,7 +121,9 @@ def test_a_visitor_becomes_an_mql_then_an_sql_accepted_by_its_owner(app, client,
     html = body(message, "html")
     assert "Fit A (30 points), engagement 41" in html
     assert "Qualifies because: engagement 41 ≥ 40 and fit A ≥ B" in html
-    assert "Fit +15: job title matches" in html and "/pricing" in html
+    assert "Fit +15: job title contains the word “VP”, “Vice President”, “Director” or " \
+        "“Head”" in html and "/pricing" in html
+    assert r"\b(VP" not in html  # the alert says the rule in words, never its pattern
 
     # Accept (the links were signed at the worker's time): GET shows the page and changes
     # nothing; the owner's POST makes it an SQL.

@@ -144,7 +144,7 @@ def test_what_if_preview_counts_leads_before_saving(app, client, auth):
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     # hot is already an MQL: warm and cold are the two leads scoring may still move.
-    assert re.search(r"<strong>2</strong> of 2 current leads would be MQL", page)
+    assert re.search(r"<strong>2 leads</strong> of 2 would be MQL", page)
     assert "(<strong>0</strong> under the active ones)" in page
     assert versions() == []
 
@@ -175,7 +175,8 @@ def test_lead_page_shows_the_breakdown_escaped(app, client, auth):
     page = client.get(f"/admin/leads/{lead.id}").get_data(as_text=True)
     assert "<script>alert(1)" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; Director" in page
-    assert "Fit A" in page and "job title matches" in page
+    assert "Fit A" in page and "job title contains the word “VP”" in page
+    assert r"\b(VP" not in page  # the rule in plain words, never its pattern
     assert "1 machine event (bots, privacy proxies) ignored." in page
 
 
@@ -192,3 +193,110 @@ def test_score_api_for_staff(app, client, auth):
     assert item["points"] == 7.5 and data["engagement"]["score"] == 7.5
     assert data["mql"]["qualifies"] is False
     assert client.get("/admin/api/leads/999/score").status_code == 404
+
+
+def test_fit_rules_are_written_as_contains_equals_or_is_one_of(app, client, auth):
+    auth.login_as("marketer")
+    editor = client.get("/admin/scoring/").get_data(as_text=True)
+    # A new row starts as "contains" (the first choice, none selected); the regular
+    # expression is the last, advanced choice.
+    blank = re.search(r'<select[^>]*name="fit-4-op"[^>]*>(.*?)</select>', editor, re.DOTALL).group(1)
+    assert "selected" not in blank
+    labels = re.findall(r"<option[^>]*>([^<]+)</option>", blank)
+    assert labels[:3] == ["contains", "equals", "is one of"]
+    assert labels[-1] == "matches a pattern (advanced)"
+
+    def add_rules(data):
+        data["fit"] += [{"field": "job_title", "op": "contains", "value": "founder, owner",
+                         "points": "12"},
+                        {"field": "attributes.industry", "op": "equals", "value": "SaaS",
+                         "points": "4"},
+                        {"field": "country", "op": "in", "value": "DE, AT, CH", "points": "3"}]
+
+    assert post_rules(client, add_rules, note="Founders").status_code == 302
+    lead = make_lead("kai@startup.example.com", job_title="Co-Founder & CEO", country="AT",
+                     industry="saas")
+    page = client.get(f"/admin/leads/{lead.id}").get_data(as_text=True)
+    assert "job title contains “founder” or “owner”" in page
+    assert "attributes.industry is “SaaS”" in page
+    assert "country is one of DE, AT, CH" in page
+    assert "19 fit points" in page  # 12 + 4 + 3
+    # the editor shows each saved rule in the words sales will read
+    assert "Reads: “job title contains “founder” or “owner”" in client.get(
+        "/admin/scoring/").get_data(as_text=True)
+
+
+def test_stored_pattern_rules_keep_working_and_read_in_plain_words(app, client, auth):
+    from nurture.scoring.rules import Rules
+
+    service.save_version(Rules.from_dict({"fit": [
+        {"field": "job_title", "op": "matches", "value": "^(CEO|CTO)$", "points": 20},
+        {"field": "company", "op": "matches", "value": r"(?:GmbH|AG)$", "points": 5},
+        {"field": "phone", "op": "matches", "value": r"^\+49\d{6,}", "points": 2},
+    ]}), user_id=None)
+    db.session.commit()
+    lead = make_lead("ute@example.de", job_title="cto", company="Muster AG",
+                     phone="+4930123456")
+    auth.login_as("sales")
+    page = client.get(f"/admin/leads/{lead.id}").get_data(as_text=True)
+    assert "job title is one of CEO, CTO" in page
+    assert "company ends with “GmbH” or “AG”" in page
+    assert "phone matches a custom pattern" in page  # no words for it: still not the pattern
+    for pattern in ("^(CEO|CTO)$", "(?:GmbH|AG)$", r"\d{6,}"):
+        assert pattern not in page
+    assert "27 fit points" in page  # each rule still scores as before
+
+
+def test_scoring_rules_pick_the_form_campaign_and_email_by_name(app, client, auth):
+    from app.db import utcnow
+    from campaigns.models import Campaign
+    from forms.models import Form
+    from tests.nurture.factories import email_step, make_sequence
+
+    demo = Form(name="Demo request")
+    spring = Campaign(name="Spring launch", slug="spring")
+    db.session.add_all([demo, spring])
+    db.session.commit()
+    guide = make_sequence(email_step(subject="Your guide"), email_step(subject="A quick call?"),
+                          name="Onboarding").steps[0]
+    auth.login_as("marketer")
+    editor = client.get("/admin/scoring/").get_data(as_text=True)
+    for header in ("Form id", "Campaign id", "Email id"):
+        assert header not in editor
+    row = re.search(r'<select id="engagement-0-form_id"[^>]*>(.*?)</select>', editor, re.DOTALL)
+    assert row and f'<option value="{demo.id}">Demo request</option>' in row.group(1)
+    emails = re.search(r'<select id="engagement-0-step_id"[^>]*>(.*?)</select>', editor, re.DOTALL)
+    assert f'<option value="{guide.id}">Onboarding › 1. Your guide</option>' in emails.group(1)
+    assert '<label for="engagement-0-campaign_id">Campaign' in editor
+
+    def pick(data):
+        data["engagement"] += [
+            {"event_type": "email_clicked", "step_id": str(guide.id), "points": "9"},  # chosen
+            {"event_type": "form_submitted", "form_id": "demo REQUEST",  # typed, exact name
+             "campaign_id": f"Spring launch (#{spring.id})", "points": "25"}]  # a suggestion
+
+    assert post_rules(client, pick, note="Picked").status_code == 302
+    (saved,) = versions()
+    clicks, demos = saved.definition["engagement"][-2:]
+    assert clicks["step_id"] == str(guide.id)
+    assert (demos["form_id"], demos["campaign_id"]) == (str(demo.id), str(spring.id))
+
+    # Every send of that email counts, whoever it went to; the page names it, not its id.
+    lead = make_lead()
+    add_events(lead, ("email_clicked", 0, {"data": {"send_id": "41", "step_id": guide.id}}),
+               ("email_clicked", 0, {"data": {"send_id": "42", "step_id": guide.id + 1}}),
+               now=utcnow())
+    page = client.get(f"/admin/leads/{lead.id}").get_data(as_text=True)
+    assert "email_clicked · email “Onboarding › 1. Your guide”" in page
+    assert f"email {guide.id}" not in page
+    old = client.get("/admin/scoring/versions/1").get_data(as_text=True)
+    assert "form “Demo request”" in old and "campaign “Spring launch”" in old
+
+    def unknown(data):
+        data["engagement"].append({"event_type": "form_submitted", "form_id": "Nope",
+                                   "points": "5"})
+
+    response = post_rules(client, unknown)
+    assert response.status_code == 400
+    assert "Engagement rule 9: No form matches “Nope”" in response.get_data(as_text=True)
+    assert len(versions()) == 1
