@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, Flask, abort, current_app, g, jsonify, request, url_for
 
 from app.auth.roles import staff_required
 from app.db import db
 
 SELECT_MAX = 60  # up to this many choices: a plain <select>; more: a search box
+# (the PICKER_SELECT_MAX setting overrides it)
 SUGGESTIONS = 20  # suggestions per request of the search box
 _ID = re.compile(r"#?\s*(\d{1,12})")
 _TRAILING_ID = re.compile(r"\(#(\d{1,12})\)\s*$")
@@ -140,8 +141,11 @@ def widget(kind: str, value: Any = None) -> Widget | None:
     if picker is None:
         return None
     raw = "" if value is None else str(value).strip()
-    first = picker.search("", SELECT_MAX + 1)
-    options = first if len(first) <= SELECT_MAX else None
+    most = int(current_app.config.get("PICKER_SELECT_MAX", SELECT_MAX))
+    cache = g.setdefault("picker_first", {})  # a page may show the same picker many times
+    if kind not in cache:
+        cache[kind] = picker.search("", most + 1)
+    options = cache[kind] if len(cache[kind]) <= most else None
     current, missing, text_value = None, False, raw
     match = _ID.fullmatch(raw) or _TRAILING_ID.search(raw) if raw else None
     if match:

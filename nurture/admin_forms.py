@@ -84,7 +84,7 @@ class StepForm(FlaskForm):
     """One form for every kind of step; the page shows the fields of the step's kind."""
 
     subject = StringField("Subject", validators=[Length(max=300)])
-    body = TextAreaField("Body", validators=[Length(max=100_000)],
+    body = TextAreaField("Body", validators=[Length(max=100_000)], render_kw={"rows": 12},
                          description="Markdown (or HTML). Use {{ lead.first_name }}, "
                                      "{{ lead.company }}, {{ campaign.name }}.")
     body_format = SelectField("Format", choices=[SelectChoice("markdown", "Markdown"),
@@ -128,6 +128,6 @@ class PreviewForm(FlaskForm):
         csrf = False  # a GET form: it only chooses what the preview shows
 
     lead_id = StringField("Preview for lead", validators=[Length(max=400)],
-                          description="A name or an email; empty: the sample lead, Sam Sample.")
+                          description="Empty: Sam Sample, a made-up lead.")
     campaign_id = StringField("With campaign", validators=[Length(max=400)],
                               description="Empty: the lead's own campaign.")
