@@ -13,7 +13,7 @@ from app.auth.models import Role, User
 from app.auth.roles import marketer_required
 from app.db import db
 from campaigns import assets
-from campaigns.admin_forms import AssetForm, CampaignForm, LandingPageForm
+from campaigns.admin_forms import AssetForm, CampaignForm, LandingPageForm, free_slug
 from campaigns.models import Asset, Campaign, LandingPage
 from campaigns.stats import campaign_rows
 from forms.models import Form
@@ -70,6 +70,8 @@ def edit(campaign_id: int | None = None):
                                                            for u in owners]
     if request.method == "GET":
         form.owner_id.data = (campaign.owner_id or 0) if campaign else current_user.id
+    if campaign is None:  # the slug follows the name as it is typed (static/admin.js)
+        form.slug.render_kw = {"data-slug-from": form.name.id}
     if form.validate_on_submit():
         if campaign is None:
             campaign = Campaign()
@@ -111,8 +113,12 @@ def page(campaign_id: int | None = None, page_id: int | None = None):
     if request.method == "GET" and landing is not None:
         form.form_id.data = landing.form_id or 0
         form.asset_id.data = landing.asset_id or 0
-    if request.method == "GET" and landing is None:
-        form.slug.data = campaign.slug
+    if landing is None:
+        # A free address to start from (the campaign's, or the next free "-2" …); it follows
+        # the headline as it is typed, until the marketer edits it (static/admin.js).
+        form.slug.render_kw = {"data-slug-from": form.headline.id, "data-slug-auto": "true"}
+        if request.method == "GET":
+            form.slug.data = free_slug(campaign.slug, lambda s: _taken(LandingPage, s, None))
     if form.validate_on_submit():
         if landing is None:
             landing = LandingPage(campaign=campaign)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Callable
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,6 +28,32 @@ from campaigns.models import CampaignStatus, Channel
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}\Z")  # \Z: no trailing newline slips through
 SLUG_HINT = "Lower-case letters, digits and hyphens, starting with a letter or digit (max 80)."
 MAX_COST = Decimal("9999999999.99")
+
+
+def slugify(text: str) -> str:
+    """"Spring Launch – Café" → "spring-launch-cafe" (static/admin.js does the same as the
+    marketer types the name)."""
+    plain = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")[:80].rstrip("-")
+
+
+def free_slug(wanted: str, taken: Callable[[str], bool]) -> str:
+    """`wanted` made a slug, or, when something already uses it, the first free "-2", "-3" …"""
+    base = slugify(wanted) or "page"
+    if not taken(base):
+        return base
+    number = 2
+    while True:
+        suffix = f"-{number}"
+        candidate = base[:80 - len(suffix)].rstrip("-") + suffix
+        if not taken(candidate):
+            return candidate
+        number += 1
+
+
+def _taken_message(thing: str, field, taken: Callable[[str], bool]) -> str:
+    return (f"Another {thing} already uses this {('slug' if thing == 'campaign' else 'address')}"
+            f". “{free_slug(field.data, taken)}” is free.")
 
 
 def _strip(value):
@@ -81,7 +109,7 @@ class CampaignForm(FlaskForm):
 
     def validate_slug(self, field):
         if self._taken_slug and self._taken_slug(field.data):
-            raise ValidationError("Another campaign already uses this slug.")
+            raise ValidationError(_taken_message("campaign", field, self._taken_slug))
 
     def validate_ends_on(self, field):
         if field.data and self.starts_on.data and field.data < self.starts_on.data:
@@ -108,7 +136,7 @@ class LandingPageForm(FlaskForm):
 
     def validate_slug(self, field):
         if self._taken_slug and self._taken_slug(field.data):
-            raise ValidationError("Another landing page already uses this address.")
+            raise ValidationError(_taken_message("landing page", field, self._taken_slug))
 
 
 class AssetForm(FlaskForm):

@@ -197,3 +197,30 @@ def test_external_link_asset_accepts_only_http_urls(app, client, auth):
         "external_url": "https://example.com/guide.pdf"})
     assert ok.status_code == 302
     assert db.session.scalar(sa.select(Asset)).external_url == "https://example.com/guide.pdf"
+
+
+def test_a_new_landing_page_starts_from_a_free_address_that_follows_the_headline(
+        app, client, auth):
+    import re
+
+    page = make_page(slug="spring")  # its campaign's slug is taken by its first page …
+    make_page(slug="spring-2")  # … and so is the next one
+    campaign = page.campaign
+    auth.login_as("marketer")
+    url = f"/admin/campaigns/{campaign.id}/pages/new"
+    html = client.get(url).get_data(as_text=True)
+    slug = re.search(r'<input[^>]*name="slug"[^>]*>', html).group(0)
+    assert 'value="spring-3"' in slug  # free: not the campaign's own, taken twice
+    assert 'data-slug-from="headline"' in slug and 'data-slug-auto="true"' in slug
+    assert re.search(r'<script src="/static/admin\.js[^"]*" defer></script>', html)
+
+    response = client.post(url, data={
+        "csrf_token": csrf_from(html), "slug": "spring", "headline": "Spring guide",
+        "form_id": "0", "asset_id": "0", "thank_you_headline": "Thanks!"})
+    assert response.status_code == 422
+    assert "Another landing page already uses this address. “spring-3” is free." in \
+        response.get_data(as_text=True)
+
+    new_campaign = client.get("/admin/campaigns/new").get_data(as_text=True)
+    assert 'data-slug-from="name"' in re.search(r'<input[^>]*name="slug"[^>]*>',
+                                                 new_campaign).group(0)
