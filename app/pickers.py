@@ -175,7 +175,8 @@ def suggest(kind: str):
             options = [Option(found, label)] + [o for o in options if o.id != found]
     response = jsonify({"kind": kind, "options": [
         {"id": o.id, "label": o.label, "value": o.text} for o in options[:SUGGESTIONS]]})
-    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["Cache-Control"] = "private, no-store"  # lead names and emails
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 

@@ -18,6 +18,7 @@ from app.db import db
 from app.leads.models import Lead
 from app.leads.service import InvalidEmail, normalise_email
 from app.mail.ledger import unique_key
+from app.templating import plural
 from nurture import engine
 from nurture import enrollment as enrollments
 from nurture.admin_forms import (
@@ -292,7 +293,8 @@ def remove(sequence_id: int, step_id: int):
     live_here = db.session.scalar(sa.select(sa.func.count()).where(
         Enrollment.step_id == step.id, Enrollment.status.in_(LIVE_STATUSES)))
     if live_here:
-        flash(f"{live_here} lead(s) are at this step; pause or remove them first.", "error")
+        flash(f"{plural(live_here, 'lead')} {'is' if live_here == 1 else 'are'} at this step; "
+              "pause or remove them first.", "error")
     else:
         remove_step(step)
         db.session.commit()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from app.db import db
 from app.leads.service import InvalidEmail, record_event, upsert_lead
+from app.templating import plural
 from nurture.enrollment import enroll, refusal
 from nurture.models import Sequence
 
@@ -30,9 +31,9 @@ class ImportResult:
     error: str | None = None  # the whole file was refused
 
     def summary(self) -> str:
-        text = f"{len(self.enrolled)} enrolled"
+        text = f"{plural(len(self.enrolled), 'lead')} enrolled"
         if self.skipped:
-            text += f", {len(self.skipped)} skipped"
+            text += f", {plural(len(self.skipped), 'row')} skipped"
         return text
 
 

@@ -12,6 +12,7 @@ from flask_login import current_user
 from app.auth.roles import marketer_required
 from app.db import db, utcnow
 from app.leads.models import Event
+from app.templating import plural
 from nurture.tracking import health
 
 bp = Blueprint("tracking_admin", __name__, url_prefix="/admin/tracking",
@@ -55,6 +56,6 @@ def resume():
         abort(404)
     resumed = health.lift(pause, current_user.email)
     db.session.commit()
-    flash(f"Sending resumed; {resumed} sequence{'s' if resumed != 1 else ''} active again.",
+    flash(f"Sending resumed; {plural(resumed, 'sequence')} active again.",
           "success")
     return redirect(url_for(".index"))

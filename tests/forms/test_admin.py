@@ -169,7 +169,7 @@ def test_submissions_are_listed_newest_first_and_paginated(client, auth, page, m
     html = client.get("/admin/forms/submissions").get_data(as_text=True)
     positions = [html.index(f"p{n}@example.com") for n in (2, 1, 0)]
     assert positions == sorted(positions)
-    assert "Page 1 of 1 (3 in all)" in html
+    assert "Page 1 of 1 (3 submissions in all)" in html
 
 
 def test_release_turns_a_quarantined_submission_into_a_lead(client, auth, page, make_form):

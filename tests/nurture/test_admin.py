@@ -245,7 +245,7 @@ def test_a_csv_import_enrolls_its_leads_and_starts_their_emails(app, client, aut
         "csrf_token": _token(client), "file": (io.BytesIO(csv_bytes), "leads.csv")},
         content_type="multipart/form-data", follow_redirects=True)
     page = response.get_data(as_text=True)
-    assert "CSV import: 2 enrolled, 3 skipped." in page
+    assert "CSV import: 2 leads enrolled, 3 rows skipped." in page
     assert "Line 4 skipped: not an email address" in page
     assert "Line 5 skipped: no email" in page
     assert "Line 6 skipped: the lead is already in this sequence" in page
@@ -380,3 +380,20 @@ def test_a_preview_for_a_lead_that_does_not_exist_says_so(app, client, auth, fak
                            follow_redirects=True)
     assert "There is no lead #999. No test was sent." in response.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxJob)) == 0
+
+
+def test_counts_read_as_words_one_lead_two_leads(app, client, auth):
+    from nurture.enrollment import enroll
+
+    auth.login_as("marketer")
+    sequence = make_sequence(email_step(), name="Busy")
+    step_id = sequence.steps[0].id
+    enroll(make_lead("ann@example.com").id, sequence.id, "test")
+    db.session.commit()
+    path = f"/admin/nurture/{sequence.id}/steps/{step_id}/remove"
+    page = client.post(path, data={"csrf_token": _token(client)}, follow_redirects=True)
+    assert "1 lead is at this step; pause or remove them first." in page.get_data(as_text=True)
+    enroll(make_lead("bo@example.com").id, sequence.id, "test")
+    db.session.commit()
+    page = client.post(path, data={"csrf_token": _token(client)}, follow_redirects=True)
+    assert "2 leads are at this step" in page.get_data(as_text=True)

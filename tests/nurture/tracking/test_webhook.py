@@ -162,11 +162,13 @@ def test_a_high_spam_rate_warns_then_pauses_sending(signer, app, client, auth):
     assert pause is not None and pause.lifted_at is None and "Spam reports" in pause.reason
     assert db.session.get(Sequence, send.enrollment.sequence_id).status == "paused"
     page = client.get("/admin/tracking/").get_data(as_text=True)
-    assert "Sending is paused" in page
+    assert "Sending is paused" in page and "1 sequence was paused." in page
 
     response = client.post("/admin/tracking/resume",
                            data={"csrf_token": auth.csrf("/admin/tracking/")})
     assert response.status_code == 302
+    assert "Sending resumed; 1 sequence active again." in client.get(
+        "/admin/tracking/").get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(Sequence, send.enrollment.sequence_id).status == "active"
     assert "Sending is running" in client.get("/admin/tracking/").get_data(as_text=True)

@@ -1,0 +1,135 @@
+"""The admin in a real browser: a phone-width screen, the pickers, slugs that follow names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+pytestmark = pytest.mark.e2e
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
+    # Three demo leads: more than this, so the lead picker is a search box as on a real install.
+    return {**app_config, "PICKER_SELECT_MAX": 2}
+
+
+@pytest.fixture
+def demo(db_app: Any) -> dict[str, Any]:
+    """The demo workspace (what `make run` shows), and one email in the outbox."""
+    from app import mail
+    from app.db import db
+    from app.leads.models import Lead
+    from app.seed import run_seeders
+    from campaigns.models import Campaign
+    from forms.models import Form
+    from nurture.models import Sequence
+
+    with db_app.app_context():
+        run_seeders(db_app)
+        mail.backend().send(mail.new_email("ann@example.com", "Hello Ann", "<p>Hi</p>", "Hi"))
+        sequence = db.session.scalar(sa.select(Sequence))
+        ids = {"sequence": sequence.id, "step": sequence.steps[0].id,
+               "campaign": db.session.scalar(sa.select(Campaign.id)),
+               "form": db.session.scalar(sa.select(Form.id)),
+               "lead": db.session.scalar(sa.select(Lead.id).order_by(Lead.id)),
+               "message": mail.backend().messages()[0].stem}
+        db.session.remove()
+    return ids
+
+
+def sign_in(page: Any, base: str, email: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill("kindling-demo")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/admin/")
+
+
+def test_every_main_admin_page_fits_a_390_px_screen(live_server, new_page, demo):
+    page = new_page(viewport=PHONE)
+    sign_in(page, live_server.url, "admin@example.com")
+    paths = [
+        "/admin/", "/admin/leads/", f"/admin/leads/{demo['lead']}", "/admin/outbox/",
+        f"/admin/outbox/{demo['message']}", "/admin/users", "/admin/forms/",
+        f"/admin/forms/{demo['form']}", "/admin/forms/submissions", "/admin/campaigns/",
+        f"/admin/campaigns/{demo['campaign']}", f"/admin/campaigns/{demo['campaign']}/pages/new",
+        "/admin/campaigns/assets", "/admin/nurture/", f"/admin/nurture/{demo['sequence']}",
+        f"/admin/nurture/{demo['sequence']}/steps/{demo['step']}",
+        f"/admin/nurture/{demo['sequence']}/enrollments", "/admin/scoring/",
+        "/admin/scoring/thresholds", "/admin/scoring/versions", "/admin/tracking/",
+        "/sales/queue", "/sales/export", "/sales/settings",
+    ]
+    wider = {}
+    for path in paths:
+        page.goto(live_server.url + path)
+        assert page.locator("h1").first.is_visible(), path
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        if overflow > 0:
+            wider[path] = overflow
+        # CSP-friendly: no inline script, no inline event handler
+        assert page.evaluate("""() => document.querySelectorAll('script:not([src])').length
+            + [...document.querySelectorAll('*')].filter(el => [...el.attributes].some(
+                a => a.name.startsWith('on'))).length""") == 0, path
+        assert page.locator('nav[aria-label="Admin"] [aria-current="page"]').count() == 1, path
+    assert wider == {}  # no page scrolls sideways
+
+    # A wide table scrolls inside its own box instead of the page.
+    page.goto(f"{live_server.url}/admin/scoring/")
+    assert page.evaluate("""() => [...document.querySelectorAll('.table-scroll')].some(
+        box => box.scrollWidth > box.clientWidth)""")
+    # The navigation wraps: every item is on screen, none hidden off to the right.
+    assert page.evaluate("""() => [...document.querySelectorAll('nav[aria-label="Admin"] a')]
+        .every(a => a.getBoundingClientRect().right <= document.documentElement.clientWidth)""")
+
+
+def test_a_marketer_picks_a_lead_and_a_campaign_for_the_preview(live_server, new_page, demo):
+    page = new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, live_server.url, "marketer@example.com")
+    page.goto(f"{live_server.url}/admin/nurture/{demo['sequence']}/steps/{demo['step']}")
+
+    box = page.get_by_label("Preview for lead")
+    box.click()
+    box.press_sequentially("dana", delay=40)  # as typed: suggestions come from the endpoint
+    page.wait_for_function("""() => {
+        const list = document.getElementById('lead_id-options');
+        return list && list.options.length > 0 && list.options[0].value.includes('dana');
+    }""")
+    suggestion = page.evaluate("document.getElementById('lead_id-options').options[0].value")
+    assert suggestion.startswith("Dana Okafor <dana.director@") and suggestion.endswith(")")
+    box.fill(suggestion)  # what choosing the suggestion puts in the box
+    page.get_by_label("With campaign").select_option(label="Demo campaign")  # a short list
+    page.get_by_role("button", name="Show").click()
+
+    assert page.get_by_text("For Dana Okafor, with the campaign “Demo campaign”").is_visible()
+    frame = page.frame_locator("iframe.mail-preview")
+    assert frame.get_by_text("Hi Dana").is_visible()
+    assert page.get_by_label("Preview for lead").input_value() == suggestion  # kept, by name
+
+    page.get_by_label("Preview for lead").fill("nobody@example.com")
+    page.get_by_role("button", name="Show").click()
+    assert page.get_by_text("No lead matches “nobody@example.com”").is_visible()
+    assert page.locator("iframe.mail-preview").count() == 0
+
+
+def test_the_slug_follows_the_name_until_it_is_edited(live_server, new_page, demo):
+    page = new_page()
+    sign_in(page, live_server.url, "marketer@example.com")
+    page.goto(f"{live_server.url}/admin/campaigns/new")
+    name, slug = page.get_by_label("Name", exact=True), page.get_by_label("Slug")
+    name.press_sequentially("Spring Launch – Café", delay=10)
+    assert slug.input_value() == "spring-launch-cafe"
+    slug.fill("spring-26")  # edited by hand: from now on it stays
+    name.press_sequentially(" 2026", delay=10)
+    assert slug.input_value() == "spring-26"
+
+    page.goto(f"{live_server.url}/admin/campaigns/{demo['campaign']}/pages/new")
+    address = page.get_by_label("Address (/p/…)")
+    assert address.input_value() == "demo-2"  # the campaign's own address is taken
+    page.get_by_label("Headline", exact=True).press_sequentially("Get the checklist", delay=10)
+    assert address.input_value() == "get-the-checklist"
