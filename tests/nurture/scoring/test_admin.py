@@ -222,7 +222,7 @@ def test_fit_rules_are_written_as_contains_equals_or_is_one_of(app, client, auth
     assert "country is one of DE, AT, CH" in page
     assert "19 fit points" in page  # 12 + 4 + 3
     # the editor shows each saved rule in the words sales will read
-    assert "Reads: “job title contains “founder” or “owner”" in client.get(
+    assert "In words:</span> job title contains “founder” or “owner”" in client.get(
         "/admin/scoring/").get_data(as_text=True)
 
 
