@@ -37,9 +37,9 @@ def test_exactly_one_nav_item_is_highlighted_the_longest_matching_one(client, au
 
 def test_a_page_below_another_nav_item_highlights_only_itself(app, client, auth):
     # e.g. Leads → Import at /admin/leads/import: "Import" alone, not "Leads" as well.
-    app.add_url_rule("/admin/leads/import", "import_page",
+    app.add_url_rule("/admin/leads/import", "leads.import_page",
                      lambda: render_template("admin/base.html"))
-    add_nav(app, "import_page", "Import", "marketer")
+    add_nav(app, "leads.import_page", "Import", "marketer")
     auth.login_as("marketer")
     assert current_nav(client.get("/admin/leads/import").get_data(as_text=True)) == ["Import"]
     assert current_nav(client.get("/admin/leads/").get_data(as_text=True)) == ["Leads"]
