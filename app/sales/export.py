@@ -342,7 +342,7 @@ def _query(filters: Filters, bom: bool) -> dict[str, Any]:
 
 @bp.route("/export")
 @staff_required
-def export_form():
+def export_form() -> Any:
     """The export form. "Download CSV" submits here: bad filters are shown on the form, good
     ones redirect to the file."""
     errors: dict[str, str] = {}
