@@ -126,7 +126,7 @@ def rules():
         else:
             _save(new_rules, form.note.data)
             return redirect(url_for("scoring.rules"))
-    elif not form.is_submitted():
+    elif not form.is_submitted() and _editor():  # readers get no rows to fill in
         add_blank_rows(form.fit, form.engagement)
     failed = error is not None or bool(form.errors)
     return render_template("scoring/rules.html", form=form, error=error, active=active,
@@ -160,7 +160,7 @@ def thresholds():
             would, eligible = rebuild.preview(new_rules)
             now, _ = rebuild.preview(active.rules)
             preview = {"would": would, "eligible": eligible, "current": now}
-    elif not form.is_submitted():
+    elif not form.is_submitted() and _editor():  # readers get no rows to fill in
         add_blank_rows(form.instant)
     failed = error is not None or bool(form.errors)
     return render_template("scoring/thresholds.html", form=form, error=error, active=active,

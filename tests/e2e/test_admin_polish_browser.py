@@ -61,7 +61,9 @@ def test_every_main_admin_page_fits_a_390_px_screen(live_server, new_page, demo)
         "/admin/campaigns/assets", "/admin/nurture/", f"/admin/nurture/{demo['sequence']}",
         f"/admin/nurture/{demo['sequence']}/steps/{demo['step']}",
         f"/admin/nurture/{demo['sequence']}/enrollments", "/admin/scoring/",
-        "/admin/scoring/thresholds", "/admin/scoring/versions", "/admin/tracking/",
+        "/admin/scoring/thresholds", "/admin/scoring/versions", "/admin/scoring/calibration",
+        "/admin/tracking/", "/admin/reports/", "/admin/reports/funnel", "/admin/reports/speed",
+        "/admin/reports/email", "/admin/reports/scores",
         "/sales/queue", "/sales/export", "/sales/settings",
     ]
     wider = {}

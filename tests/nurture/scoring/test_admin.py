@@ -300,3 +300,53 @@ def test_scoring_rules_pick_the_form_campaign_and_email_by_name(app, client, aut
     assert response.status_code == 400
     assert "Engagement rule 9: No form matches “Nope”" in response.get_data(as_text=True)
     assert len(versions()) == 1
+
+
+def test_sales_reads_the_rules_in_plain_words_with_what_they_pick_by_name(app, client, auth):
+    """The read-only scoring pages sales opens say the rules as the marketer's editor does: each
+    saved rule in words, the form and campaign a rule filters by named, no way to change them."""
+    from campaigns.models import Campaign
+    from forms.models import Form
+    from nurture.scoring.rules import Rules
+
+    auth.login_as("sales")
+    defaults = client.get("/admin/scoring/thresholds").get_data(as_text=True)
+    assert "No instant-MQL rule: leads become MQLs by the thresholds alone." in defaults
+    demo = Form(name="Demo request")
+    spring = Campaign(name="Spring launch", slug="spring")
+    db.session.add_all([demo, spring])
+    db.session.commit()
+    definition = default_rules().to_dict()
+    definition["fit"][0].update(field="job_title", op="matches", value="^(CEO|CTO)$")
+    definition["engagement"].append({"event_type": "form_submitted", "form_id": str(demo.id),
+                                     "points": 25})
+    definition["instant"] = [{"event_type": "form_submitted", "campaign_id": str(spring.id),
+                              "within_days": 7}]
+    for saved in (Rules.from_dict(definition), default_rules(), Rules.from_dict(definition)):
+        service.save_version(saved, user_id=None)  # v1 is old, v3 active
+    db.session.commit()
+
+    rules = client.get("/admin/scoring/").get_data(as_text=True)
+    assert "Read-only." in rules and '<fieldset class="plain" disabled>' in rules
+    assert "In words:</span> job title is one of CEO, CTO" in rules
+    # the saved rules only: no empty rows to fill in, no button that cannot be pressed
+    assert f'name="fit-{len(definition["fit"]) - 1}-field"' in rules
+    assert f'name="fit-{len(definition["fit"])}-field"' not in rules
+    assert "Save as a new version" not in rules
+    form_picked = re.findall(r'<select id="engagement-\d+-form_id"[^>]*>(.*?)</select>', rules,
+                             re.DOTALL)
+    assert any(f'<option value="{demo.id}" selected>Demo request</option>' in options
+               for options in form_picked)
+    thresholds = client.get("/admin/scoring/thresholds").get_data(as_text=True)
+    assert "Read-only." in thresholds and 'name="instant-1-event_type"' not in thresholds
+    assert 'value="Preview"' not in thresholds and "Save as a new version" not in thresholds
+    campaign = re.search(r'<select id="instant-0-campaign_id"[^>]*>(.*?)</select>', thresholds,
+                         re.DOTALL)
+    assert campaign and f'<option value="{spring.id}" selected>Spring launch</option>' in (
+        campaign.group(1))
+    old = client.get("/admin/scoring/versions/1").get_data(as_text=True)
+    assert "form “Demo request”" in old and "campaign “Spring launch”" in old
+    assert "Make a new version from this one" not in old  # restoring is the marketer's
+    token = csrf_from(old)
+    assert client.post("/admin/scoring/versions/1", data={"csrf_token": token}).status_code == 403
+    assert len(versions()) == 3
