@@ -361,6 +361,19 @@ def test_preview_and_test_send_fill_the_campaign(app, client, auth, fake_sendgri
     assert test.json["subject"] == "[Test] News from Spring launch"
     assert "Thanks for joining <strong>Spring launch</strong>" in test.json["content"][1]["value"]
 
+    # The test send takes the campaign picked for the preview, and is one mail-ledger email.
+    from app.mail.ledger import MailDelivery
+
+    client.post(f"{base}/test", data={"csrf_token": _token(client), "lead_id": str(lead_id),
+                                      "campaign_id": "Autumn webinar"})
+    drain()
+    assert fake_sendgrid.mail_sends[-1].json["subject"] == "[Test] News from Autumn webinar"
+    assert len(fake_sendgrid.mail_sends) == 2
+    db.session.expire_all()
+    tests = db.session.scalars(sa.select(MailDelivery).where(
+        MailDelivery.purpose == "step-test")).all()
+    assert len(tests) == 2 and {t.status for t in tests} == {"sent"}
+
 
 def test_a_preview_for_a_lead_that_does_not_exist_says_so(app, client, auth, fake_sendgrid):
     from app.outbox import OutboxJob
