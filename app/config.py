@@ -63,7 +63,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SENDGRID_API_HOST": None,
         "SENDGRID_TIMEOUT": 10,
         "SENDGRID_WEBHOOK_PUBLIC_KEY": None,
-        "MAIL_FROM": "Kindling <hello@example.com>",
+        "MAIL_FROM": None,  # development falls back to DEV_MAIL_FROM; production must set it
         "POSTAL_ADDRESS": "",
         "BASE_URL": "http://127.0.0.1:5000",
         "OUTBOX_RELAY_AFTER_SECONDS": 10,
@@ -127,26 +127,52 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+MIN_SECRET_KEY_LENGTH = 32
+DEV_MAIL_FROM = "Kindling <hello@example.com>"
+
+
+def production_problems(config: Mapping[str, Any]) -> list[str]:
+    """Everything production cannot run with, one sentence each (empty when all is well)."""
+    problems = [
+        f"{name} is not set."
+        for name in ("SENDGRID_API_KEY", "REDIS_URL")
+        if not str(config.get(name) or "").strip()
+    ]
+    if str(config.get("SQLALCHEMY_DATABASE_URI") or "").startswith("sqlite"):
+        problems.append("DATABASE_URL is not set: production needs PostgreSQL, not SQLite.")
+    secret = str(config.get("SECRET_KEY") or "")
+    if len(secret) < MIN_SECRET_KEY_LENGTH:
+        problems.append(f"SECRET_KEY is {'not set' if not secret else 'too short'}: it needs at "
+                        f"least {MIN_SECRET_KEY_LENGTH} random characters "
+                        "(python3 -c 'import secrets; print(secrets.token_urlsafe(48))').")
+    if not str(config.get("MAIL_FROM") or "").strip():
+        problems.append('MAIL_FROM is not set: emails need your sender, e.g. '
+                        '"Acme <hello@acme.example>".')
+    if not str(config.get("POSTAL_ADDRESS") or "").strip():
+        problems.append("POSTAL_ADDRESS is blank: marketing email must carry your postal address.")
+    base_url = str(config.get("BASE_URL") or "").strip()
+    if not base_url.lower().startswith("https://"):
+        problems.append(f"BASE_URL must start with https:// (one-click unsubscribe and secure "
+                        f"cookies need it); it is {base_url or 'not set'}.")
+    return problems
+
+
 def finalise(config: dict[str, Any]) -> None:
-    """Fill derived settings and fail fast on what production cannot run without."""
+    """Fill derived settings and fail fast on what production cannot run with."""
     production = config.get("KINDLING_ENV") == "production"
-    if not config.get("SECRET_KEY"):
-        if production:
-            raise ConfigError("SECRET_KEY is not set. Production refuses to start without it.")
-        config["SECRET_KEY"] = _dev_secret(config["INSTANCE_PATH"])
     if production:
-        missing = [
-            name
-            for name in ("SENDGRID_API_KEY", "MAIL_FROM", "POSTAL_ADDRESS", "BASE_URL", "REDIS_URL")
-            if not config.get(name)
-        ]
-        if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-            missing.append("DATABASE_URL")
-        if missing:
-            raise ConfigError("Production needs these settings: " + ", ".join(missing))
+        problems = production_problems(config)
+        if problems:
+            raise ConfigError("Kindling refuses to start in production:\n"
+                              + "\n".join("- " + problem for problem in problems))
         config["SESSION_COOKIE_SECURE"] = True
         config["REMEMBER_COOKIE_SECURE"] = True
-    elif not config.get("POSTAL_ADDRESS"):
-        # Development only: emails must carry a postal address, so the demo has a made-up one.
-        config["POSTAL_ADDRESS"] = "Kindling Demo Co., 1 Example Street, Springfield"
+    else:
+        if not config.get("SECRET_KEY"):
+            config["SECRET_KEY"] = _dev_secret(config["INSTANCE_PATH"])
+        if not config.get("MAIL_FROM"):
+            config["MAIL_FROM"] = DEV_MAIL_FROM
+        if not config.get("POSTAL_ADDRESS"):
+            # Development only: emails must carry a postal address, so the demo has a made-up one.
+            config["POSTAL_ADDRESS"] = "Kindling Demo Co., 1 Example Street, Springfield"
     config["BASE_URL"] = str(config["BASE_URL"]).rstrip("/")

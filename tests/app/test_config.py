@@ -40,3 +40,55 @@ def test_database_urls_pick_psycopg():
 def test_body_size_is_limited(client):
     response = client.post("/login", data={"email": "a" * (3 * 1024 * 1024)})
     assert response.status_code == 413
+
+
+def _production(tmp_path, **overrides):
+    config = {"KINDLING_ENV": "production", "INSTANCE_PATH": str(tmp_path),
+              "SECRET_KEY": "k" * 40, "SENDGRID_API_KEY": "SG.key", "REDIS_URL": "redis://r:6379/0",
+              "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://u@db/kindling",
+              "MAIL_FROM": "Acme <hello@acme.example>", "POSTAL_ADDRESS": "Acme Ltd, 1 High St",
+              "BASE_URL": "https://go.acme.example"}
+    config.update(overrides)
+    return config
+
+
+def test_production_refuses_every_unsafe_setting_at_once_one_line_each(tmp_path, make_app):
+    config = _production(tmp_path, BASE_URL="http://go.acme.example", SECRET_KEY="s",
+                         POSTAL_ADDRESS="   ")
+    del config["MAIL_FROM"]
+    with pytest.raises(ConfigError) as caught:
+        make_app(config)
+    lines = str(caught.value).splitlines()
+    problems = [line for line in lines if line.startswith("- ")]
+    assert len(problems) == 4, lines
+    text = "\n".join(problems)
+    assert "BASE_URL" in text and "https" in text
+    assert "MAIL_FROM" in text
+    assert "SECRET_KEY" in text and "32" in text
+    assert "POSTAL_ADDRESS" in text
+
+
+def test_production_starts_with_a_complete_https_setup(tmp_path, make_app):
+    app = make_app(_production(tmp_path))
+    assert app.config["MAIL_FROM"] == "Acme <hello@acme.example>"
+    assert app.config["SESSION_COOKIE_SECURE"] and app.config["REMEMBER_COOKIE_SECURE"]
+
+
+def test_development_still_has_a_sender_by_default(tmp_path, redis_url, make_app):
+    app = make_app({"INSTANCE_PATH": str(tmp_path), "REDIS_URL": redis_url})
+    assert app.config["MAIL_FROM"]
+
+
+def test_wsgi_refusal_is_plain_lines_without_a_traceback(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {"PATH": "/usr/bin:/bin", "KINDLING_ENV": "production", "SECRET_KEY": "short",
+           "BASE_URL": "http://x.example", "INSTANCE_PATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", "import wsgi"], env=env, capture_output=True,
+                          text=True, cwd=str(Path(__file__).parents[2]), timeout=120,
+                          check=False)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert "BASE_URL" in done.stderr and "SECRET_KEY" in done.stderr
