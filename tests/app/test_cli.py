@@ -46,7 +46,8 @@ def test_seed_demo_is_idempotent_and_prints_how_to_sign_in(runner):
 
 
 def test_seed_demo_refuses_production(app_config, make_app):
-    app_config.update(KINDLING_ENV="production", SENDGRID_API_KEY="SG.x",
+    app_config.update(KINDLING_ENV="production", SENDGRID_API_KEY="SG.x", SECRET_KEY="k" * 40,
+                      BASE_URL="https://go.example.com",
                       SQLALCHEMY_DATABASE_URI="postgresql+psycopg://u@127.0.0.1:1/x")
     result = make_app(app_config).test_cli_runner().invoke(args=["seed-demo"])
     assert result.exit_code != 0 and "production" in result.output
