@@ -72,7 +72,7 @@ def _limiter_storage(redis_url: str) -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app import pickers, templating
+    from app import api, pickers, templating
     from app.admin.views import bp as admin_bp
     from app.admin.views import init_root
     from app.auth.views import bp as auth_bp
@@ -81,6 +81,7 @@ def _register_blueprints(app: Flask) -> None:
 
     templating.init_app(app)
     pickers.init_app(app)
+    api.init_app(app)  # before the feature packages: they register API resources
     for bp in (auth_bp, admin_bp, leads_bp, mail_bp):
         app.register_blueprint(bp)
     init_root(app)

@@ -1,0 +1,30 @@
+"""The REST API (`/api/v1`): tokens, resources, errors as problem details, limits, OpenAPI.
+
+Part of the core: resources of feature packages (enrollments, submissions, campaigns) are
+registered by those packages through `register_resource`.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+DEFAULTS = {
+    "API_RATE_LIMIT": "600 per minute",  # per token
+    "API_PAGE_SIZE_MAX": 200,
+    "API_PAGE_SIZE_DEFAULT": 50,
+    "API_MAX_BODY_BYTES": 1024 * 1024,
+    "API_EVENTS_BATCH_MAX": 1000,
+}
+
+
+def init_app(app: Flask) -> None:
+    from app import templating
+    from app.api import admin
+    from app.api import models as _models  # noqa: F401  this package's tables
+    from app.api.cli import api_token_cli
+
+    for name, value in DEFAULTS.items():
+        app.config.setdefault(name, value)
+    app.register_blueprint(admin.bp)
+    app.cli.add_command(api_token_cli)
+    templating.add_nav(app, "api_admin.index", "API tokens", "marketer", "sales")
