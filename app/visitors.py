@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
-from flask import Request, g, request
+from flask import Request, current_app, g, request
 from werkzeug.wrappers import Response
 
 R = TypeVar("R", bound=Response)
@@ -28,8 +29,14 @@ def visitor_id(req: Request | None = None) -> str:
     return g.new_visitor_id
 
 
+def secure(config: Mapping[str, Any], scheme: str) -> bool:
+    """Whether the visitor cookie is Secure: over https, and always in production (which sets
+    SESSION_COOKIE_SECURE), where TLS often ends at a proxy that speaks http to the app."""
+    return scheme == "https" or bool(config.get("SESSION_COOKIE_SECURE"))
+
+
 def remember(response: R, vid: str | None = None) -> R:
     """Set (or refresh) the visitor cookie on `response`."""
     response.set_cookie(COOKIE, vid or visitor_id(), max_age=MAX_AGE, httponly=True,
-                        samesite="Lax", secure=request.is_secure)
+                        samesite="Lax", secure=secure(current_app.config, request.scheme))
     return response

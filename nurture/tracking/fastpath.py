@@ -124,7 +124,7 @@ class TrackingFastPath:
         if vid:  # as `visitors.remember` does
             headers = (*headers, ("Set-Cookie", dump_cookie(
                 visitors.COOKIE, vid, max_age=visitors.MAX_AGE, httponly=True, samesite="Lax",
-                secure=environ.get("wsgi.url_scheme") == "https")))
+                secure=visitors.secure(self.app.config, environ.get("wsgi.url_scheme", "")))))
 
         def answer(environ: dict[str, Any], start_response: Callable[..., Any]
                    ) -> Iterable[bytes]:

@@ -142,7 +142,7 @@ def visit():
     alt = query_vid if cookie_vid and query_vid and query_vid != cookie_vid else None
     _hit("visit", vid=vid, alt_vid=alt, url=url[:2000], ref=(request.args.get("r") or "")[:2000])
     # Requests from the marketer's site are third-party here: SameSite=None needs Secure.
-    secure = request.is_secure
+    secure = visitors.secure(current_app.config, request.scheme)
     response.set_cookie(visitors.COOKIE, vid, max_age=visitors.MAX_AGE, httponly=True,
                         secure=secure, samesite="None" if secure else "Lax")
     return response
