@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from app.netguard import parse_networks
+
 ENV_NAMES = (
     "DATABASE_URL",
     "REDIS_URL",
@@ -25,6 +27,7 @@ ENV_NAMES = (
     "INSTANCE_PATH",
     "KINDLING_ENV",
     "CRM_WEBHOOK_SECRET",
+    "OUTBOUND_ALLOWED_NETWORKS",
 )
 
 
@@ -102,6 +105,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_RATE_LIMIT": "10 per minute",
         "FORM_RATE_LIMIT": "20 per minute",
+        # Outgoing requests to URLs users typed (app.netguard) never reach loopback, private,
+        # link-local or other non-public addresses, except in these comma-separated CIDRs.
+        "OUTBOUND_ALLOWED_NETWORKS": "",
     }
 
 
@@ -160,6 +166,10 @@ def production_problems(config: Mapping[str, Any]) -> list[str]:
 def finalise(config: dict[str, Any]) -> None:
     """Fill derived settings and fail fast on what production cannot run with."""
     production = config.get("KINDLING_ENV") == "production"
+    try:
+        parse_networks(config.get("OUTBOUND_ALLOWED_NETWORKS"))
+    except ValueError as exc:
+        raise ConfigError(f"OUTBOUND_ALLOWED_NETWORKS: {exc}.") from None
     if production:
         problems = production_problems(config)
         if problems:

@@ -171,6 +171,20 @@ def fake_sendgrid():
 
 
 @pytest.fixture
+def dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """Made-up host names answered without a network (`dns["crm.acme.example"] =
+    ["93.184.215.14"]`); `.example`, `.example.com` and `.example.org` names not listed are
+    not found, other names go to the real resolver."""
+    import socket
+
+    from tests.fakes.dns import fake_getaddrinfo
+
+    names: dict[str, list[str]] = {}
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo(names, socket.getaddrinfo))
+    return names
+
+
+@pytest.fixture
 def make_app():
     """Build extra apps in a test (other settings); their database pools are closed after it."""
     made: list[Flask] = []

@@ -1,18 +1,19 @@
 """The CRM webhook: every stage change POSTed as JSON, signed with HMAC-SHA256 over the raw
 body (`X-Kindling-Signature: sha256=<hex>`), retried with back-off by the outbox's RQ retry,
-each attempt logged as a WebhookDelivery. The receiver should de-duplicate on `id`."""
+each attempt logged as a WebhookDelivery. The receiver should de-duplicate on `id`.
+Sent through `app.netguard.post`: never to a non-public address (checked again after DNS when
+connecting), no redirect followed, and only the status is logged, never the response body."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-import urllib.error
-import urllib.request
 
 import sqlalchemy as sa
 from flask import current_app
 
+from app import netguard
 from app.db import db, utcnow
 from app.leads.models import StageChange
 from app.sales.models import SalesSettings, WebhookDelivery
@@ -55,19 +56,17 @@ def deliver(stage_change_id: int) -> str:
     if attempt > int(current_app.config["SALES_WEBHOOK_MAX_ATTEMPTS"]):
         return "gave up"
     body = json.dumps(document(change), separators=(",", ":"), sort_keys=True).encode("utf-8")
-    request = urllib.request.Request(settings.crm_webhook_url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": "Kindling-Webhook/1",
-        "X-Kindling-Delivery": f"stage_change:{change.id}",
-        "X-Kindling-Signature": sign(settings.crm_webhook_secret or "", body)})
+    headers = {"Content-Type": "application/json", "User-Agent": "Kindling-Webhook/1",
+               "X-Kindling-Delivery": f"stage_change:{change.id}",
+               "X-Kindling-Signature": sign(settings.crm_webhook_secret or "", body)}
     status, error = None, None
     try:
-        with urllib.request.urlopen(request, timeout=float(
-                current_app.config["SALES_WEBHOOK_TIMEOUT"])) as response:
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status, error = exc.code, f"HTTP {exc.code}: {exc.read(300).decode('utf-8', 'replace')}"
-    except (urllib.error.URLError, OSError) as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        status = netguard.post(settings.crm_webhook_url, body, headers, timeout=float(
+            current_app.config["SALES_WEBHOOK_TIMEOUT"])).status
+    except (netguard.BlockedURL, netguard.OutboundError) as exc:
+        error = str(exc)[:500]
+    if status is not None and not 200 <= status < 300:
+        error = f"HTTP {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
     ok = status is not None and 200 <= status < 300
     db.session.add(WebhookDelivery(stage_change_id=change.id, attempt=attempt,
                                    url=settings.crm_webhook_url[:500], status_code=status,

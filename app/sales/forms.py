@@ -28,6 +28,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from app import netguard
 from app.sales.models import WEEKDAYS
 
 
@@ -78,8 +79,11 @@ class SettingsForm(FlaskForm):
             raise ValidationError("The working day must end after it starts.")
 
     def validate_crm_webhook_url(self, field: URLField) -> None:
-        if field.data and not field.data.lower().startswith(("http://", "https://")):
-            raise ValidationError("Use an http(s) URL.")
+        if field.data:
+            try:
+                netguard.check_url(field.data)
+            except netguard.BlockedURL as exc:
+                raise ValidationError(str(exc)) from None
 
 
 class RepForm(FlaskForm):

@@ -18,6 +18,12 @@ from tests.app.sales.helpers import make_lead, make_mql, settings
 SECRET = "a-long-shared-secret-for-tests"
 
 
+@pytest.fixture
+def app_config(app_config):
+    """The fake CRM listens on loopback, which app.netguard refuses unless the operator allows it."""
+    return {**app_config, "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8"}
+
+
 def test_a_stage_change_is_delivered_signed(app, fake_crm):
     settings(crm_webhook_url=fake_crm.url, crm_webhook_secret=SECRET)
     lead = make_lead()

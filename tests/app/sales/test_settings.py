@@ -12,7 +12,8 @@ def test_only_admins(app, client, auth):
     assert client.get("/sales/settings").status_code == 403
 
 
-def test_save_settings_rotation_and_territory(app, client, auth):
+def test_save_settings_rotation_and_territory(app, client, auth, dns):
+    dns["crm.example.com"] = ["93.184.215.14"]  # the URL is resolved and checked when saved
     sam = make_user("sam@example.com", "sales")
     auth.login_as("admin")
     page = client.get("/sales/settings").get_data(as_text=True)
