@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 
 from app import config as config_module
 
@@ -104,6 +104,9 @@ def _register_blueprints(app: Flask) -> None:
 def _register_errors(app: Flask) -> None:
     from flask_wtf.csrf import CSRFError
 
+    from app.api.errors import api_problem
+    from app.api.framework import PREFIX as API_PREFIX
+
     messages = {
         400: ("Bad request", "The request could not be understood. Please go back and try again."),
         403: ("Not allowed", "Your account does not have access to this page."),
@@ -113,7 +116,9 @@ def _register_errors(app: Flask) -> None:
         429: ("Slow down", "Too many requests. Please wait a minute and try again."),
     }
 
-    def render(status: int, detail: str | None = None):
+    def render(status: int, detail: str | None = None, exc: Exception | None = None):
+        if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
+            return api_problem(status, exc)
         title, text = messages.get(status, ("Error", "Something went wrong."))
         return render_template("error.html", title=title, text=detail or text), status
 
@@ -123,4 +128,4 @@ def _register_errors(app: Flask) -> None:
                            "Please reload the page and submit again.")
 
     for status in messages:
-        app.register_error_handler(status, lambda exc, status=status: render(status))
+        app.register_error_handler(status, lambda exc, status=status: render(status, exc=exc))

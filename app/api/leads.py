@@ -1,0 +1,169 @@
+"""`/api/v1/leads`: list (filters, keyset cursor), get, create-or-upsert by email, update,
+change stage with a reason."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import sqlalchemy as sa
+from flask import abort
+from flask.views import MethodView
+
+from app.api import schemas
+from app.api.documents import lead_document
+from app.api.errors import field_problem
+from app.api.framework import api_blueprint, current_token
+from app.auth.models import User
+from app.db import db
+from app.leads.lifecycle import ForbiddenMove, move
+from app.leads.models import Lead
+from app.leads.service import PROFILE_FIELDS, InvalidEmail, record_event, upsert_lead
+from app.outcomes.service import OUTCOME_STAGES, OutcomeError, record_outcome
+
+blp = api_blueprint("api_leads", __name__, "/leads", "Leads: the people Kindling knows.")
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int | None:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    kind, _, value = text.partition(":")
+    return int(value) if kind == "id" and value.isdigit() and len(value) < 19 else None
+
+
+def lead_or_404(lead_id: int) -> Lead:
+    lead = db.session.get(Lead, lead_id) if 0 < lead_id < 2**63 else None
+    if lead is None:
+        abort(404, description=f"There is no lead {lead_id}.")
+    return lead
+
+
+@blp.route("")
+class Leads(MethodView):
+    @blp.arguments(schemas.LeadListArgs, location="query")
+    @blp.response(200, schemas.LeadPageSchema)
+    def get(self, args: dict[str, Any]):
+        """List leads, oldest first, a page at a time (`next_cursor` fetches the next)."""
+        query = sa.select(Lead)
+        if "cursor" in args:
+            after = decode_cursor(args["cursor"])
+            if after is None:
+                return field_problem("cursor", "Not a cursor from this API: use next_cursor.")
+            query = query.where(Lead.id > after)
+        if "stage" in args:
+            query = query.where(Lead.stage == args["stage"])
+        if args.get("q"):
+            like = "%" + args["q"].lower().replace("\\", "\\\\").replace("%", "\\%") \
+                .replace("_", "\\_") + "%"
+            query = query.where(sa.or_(Lead.email.like(like, escape="\\"),
+                                       sa.func.lower(Lead.company).like(like, escape="\\"),
+                                       sa.func.lower(Lead.last_name).like(like, escape="\\")))
+        if "owner" in args:
+            if args["owner"].lower() == "none":
+                query = query.where(Lead.owner_id.is_(None))
+            else:
+                query = query.where(Lead.owner_id.in_(
+                    sa.select(User.id).where(User.email == args["owner"].strip().lower())))
+        if "updated_since" in args:
+            query = query.where(Lead.updated_at >= args["updated_since"])
+        if "created_since" in args:
+            query = query.where(Lead.created_at >= args["created_since"])
+        limit = args["limit"]
+        rows = list(db.session.scalars(query.order_by(Lead.id).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"data": [lead_document(lead) for lead in rows],
+                "next_cursor": encode_cursor(rows[-1].id) if more else None}
+
+    @blp.arguments(schemas.LeadCreateSchema)
+    @blp.response(200, schemas.LeadSchema, description="An existing lead, updated")
+    @blp.alt_response(201, schema=schemas.LeadSchema, description="A new lead")
+    def post(self, body: dict[str, Any]):
+        """Create a lead, or update the one with this email (blank values never erase)."""
+        values = dict(body.get("attributes") or {})
+        values.update({k: v for k, v in body.items() if k in PROFILE_FIELDS})
+        try:
+            result = upsert_lead(body["email"], values, source="api")
+        except InvalidEmail as exc:
+            return field_problem("email", str(exc))
+        lead = result.lead
+        if result.changes:
+            record_event(lead, "profile_updated", data={
+                "via": "api", "token": current_token().name, "changes": result.changes})
+        db.session.commit()
+        return lead_document(lead), 201 if result.created else 200
+
+
+@blp.route("/<int:lead_id>")
+class LeadItem(MethodView):
+    @blp.response(200, schemas.LeadSchema)
+    def get(self, lead_id: int):
+        """One lead."""
+        return lead_document(lead_or_404(lead_id))
+
+    @blp.arguments(schemas.LeadWriteSchema)
+    @blp.response(200, schemas.LeadSchema)
+    def patch(self, body: dict[str, Any], lead_id: int):
+        """Set profile fields (an empty string clears one); attributes are merged, null
+        removes one."""
+        lead = lead_or_404(lead_id)
+        changes: dict[str, list[Any]] = {}
+        for name in PROFILE_FIELDS:
+            if name in body:
+                value = body[name].strip().upper() if name == "country" else body[name].strip()
+                if (getattr(lead, name) or "") != value:
+                    changes[name] = [getattr(lead, name) or "", value]
+                    setattr(lead, name, value)
+        if body.get("attributes"):
+            attributes = dict(lead.attributes or {})
+            for key, value in body["attributes"].items():
+                if value is None:
+                    if key in attributes:
+                        changes[key] = [attributes.pop(key), None]
+                elif attributes.get(key) != value:
+                    changes[key] = [attributes.get(key), value]
+                    attributes[key] = value
+            lead.attributes = attributes
+        if changes:
+            record_event(lead, "profile_updated", data={
+                "via": "api", "token": current_token().name, "changes": changes})
+        db.session.commit()
+        return lead_document(lead)
+
+
+@blp.route("/<int:lead_id>/stage")
+class LeadStage(MethodView):
+    @blp.arguments(schemas.StageMoveSchema)
+    @blp.response(200, schemas.LeadSchema)
+    def post(self, body: dict[str, Any], lead_id: int):
+        """Move the lead to a stage, with a reason. Opportunity, customer and lost record the
+        deal too (amount, currency, your CRM's id)."""
+        lead = lead_or_404(lead_id)
+        user = current_token().user
+        try:
+            if body["stage"] in OUTCOME_STAGES:
+                record_outcome(lead, body["stage"], body.get("amount"), body.get("currency"),
+                               body.get("external_id"), actor="api", actor_user_id=user.id,
+                               reason=body["reason"])
+            else:
+                for name in ("amount", "currency", "external_id"):
+                    if body.get(name) is not None:
+                        return field_problem(name, "Only an opportunity, customer or lost "
+                                                   "outcome carries a deal.")
+                move(lead, body["stage"], reason=body["reason"], actor="api",
+                     actor_user_id=user.id)
+        except OutcomeError as exc:
+            db.session.rollback()
+            return field_problem(exc.field or "stage", exc.message)
+        except ForbiddenMove as exc:
+            db.session.rollback()
+            return field_problem("stage" if body["reason"].strip() else "reason", str(exc))
+        db.session.commit()
+        return lead_document(lead)

@@ -1,0 +1,139 @@
+"""Marshmallow schemas shared by the API's resources: they validate requests (unknown fields
+refused), shape responses, and are the OpenAPI document's components."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from app.leads.models import Stage
+from app.leads.service import PROFILE_LENGTHS
+
+STAGES = [s.value for s in Stage]
+ATTRIBUTES_MAX = 50
+ATTRIBUTE_VALUE_MAX = 2000
+
+
+class Strict(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+class FieldErrorSchema(ma.Schema):
+    field = fields.String(required=True, metadata={"description": "The field at fault"})
+    pointer = fields.String(metadata={"description": "JSON Pointer into the body, or the "
+                                                     "query parameter's name"})
+    detail = fields.String(required=True)
+    # `in` is a Python keyword: the attribute is `in_`, the JSON member `in`.
+    in_ = fields.String(data_key="in", metadata={"description": "body, query or path"})
+
+
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem details."""
+
+    type = fields.String(required=True, metadata={"example": "urn:kindling:problem:not-found"})
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    errors = fields.List(fields.Nested(FieldErrorSchema))
+
+
+def _check_attributes(value: dict[str, Any]) -> None:
+    if len(value) > ATTRIBUTES_MAX:
+        raise ma.ValidationError(f"At most {ATTRIBUTES_MAX} attributes.")
+    for key, item in value.items():
+        if not 1 <= len(key) <= 100:
+            raise ma.ValidationError("Attribute names are 1 to 100 characters.")
+        if item is not None and not isinstance(item, (str, int, float, bool)):
+            raise ma.ValidationError(f"{key}: an attribute is text, a number, true/false or "
+                                     "null.")
+        if isinstance(item, str) and len(item) > ATTRIBUTE_VALUE_MAX:
+            raise ma.ValidationError(f"{key}: longer than {ATTRIBUTE_VALUE_MAX} characters.")
+
+
+Attribute = fields.Raw(allow_none=True, metadata={
+    "type": ["string", "number", "boolean", "null"]})
+
+
+def _profile(name: str, **kw: Any) -> fields.String:
+    return fields.String(validate=validate.Length(max=PROFILE_LENGTHS[name]), **kw)
+
+
+class LeadSchema(ma.Schema):
+    id = fields.Integer(required=True)
+    email = fields.String(required=True, metadata={"description": "The address as typed"})
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+    company = fields.String(required=True)
+    job_title = fields.String(required=True)
+    phone = fields.String(required=True)
+    country = fields.String(required=True)
+    attributes = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True),
+                             required=True)
+    stage = fields.String(required=True, validate=validate.OneOf(STAGES))
+    fit_score = fields.Integer(required=True)
+    engagement_score = fields.Float(required=True)
+    owner = fields.String(allow_none=True, required=True,
+                          metadata={"description": "The owner's email, or null"})
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+    unsubscribed_at = fields.DateTime(allow_none=True, required=True)
+    bounced_at = fields.DateTime(allow_none=True, required=True)
+
+
+class LeadWriteSchema(Strict):
+    first_name = _profile("first_name")
+    last_name = _profile("last_name")
+    company = _profile("company")
+    job_title = _profile("job_title")
+    phone = _profile("phone")
+    country = fields.String(validate=validate.Regexp(r"^([A-Za-z]{2})?$",
+                            error="A two-letter ISO 3166 country code."))
+    attributes = fields.Dict(keys=fields.String(), values=Attribute,
+                             validate=_check_attributes)
+
+
+class LeadCreateSchema(LeadWriteSchema):
+    # Checked (and normalised: trimmed, case folded) by the lead core's own rules.
+    email = fields.String(required=True, validate=validate.Length(min=1, max=320),
+                          metadata={"format": "email"})
+
+
+class LeadListArgs(Strict):
+    stage = fields.String(validate=validate.OneOf(STAGES))
+    q = fields.String(validate=validate.Length(max=200),
+                      metadata={"description": "Part of the email, company or last name"})
+    owner = fields.String(validate=validate.Length(max=320),
+                          metadata={"description": "The owner's email; `none` for unowned"})
+    updated_since = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone"})
+    created_since = fields.AwareDateTime()
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String(validate=validate.Length(max=100),
+                           metadata={"description": "`next_cursor` of the previous page"})
+
+
+class LeadPageSchema(ma.Schema):
+    data = fields.List(fields.Nested(LeadSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True,
+                                metadata={"description": "null on the last page"})
+
+
+class StageMoveSchema(Strict):
+    stage = fields.String(required=True, validate=validate.OneOf(STAGES))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    amount = fields.Decimal(places=2, as_string=True, allow_none=True,
+                            metadata={"description": "Deal amount (opportunity, customer)"})
+    currency = fields.String(validate=validate.Length(equal=3), allow_none=True)
+    external_id = fields.String(validate=validate.Length(max=200), allow_none=True,
+                                metadata={"description": "The deal's id in your CRM"})
+
+
+class StageChangeSchema(ma.Schema):
+    id = fields.Integer(required=True)
+    from_stage = fields.String(allow_none=True, required=True)
+    to_stage = fields.String(required=True)
+    reason = fields.String(required=True)
+    actor = fields.String(required=True)
+    changed_at = fields.DateTime(required=True)

@@ -1,0 +1,154 @@
+"""/api/v1/leads: list, get, upsert, update, stage — and the refusals an integrator meets."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from app.api import tokens
+from app.db import db
+from app.leads.models import Event, Lead, StageChange
+from app.leads.service import upsert_lead
+from app.outcomes.models import Outcome
+from tests.app.api.conftest import ApiClient
+
+
+def _problem(response, status: int) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.content_type == "application/problem+json"
+    return response.get_json()
+
+
+def test_create_then_upsert_by_email_keeps_one_lead(api: ApiClient):
+    made = api.post("/api/v1/leads", {"email": "Ann@Example.com ", "company": "Acme",
+                                      "attributes": {"plan": "pro"}})
+    assert made.status_code == 201, made.get_json()
+    lead = made.get_json()
+    assert lead["company"] == "Acme" and lead["attributes"] == {"plan": "pro"}
+    again = api.post("/api/v1/leads", {"email": "ann@example.com", "job_title": "CTO",
+                                       "company": ""})
+    assert again.status_code == 200
+    assert again.get_json()["id"] == lead["id"]
+    assert again.get_json()["company"] == "Acme"  # a blank never erases
+    assert again.get_json()["job_title"] == "CTO"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 1
+    first = db.session.scalar(sa.select(StageChange))
+    assert first is not None and first.actor == "api"
+
+
+def test_unknown_field_wrong_type_and_bad_email_are_422_naming_the_field(api: ApiClient):
+    body = _problem(api.post("/api/v1/leads", {"email": "a@example.com", "colour": "red"}), 422)
+    assert body["errors"][0]["field"] == "colour" and "colour" in body["detail"]
+    body = _problem(api.post("/api/v1/leads", {"email": "a@example.com", "company": 7}), 422)
+    assert body["errors"][0]["field"] == "company"
+    body = _problem(api.post("/api/v1/leads", {"email": "not-an-address"}), 422)
+    assert body["errors"][0]["field"] == "email"
+    body = _problem(api.post("/api/v1/leads", {"email": "a@example.com",
+                                               "attributes": {"x": {"deep": 1}}}), 422)
+    assert body["errors"][0]["field"].startswith("attributes")
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 0
+
+
+def test_missing_revoked_and_read_only_tokens_are_refused(app, client, api: ApiClient,
+                                                          read_api: ApiClient):
+    body = _problem(client.get("/api/v1/leads"), 401)
+    assert "Bearer" in body["detail"]
+    _problem(client.get("/api/v1/leads", headers={"Authorization": "Bearer kdl_wrong"}), 401)
+    assert read_api.get("/api/v1/leads").status_code == 200
+    body = _problem(read_api.post("/api/v1/leads", {"email": "a@example.com"}), 403)
+    assert "write" in body["detail"]
+    row = tokens.authenticate(api.token)
+    assert row is not None
+    tokens.revoke(row)
+    db.session.commit()
+    _problem(api.get("/api/v1/leads"), 401)
+
+
+def test_list_pages_with_a_cursor_and_filters(api: ApiClient):
+    for n in range(5):
+        upsert_lead(f"p{n}@example.com", {"company": "Acme" if n % 2 else "Other"})
+    db.session.commit()
+    first = api.get("/api/v1/leads?limit=2").get_json()
+    assert [d["email"] for d in first["data"]] == ["p0@example.com", "p1@example.com"]
+    second = api.get(f"/api/v1/leads?limit=2&cursor={first['next_cursor']}").get_json()
+    assert [d["email"] for d in second["data"]] == ["p2@example.com", "p3@example.com"]
+    third = api.get(f"/api/v1/leads?limit=2&cursor={second['next_cursor']}").get_json()
+    assert [d["email"] for d in third["data"]] == ["p4@example.com"]
+    assert third["next_cursor"] is None
+    acme = api.get("/api/v1/leads?q=acme").get_json()["data"]
+    assert {d["email"] for d in acme} == {"p1@example.com", "p3@example.com"}
+    assert api.get("/api/v1/leads?stage=mql").get_json()["data"] == []
+    body = _problem(api.get("/api/v1/leads?limit=201"), 422)
+    assert body["errors"][0]["field"] == "limit"
+    body = _problem(api.get("/api/v1/leads?cursor=bogus"), 422)
+    assert body["errors"][0]["field"] == "cursor"
+
+
+def test_get_patch_and_missing_lead(api: ApiClient):
+    lead = upsert_lead("ann@example.com", {"company": "Acme", "plan": "pro"}).lead
+    db.session.commit()
+    assert api.get(f"/api/v1/leads/{lead.id}").get_json()["company"] == "Acme"
+    patched = api.patch(f"/api/v1/leads/{lead.id}", {"company": "", "country": "gb",
+                                                     "attributes": {"plan": None, "seats": 12}})
+    assert patched.status_code == 200, patched.get_json()
+    doc = patched.get_json()
+    assert doc["company"] == "" and doc["country"] == "GB"
+    assert doc["attributes"] == {"seats": 12}
+    event = db.session.scalar(sa.select(Event).where(Event.type == "profile_updated"))
+    assert event is not None and event.data["changes"]["company"] == ["Acme", ""]
+    _problem(api.get("/api/v1/leads/999999"), 404)
+    body = _problem(api.patch(f"/api/v1/leads/{lead.id}", {"email": "b@example.com"}), 422)
+    assert body["errors"][0]["field"] == "email"
+
+
+def test_stage_change_with_reason_and_a_forbidden_move(api: ApiClient):
+    lead = upsert_lead("ann@example.com").lead
+    db.session.commit()
+    body = _problem(api.post(f"/api/v1/leads/{lead.id}/stage",
+                             {"stage": "customer", "reason": "Signed"}), 422)
+    assert body["errors"][0]["field"] == "stage" and "cannot move" in body["detail"]
+    moved = api.post(f"/api/v1/leads/{lead.id}/stage", {"stage": "sql", "reason": "Call booked"})
+    assert moved.status_code == 200 and moved.get_json()["stage"] == "sql"
+    change = db.session.scalar(sa.select(StageChange).where(StageChange.to_stage == "sql"))
+    assert change is not None and change.reason == "Call booked" and change.actor == "api"
+    body = _problem(api.post(f"/api/v1/leads/{lead.id}/stage", {"stage": "opportunity"}), 422)
+    assert body["errors"][0]["field"] == "reason"
+    won = api.post(f"/api/v1/leads/{lead.id}/stage", {
+        "stage": "customer", "reason": "Signed", "amount": "1200.50", "currency": "EUR",
+        "external_id": "D-1"})
+    assert won.status_code == 200 and won.get_json()["stage"] == "customer"
+    outcome = db.session.scalar(sa.select(Outcome))
+    assert outcome is not None and str(outcome.amount) == "1200.50"
+
+
+def test_unknown_address_and_method_answer_problems(api: ApiClient):
+    _problem(api.get("/api/v1/nothing-here"), 404)
+    response = api.delete("/api/v1/leads")
+    _problem(response, 405)
+    assert "GET" in response.headers["Allow"]
+
+
+def test_body_over_the_limit_is_413(app, api: ApiClient):
+    app.config["API_MAX_BODY_BYTES"] = 1000
+    body = _problem(api.post("/api/v1/leads", {"email": "a@example.com",
+                                               "attributes": {"x": "y" * 2000}}), 413)
+    assert body["status"] == 413
+
+
+def test_rate_limit_per_token_with_ratelimit_headers(make_app, app_config):
+    config = dict(app_config, RATELIMIT_ENABLED=True, API_RATE_LIMIT="3 per minute")
+    limited = make_app(config)
+    with limited.app_context():
+        from tests.app.api.conftest import token_for
+
+        first, second = token_for("a@example.com"), token_for("b@example.com")
+        client = limited.test_client()
+        answers = [client.get("/api/v1/leads", headers={"Authorization": f"Bearer {first}"})
+                   for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert answers[0].headers["RateLimit-Limit"] == "3"
+        assert answers[0].headers["RateLimit-Remaining"] == "2"
+        assert answers[0].headers["RateLimit-Policy"] == "3;w=60"
+        assert answers[3].content_type == "application/problem+json"
+        assert "Retry-After" in answers[3].headers
+        other = client.get("/api/v1/leads", headers={"Authorization": f"Bearer {second}"})
+        assert other.status_code == 200  # counted per token
