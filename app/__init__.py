@@ -76,6 +76,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.admin.views import bp as admin_bp
     from app.admin.views import init_root
     from app.auth.views import bp as auth_bp
+    from app.leads import record as _lead_record  # noqa: F401  routes on the leads blueprint
     from app.leads.views import bp as leads_bp
     from app.mail.views import bp as mail_bp
 
@@ -85,6 +86,9 @@ def _register_blueprints(app: Flask) -> None:
     for bp in (auth_bp, admin_bp, leads_bp, mail_bp):
         app.register_blueprint(bp)
     init_root(app)
+    from app.leads import init_app as init_leads
+
+    init_leads(app)
 
     # Feature packages: each registers its blueprints, listeners, periodic jobs and seeders.
     import campaigns

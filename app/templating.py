@@ -37,6 +37,8 @@ EVENT_LABELS = {
     "handoff_refused": "A handoff decision was refused",
     "engagement_reset": "Engagement reset",
     "outcome_recorded": "Outcome recorded (deal)",
+    "profile_edited": "Profile edited",
+    "subscription_changed": "Subscription changed by hand",
 }
 
 

@@ -24,3 +24,7 @@ def init_app(app: Flask) -> None:
     # Chosen by name wherever a form is picked (scoring rules).
     add_picker(app, Picker("form", "form", *named(forms.models.Form, forms.models.Form.name)))
     add_periodic(app, "forms.jobs.expire_confirmations", EXPIRE_CONFIRMATIONS_EVERY)
+    from app.leads.timeline import add_event_details
+    from forms.timeline import submission_answers
+
+    add_event_details(app, "form_submitted", submission_answers)

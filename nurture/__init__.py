@@ -41,6 +41,11 @@ def init_app(app: Flask) -> None:
         app.config["RQ_PRELOAD_MODULES"] = preload + ("nurture.preload",)
     app.register_blueprint(views.bp)
     app.register_blueprint(admin.bp)
+    from app.templating import add_lead_panel
+    from nurture import lead_panel
+
+    app.register_blueprint(lead_panel.bp)
+    add_lead_panel(app, lead_panel.lead_panel)
     add_nav(app, "nurture.index", "Sequences", "marketer")
     add_periodic(app, "nurture.jobs.tick", int(app.config["NURTURE_TICK_INTERVAL"]))
     add_submission_listener(app, "nurture.jobs.enroll_from_submission")

@@ -1,1 +1,18 @@
 """The lead core: leads, their activity log and their lifecycle history."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+TASK_REMINDER_INTERVAL = 60  # seconds between looks for tasks that fell due
+
+
+def init_app(app: Flask) -> None:
+    """The lead workspace's periodic work and demo data."""
+    from app.leads.seed import seed_workspace
+    from app.schedule import add_periodic
+    from app.seed import add_seeder
+
+    app.config.setdefault("TASK_REMINDER_INTERVAL", TASK_REMINDER_INTERVAL)
+    add_periodic(app, "app.leads.reminders.due", int(app.config["TASK_REMINDER_INTERVAL"]))
+    add_seeder(app, seed_workspace)

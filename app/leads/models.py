@@ -128,8 +128,8 @@ class StageChange(Model):
     to_stage: Mapped[str] = mapped_column(sa.String(20))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     reason: Mapped[str] = mapped_column(sa.Text, default="")
-    # Who or what did it: "user", "scoring", "import", "system" ...
-    actor: Mapped[str] = mapped_column(sa.String(40), default="system")
+    # Who or what did it: "user", "scoring", "import", "system", `form “<name>”` ...
+    actor: Mapped[str] = mapped_column(sa.String(200), default="system")
     actor_user_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL")
     )

@@ -24,7 +24,7 @@ def init_app(app: Flask) -> None:
     from app import templating
     from app.leads.service import add_stage_listener
     from app.mail.ledger import add_settled_listener
-    from app.sales import decisions, export, queue, settings  # noqa: F401  routes on bp
+    from app.sales import decisions, export, on_lead_page, queue, settings  # noqa: F401  routes
     from app.sales import models as _models  # noqa: F401  this package's tables
     from app.sales.seed import seed_sales
     from app.sales.web import bp

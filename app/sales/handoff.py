@@ -52,7 +52,12 @@ def decide(alert: Alert, user: User, outcome: str, reason: str = "") -> bool:
     DecisionRefused for a non-owner unless the workspace allows it; both are logged.
     Commits.
     """
-    assignment = alert.assignment
+    return decide_assignment(alert.assignment, user, outcome, reason)
+
+
+def decide_assignment(assignment: Assignment, user: User, outcome: str,
+                      reason: str = "") -> bool:
+    """`decide` for a handoff reached without its alert (the lead page)."""
     lead = assignment.lead
     settings = SalesSettings.load()
     non_owner = assignment.user_id not in (None, user.id)

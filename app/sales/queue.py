@@ -59,9 +59,12 @@ def lead_panel(lead: Lead):
     """The handoff on the lead page: owner, why, alerts (undelivered ones stand out)."""
     from markupsafe import Markup
 
+    from app.sales.on_lead_page import decision_forms
+
     assignments = db.session.scalars(sa.select(Assignment).where(Assignment.lead_id == lead.id)
                                      .order_by(Assignment.id.desc()).limit(5)).all()
     if not assignments:
         return Markup("")
-    return Markup(render_template("sales/_lead_panel.html", assignments=assignments))
+    return Markup(render_template("sales/_lead_panel.html", assignments=assignments, lead=lead,
+                                  decision=decision_forms(lead)))
 
