@@ -1,7 +1,7 @@
 """lead record: notes, tasks, wider stage-change actor
 
 Revision ID: 0020a_lead_notes_tasks
-Revises: 0009_mail_ledger
+Revises: 0021a_api_tokens
 Create Date: 2026-12-02 02:47:06.656108
 
 """
@@ -13,7 +13,7 @@ import app.db
 
 # revision identifiers, used by Alembic.
 revision = '0020a_lead_notes_tasks'
-down_revision = '0009_mail_ledger'
+down_revision = '0021a_api_tokens'
 branch_labels = None
 depends_on = None
 
