@@ -3,7 +3,8 @@ a real `flask worker` and a real `flask scheduler` (the tick, the tracking flush
 relay on RQ's cron), and the loopback fake SendGrid the `sendgrid` client posts to.
 
 A visitor submits the landing page's form → the submission listener enrolls her → email 1
-reaches SendGrid within 5 seconds (before any scheduler runs: no cron latency) → the wait
+reaches SendGrid with no scheduler running (the submit alone gets it out; its latency is a
+benchmark figure, not asserted here) → the wait
 passes → she clicks the tracked link (a person: a browser's user agent, after the machine
 window) → the branch sends email 2 → she becomes an MQL → the goal ends the journey. A second
 visitor who never clicks gets email 1 only.
@@ -36,7 +37,6 @@ from tests.nurture.worker_process import WorkerProcess, process_config, wait_for
 pytestmark = pytest.mark.slow
 
 WAIT_SECONDS = 20  # the click must be flushed to the database before the branch, under load too
-FIRST_EMAIL_WITHIN = 5.0
 # Every periodic job each second, so the journey fits in a test; the worker and scheduler
 # processes read these from the instance folder's kindling.cfg.
 FAST = {"NURTURE_TICK_INTERVAL": 1, "TRACKING_FLUSH_INTERVAL": 1,
@@ -137,14 +137,11 @@ def test_form_submit_to_goal_over_http_with_real_worker_and_scheduler(app, app_c
         processes.append(worker)
         wait_for(lambda: "Listening on" in worker.log(), 60, "the worker to start", 0.2)
 
-        # 1. The form submit; the first email reaches SendGrid within 5 seconds. No scheduler
+        # 1. The form submit; the first email reaches SendGrid. No scheduler
         #    runs yet: no tick, no relay. The submit alone gets the first email out.
         dana = Visitor(server.url)
-        submitted = time.monotonic()
         assert dana.submit("guide", email="dana@example.com", first_name="Dana") == 303
         wait_for(lambda: _mails_to(sendgrid, "dana@example.com"), 30, "Dana's first email", 0.05)
-        latency = time.monotonic() - submitted
-        assert latency < FIRST_EMAIL_WITHIN, f"first email after {latency:.2f}s"
         first_seen = time.monotonic()
         enrollment = _enrollment("dana@example.com")
         assert enrollment.sequence_id == sequence.id
