@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, render_template, request
+from flask import Flask
 
 from app import config as config_module
 
@@ -30,14 +30,27 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     _configure_logging()
 
+    from app import errors
+
+    errors.init_app(app)  # first: its after_request runs last
     _init_extensions(app)
     _register_blueprints(app)
-    _register_errors(app)
 
     from app import cli
 
     cli.init_app(app)
+    _trust_proxies(app)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind `TRUSTED_PROXIES` reverse proxies, the visitor's address and scheme are the ones
+    they forward (outermost layer, so every other layer sees them too)."""
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 def _configure_logging() -> None:
@@ -103,33 +116,3 @@ def _register_blueprints(app: Flask) -> None:
     for init in (forms.init_app, campaigns.init_app, nurture.init_app, scoring.init_app,
                  tracking.init_app, init_sales, outcomes.init_app, reports.init_app):
         init(app)
-
-
-def _register_errors(app: Flask) -> None:
-    from flask_wtf.csrf import CSRFError
-
-    from app.api.errors import api_problem
-    from app.api.framework import PREFIX as API_PREFIX
-
-    messages = {
-        400: ("Bad request", "The request could not be understood. Please go back and try again."),
-        403: ("Not allowed", "Your account does not have access to this page."),
-        404: ("Not found", "There is nothing at this address."),
-        410: ("Gone", "This page is no longer available."),
-        413: ("Too large", "What you sent is larger than we accept."),
-        429: ("Slow down", "Too many requests. Please wait a minute and try again."),
-    }
-
-    def render(status: int, detail: str | None = None, exc: Exception | None = None):
-        if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
-            return api_problem(status, exc)
-        title, text = messages.get(status, ("Error", "Something went wrong."))
-        return render_template("error.html", title=title, text=detail or text), status
-
-    @app.errorhandler(CSRFError)
-    def csrf_error(exc: CSRFError):
-        return render(400, "This form has expired or was not sent from our page. "
-                           "Please reload the page and submit again.")
-
-    for status in messages:
-        app.register_error_handler(status, lambda exc, status=status: render(status, exc=exc))

