@@ -85,7 +85,7 @@ def _limiter_storage(redis_url: str) -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app import api, pickers, templating
+    from app import api, pickers, security_headers, templating
     from app.admin.views import bp as admin_bp
     from app.admin.views import init_root
     from app.auth.views import bp as auth_bp
@@ -94,6 +94,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.mail.views import bp as mail_bp
 
     templating.init_app(app)
+    security_headers.init_app(app)
     pickers.init_app(app)
     api.init_app(app)  # before the feature packages: they register API resources
     for bp in (auth_bp, admin_bp, leads_bp, mail_bp):

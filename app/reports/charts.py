@@ -24,9 +24,9 @@ FONT = 'font-family="system-ui, sans-serif"'
 def _frame(chart_id: str, title: str, desc: str, width: int, height: int, body: str) -> Markup:
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{escape(chart_id)}" '
-        f'viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
         f'aria-labelledby="{escape(chart_id)}-title {escape(chart_id)}-desc" '
-        f'preserveAspectRatio="xMinYMin meet" style="max-width:{width}px">'
+        f'preserveAspectRatio="xMinYMin meet">'
         f'<title id="{escape(chart_id)}-title">{escape(title)}</title>'
         f'<desc id="{escape(chart_id)}-desc">{escape(desc)}</desc>{body}</svg>')
 
