@@ -19,13 +19,14 @@ DEFAULTS = {
 
 def init_app(app: Flask) -> None:
     from app import templating
-    from app.api import admin, errors, framework, leads
+    from app.api import admin, docs, errors, framework, leads
     from app.api import models as _models  # noqa: F401  this package's tables
     from app.api.cli import api_token_cli
 
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(docs.bp)
     framework.init_app(app)
     app.register_error_handler(405, errors.method_not_allowed)
     framework.register_resource(app, leads.blp)

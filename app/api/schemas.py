@@ -54,7 +54,7 @@ def _check_attributes(value: dict[str, Any]) -> None:
 
 
 Attribute = fields.Raw(allow_none=True, metadata={
-    "type": ["string", "number", "boolean", "null"]})
+    "type": ["string", "number", "boolean"]})
 
 
 def _profile(name: str, **kw: Any) -> fields.String:
