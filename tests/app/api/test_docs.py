@@ -25,4 +25,5 @@ def test_docs_page_loads_swagger_ui_from_our_own_address(client):
     assert "<script>" not in html  # no inline script
     script = client.get("/api/v1/docs/files/swagger-ui-bundle.js")
     assert script.status_code == 200 and len(script.get_data()) > 100_000
+    script.close()
     assert client.get("/api/v1/docs/files/..%2fcore.py").status_code == 404
