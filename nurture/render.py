@@ -1,7 +1,8 @@
 """Turning a marketer's email step into a safe, complete email for one lead.
 
-Marketer templates run in Jinja's sandbox with autoescaping on, so neither a template nor a
-lead's own data (a name, a company) can reach Python internals or inject markup. The body is
+Marketer templates run in Jinja's sandbox (`nurture.sandbox`: bounded work and size) with
+autoescaping on, so neither a template nor a lead's own data (a name, a company) can reach
+Python internals or inject markup. The body is
 Markdown (or HTML), converted, rendered, then sanitised with nh3; our layout adds the postal
 address and the unsubscribe link (the marketer cannot remove them), CSS is inlined, and a plain
 text part is derived from the HTML.
@@ -27,13 +28,13 @@ import nh3
 from flask import current_app, render_template
 from jinja2 import TemplateError, TemplateSyntaxError, select_autoescape
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from app import mail
 from app.leads.models import Lead
 from app.mail.message import parse_address
 from nurture.models import Step, StepKind
+from nurture.sandbox import MAX_OUTPUT, MailSandbox, TooMuchWork, bounded
 
 LinkRewriter = Callable[[str], str]
 SAFE_STYLE_PROPERTIES = {
@@ -43,30 +44,6 @@ SAFE_STYLE_PROPERTIES = {
 
 
 LAYOUT = "nurture/email/layout.html"
-MAX_OUTPUT = 1_000_000  # characters a template may produce (an email is far smaller)
-
-
-class MailSandbox(SandboxedEnvironment):
-    """The sandbox, stricter: touching an unsafe attribute (`''.__class__`) is an error at once,
-    instead of an empty value that would hide the attempt from `validate`."""
-
-    # `'x' * 10**9` or `9 ** 9 ** 9` would take the worker's memory or CPU: refuse them.
-    intercepted_binops = frozenset(["*", "**"])
-
-    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
-        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} "
-                            "object is not allowed in an email template")
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**":
-            if not isinstance(right, (int, float)) or abs(right) > 100:
-                raise SecurityError("exponents above 100 are not allowed in an email template")
-        elif operator == "*":
-            for sized, times in ((left, right), (right, left)):
-                if isinstance(sized, (str, list, tuple)) and isinstance(times, int) \
-                        and len(sized) * times > MAX_OUTPUT:
-                    raise SecurityError("that repetition is too long for an email")
-        return super().call_binop(context, operator, left, right)
 
 
 _INLINER = css_inline.CSSInliner()  # the default settings, built once per process
@@ -240,12 +217,14 @@ def _sanitise(html: str, rewrite: LinkRewriter) -> str:
 
 
 def _bounded(template: Any, context: dict[str, Any]) -> str:
+    """Render within the sandbox's work budget (`nurture.sandbox`) and the output bound."""
     parts, size = [], 0
-    for chunk in template.generate(context):
-        size += len(chunk)
-        if size > MAX_OUTPUT:
-            raise TemplateProblem(f"the email is longer than {MAX_OUTPUT:,} characters")
-        parts.append(chunk)
+    with bounded():
+        for chunk in template.generate(context):
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                raise TemplateProblem(f"the email is longer than {MAX_OUTPUT:,} characters")
+            parts.append(chunk)
     return "".join(parts)
 
 
@@ -256,8 +235,15 @@ def _render(env: MailSandbox, source: str, context: dict[str, Any]) -> str:
         raise
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"line {exc.lineno}: {exc.message}") from None
+    except TooMuchWork as exc:
+        raise TemplateProblem(str(exc)) from None
     except SecurityError as exc:
         raise TemplateProblem(f"not allowed: {exc}") from None
+    except RecursionError:
+        raise TemplateProblem("the template calls itself too deep (a macro that never stops "
+                              "calling itself?)") from None
+    except MemoryError:
+        raise TemplateProblem("the template builds something too large for an email") from None
     except TemplateError as exc:
         raise TemplateProblem(str(exc)) from None
     except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
