@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_user, logout_user
 
 from app.auth.forms import LoginForm, UserForm
-from app.auth.models import User, create_user, find_user_by_email
+from app.auth.models import User, create_user, find_user_by_email, user_from_cookie_id
 from app.auth.roles import admin_required
 from app.db import db, utcnow
 from app.extensions import csrf, limiter, login_manager
@@ -19,7 +19,8 @@ bp = Blueprint("auth", __name__)
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+    max_age = current_app.config["REMEMBER_COOKIE_DURATION"].total_seconds()
+    return user_from_cookie_id(user_id, max_age)
 
 
 def _safe_next(target: str | None) -> str:
@@ -46,6 +47,7 @@ def login():
             return render_template("auth/login.html", form=form), 401
         user.last_login_at = utcnow()
         db.session.commit()
+        user.start_sign_in()
         login_user(user, remember=form.remember.data)
         return redirect(_safe_next(request.args.get("next")))
     if form.csrf_token.errors:
@@ -56,6 +58,9 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    if current_user.is_authenticated:
+        current_user.revoke_sessions()  # every copy of its cookies, on every device
+        db.session.commit()
     logout_user()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
