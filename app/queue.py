@@ -19,12 +19,15 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context
 from rq import Queue
 
-# Short timeouts for the request path: a dead Redis must not hold a visitor for seconds.
-WEB_SOCKET_TIMEOUT = 1.0
-WEB_CONNECT_TIMEOUT = 0.5
+from app import redisguard
+
+# Jobs and commands: short timeouts still (a dead Redis fails a job, RQ retries it). Requests
+# use the guarded client instead (app.redisguard: ~250 ms in all, then a breaker).
+BACKGROUND_SOCKET_TIMEOUT = 1.0
+BACKGROUND_CONNECT_TIMEOUT = 0.5
 
 _embedded: dict[str, Any] = {}
 _embedded_lock = threading.Lock()
@@ -70,19 +73,29 @@ def connect(url: str, *, for_worker: bool = False) -> redis.Redis:
         return redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
     return redis.Redis.from_url(
         url,
-        socket_connect_timeout=WEB_CONNECT_TIMEOUT,
-        socket_timeout=WEB_SOCKET_TIMEOUT,
+        socket_connect_timeout=BACKGROUND_CONNECT_TIMEOUT,
+        socket_timeout=BACKGROUND_SOCKET_TIMEOUT,
         retry_on_timeout=False,
     )
 
 
 def init_app(app: Flask) -> None:
+    """`extensions["redis"]`: the request path's guarded client (its pool is the rate
+    limiter's too); `extensions["redis_background"]`: jobs' and commands'."""
     url = redis_url(app)
-    app.extensions["redis"] = connect(url)
+    pool = redisguard.guarded_pool(url, connect_timeout=app.config["REDIS_WEB_CONNECT_TIMEOUT"],
+                                   socket_timeout=app.config["REDIS_WEB_SOCKET_TIMEOUT"],
+                                   breaker_seconds=app.config["REDIS_BREAKER_SECONDS"])
+    app.extensions["redis_pool"] = pool
+    app.extensions["redis"] = redisguard.guarded_client(pool)
+    app.extensions["redis_background"] = connect(url)
 
 
 def connection() -> redis.Redis:
-    return current_app.extensions["redis"]
+    """The guarded client during a request (a visitor never waits on a sick Redis), the
+    background one in jobs and commands."""
+    name = "redis" if has_request_context() else "redis_background"
+    return current_app.extensions[name]
 
 
 def get_queue(name: str = "default", conn: redis.Redis | None = None) -> Queue:

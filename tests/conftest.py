@@ -119,6 +119,10 @@ def app_config(database_url: str, redis_url: str, redis_conn: redis.Redis,
         "SERVER_NAME": None,
         "RATELIMIT_ENABLED": False,
         "RATELIMIT_STORAGE_URI": "memory://",
+        # A loaded CI machine can take longer than the request path's production Redis budget
+        # (app.redisguard); the fault scenarios set that budget themselves.
+        "REDIS_WEB_CONNECT_TIMEOUT": 1.0,
+        "REDIS_WEB_SOCKET_TIMEOUT": 2.0,
         "MAIL_FROM": "Kindling <hello@example.com>",
         "POSTAL_ADDRESS": "Kindling Test Co., 1 Test Street, Testville",
     }

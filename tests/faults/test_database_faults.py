@@ -5,11 +5,9 @@ holding the request for minutes."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
-from tests.faults.ports import closed_port, silent_port
+from tests.faults.ports import closed_port, in_thread, silent_port
 
 
 def _unreachable(app_config, port: int, **extra):
@@ -19,15 +17,7 @@ def _unreachable(app_config, port: int, **extra):
 
 
 def _get(client, path: str, **kwargs):
-    """The answer, from a thread (the test gives up on a request still waiting after a minute,
-    instead of hanging the suite: that is what this scenario guards against)."""
-    answers = []
-    thread = threading.Thread(target=lambda: answers.append(client.get(path, **kwargs)),
-                              daemon=True)
-    thread.start()
-    thread.join(60)
-    assert answers, f"GET {path} was still waiting for the database after a minute"
-    return answers[0]
+    return in_thread(lambda: client.get(path, **kwargs), f"GET {path}")
 
 
 def test_a_refused_database_gives_the_branded_try_again_page(app_config, make_app):
