@@ -102,10 +102,34 @@ def check_mail(app: Flask) -> Check:
     return Check("mail", OK, detail)
 
 
+def check_webhook_key(app: Flask) -> Check:
+    """SENDGRID_WEBHOOK_PUBLIC_KEY parses as the P-256 key SendGrid signs events with: a key
+    that does not would refuse every signed batch."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from sendgrid.helpers.eventwebhook import EventWebhook
+
+    name = "webhook key"
+    key = str(app.config.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or "").strip()
+    if not key and not app.config.get("SENDGRID_API_KEY"):
+        return Check(name, OK, "not needed: email goes to the local outbox")
+    if not key:
+        return Check(name, WARN, "SENDGRID_WEBHOOK_PUBLIC_KEY is not set: SendGrid's events "
+                                 "(bounces, spam reports, deliveries) are refused")
+    try:
+        public = EventWebhook(key).public_key
+        valid = isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp256r1"
+        problem = "" if valid else "it is not an ECDSA P-256 key"
+    except Exception as exc:  # noqa: BLE001 - a check reports any failure
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if problem:
+        return Check(name, FAIL, f"SENDGRID_WEBHOOK_PUBLIC_KEY cannot be read ({problem}): every "
+                                 "signed event batch would be refused. Copy the verification key "
+                                 "from SendGrid, Mail Settings → Signed Event Webhook")
+    return Check(name, OK, "SENDGRID_WEBHOOK_PUBLIC_KEY is a valid P-256 key")
+
+
 def check_settings(app: Flask) -> Check:
     missing = [n for n in ("POSTAL_ADDRESS",) if not app.config.get(n)]
-    if app.config.get("SENDGRID_API_KEY") and not app.config.get("SENDGRID_WEBHOOK_PUBLIC_KEY"):
-        missing.append("SENDGRID_WEBHOOK_PUBLIC_KEY")
     if missing:
         return Check("settings", WARN, "not set: " + ", ".join(missing) +
                      " (sequences cannot be activated without a postal address)")
@@ -114,6 +138,7 @@ def check_settings(app: Flask) -> Check:
 
 CHECKS: list[Callable[[Flask], Check]] = [
     check_settings, check_database, check_migrations, check_redis, check_workers, check_mail,
+    check_webhook_key,
 ]
 
 

@@ -154,7 +154,28 @@ class SendGridBackend:
         return answer_headers.get("x-message-id", "")
 
     def check(self) -> str:
-        return f"SendGrid at {self.host}"
+        """One authenticated, read-only call (`GET /v3/scopes`): the key works and may send
+        mail. Raises with what is wrong."""
+        try:
+            response = self.client.client.scopes.get()
+        except http_errors.HTTPError as exc:
+            status = int(getattr(exc, "status_code", 0) or 0)
+            if status in (401, 403):
+                raise RuntimeError(f"SendGrid at {self.host} refused SENDGRID_API_KEY ({status}):"
+                                   " check the key in SendGrid, Settings → API Keys") from None
+            raise RuntimeError(f"SendGrid at {self.host} answered {status} to a read-only "
+                               "call: try again later") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise RuntimeError(f"cannot reach SendGrid at {self.host}: {reason}") from None
+        try:
+            scopes = json.loads(response.body or b"{}").get("scopes") or []
+        except (ValueError, AttributeError):
+            scopes = []
+        if "mail.send" not in scopes:
+            raise RuntimeError("SENDGRID_API_KEY works but lacks the mail.send permission: give "
+                               "the key Mail Send access in SendGrid")
+        return f"SendGrid at {self.host}: the API key works and may send mail"
 
 
 def _mail_error(exc: http_errors.HTTPError) -> MailError:

@@ -99,3 +99,69 @@ def test_doctor_names_an_unmigrated_database(app_config, tmp_path, make_app):
     result = _doctor(make_app(app_config))
     assert result.exit_code == 1
     assert "FAIL  migrations" in result.output and "db upgrade" in result.output
+
+
+def _webhook_public_key() -> str:
+    """A real P-256 public key as SendGrid shows it: base64 of the DER SubjectPublicKeyInfo."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    der = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode("ascii")
+
+
+def _line(output: str, name: str) -> str:
+    return next((line for line in output.splitlines() if f"  {name}  " in line + "  "), "")
+
+
+def test_doctor_fails_a_malformed_webhook_public_key(app_config, make_app):
+    app_config["SENDGRID_WEBHOOK_PUBLIC_KEY"] = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEnot-a-key"
+    result = _doctor(make_app(app_config))
+    assert result.exit_code == 1
+    line = _line(result.output, "webhook key")
+    assert line.startswith("FAIL") and "SENDGRID_WEBHOOK_PUBLIC_KEY" in line
+
+
+def test_doctor_accepts_a_real_webhook_public_key(app_config, make_app):
+    app_config["SENDGRID_WEBHOOK_PUBLIC_KEY"] = _webhook_public_key()
+    assert _line(_doctor(make_app(app_config)).output, "webhook key").startswith("OK")
+
+
+def test_doctor_tries_the_sendgrid_key_with_one_read_only_call(app_config, make_app,
+                                                               fake_sendgrid):
+    fake_sendgrid.api_keys = {"SG.right"}
+    app_config.update(SENDGRID_API_HOST=fake_sendgrid.url, SENDGRID_API_KEY="SG.wrong",
+                      SENDGRID_WEBHOOK_PUBLIC_KEY=_webhook_public_key())
+    result = _doctor(make_app(app_config))
+    assert result.exit_code == 1
+    line = _line(result.output, "mail")
+    assert line.startswith("FAIL") and "SENDGRID_API_KEY" in line and "401" in line
+    (call,) = fake_sendgrid.requests
+    assert (call.method, call.path) == ("GET", "/v3/scopes")
+    assert call.headers["Authorization"] == "Bearer SG.wrong"
+    assert fake_sendgrid.mail_sends == []
+
+
+def test_doctor_passes_a_working_sendgrid_key(app_config, make_app, fake_sendgrid):
+    fake_sendgrid.api_keys = {"SG.right"}
+    app_config.update(SENDGRID_API_HOST=fake_sendgrid.url, SENDGRID_API_KEY="SG.right",
+                      SENDGRID_WEBHOOK_PUBLIC_KEY=_webhook_public_key())
+    result = _doctor(make_app(app_config))
+    assert _line(result.output, "mail").startswith("OK"), result.output
+    assert [r.method for r in fake_sendgrid.requests] == ["GET"]
+
+
+def test_doctor_names_a_sendgrid_key_that_may_not_send_mail(app_config, make_app, fake_sendgrid):
+    fake_sendgrid.scopes = ["stats.read"]
+    app_config.update(SENDGRID_API_HOST=fake_sendgrid.url, SENDGRID_API_KEY="SG.readonly")
+    line = _line(_doctor(make_app(app_config)).output, "mail")
+    assert line.startswith("FAIL") and "mail.send" in line
+
+
+def test_doctor_names_an_unreachable_sendgrid(app_config, make_app):
+    app_config.update(SENDGRID_API_HOST="http://127.0.0.1:1", SENDGRID_API_KEY="SG.x")
+    line = _line(_doctor(make_app(app_config)).output, "mail")
+    assert line.startswith("FAIL") and "cannot reach SendGrid" in line

@@ -6,6 +6,9 @@ rule (`answer_when`, e.g. one recipient, or one kind of email), so that tests wi
 emails in flight at once still know which one gets which answer. A reply with a `delay` longer
 than the client's timeout is a provider that hangs: it has the email, but the client never hears
 so. The `sendgrid` client is pointed at it with `SENDGRID_API_HOST`.
+
+`GET /v3/scopes` answers as SendGrid does for `flask doctor`: the key's permissions
+(`scopes`), or 401 when `api_keys` is a set that does not hold the key.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class Recorded:
     body: bytes
     reply: Reply = field(default_factory=Reply)  # what the fake answered (or would have)
     at: float = 0.0  # time.time() of arrival
+    method: str = "POST"
 
     @property
     def json(self) -> Any:
@@ -78,6 +82,8 @@ class FakeSendGrid:
         self.script: list[Reply] = []
         self.rules: list[tuple[Callable[[Any], bool], list[Reply]]] = []
         self.delay = delay
+        self.api_keys: set[str] | None = None  # None: any key is accepted
+        self.scopes: list[str] = ["mail.send", "user.profile.read"]
         self._lock = threading.Lock()
         fake = self
 
@@ -104,6 +110,17 @@ class FakeSendGrid:
                     self.wfile.write(reply.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting (a timeout test): nothing to tell it
+
+            def do_GET(self) -> None:
+                reply = fake._read_reply(self.path, self.headers.get("Authorization", ""))
+                with fake._lock:
+                    fake.requests.append(Recorded(self.path, dict(self.headers), b"", reply,
+                                                  time.time(), method="GET"))
+                self.send_response(reply.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -141,6 +158,15 @@ class FakeSendGrid:
                 if replies and rule(payload):
                     return replies.pop(0)
         return self.script.pop(0) if self.script else Reply()
+
+    def _read_reply(self, path: str, authorization: str) -> Reply:
+        if path.split("?")[0] != "/v3/scopes":
+            return Reply(404, body=b'{"errors":[{"message":"not found"}]}')
+        key = authorization.removeprefix("Bearer ")
+        if not key or (self.api_keys is not None and key not in self.api_keys):
+            return Reply(401, body=json.dumps({"errors": [{
+                "field": None, "message": "authorization required"}]}).encode())
+        return Reply(200, body=json.dumps({"scopes": self.scopes}).encode())
 
     @property
     def mail_sends(self) -> list[Recorded]:
