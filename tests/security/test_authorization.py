@@ -1,0 +1,105 @@
+"""Authorization matrix, generated from `app.url_map`: every route is classified below (a new
+route that is not fails `test_every_route_is_classified`), then each class is checked —
+anonymous visitors are sent to the login page (or get 401), a signed-in user of the wrong role
+gets 403, and an admin's POST without a CSRF token gets 400. Nothing here needs data: the
+checks come before any lookup, so made-up ids are enough."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from werkzeug.routing import Rule
+
+from tests.helpers import csrf_from
+
+# Who may use each staff route (admins pass every check). Keys are endpoints, or a blueprint
+# name followed by "." for all of its endpoints.
+MARKETER = {"nurture.", "forms.", "campaigns.", "mail.", "tracking_admin.", "nurture_lead."}
+SALES = {"sales.queue", "sales.decide_on_page"}
+ADMIN = {"sales.settings", "auth.users"}
+STAFF = {"admin.dashboard", "leads.", "scoring.", "reports.", "pickers.", "outcomes.record",
+         "sales.export_form", "sales.export_csv", "api_admin."}
+# Open to anyone, each protected its own way (a signed token, a signature, a bearer token, the
+# Origin check), or public by nature. tests/security/test_tokens.py covers the token routes.
+PUBLIC = {"index", "static", "auth.login", "auth.logout", "landing.", "forms_api.",
+          "forms_embed.", "forms_confirm.", "downloads.", "tracking.", "nurture_public.",
+          "sales.accept", "sales.reject", "crm_webhook.", "tracking_webhook.", "api_leads.",
+          "api-docs.", "api_docs."}
+WRONG_ROLES = {"marketer": SALES | ADMIN, "sales": MARKETER | ADMIN}
+CHANGING = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def _matches(endpoint: str, keys: set[str]) -> bool:
+    return any(endpoint == k or (k.endswith(".") and endpoint.startswith(k)) for k in keys)
+
+
+def _staff_rules(app: Flask) -> list[Rule]:
+    return [r for r in app.url_map.iter_rules()
+            if _matches(r.endpoint, MARKETER | SALES | ADMIN | STAFF)]
+
+
+def _url(rule: Rule) -> str:
+    values = {name: 987654 if type(rule._converters[name]).__name__ == "IntegerConverter"
+              else "nope" for name in rule.arguments}
+    return rule.build(values, append_unknown=False)[1]  # type: ignore[index]
+
+
+def _calls(rules: list[Rule]) -> list[tuple[str, str]]:
+    return [(method, _url(rule)) for rule in rules
+            for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})]
+
+
+def test_every_route_is_classified(app):
+    classes = (MARKETER, SALES, ADMIN, STAFF, PUBLIC)
+    unclassified = [r.endpoint for r in app.url_map.iter_rules()
+                    if sum(_matches(r.endpoint, c) for c in classes) != 1]
+    assert unclassified == [], "classify these routes in tests/security/test_authorization.py"
+
+
+def _csrf_header(client, page: str = "/admin/") -> dict[str, str]:
+    """A valid token of this session (from the login page for a visitor, else the admin)."""
+    return {"X-CSRFToken": csrf_from(client.get(page).get_data(as_text=True))}
+
+
+def test_anonymous_visitors_are_sent_to_the_login_page(app, client):
+    headers = _csrf_header(client, "/login")  # valid: the login check, not CSRF, must refuse
+    calls = _calls(_staff_rules(app))
+    assert len(calls) > 50
+    wrong = []
+    for method, url in calls:
+        response = client.open(url, method=method, headers=headers)
+        location = response.headers.get("Location", "")
+        if not (response.status_code == 401 or (response.status_code == 302
+                                                  and "/login" in location)):
+            wrong.append((method, url, response.status_code, location))
+    assert wrong == []
+
+
+@pytest.mark.parametrize("role", sorted(WRONG_ROLES))
+def test_the_wrong_role_gets_403(app, client, auth, role):
+    auth.login_as(role)
+    headers = _csrf_header(client)
+    rules = [r for r in _staff_rules(app) if _matches(r.endpoint, WRONG_ROLES[role])]
+    assert rules
+    wrong = [(method, url, status) for method, url in _calls(rules)
+             if (status := client.open(url, method=method, headers=headers).status_code) != 403]
+    assert wrong == []
+
+
+def test_an_admin_post_without_a_csrf_token_is_refused(app, client, auth):
+    auth.login_as("admin")
+    calls = [(m, u) for m, u in _calls(_staff_rules(app)) if m in CHANGING]
+    calls.append(("POST", "/logout"))
+    assert len(calls) > 20
+    wrong = [(method, url, status) for method, url in calls
+             if (status := client.open(url, method=method).status_code) != 400]
+    assert wrong == []
+    assert client.get("/admin/").status_code == 200  # still signed in: nothing acted
+
+
+def test_a_sales_user_cannot_act_on_the_marketers_screens_with_a_valid_token(app, client, auth):
+    """The same 403 with a valid token too: the role check is not the CSRF check."""
+    auth.login_as("sales")
+    headers = _csrf_header(client)
+    assert client.post("/admin/nurture/", data={"name": "x"}, headers=headers).status_code == 403
+    assert client.post("/admin/forms/", data={"name": "x"}, headers=headers).status_code == 403
