@@ -21,6 +21,7 @@ from app.leads.lifecycle import ForbiddenMove, move
 from app.leads.models import Lead
 from app.leads.service import PROFILE_FIELDS, InvalidEmail, record_event, upsert_lead
 from app.outcomes.service import OUTCOME_STAGES, OutcomeError, record_outcome
+from app.webhooks.listeners import lead_written
 
 blp = api_blueprint("api_leads", __name__, "/leads", "Leads: the people Kindling knows.")
 
@@ -97,6 +98,7 @@ class Leads(MethodView):
         if result.changes:
             record_event(lead, "profile_updated", data={
                 "via": "api", "token": current_token().name, "changes": result.changes})
+        lead_written(lead, created=result.created, changes=result.changes)
         db.session.commit()
         return lead_document(lead), 201 if result.created else 200
 
@@ -134,6 +136,7 @@ class LeadItem(MethodView):
         if changes:
             record_event(lead, "profile_updated", data={
                 "via": "api", "token": current_token().name, "changes": changes})
+            lead_written(lead, created=False, changes=changes)
         db.session.commit()
         return lead_document(lead)
 

@@ -1,0 +1,136 @@
+"""Delivering webhooks: one try per job, exponential back-off for about 24 hours.
+
+`deliver(delivery_id)` claims the delivery (compare-and-set: of two jobs only one sends),
+POSTs the signed message through `app.netguard.post` (the target's address is checked again at
+connect time, no redirects followed), logs the attempt, and either marks it delivered or sets
+the next try from `WEBHOOK_RETRY_SCHEDULE`; after the last, failed. `sweep` (periodic) enqueues
+the deliveries whose next try is due. Jobs never raise for a refusal: the row holds the state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app import netguard, outbox, queue
+from app.db import db, rows_matched, utcnow
+from app.jobs import job
+from app.webhooks import signing
+from app.webhooks.models import DeliveryAttempt, EndpointDelivery
+
+log = logging.getLogger(__name__)
+
+# A claim older than this belongs to a worker that died mid-request: the delivery may go again.
+CLAIM_LEASE = timedelta(minutes=2)
+
+
+def schedule() -> list[int]:
+    """Seconds before each retry; its length + 1 is the number of tries."""
+    return [int(s) for s in current_app.config["WEBHOOK_RETRY_SCHEDULE"]]
+
+
+def body_of(delivery: EndpointDelivery) -> str:
+    return json.dumps(delivery.message.payload, separators=(",", ":"), sort_keys=True,
+                      ensure_ascii=False)
+
+
+def deliver(delivery_id: int) -> str:
+    """One try of one delivery (an outbox job for the first; `deliver_job` for the rest)."""
+    now = utcnow()
+    claimed = rows_matched(
+        sa.update(EndpointDelivery)
+        .where(EndpointDelivery.id == delivery_id,
+               EndpointDelivery.status.in_(("pending", "retrying")),
+               sa.or_(EndpointDelivery.next_attempt_at.is_(None),
+                      EndpointDelivery.next_attempt_at <= now),
+               sa.or_(EndpointDelivery.claimed_at.is_(None),
+                      EndpointDelivery.claimed_at < now - CLAIM_LEASE))
+        .values(claimed_at=now, attempts=EndpointDelivery.attempts + 1)
+        .execution_options(synchronize_session=False))
+    db.session.commit()
+    if not claimed:
+        return "skipped"
+    delivery = db.session.get_one(EndpointDelivery, delivery_id)
+    endpoint = delivery.endpoint
+    if not endpoint.active:
+        delivery.status, delivery.claimed_at = "failed", None
+        delivery.last_error = "The endpoint is disabled."
+        db.session.commit()
+        return "failed"
+    secrets_in_use = [endpoint.secret]
+    if endpoint.previous_secret and endpoint.previous_secret_until and \
+            endpoint.previous_secret_until > now:
+        secrets_in_use.append(endpoint.previous_secret)
+    body = body_of(delivery)
+    headers = {"Content-Type": "application/json", "User-Agent": "Kindling-Webhooks/1",
+               **signing.headers(delivery.message.msg_id, body, secrets_in_use)}
+    status, error = None, None
+    started = time.monotonic()
+    try:
+        reply = netguard.post(endpoint.url, body.encode("utf-8"), headers,
+                              timeout=float(current_app.config["WEBHOOK_TIMEOUT"]))
+        status = reply.status
+        if not reply.ok:
+            error = f"HTTP {status}"
+    except netguard.BlockedURL as exc:
+        error = f"Refused: {exc}"
+    except netguard.OutboundError as exc:
+        error = f"Unreachable: {exc}"[:500]
+    elapsed = int((time.monotonic() - started) * 1000)
+    tried = db.session.scalar(sa.select(sa.func.count()).select_from(DeliveryAttempt)
+                              .where(DeliveryAttempt.delivery_id == delivery.id)) or 0
+    db.session.add(DeliveryAttempt(delivery_id=delivery.id, attempt=tried + 1,
+                                   at=now, status_code=status, error=error,
+                                   duration_ms=elapsed))
+    delivery.last_status, delivery.last_error, delivery.claimed_at = status, error, None
+    if error is None:
+        delivery.status, delivery.delivered_at, delivery.next_attempt_at = \
+            "delivered", utcnow(), None
+    else:
+        waits = schedule()
+        if delivery.attempts <= len(waits):
+            delivery.status = "retrying"
+            delivery.next_attempt_at = utcnow() + timedelta(seconds=waits[delivery.attempts - 1])
+        else:
+            delivery.status, delivery.next_attempt_at = "failed", None
+            log.warning("webhook delivery %s to endpoint %s failed after %d tries: %s",
+                        delivery.id, endpoint.id, delivery.attempts, error)
+    db.session.commit()
+    return delivery.status
+
+
+@job
+def deliver_job(delivery_id: int) -> str:
+    return deliver(delivery_id)
+
+
+@job
+def sweep(limit: int = 500) -> int:
+    """Periodic: enqueue the deliveries whose next try is due (and first tries the outbox has
+    not run after a minute)."""
+    now = utcnow()
+    due = db.session.scalars(
+        sa.select(EndpointDelivery.id)
+        .where(sa.or_(
+            sa.and_(EndpointDelivery.status == "retrying",
+                    EndpointDelivery.next_attempt_at <= now),
+            sa.and_(EndpointDelivery.status == "pending",
+                    EndpointDelivery.next_attempt_at <= now - timedelta(minutes=1))))
+        .order_by(EndpointDelivery.next_attempt_at).limit(limit)).all()
+    for delivery_id in due:
+        queue.enqueue("app.webhooks.delivery.deliver_job", delivery_id,
+                      job_id=f"webhook-delivery-{delivery_id}")
+    return len(due)
+
+
+def replay(delivery: EndpointDelivery) -> None:
+    """Send this delivery again now (same `webhook-id`), whatever happened before, with a fresh
+    round of retries. Does not commit; the outbox runs it after the commit."""
+    delivery.status, delivery.next_attempt_at, delivery.claimed_at = "pending", utcnow(), None
+    delivery.attempts = 0
+    outbox.add("app.webhooks.delivery.deliver", delivery.id)
