@@ -1,7 +1,7 @@
 """webhooks: outgoing subscriptions, messages, deliveries, attempts; the CRM URL becomes one
 
 Revision ID: 0021b_webhooks
-Revises: 0020a_lead_notes_tasks
+Revises: 0016a_session_version
 Create Date: 2026-12-02 03:30:00.000000
 
 """
@@ -17,7 +17,7 @@ import app.db
 
 # revision identifiers, used by Alembic.
 revision = '0021b_webhooks'
-down_revision = '0020a_lead_notes_tasks'
+down_revision = '0016a_session_version'
 branch_labels = None
 depends_on = None
 
