@@ -124,7 +124,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_SWALLOW_ERRORS": True,
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_HEADERS_ENABLED": True,
-        "LOGIN_RATE_LIMIT": "10 per minute",
+        "LOGIN_RATE_LIMIT": "10 per minute",  # sign-in attempts per address
+        "LOGIN_ACCOUNT_RATE_LIMIT": "5 per minute;30 per hour",  # per account, any address
         "FORM_RATE_LIMIT": "20 per minute",
         # Outgoing requests to URLs users typed (app.netguard) never reach loopback, private,
         # link-local or other non-public addresses, except in these comma-separated CIDRs.

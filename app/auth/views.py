@@ -33,9 +33,16 @@ def _safe_next(target: str | None) -> str:
     return url_for("admin.dashboard")
 
 
+def _account_key() -> str:
+    """The rate-limit key of the account a sign-in tries, wherever the attempt comes from."""
+    return "login-account:" + (request.form.get("email") or "").strip().lower()[:320]
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @csrf.exempt  # the form checks its own CSRF token, after the rate limit has counted the try
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"], methods=["POST"],
+               key_func=_account_key)
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("admin.dashboard"))
