@@ -60,9 +60,10 @@ def _configure_logging() -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from app import mail, outbox, queue
+    from app import mail, outbox, public_responses, queue
     from app.extensions import csrf, db, limiter, login_manager, migrate
 
+    public_responses.init_app(app)
     queue.init_app(app)  # first: the rate limiter stores its counters in the same Redis
     if "RATELIMIT_STORAGE_URI" not in app.config:  # counters in our Redis, through the guard
         app.config["RATELIMIT_STORAGE_URI"] = _limiter_storage(app.config["REDIS_URL"])

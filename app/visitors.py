@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from flask import Request, current_app, g, request
+from flask import Flask, Request, current_app, g, request
 from werkzeug.wrappers import Response
 
 R = TypeVar("R", bound=Response)
@@ -40,3 +40,21 @@ def remember(response: R, vid: str | None = None) -> R:
     response.set_cookie(COOKIE, vid or visitor_id(), max_age=MAX_AGE, httponly=True,
                         samesite="Lax", secure=secure(current_app.config, request.scheme))
     return response
+
+
+# (query args, page address, visitor id or None) -> True when the listener counted the view.
+BeaconListener = Callable[[Mapping[str, str], str, "str | None"], bool]
+
+
+def add_beacon_listener(app: Flask, listener: BeaconListener) -> None:
+    """Let a package count a page view reported by the site script's beacon (`/t/v.gif`) as
+    its own (a landing page's `page_viewed`) instead of a site visit."""
+    listeners = app.extensions.setdefault("visit_beacon_listeners", [])
+    if listener not in listeners:
+        listeners.append(listener)
+
+
+def beacon_claimed(args: Mapping[str, str], url: str, vid: str | None) -> bool:
+    """True when a registered listener counted this beacon hit."""
+    return any(listener(args, url, vid)
+               for listener in current_app.extensions.get("visit_beacon_listeners", []))

@@ -15,6 +15,7 @@ def init_app(app: Flask) -> None:
     from app.schedule import add_periodic
     from app.seed import add_seeder
     from app.templating import add_nav
+    from app.visitors import add_beacon_listener
     from campaigns import admin, downloads, pages, reporting
     from campaigns.demo_history import seed_demo_history
     from campaigns.seed import seed_campaigns
@@ -22,13 +23,17 @@ def init_app(app: Flask) -> None:
 
     app.config.setdefault("ASSET_MAX_BYTES", DEFAULT_MAX_BYTES)
     app.config.setdefault("PAGE_VIEW_FLUSH_INTERVAL", 1)  # seconds; see campaigns.pageviews
-    app.config.setdefault("LANDING_PAGE_CACHE_SECONDS", 2)  # 0: off; see campaigns.pagecache
+    # How long a landing page may be served from a cache (this process's, nginx's, a CDN's):
+    # a marketer's edit shows within it. 0: no cache. See campaigns.pagecache.
+    app.config.setdefault("LANDING_PAGE_CACHE_SECONDS", 60)
     for bp in (admin.bp, pages.bp, downloads.bp):
         app.register_blueprint(bp)
     # The upload limit must be raised before CSRF protection reads the request body.
     app.before_request_funcs.setdefault(None, []).insert(0, admin.allow_large_uploads)
-    # Views of live pages are answered from their cut before any other hook (campaigns.pages).
-    app.before_request_funcs[None].insert(0, pages.answer_from_cut)
+    # Views of live pages are answered from their render before any other hook (campaigns.pages).
+    app.before_request_funcs[None].insert(0, pages.answer_from_cache)
+    # Their views are counted by the page's script's beacon (`/t/v.gif?lp=<page id>`).
+    add_beacon_listener(app, pages.record_beacon_view)
     add_nav(app, "campaigns.index", "Campaigns", "marketer")
     add_nav(app, "campaigns.assets_index", "Assets", "marketer")
     add_seeder(app, seed_campaigns)

@@ -1,4 +1,4 @@
-"""What a view of a live landing page reuses: the page itself, and its cut-up render.
+"""What a view of a live landing page reuses: the page itself, and its whole render.
 
 Page views read the page, its campaign, form (and fields) and asset from a per-process cache:
 a view then needs no database at all. Entries live `LANDING_PAGE_CACHE_SECONDS` (other
@@ -6,12 +6,10 @@ processes' edits show within that), and any change to those tables flushed by th
 empties the cache at once. Cached objects are detached and fully loaded, so they are only read;
 submits and thank-you pages always read the database.
 
-A fresh view of a live page is the same HTML every time except for a few values of its form:
-the CSRF token, the signed render time, the tracking fields and the query-string hidden fields
-(`forms.hosted.slot_names`). The first view renders the whole page with a marker in each of
-them; the `Cut` keeps the text between the markers, and later views only escape their own
-values into place (`campaigns.pages.answer_from_cut`). A cut lives exactly as long as the
-cached page it was rendered from.
+A view of a live page is the same bytes for every visitor (no session, no cookie, no
+per-visitor value: see `forms.hosted`), so the whole answer is kept with its ETag
+(`Rendered`) and served by `campaigns.pages.answer_from_cache` before any other hook. It lives
+exactly as long as the cached page it was rendered from.
 """
 
 from __future__ import annotations
@@ -48,16 +46,11 @@ def load_page(session, slug: str) -> LandingPage | None:
 
 
 @dataclass(frozen=True)
-class Cut:
-    """A live page's fresh render, cut at its per-request values (see the module docstring)."""
+class Rendered:
+    """A live page's whole answer for anonymous visitors, and its validator."""
 
-    texts: tuple[str, ...]  # one more than `order`: the markup around each value
-    order: tuple[int, ...]  # for each gap, which of `slots` goes there
-    slots: tuple[str, ...]  # the form's per-request fields, by name
-    query_fields: tuple[tuple[str, int], ...]  # marketer-defined hidden fields from the URL
-    form: Form  # detached, for its id (the signed render time names the form)
-    page_id: int
-    campaign_id: int
+    body: bytes
+    etag: str
 
 
 def _cache() -> dict:
@@ -91,24 +84,24 @@ def cached_page(slug: str) -> LandingPage | None:
     return page
 
 
-def cut_for(slug: str) -> Cut | None:
-    """The cut of the live page at `slug`, while its cached page is fresh."""
+def rendered_for(slug: str) -> Rendered | None:
+    """The render of the live page at `slug`, while its cached page is fresh."""
     cache = _cache()
-    hit = cache.get(("cut", slug))
+    hit = cache.get(("render", slug))
     if hit is None or hit[0] <= time.monotonic():
         return None
     return hit[1]
 
 
-def keep_cut(slug: str, cut: Cut, generation: int) -> None:
-    """Keep `cut` as long as its page, unless a change was flushed since `generation` (read
-    before the page was): the cut could then show what is no longer there."""
+def keep_rendered(slug: str, rendered: Rendered, generation: int) -> None:
+    """Keep `rendered` as long as its page, unless a change was flushed since `generation`
+    (read before the page was): it could then show what is no longer there."""
     if generation < 0:  # the cache is off
         return
     cache = _cache()
     page = cache.get(slug)
     if page is not None:
-        _put(cache, ("cut", slug), (page[0], cut), generation)
+        _put(cache, ("render", slug), (page[0], rendered), generation)
 
 
 def _put(cache: dict, key, value, generation: int) -> None:

@@ -6,19 +6,23 @@ Server-rendered and usable without JavaScript. Draft pages exist only for signed
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
+
 from flask import (
     Blueprint,
     abort,
+    current_app,
     make_response,
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_login import current_user
 
 from app.db import db
+from app.extensions import csrf
 from app.machines import machine_reason
 from app.visitors import remember, visitor_id
 from campaigns import pagecache, pageviews
@@ -66,16 +70,17 @@ def utm_defaults(campaign: Campaign) -> dict[str, str]:
 def show(slug: str):
     if request.method == "POST":
         return _submit(slug)
-    generation = pagecache.generation()  # before the page is read: see `pagecache.keep_cut`
+    generation = pagecache.generation()  # before the page is read: see `pagecache.keep_rendered`
     page, preview = find_page(slug, cached=True)
-    if page.form is not None and not preview and not _has_flashes():
-        cut = _cut(slug, page, generation)
-        if cut is not None:
-            return _answer(cut)
-    wtform = hosted.build(page.form) if page.form is not None else None
-    if not preview:
-        _record_view(page.id, page.campaign_id)
-    return remember(make_response(_render(page, wtform, preview)))
+    if preview:  # a marketer's draft: never stored by anyone
+        wtform = hosted.build(page.form) if page.form is not None else None
+        response = make_response(_render(page, wtform, True))
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
+    return _public(_rendered(slug, page, generation))
+
+
+csrf.exempt(show)  # public lead forms: no session, no token; `forms.origin` checks the post
 
 
 def _submit(slug: str):
@@ -92,7 +97,9 @@ def _submit(slug: str):
         token = thanks_token(result.submission_id or result.submission.id, page_id)
         return remember(redirect(url_for(".thanks", slug=slug, token=token), code=303))
     # Invalid: the same instance, with every typed value and its errors.
-    return remember(make_response(_render(page, wtform, preview), 422))
+    response = make_response(_render(page, wtform, preview), 422)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 def _render(page: LandingPage, wtform, preview: bool) -> str:
@@ -101,51 +108,55 @@ def _render(page: LandingPage, wtform, preview: bool) -> str:
                            action=url_for(".show", slug=page.slug))
 
 
-def _has_flashes() -> bool:
-    return "_flashes" in session
+def _rendered(slug: str, page: LandingPage, generation: int) -> pagecache.Rendered:
+    """The live page's answer, made from `page` (the cached copy) on a miss."""
+    rendered = pagecache.rendered_for(slug)
+    if rendered is not None:
+        return rendered
+    wtform = hosted.build(page.form) if page.form is not None else None
+    # Without the app's context processors: they read the session (the signed-in user), and
+    # a response that read the session varies by cookie and would not be the same for all.
+    body = current_app.jinja_env.get_template("campaigns/page.html").render(
+        page=page, wtform=wtform, form_def=page.form, body=render_markdown(page.body_markdown),
+        preview=False, action=url_for(".show", slug=page.slug)).encode()
+    rendered = pagecache.Rendered(body=body, etag=hashlib.sha256(body).hexdigest()[:32])
+    pagecache.keep_rendered(slug, rendered, generation)
+    return rendered
 
 
-def _record_view(page_id: int, campaign_id: int) -> None:
-    machine = machine_reason()  # emailed links lead here: scanners fetch them too
-    # Queued on Redis and written in batches (campaigns.pageviews), not in this request.
-    pageviews.record(url=request.url, campaign_id=campaign_id, landing_page_id=page_id,
-                     visitor_id=None if machine else visitor_id(), bot_reason=machine)
+def _public(rendered: pagecache.Rendered):
+    """The same bytes for every visitor: cacheable by nginx or a CDN for
+    `LANDING_PAGE_CACHE_SECONDS`, revalidated by its ETag (304)."""
+    response = make_response(rendered.body)
+    max_age = int(current_app.config.get("LANDING_PAGE_CACHE_SECONDS", 0) or 0)
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    response.set_etag(rendered.etag)
+    return response.make_conditional(request)
 
 
-def _cut(slug: str, page: LandingPage, generation: int) -> pagecache.Cut | None:
-    """The live page's cut, made from `page` (the cached copy) on a miss."""
-    cut = pagecache.cut_for(slug)
-    if cut is not None:
-        return cut
-    wtform = hosted.build(page.form)
-    parts = hosted.cut(wtform, lambda: _render(page, wtform, False))
-    if parts is None:
-        return None
-    cut = pagecache.Cut(texts=parts[0], order=parts[1], slots=hosted.slot_names(wtform),
-                        query_fields=tuple(wtform.query_fields), form=page.form,
-                        page_id=page.id, campaign_id=page.campaign_id)
-    pagecache.keep_cut(slug, cut, generation)
-    return cut
-
-
-def _answer(cut: pagecache.Cut):
-    """A fresh view of a live page: the cut with this request's values, and the view queued."""
-    html = hosted.fill(cut.texts, cut.order,
-                       hosted.fresh_values(cut.slots, cut.query_fields, cut.form))
-    _record_view(cut.page_id, cut.campaign_id)
-    return remember(make_response(html))
-
-
-def answer_from_cut():
-    """The app's first `before_request` hook: a view of a live page whose cut is at hand is
+def answer_from_cache():
+    """The app's first `before_request` hook: a view of a live page whose render is at hand is
     answered here, before the rate limiter, CSRF protection or the login loader run (none of
     which a page view needs). Anything else (a miss, a draft, a post) goes on to the view."""
     if request.endpoint != "landing.show" or request.method not in ("GET", "HEAD"):
         return None
-    cut = pagecache.cut_for((request.view_args or {}).get("slug", ""))
-    if cut is None or _has_flashes():
+    rendered = pagecache.rendered_for((request.view_args or {}).get("slug", ""))
+    if rendered is None:
         return None
-    return _answer(cut)
+    return _public(rendered)
+
+
+def record_beacon_view(args: Mapping[str, str], url: str, vid: str | None) -> bool:
+    """A view of one of our landing pages reported by its script's beacon (`/t/v.gif?lp=<id>`):
+    queued as `page_viewed`. False for any other page (the beacon counts a site visit)."""
+    page_id = args.get("lp", "")
+    if not page_id.isdigit() or len(page_id) > 12:
+        return False
+    machine = machine_reason()  # emailed links lead here: scanners fetch them too
+    # Queued on Redis and written in batches (campaigns.pageviews), not in this request.
+    pageviews.record(url=url, campaign_id=None, landing_page_id=int(page_id),
+                     visitor_id=None if machine else vid, bot_reason=machine)
+    return True
 
 
 @bp.route("/p/<slug>/thanks/<token>")

@@ -34,6 +34,7 @@ from app import pushbuffer, queue
 from app.db import db
 from app.leads.models import Event
 from app.pushbuffer import Buffer
+from campaigns.models import LandingPage
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,17 @@ def _lead_for(claims: list[tuple[datetime, int]], at: datetime) -> int | None:
     return None
 
 
+def _campaigns_of(page_ids: set[Any]) -> dict[int, int]:
+    """Landing page id -> its campaign id, for the pages that exist."""
+    ids = sorted(i for i in page_ids if isinstance(i, int))
+    found: dict[int, int] = {}
+    for part in _chunks(ids):
+        rows = db.session.execute(
+            sa.select(LandingPage.id, LandingPage.campaign_id).where(LandingPage.id.in_(part)))
+        found.update({page_id: campaign_id for page_id, campaign_id in rows})
+    return found
+
+
 def write(hits: list[dict[str, Any]]) -> list[Event]:
     """Add `page_viewed` events for `hits` to the session (not committed). Hits already
     written (a replayed batch) are skipped."""
@@ -111,8 +123,15 @@ def write(hits: list[dict[str, Any]]) -> list[Event]:
     for part in _chunks(keys):
         done.update(db.session.scalars(sa.select(Event.dedupe_key)
                                        .where(Event.dedupe_key.in_(part))))
+    campaigns = _campaigns_of({h.get("page_id") for h in hits})
     for hit in hits:
         hit["at"] = _at(hit.get("ts"))
+        if hit.get("campaign_id") is None:  # reported by the page's beacon: by page id only
+            hit["campaign_id"] = campaigns.get(hit.get("page_id") or 0)
+    # A beacon naming no page of ours (forged, or deleted since) is not a view.
+    hits = [h for h in hits if h.get("page_id") in campaigns]
+    if not hits:
+        return []
     vids = {h["vid"] for h in hits if h.get("vid")}
     claims = _claimed_by(vids, min(h["at"] for h in hits)) if vids else {}
     events = []

@@ -31,6 +31,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.db import db
 from app.extensions import csrf
+from forms import origin as cross_site
 from forms import pipeline, spam
 from forms.builder import CONSENT, EMBED_TOKEN, HONEYPOT, TIMESTAMP, bind
 from forms.hosted import client_ip, submit_limit
@@ -174,6 +175,8 @@ def submit(key: str):
     origin = _check_origin(form)
     if request.method == "OPTIONS":
         return _preflight(origin)
+    if cross_site.refusal(form.allowed_origins or []):  # e.g. Sec-Fetch-Site without Origin
+        abort(403)
     posted = _posted()
     instance = bind(form, posted)
     if not instance.validate():

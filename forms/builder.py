@@ -44,10 +44,14 @@ HONEYPOT = "website"  # a field no human sees; bots fill it
 TIMESTAMP = "ts"  # signed render time: a submit faster than a person can type is a bot
 CONSENT = "consent"
 EMBED_TOKEN = "token"  # the JSON API's name for the signed form token
+# The browser's IANA time zone (Intl.DateTimeFormat().resolvedOptions().timeZone), filled by the
+# page's script: the lead's `timezone` attribute, which nurture send windows use.
+TIME_ZONE = "tz"
 
 # A field name becomes an HTML name, a WTForms attribute and a lead attribute key.
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,59}")
-RESERVED_NAMES = frozenset({"csrf_token", HONEYPOT, TIMESTAMP, CONSENT, EMBED_TOKEN, "field_order",
+RESERVED_NAMES = frozenset({"csrf_token", HONEYPOT, TIMESTAMP, CONSENT, EMBED_TOKEN, TIME_ZONE,
+                            "field_order",
                             "query_fields",
                             "meta", "form_errors", "extra_validators",
                             *TRACKING_FIELDS})
@@ -218,6 +222,7 @@ def _build(form: Form) -> type[FlaskForm]:
     attrs[HONEYPOT] = StringField("Leave this field empty",
                                   render_kw={"tabindex": "-1", "autocomplete": "off"})
     attrs[TIMESTAMP] = HiddenField()
+    attrs[TIME_ZONE] = HiddenField()  # never an error: an unknown zone is dropped
     attrs["field_order"] = [spec.name for spec in form.fields]
     # Marketer-defined hidden fields (name, max length): filled from the query string on GET.
     attrs["query_fields"] = [(spec.name, spec.max_length) for spec in form.fields

@@ -1,22 +1,27 @@
-"""The hosted submit path: a form rendered on one of our pages, posted back with a CSRF token.
+"""The hosted submit path: a form rendered on one of our pages and posted back to it.
 
 Campaign landing pages call `build` to render and `process` to submit; the visitor never loses
 what they typed: an invalid post re-renders the same form instance with its values and errors.
+
+A fresh render is the same bytes for every visitor (a CDN may serve it): no CSRF token, no
+session, no per-visitor value. The only dynamic value is the signed render time (`ts`, to the
+second), which is part of the cached page. The page's script (`/t/v.js`) fills the browser's
+time zone, the referrer, the landing address and the query string's values into the hidden
+fields; without JavaScript, `process` reads the landing address and its query string from the
+post's own `Referer`. Cross-site posts are refused by `forms.origin` instead of a token.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable
+import time
+from urllib.parse import parse_qsl, urlsplit
 
-from flask import current_app, request
+from flask import abort, current_app, make_response, render_template, request
 from flask_wtf import FlaskForm
-from flask_wtf.csrf import generate_csrf
-from markupsafe import escape
 
 from app.extensions import limiter
 from app.visitors import visitor_id
-from forms import pipeline, spam
+from forms import origin, pipeline, spam
 from forms.builder import TIMESTAMP, TRACKING_FIELDS, form_class
 from forms.models import Form
 
@@ -26,106 +31,63 @@ def client_ip() -> str:
 
 
 def build(form: Form) -> FlaskForm:
-    """A form instance bound to this request: posted data on POST, fresh tracking values on GET."""
-    instance = form_class(form)()
-    if request.method != "POST":
-        for name in TRACKING_FIELDS:
-            getattr(instance, name).data = _tracking_value(name)
-        # Marketer-defined hidden fields take the query string's value (known from the cached
-        # class, so a page view does not load the field definitions).
-        for name, max_length in instance.query_fields:
-            getattr(instance, name).data = _query_value(name, max_length)
-    # A fresh render time on every render, including the re-render after an error.
-    getattr(instance, TIMESTAMP).data = spam.render_token(form)
+    """A form instance bound to this request's post (on POST), without a CSRF token. On GET its
+    hidden values stay empty: the page's script fills them in the visitor's browser."""
+    instance = form_class(form)(meta={"csrf": False})
+    # The render time, to the second: renders within one second are the same bytes.
+    getattr(instance, TIMESTAMP).data = spam.render_token(form, now=float(int(time.time())))
     return instance
 
 
-# A fresh (GET) render of a form is the same markup every time except for the values of its
-# per-request fields: the CSRF token, the tracking fields, query-string hidden fields and the
-# render time. `cut` renders once with a marker in each of those values and keeps the text
-# between them; `fill` then only escapes one request's values into place (campaigns.pagecache).
-_SLOT = "\x1ekindling-slot-{}\x1e"
-_SLOT_RE = re.compile("\x1ekindling-slot-(\\d+)\x1e")
-CSRF = "csrf_token"
+def refuse_cross_site(form: Form) -> None:
+    """403 with a page that says why, for a post another site made a browser send."""
+    why = origin.refusal(form.allowed_origins or [])
+    if why is None:
+        return
+    current_app.logger.info("form %s: cross-site post refused (%s)", form.id, why)
+    html = render_template(
+        "error.html", title="Not sent from this site",
+        text="This form can only be sent from its own page. Please open the page and "
+             "submit the form there.")
+    abort(make_response(html, 403))
 
 
-def slot_names(instance: FlaskForm) -> tuple[str, ...]:
-    names = [] if getattr(instance, CSRF, None) is None else [CSRF]
-    names += [*TRACKING_FIELDS, *(name for name, _ in instance.query_fields), TIMESTAMP]
-    return tuple(names)
+def _from_referer(instance: FlaskForm) -> None:
+    """Without the page's script the hidden fields come back empty: the post's own `Referer`
+    (the landing address, same site only) gives the landing URL and its query string."""
+    referer = request.referrer or ""
+    parts = urlsplit(referer)
+    if not parts.scheme or origin.normalise(f"{parts.scheme}://{parts.netloc}") \
+            not in origin.own_origins():
+        return
+    query = dict(parse_qsl(parts.query))
+    landing = instance.landing_url
+    if not (landing.data or "").strip():
+        landing.data = referer[:2000]
+    limits = {name: 200 for name in TRACKING_FIELDS if name not in ("referrer", "landing_url")}
+    limits.update(dict(instance.query_fields))
+    for name, max_length in limits.items():
+        field = getattr(instance, name)
+        if not (field.data or "").strip() and query.get(name):
+            field.data = query[name][:max_length]
 
 
-def cut(instance: FlaskForm, render: Callable[[], str]) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
-    """`render()` with markers as `instance`'s slot values: (texts, slot order), or None when the
-    markup does not show each slot exactly once (then it is never cut)."""
-    slots = [getattr(instance, name) for name in slot_names(instance)]
-    saved = []
-    for position, f in enumerate(slots):
-        marker = _SLOT.format(position)
-        if f.name == CSRF:
-            saved.append(f.current_token)
-            f.current_token = marker
-        else:
-            saved.append(f.data)
-            f.data = marker
-    try:
-        html = str(render())
-    finally:
-        for f, value in zip(slots, saved):
-            if f.name == CSRF:
-                f.current_token = value
-            else:
-                f.data = value
-    pieces = _SLOT_RE.split(html)
-    texts, order = tuple(pieces[0::2]), tuple(int(i) for i in pieces[1::2])
-    if sorted(order) != list(range(len(slots))):
-        return None
-    return texts, order
-
-
-def fresh_values(slots: tuple[str, ...], query_fields: Iterable[tuple[str, int]],
-                 form: Form) -> list[str]:
-    """This request's value of each slot, as `build` sets them on a GET."""
-    limits = dict(query_fields)
-    values = []
-    for name in slots:
-        if name == CSRF:
-            values.append(generate_csrf())
-        elif name == TIMESTAMP:
-            values.append(spam.render_token(form))
-        elif name in limits:
-            values.append(_query_value(name, limits[name]))
-        else:
-            values.append(_tracking_value(name))
-    return values
-
-
-def fill(texts: tuple[str, ...], order: tuple[int, ...], values: list[str]) -> str:
-    """The cut markup with `values` escaped into place as WTForms escapes attribute values
-    (markupsafe's `escape`, which leaves no quote unescaped)."""
-    out = [texts[0]]
-    for slot, text in zip(order, texts[1:]):
-        out.append(str(escape(values[slot])))
-        out.append(text)
-    return "".join(out)
-
-
-def _tracking_value(name: str) -> str:
-    if name == "referrer":
-        return (request.referrer or "")[:2000]
-    if name == "landing_url":
-        return request.url[:2000]
-    return (request.args.get(name) or "")[:200]
-
-
-def _query_value(name: str, max_length: int) -> str:
-    return (request.args.get(name) or "")[:max_length]
+def _clip_query_fields(instance: FlaskForm) -> None:
+    """A hidden field filled from a long query string is cut to its length, not an error."""
+    for name, max_length in instance.query_fields:
+        field = getattr(instance, name)
+        if isinstance(field.data, str):
+            field.data = field.data[:max_length]
 
 
 def process(form: Form, instance: FlaskForm, ctx: pipeline.Context) -> pipeline.Result | None:
-    """Validate and submit. None when invalid: `instance` then carries the errors and values."""
+    """Refuse cross-site posts, validate and submit. None when invalid: `instance` then carries
+    the errors and values."""
+    refuse_cross_site(form)
     posted_ts = request.form.get(TIMESTAMP, "")
-    if not instance.validate_on_submit():
+    _from_referer(instance)
+    _clip_query_fields(instance)
+    if not instance.validate():
         return None
     data = dict(instance.data)
     data[TIMESTAMP] = posted_ts  # validate the timestamp the page was rendered with

@@ -14,7 +14,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -28,6 +30,7 @@ from forms.builder import (
     CONSENT,
     EMBED_TOKEN,
     HONEYPOT,
+    TIME_ZONE,
     TIMESTAMP,
     TRACKING_FIELDS,
     bind,
@@ -100,8 +103,28 @@ def split_values(form: Form, data: Mapping[str, Any]) -> tuple[str, dict[str, An
         if value in (None, ""):
             continue
         values[spec.name] = value
+    zone = time_zone(data.get(TIME_ZONE))
+    if zone and "timezone" not in values:  # a form's own timezone field wins
+        values["timezone"] = zone
     tracking = {name: str(data.get(name) or "").strip() for name in TRACKING_FIELDS}
     return email, values, {k: v for k, v in tracking.items() if v}
+
+
+@lru_cache(maxsize=1024)
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def time_zone(value: Any) -> str | None:
+    """The browser's IANA zone name when it is one (a lead's `timezone` attribute), else None."""
+    name = str(value or "").strip()
+    if not name or len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
+        return None
+    return name if _known_zone(name) else None
 
 
 def _utm(ctx: Context, tracking: Mapping[str, str]) -> dict[str, str]:

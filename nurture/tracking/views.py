@@ -131,16 +131,21 @@ def _valid_vid(value: str | None) -> str | None:
 @bp.route("/v.gif")
 def visit():
     response = gif()
-    if privacy_signal():
-        return response
+    private = privacy_signal()
     url = request.args.get("u") or request.referrer or ""
     if not url.lower().startswith(("http://", "https://")):
         return response
     cookie_vid = _valid_vid(request.cookies.get(visitors.COOKIE))
     query_vid = _valid_vid(request.args.get("vid"))
-    vid = cookie_vid or query_vid or secrets.token_urlsafe(18)
-    alt = query_vid if cookie_vid and query_vid and query_vid != cookie_vid else None
-    _hit("visit", vid=vid, alt_vid=alt, url=url[:2000], ref=(request.args.get("r") or "")[:2000])
+    vid = None if private else cookie_vid or query_vid or secrets.token_urlsafe(18)
+    # A landing page of ours counts its own view (`page_viewed`), anonymous under GPC/DNT.
+    claimed = visitors.beacon_claimed(request.args, url[:2000], vid)
+    if vid is None:
+        return response
+    if not claimed:
+        alt = query_vid if cookie_vid and query_vid and query_vid != cookie_vid else None
+        _hit("visit", vid=vid, alt_vid=alt, url=url[:2000],
+             ref=(request.args.get("r") or "")[:2000])
     # Requests from the marketer's site are third-party here: SameSite=None needs Secure.
     secure = visitors.secure(current_app.config, request.scheme)
     response.set_cookie(visitors.COOKIE, vid, max_age=visitors.MAX_AGE, httponly=True,

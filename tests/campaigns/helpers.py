@@ -9,6 +9,7 @@ from email import policy
 from email.parser import BytesParser
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from app.db import db
 from campaigns import assets
@@ -100,13 +101,44 @@ def form_values(html: str) -> dict[str, str]:
     return parser.values
 
 
+_PAGE_ID = re.compile(r'<script src="/t/v.js" data-page="(\d+)"')
+
+
+def view_page(client, slug: str, query: str = "", environ_base=None, **headers):
+    """What a browser does on a landing page: GET it, then its script's beacon reports the view
+    (`/t/v.gif?lp=<page id>`), which also gives the browser its visitor cookie."""
+    environ_base = environ_base or {}
+    response = client.get(f"/p/{slug}{query}", headers=headers, environ_base=environ_base)
+    match = _PAGE_ID.search(response.get_data(as_text=True))
+    if response.status_code == 200 and match:
+        client.get("/t/v.gif", query_string={"u": f"http://localhost/p/{slug}{query}",
+                                             "lp": match.group(1)}, headers=headers,
+                   environ_base=environ_base)
+    return response
+
+
+def script_values(html: str, query: str = "", slug: str = "", **known: str) -> dict[str, str]:
+    """The form's fields after the page's script ran: hidden fields filled from the query
+    string, the landing address and the time zone."""
+    data = form_values(html)
+    params = dict(parse_qsl(query.lstrip("?")))
+    known.setdefault("landing_url", f"http://localhost/p/{slug}{query}")
+    for name, value in list(data.items()):
+        if value == "" and name in known:
+            data[name] = known[name]
+        elif value == "" and name in params:
+            data[name] = params[name]
+    return data
+
+
 def fill_and_submit(client, slug: str, query: str = "", **values):
-    """GET the landing page, then POST its form back with `values` typed in."""
-    page = client.get(f"/p/{slug}{query}")
+    """View the landing page in a browser, then POST its form back with `values` typed in
+    (same origin, as the browser says)."""
+    page = view_page(client, slug, query)
     assert page.status_code == 200, page.status_code
-    data = form_values(page.get_data(as_text=True))
+    data = script_values(page.get_data(as_text=True), query, slug)
     data.update(values)
-    return client.post(f"/p/{slug}", data=data)
+    return client.post(f"/p/{slug}", data=data, headers={"Sec-Fetch-Site": "same-origin"})
 
 
 def asset_emails() -> list[Path]:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, make_response, render_template_string, request
 
 from app.db import db
+from app.extensions import csrf
 from app.visitors import remember
 from forms import hosted, pipeline
 from forms.admin import create_form
@@ -58,6 +59,7 @@ def page(app, client):
         html = render_template_string(PAGE, wtform=instance, form_def=form, action=request.path)
         return remember(make_response(html, 422 if request.method == "POST" else 200))
 
+    csrf.exempt(bp)  # a public lead form, like campaigns' landing pages
     app.register_blueprint(bp)
     pipeline.add_submission_listener(app, LISTENER)
     return HostedPage(client)

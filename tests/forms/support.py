@@ -34,11 +34,11 @@ class HostedPage:
     def get(self, form: Form, query: str = "", **kwargs):
         return self.client.get(f"/test-page/{form.key}{query}", **kwargs)
 
-    def post(self, form: Form, data: dict[str, Any], *, csrf: bool = True, **kwargs):
+    def post(self, form: Form, data: dict[str, Any], **kwargs):
+        """Post like a browser on the page would (same origin: no token, no cookie needed)."""
         html = self.get(form).get_data(as_text=True)
         posted = {"ts": hidden_value(html, "ts"), **data}
-        if csrf:
-            posted.setdefault("csrf_token", hidden_value(html, "csrf_token"))
+        kwargs.setdefault("headers", {"Sec-Fetch-Site": "same-origin"})
         return self.client.post(f"/test-page/{form.key}", data=posted, **kwargs)
 
 

@@ -39,13 +39,44 @@ def test_international_addresses_are_accepted_and_normalised(page, make_form, ty
     assert submissions()[0].email == identity
 
 
-def test_a_post_without_a_valid_csrf_token_is_refused_and_makes_no_lead(page, make_form):
+@pytest.mark.parametrize("headers", [
+    {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Origin": "https://evil.example"},
+    {"Sec-Fetch-Site": "same-site", "Origin": "https://shop.kindling.test"},
+])
+def test_a_cross_site_post_is_refused_with_a_clear_page_and_makes_no_lead(
+        page, make_form, headers):
     form = make_form()
-    missing = page.post(form, {"email": "ann@example.com"}, csrf=False)
-    forged = page.post(form, {"email": "ann@example.com", "csrf_token": "forged"})
-    assert missing.status_code == 400 and forged.status_code == 400
-    assert "reload the page" in missing.get_data(as_text=True)
+    refused = page.post(form, {"email": "ann@example.com"}, headers=headers)
+    assert refused.status_code == 403
+    assert "can only be sent from its own page" in refused.get_data(as_text=True)
     assert count(Lead) == 0 and count(Submission) == 0
+
+
+@pytest.mark.parametrize("headers", [
+    {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"},
+    {"Origin": "http://localhost"},  # an older browser: Origin only
+    {"Origin": "http://kindling.test"},  # BASE_URL, behind a proxy
+    {"Origin": "https://www.acme.example", "Sec-Fetch-Site": "cross-site"},  # allow-listed
+    {},  # not a browser: the spam checks and the rate limit apply
+])
+def test_a_same_origin_or_allowed_post_without_any_cookie_is_accepted(
+        app, page, make_form, headers):
+    from tests.forms.support import HostedPage
+
+    form = make_form(allowed_origins=["https://www.acme.example"])
+    accepted = HostedPage(app.test_client()).post(form, {"email": "ann@example.com"}, headers=headers)
+    assert accepted.status_code == 201
+    assert count(Lead) == 1
+
+
+def test_the_form_page_carries_no_token_and_no_session(page, make_form):
+    form = make_form()
+    response = page.get(form)
+    html = response.get_data(as_text=True)
+    assert "csrf_token" not in html
+    assert "session=" not in response.headers.get("Set-Cookie", "")
 
 
 def test_an_oversize_body_is_refused(page, make_form):
@@ -82,8 +113,7 @@ def test_a_person_who_takes_their_time_is_accepted(page, make_form):
     html = page.get(form).get_data(as_text=True)
     from tests.forms.support import hidden_value
 
-    data = {"email": "ann@example.com", "ts": hidden_value(html, "ts"),
-            "csrf_token": hidden_value(html, "csrf_token")}
+    data = {"email": "ann@example.com", "ts": hidden_value(html, "ts")}
     with time_machine.travel(utcnow().timestamp() + 5, tick=False):
         response = page.client.post(f"/test-page/{form.key}", data=data)
     assert response.status_code == 201
@@ -132,26 +162,48 @@ def test_consent_text_and_version_are_stored_with_the_submission(page, make_form
     assert submissions()[0].consent_text == "Yes, email me news."  # what they agreed to, kept
 
 
-def test_tracking_values_are_captured_from_the_page_automatically(page, make_form):
+def test_tracking_values_filled_by_the_page_script_are_captured(page, make_form):
+    """The page's script fills the hidden fields from the browser: the referrer, the landing
+    address, the query string's values and the time zone."""
     form = make_form(fields=[("plan", "Plan", "hidden", False)])
     query = "?utm_source=newsletter&utm_campaign=spring&gclid=abc123&plan=pro"
-    html = page.get(form, query, headers={"Referer": "https://search.example.com/?q=x"}) \
-        .get_data(as_text=True)
-    from tests.forms.support import hidden_value
-
-    data = {name: hidden_value(html, name) for name in
-            ("utm_source", "utm_campaign", "gclid", "referrer", "landing_url", "plan", "ts",
-             "csrf_token")}
-    assert page.client.post(f"/test-page/{form.key}",
-                            data={**data, "email": "ann@example.com"}).status_code == 201
+    landing = f"http://localhost/test-page/{form.key}{query}"
+    response = page.post(form, {"email": "ann@example.com", "utm_source": "newsletter",
+                                "utm_campaign": "spring", "gclid": "abc123", "plan": "pro",
+                                "referrer": "https://search.example.com/?q=x",
+                                "landing_url": landing, "tz": "America/Los_Angeles"})
+    assert response.status_code == 201
     (submission,) = submissions()
     assert submission.utm == {"utm_source": "newsletter", "utm_campaign": "spring",
                               "gclid": "abc123"}
     assert submission.referrer == "https://search.example.com/?q=x"
-    assert submission.landing_url.endswith(f"/test-page/{form.key}{query}")
-    assert submission.values == {"plan": "pro"}
+    assert submission.landing_url == landing
     assert submission.campaign_id == 7
-    assert leads()[0].attributes == {"plan": "pro"}
+    assert leads()[0].attributes == {"plan": "pro", "timezone": "America/Los_Angeles"}
+
+
+def test_without_javascript_the_landing_address_and_its_query_come_from_the_referer(
+        page, make_form):
+    form = make_form(fields=[("plan", "Plan", "hidden", False)])
+    landing = f"http://localhost/test-page/{form.key}?utm_source=newsletter&plan=" + "p" * 300
+    assert page.post(form, {"email": "ann@example.com"},
+                     headers={"Referer": landing, "Origin": "http://localhost"}
+                     ).status_code == 201
+    (submission,) = submissions()
+    assert submission.utm == {"utm_source": "newsletter"}
+    assert submission.landing_url == landing
+    assert leads()[0].attributes == {"plan": "p" * 200}  # cut to the field's length
+    # Another site's address is never taken for ours.
+    page.post(form, {"email": "bob@example.com"},
+              headers={"Referer": "https://evil.example/?utm_source=x"})
+    assert submissions()[1].utm == {} and submissions()[1].landing_url == ""
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "../../etc/passwd", "x" * 80, ""])
+def test_a_time_zone_that_is_not_one_is_dropped_without_an_error(page, make_form, zone):
+    form = make_form()
+    assert page.post(form, {"email": "ann@example.com", "tz": zone}).status_code == 201
+    assert "timezone" not in (leads()[0].attributes or {})
 
 
 @pytest.mark.parametrize("known", [False, True], ids=["new lead", "known lead"])
@@ -170,9 +222,7 @@ def test_a_double_click_racing_itself_makes_one_lead_and_one_submission(
         upsert_lead("ann@example.com", {"company": "Acme"})
         db.session.commit()
     html = page.get(form).get_data(as_text=True)
-    data = {"ts": hidden_value(html, "ts"), "csrf_token": hidden_value(html, "csrf_token"),
-            "email": "ann@example.com", "first_name": "Ann"}
-    session_cookie = page.client.get_cookie("session").value
+    data = {"ts": hidden_value(html, "ts"), "email": "ann@example.com", "first_name": "Ann"}
 
     barrier = threading.Barrier(2, timeout=10)
     calls = []
@@ -189,7 +239,6 @@ def test_a_double_click_racing_itself_makes_one_lead_and_one_submission(
 
     def click():
         client = app.test_client()
-        client.set_cookie("session", session_cookie)
         statuses.append(client.post(f"/test-page/{form.key}", data=data).status_code)
 
     threads = [threading.Thread(target=click) for _ in range(2)]

@@ -1,0 +1,54 @@
+"""Token-free protection of public form posts against cross-site forgery.
+
+Public lead forms carry no session and no CSRF token (their pages are the same bytes for every
+visitor, so a CDN can serve them). A browser tells us where a post comes from instead, as Go
+1.25's `net/http.CrossOriginProtection` reads it:
+
+- `Sec-Fetch-Site: same-origin` (or `none`, typed by the user) is ours;
+- otherwise an `Origin` equal to our own (the request's host, or `BASE_URL`) or on the form's
+  embed allow-list is accepted;
+- any other `Sec-Fetch-Site` (`cross-site`, `same-site`) or `Origin` is refused;
+- a request with neither header is not from a browser that could be tricked (curl, old
+  browsers): it meets the honeypot, the time trap and the rate limit like any other post.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from flask import current_app, request
+
+SAFE_FETCH_SITES = frozenset({"same-origin", "none"})
+
+
+def normalise(origin: str) -> str:
+    """`scheme://host[:port]` in lower case, without a trailing slash."""
+    return origin.strip().rstrip("/").lower()
+
+
+def own_origins() -> set[str]:
+    """This site's origins: the address the request came to, and the configured BASE_URL."""
+    mine = {normalise(request.host_url)}
+    base = urlsplit(current_app.config.get("BASE_URL") or "")
+    if base.scheme and base.netloc:
+        mine.add(normalise(f"{base.scheme}://{base.netloc}"))
+    return mine
+
+
+def refusal(allowed: Iterable[str] = ()) -> str | None:
+    """Why this request must be refused as a cross-site post, or None when it may go on."""
+    site = (request.headers.get("Sec-Fetch-Site") or "").strip().lower()
+    origin = request.headers.get("Origin")
+    if site in SAFE_FETCH_SITES:
+        return None
+    if origin is not None and origin.strip().lower() != "null":
+        trusted = own_origins() | {normalise(o) for o in allowed if o}
+        if normalise(origin) in trusted:
+            return None
+        return f"posted from {normalise(origin)[:200]}"
+    if site:
+        return f"posted from a {site[:20]} page"
+    if origin is not None:  # "null": a sandboxed frame or a privacy redirect
+        return "posted from an opaque origin"
+    return None
