@@ -79,6 +79,7 @@ def confirm(submission: Submission) -> bool:
         return False
     if submission.status == SubmissionStatus.PENDING.value:
         submission.status = SubmissionStatus.ACCEPTED.value
+    submission.lead.awaiting_confirmation = False
     record_event(submission.lead, "subscription_confirmed",
                  campaign_id=submission.campaign_id,
                  data={"form_id": submission.form_id, "submission_id": submission.id},

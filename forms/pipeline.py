@@ -209,7 +209,8 @@ def _accept_once(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ct
         campaign_id=ctx.campaign_id, landing_page_id=ctx.landing_page_id,
     )
     # Added by `_write_lead` once complete: one INSERT, not an INSERT and an UPDATE.
-    lead = _write_lead(form, submission, data, ctx, dedupe_key=_twin_key(fingerprint))
+    lead = _write_lead(form, submission, data, ctx, dedupe_key=_twin_key(fingerprint),
+                       awaiting=pending)
     if pending:
         _ask_for_confirmation(submission)
     else:
@@ -220,12 +221,19 @@ def _accept_once(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ct
 
 
 def _write_lead(form: Form, submission: Submission, data: Mapping[str, Any],
-                ctx: Context, *, dedupe_key: str | None = None, **event_data: Any) -> Lead:
-    """Upsert the lead from validated data, fill the submission, record `form_submitted`."""
+                ctx: Context, *, dedupe_key: str | None = None, awaiting: bool = False,
+                **event_data: Any) -> Lead:
+    """Upsert the lead from validated data, fill the submission, record `form_submitted`.
+    `awaiting`: a double opt-in submission; a lead it creates awaits confirmation, and a lead
+    that awaited it and now submits a form without double opt-in no longer does."""
     email, values, tracking = split_values(form, data)
     utm = _utm(ctx, tracking)
     upsert = upsert_lead(email, values, source=f"form “{form.name}”")
     lead = upsert.lead
+    if upsert.created and awaiting:
+        lead.awaiting_confirmation = True
+    elif not awaiting and lead.awaiting_confirmation:
+        lead.awaiting_confirmation = False
     submission.lead = lead
     submission.email = lead.email
     submission.values = _jsonable(values)
@@ -282,7 +290,8 @@ def release(submission: Submission, user_id: int | None) -> Result:
                   visitor_id=submission.visitor_id, channel=submission.channel,
                   campaign_id=submission.campaign_id, landing_page_id=submission.landing_page_id,
                   utm_defaults=dict(submission.utm or {}))
-    lead = _write_lead(form, submission, data, ctx, released_by_id=user_id)
+    lead = _write_lead(form, submission, data, ctx, awaiting=form.double_opt_in,
+                       released_by_id=user_id)
     email, values, _ = split_values(form, data)
     submission.fingerprint = _fingerprint(form, normalised_email(email)[0], values)
     submission.status = SubmissionStatus.RELEASED.value

@@ -57,6 +57,9 @@ class Lead(Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Known only from a double opt-in form whose link they have not confirmed yet: scoring
+    # does not qualify them, sales is not alerted, the qualified export leaves them out.
+    awaiting_confirmation: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     owner = relationship("User", foreign_keys=[owner_id])
     events = relationship(

@@ -174,7 +174,8 @@ def statement(filters: Filters) -> sa.Select:
                                 for c in filters.columns])
     if forms is not None:  # the non-text values of utm_source, last (see `_cells`)
         query = query.add_columns(forms.c.utm_other.label("utm_other"))
-    query = query.where(Lead.stage.in_(filters.stages))
+    query = query.where(Lead.stage.in_(filters.stages),
+                        Lead.awaiting_confirmation.is_(False))  # unconfirmed: not qualified
     if filters.min_fit is not None:
         query = query.where(Lead.fit_score >= filters.min_fit)
     if filters.min_engagement is not None:

@@ -23,6 +23,8 @@ def on_mql(change: StageChange) -> Assignment | None:
                                .where(StageChange.lead_id == lead.id))
     if lead.stage != Stage.MQL.value or latest != change.id:
         return None  # the lead moved on before we got here: nothing to hand off
+    if lead.awaiting_confirmation:
+        return None  # a double opt-in never confirmed: not for sales (confirming rescores)
     settings = SalesSettings.load()
     assignment = assign(change, settings)
     recipient = assignment.user.email if assignment.user else settings.team_email

@@ -280,6 +280,10 @@ def _promote(qualified: dict[int, str]) -> int:
     at a time: only from an eligible stage (checked again under a row lock), a `StageChange`
     per move with the reason, and an outbox row per stage listener, enqueued after commit.
     Returns how many moved."""
+    if qualified:  # a lead awaiting its double opt-in confirmation does not qualify
+        awaiting = set(db.session.scalars(sa.select(Lead.id).where(
+            Lead.id.in_(list(qualified)), Lead.awaiting_confirmation.is_(True))))
+        qualified = {k: v for k, v in qualified.items() if k not in awaiting}
     if not qualified:
         return 0
     ids = sorted(qualified)

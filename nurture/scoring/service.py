@@ -122,8 +122,10 @@ def reset_at(lead_id: int) -> datetime | None:
 
 
 def promote(lead: Lead, assessment: Assessment) -> StageChange | None:
-    """Move a qualifying lead to MQL, saying why in numbers. Only from eligible stages."""
-    if assessment.mql_reason is None or lead.stage not in ELIGIBLE_STAGES:
+    """Move a qualifying lead to MQL, saying why in numbers. Only from eligible stages, and
+    never a lead still awaiting its double opt-in confirmation."""
+    if assessment.mql_reason is None or lead.stage not in ELIGIBLE_STAGES \
+            or lead.awaiting_confirmation:
         return None
     return change_stage(lead, Stage.MQL, reason=assessment.mql_reason, actor=ACTOR)
 
