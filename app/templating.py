@@ -89,6 +89,8 @@ def plural(count: int | None, one: str, many: str | None = None, *,
 
 
 def event_label(event_type: str) -> str:
+    if event_type.startswith("custom."):  # sent through the API (app.api.events)
+        return "Custom event: " + event_type[len("custom."):].replace("_", " ")
     return EVENT_LABELS.get(event_type, event_type.replace("_", " ").capitalize())
 
 

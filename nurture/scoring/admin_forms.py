@@ -26,7 +26,16 @@ BLANK_ROWS = 2
 
 
 def _event_choices() -> list[SelectChoice]:
-    return [SelectChoice("", "—")] + [SelectChoice(t, t.replace("_", " ")) for t in EVENT_TYPES]
+    """The built-in event types, then the custom ones other systems have sent (the API)."""
+    import sqlalchemy as sa
+
+    from app.db import db
+    from app.leads.models import Event
+
+    custom = db.session.scalars(sa.select(Event.type).where(Event.type.like("custom.%"))
+                                .distinct().order_by(Event.type).limit(100)).all()
+    return ([SelectChoice("", "—")] + [SelectChoice(t, t.replace("_", " ")) for t in EVENT_TYPES]
+            + [SelectChoice(t, t.replace("_", " ")) for t in custom])
 
 
 class FitRuleForm(Form):
@@ -43,7 +52,7 @@ class FitRuleForm(Form):
 
 
 class _FilterForm(Form):
-    event_type = SelectField("Event", choices=_event_choices())
+    event_type = SelectField("Event", choices=_event_choices)
     url_pattern = StringField("URL pattern", validators=[Length(max=300)])
     # Pickers (app.pickers): an id, a chosen suggestion or an exact name; the view resolves them.
     form_id = StringField("Form", validators=[Length(max=400)])

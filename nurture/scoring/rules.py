@@ -38,6 +38,9 @@ EVENT_TYPES = (
     "subscription_confirmed",
 )
 
+# Custom events other systems send through the REST API (`custom.<type>`, app.api.events).
+CUSTOM_EVENT = re.compile(r"custom\.[a-z][a-z0-9_]{0,32}")
+
 # Best first. F is every fit below the D band.
 GRADES = ("A", "B", "C", "D", "F")
 
@@ -476,7 +479,7 @@ def _fit_rule(raw: Mapping[str, Any], index: int) -> FitRule:
 def _filter_values(raw: Mapping[str, Any], where: str, section: str,
                    index: int) -> dict[str, str]:
     event_type = _text(raw, "event_type")
-    if event_type not in EVENT_TYPES:
+    if event_type not in EVENT_TYPES and not CUSTOM_EVENT.fullmatch(event_type):
         raise RuleError(where, f"“{event_type}” is not an event type.", section, index)
     url_pattern = _text(raw, "url_pattern")
     if url_pattern:

@@ -1,0 +1,74 @@
+"""POST /api/v1/events: batches of custom events, idempotent by the client's id, counted by
+scoring rules."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from app.db import db
+from app.leads.models import Event, Lead
+from app.leads.service import upsert_lead
+from tests.app.api.conftest import ApiClient
+
+
+def _events(n: int, **extra) -> list[dict]:
+    return [{"id": f"evt-{i}", "type": "webinar_attended", "email": f"p{i % 3}@example.com",
+             **extra} for i in range(n)]
+
+
+def test_a_batch_is_stored_once_even_when_sent_twice(api: ApiClient):
+    upsert_lead("p0@example.com")
+    db.session.commit()
+    first = api.post("/api/v1/events", {"events": _events(10)})
+    assert first.status_code == 200, first.get_json()
+    assert first.get_json() == {"received": 10, "created": 10, "duplicates": 0}
+    again = api.post("/api/v1/events", {"events": _events(12)})
+    assert again.get_json() == {"received": 12, "created": 2, "duplicates": 10}
+    rows = db.session.scalars(sa.select(Event).where(Event.type == "custom.webinar_attended"))
+    assert len(rows.all()) == 12
+    # p1 and p2 were new people: created as leads by the API
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 3
+
+
+def test_batch_over_the_limit_and_bad_items_are_422_naming_them(api: ApiClient):
+    body = api.post("/api/v1/events", {"events": _events(1001)}).get_json()
+    assert body["status"] == 422 and body["errors"][0]["field"] == "events"
+    bad = _events(3)
+    bad[2]["type"] = "Not Valid!"
+    body = api.post("/api/v1/events", {"events": bad}).get_json()
+    assert body["errors"][0]["field"] == "events.2.type"
+    bad = _events(2)
+    bad[1]["colour"] = "red"
+    body = api.post("/api/v1/events", {"events": bad}).get_json()
+    assert body["errors"][0]["field"] == "events.1.colour"
+    body = api.post("/api/v1/events", {"events": [{"id": "x", "type": "a",
+                                                    "lead_id": 999999}]}).get_json()
+    assert body["errors"][0]["field"] == "events.0.lead_id"
+    body = api.post("/api/v1/events", {"events": [{"id": "x", "type": "a"}]}).get_json()
+    assert body["errors"][0]["field"] == "events.0.email"
+    twice = [{"id": "same", "type": "a", "email": "a@example.com"}] * 2
+    body = api.post("/api/v1/events", {"events": twice}).get_json()
+    assert body["errors"][0]["field"] == "events.1.id"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)) == 0
+
+
+def test_a_scoring_rule_counts_custom_events(api: ApiClient):
+    from app.db import utcnow
+    from nurture.scoring.compute import engagement
+    from nurture.scoring.rules import Rules, default_rules
+
+    data = default_rules().to_dict()
+    data["engagement"] = [{"event_type": "custom.webinar_attended", "points": 20,
+                           "daily_cap": 40}]
+    rules = Rules.from_dict(data)
+    lead = upsert_lead("p0@example.com").lead
+    db.session.commit()
+    api.post("/api/v1/events", {"events": [{"id": "w1", "type": "webinar_attended",
+                                            "lead_id": lead.id}]})
+    events = db.session.scalars(sa.select(Event).where(Event.lead_id == lead.id)).all()
+    result = engagement(events, rules, utcnow())
+    assert round(result.score) == 20
+
+
+def test_read_token_cannot_send_events(read_api: ApiClient):
+    assert read_api.post("/api/v1/events", {"events": _events(1)}).status_code == 403
