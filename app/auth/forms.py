@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired, Email, Length, Optional
 
 from app.auth.models import Role
 
@@ -19,3 +19,15 @@ class UserForm(FlaskForm):
     name = StringField("Name", validators=[Length(max=200)])
     role = SelectField("Role", choices=[SelectChoice(r.value, r.value.capitalize()) for r in Role])
     password = PasswordField("Password", validators=[DataRequired(), Length(min=10, max=200)])
+
+
+class UserEditForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False),
+                                            Length(max=320)])
+    name = StringField("Name", validators=[Length(max=200)])
+    role = SelectField("Role", choices=[SelectChoice(r.value, r.value.capitalize()) for r in Role])
+    active = BooleanField("Active (may sign in)")
+    password = PasswordField("New password", validators=[
+        Optional(), Length(min=10, max=200, message="A password needs at least 10 characters.")],
+                             description="Leave empty to keep the password. At least 10 "
+                                         "characters; setting one signs the user out everywhere.")

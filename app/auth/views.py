@@ -5,11 +5,26 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_user, logout_user
 
-from app.auth.forms import LoginForm, UserForm
-from app.auth.models import User, create_user, find_user_by_email, user_from_cookie_id
+from app.auth.forms import LoginForm, UserEditForm, UserForm
+from app.auth.models import (
+    Role,
+    User,
+    create_user,
+    find_user_by_email,
+    user_from_cookie_id,
+)
 from app.auth.roles import admin_required
 from app.db import db, utcnow
 from app.extensions import csrf, limiter, login_manager
@@ -88,3 +103,42 @@ def users():
             return redirect(url_for("auth.users"))
     rows = db.session.scalars(sa.select(User).order_by(User.email)).all()
     return render_template("auth/users.html", users=rows, form=form)
+
+
+def _edit_problems(user: User, form: UserEditForm) -> None:
+    """Add the errors a valid-looking edit can still have to `form`."""
+    email = (form.email.data or "").strip().lower()
+    other = find_user_by_email(email)
+    if other is not None and other.id != user.id:
+        form.email.errors.append("A user with this email exists.")
+    if user.id == current_user.id:
+        if not form.active.data:
+            form.active.errors.append("You cannot deactivate your own account.")
+        if form.role.data != Role.ADMIN.value:
+            form.role.errors.append("You cannot take the admin role from your own account.")
+
+
+@bp.route("/admin/users/<int:user_id>", methods=["GET", "POST"])
+@admin_required
+def edit_user(user_id: int):
+    user = db.session.get(User, user_id) or abort(404)
+    form = UserEditForm(obj=user if request.method == "GET" else None)
+    if request.method == "GET":
+        form.password.data = ""
+    if form.validate_on_submit():
+        _edit_problems(user, form)
+        if not any(f.errors for f in form):
+            user.email = (form.email.data or "").strip().lower()
+            user.name = (form.name.data or "").strip()
+            user.role = Role(form.role.data).value
+            if form.password.data:
+                user.set_password(form.password.data)  # ends the user's sessions
+            if user.active and not form.active.data:
+                user.deactivate()
+            elif form.active.data:
+                user.active = True
+            db.session.commit()
+            flash(f"User {user.email} saved.", "info")
+            return redirect(url_for("auth.users"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/user.html", user=user, form=form), status
