@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import click
+import redis
 from flask import current_app
 from flask.cli import with_appcontext
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq import Queue, Worker
 from rq.cron import CronScheduler
 from rq.utils import import_attribute
@@ -19,8 +25,49 @@ from app.schedule import periodic_jobs
 log = logging.getLogger(__name__)
 
 
+# Waiting for Redis at start: the first pause, doubled after each try up to the last.
+WAIT_FIRST_SECONDS = 0.5
+WAIT_MAX_SECONDS = 30.0
+
+
 def worker_connection():
     return queue.connect(queue.redis_url(current_app), for_worker=True)
+
+
+def where(url: str) -> str:
+    """Redis's address for a log line: host and port (or socket), never a password."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path
+    return f"{parts.hostname}:{parts.port or 6379}"
+
+
+def wait_for_redis(what: str, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Return once Redis answers. Until then, say so in one line and retry with a pause that
+    doubles up to WAIT_MAX_SECONDS: a worker or scheduler started before Redis (or while it
+    restarts) waits for it instead of dying with a traceback."""
+    url = queue.redis_url(current_app)
+    probe = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2,
+                                 retry=Retry(NoBackoff(), 0))
+    pause, waited = WAIT_FIRST_SECONDS, False
+    try:
+        while True:
+            try:
+                probe.ping()
+                break
+            except (redis.exceptions.RedisError, OSError) as exc:
+                if not waited:
+                    log.warning("%s: waiting for Redis at %s (%s); trying again with a growing "
+                                "pause, up to %g s", what, where(url),
+                                str(exc).splitlines()[0] or type(exc).__name__,
+                                WAIT_MAX_SECONDS)
+                    waited = True
+                sleep(pause)
+                pause = min(pause * 2, WAIT_MAX_SECONDS)
+    finally:
+        probe.close()
+    if waited:
+        log.warning("%s: Redis answers at %s; starting", what, where(url))
 
 
 def run_worker(queues: list[str] | None = None, *, burst: bool = False) -> bool:
@@ -30,13 +77,21 @@ def run_worker(queues: list[str] | None = None, *, burst: bool = False) -> bool:
     connection is shared across the fork. The job modules (RQ_PRELOAD_MODULES) are imported
     here, once, so each work-horse inherits them instead of importing them per job.
     """
-    conn = worker_connection()
     names = queues or list(current_app.config["RQ_QUEUES"])
     preload(current_app.config.get("RQ_PRELOAD_MODULES") or ())
-    db.session.remove()
-    db.engine.dispose()
-    worker = Worker([Queue(name, connection=conn) for name in names], connection=conn)
-    return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    while True:
+        wait_for_redis("worker")
+        conn = worker_connection()
+        db.session.remove()
+        db.engine.dispose()
+        worker = Worker([Queue(name, connection=conn) for name in names], connection=conn)
+        try:
+            return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+        except redis.exceptions.ConnectionError as exc:
+            if burst:
+                raise
+            log.warning("worker: lost Redis (%s); waiting for it again",
+                        str(exc).splitlines()[0] or type(exc).__name__)
 
 
 def preload(modules) -> None:
@@ -62,8 +117,15 @@ def worker_command(burst: bool, queues: tuple[str, ...]) -> None:
 @with_appcontext
 def scheduler_command() -> None:
     """Enqueue the periodic jobs (outbox relay, nurture tick, ...). Run exactly one."""
-    cron = CronScheduler(connection=worker_connection())
-    for item in periodic_jobs(current_app):
-        cron.register(import_attribute(item.job), queue_name=item.queue, interval=item.interval,
-                      name=item.job)
-    cron.start()
+    while True:
+        wait_for_redis("scheduler")
+        cron = CronScheduler(connection=worker_connection())
+        for item in periodic_jobs(current_app):
+            cron.register(import_attribute(item.job), queue_name=item.queue,
+                          interval=item.interval, name=item.job)
+        try:
+            cron.start()
+            return
+        except redis.exceptions.ConnectionError as exc:
+            log.warning("scheduler: lost Redis (%s); waiting for it again",
+                        str(exc).splitlines()[0] or type(exc).__name__)
