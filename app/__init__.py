@@ -112,13 +112,14 @@ def _register_blueprints(app: Flask) -> None:
     import campaigns
     import forms
     import nurture
-    from app import outcomes, reports, webhooks
+    from app import outcomes, privacy, reports, webhooks
     from app.sales import init_app as init_sales
     from nurture import scoring, tracking
 
     # sales after scoring: its demo hands off the MQLs; then outcomes (the demo deals close
     # handed-off leads) and reports (its demo rolls up everything the others made).
-    for init in (forms.init_app, campaigns.init_app, nurture.init_app, scoring.init_app,
-                 tracking.init_app, init_sales, outcomes.init_app, reports.init_app,
-                 webhooks.init_app):
+    # privacy first: its demo purposes exist before the demo forms ask for them.
+    for init in (privacy.init_app, forms.init_app, campaigns.init_app, nurture.init_app,
+                 scoring.init_app, tracking.init_app, init_sales, outcomes.init_app,
+                 reports.init_app, webhooks.init_app):
         init(app)

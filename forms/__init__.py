@@ -11,16 +11,26 @@ def init_app(app: Flask) -> None:
     """Register this package's blueprints (with their templates), jobs and demo data."""
     import forms.models  # this package's tables
     from app.pickers import Picker, add_picker, named
+    from app.privacy.consent import add_text_listener
     from app.schedule import add_periodic
     from app.seed import add_seeder
     from app.templating import add_nav
-    from forms import admin, api, confirm, embed, seed
+    from forms import admin, api, confirm, consents, embed, seed
 
     # admin's blueprint first: it also makes forms/templates (the render_form macro) loadable.
     for blueprint in (admin.bp, api.bp, confirm.bp, embed.bp):
         app.register_blueprint(blueprint)
     add_nav(app, "forms.index", "Forms", "marketer")
     add_seeder(app, seed.seed_forms)
+    add_text_listener(app, consents.on_text_changed)  # a new text: the checkboxes rebuild
+    from app.privacy.holders import TableHolder, add_holder
+
+    # What was submitted, raw values included; erased by scrubbing, so counts keep totals.
+    add_holder(app, TableHolder(
+        "submissions", "submissions", also_by_email="email", order_by="created_at",
+        scrub={"email": "", "values": {}, "raw": {}, "utm": {}, "referrer": "",
+               "landing_url": "", "ip": "", "user_agent": "", "visitor_id": None,
+               "fingerprint": "", "quarantine_reason": None}))
     # Chosen by name wherever a form is picked (scoring rules).
     add_picker(app, Picker("form", "form", *named(forms.models.Form, forms.models.Form.name)))
     add_periodic(app, "forms.jobs.expire_confirmations", EXPIRE_CONFIRMATIONS_EVERY)

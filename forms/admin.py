@@ -8,10 +8,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 
 from app.auth.roles import marketer_required
 from app.db import db
-from forms import pipeline
+from app.privacy import consent
+from forms import consents, pipeline
 from forms.admin_forms import (
     FieldBasicsForm,
     FieldForm,
@@ -106,8 +108,25 @@ def edit(form_id: int):
 def _builder(form: Form, **forms):
     # Unbound and prefixed: a preview never picks up the builder's own posted values or ids.
     preview = form_class(form)(formdata=None, meta={"csrf": False}, prefix="preview")
+    asked = {c.purpose_id: ("required" if c.required else "ask") for c in form.consents}
     return render_template("forms/admin/edit.html", form=form, preview=preview,
-                           snippet=embed_snippet(form), **forms)
+                           snippet=embed_snippet(form), purposes=consent.purposes(),
+                           asked=asked, consents_form=FlaskForm(), **forms)
+
+
+@bp.route("/<int:form_id>/consents", methods=["POST"])
+@marketer_required
+def set_consents(form_id: int):
+    """Which consent purposes the form asks for: not asked, optional or required, each."""
+    form = _form(form_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    known = {p.id for p in consent.purposes()}
+    choices = {pid: request.form.get(f"purpose-{pid}", "") for pid in known}
+    consents.configure(form, choices)
+    db.session.commit()
+    flash("Consent checkboxes saved.", "info")
+    return redirect(url_for("forms.edit", form_id=form.id) + "#consents-title")
 
 
 @bp.route("/<int:form_id>/fields", methods=["POST"])

@@ -139,6 +139,8 @@ def definition(key: str):
         "consent": ({"text": form.consent_text, "version": form.consent_version,
                      "required": form.consent_required, "name": CONSENT}
                     if form.consent_enabled else None),
+        # Consent per purpose: one checkbox each, posted as its `name` (true when ticked).
+        "consents": _consents_json(form, instance),
         "submit_label": form.submit_label,
         "token": spam.embed_token(form),
         "token_field": EMBED_TOKEN,
@@ -148,6 +150,21 @@ def definition(key: str):
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"  # the token carries the render time
     return _cors(response, origin)
+
+
+def _consents_json(form: Form, instance: Any) -> list[dict[str, Any]]:
+    """The consent checkboxes the built class has: name, purpose key, text, version, required."""
+    asked = {c.purpose_id: c for c in form.consents}
+    items = []
+    for name, purpose_id, text_id in instance.consent_purposes:
+        consent = asked.get(purpose_id)
+        text = next((t for t in consent.purpose.texts if t.id == text_id), None) \
+            if consent else None
+        if consent is None or text is None:
+            continue
+        items.append({"name": name, "purpose": consent.purpose.key, "text": text.text,
+                      "version": text.version, "required": consent.required})
+    return items
 
 
 def _posted() -> MultiDict:

@@ -52,7 +52,7 @@ TIME_ZONE = "tz"
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,59}")
 RESERVED_NAMES = frozenset({"csrf_token", HONEYPOT, TIMESTAMP, CONSENT, EMBED_TOKEN, TIME_ZONE,
                             "field_order",
-                            "query_fields",
+                            "query_fields", "consent_purposes",
                             "meta", "form_errors", "extra_validators",
                             *TRACKING_FIELDS})
 
@@ -65,7 +65,7 @@ def name_problem(name: str) -> str | None:
     if not NAME_PATTERN.fullmatch(name or ""):
         return ("Use 1 to 60 lower-case letters, digits or underscores, starting with a letter "
                 "(for example job_title).")
-    if name in RESERVED_NAMES or name.startswith("utm_") or hasattr(FlaskForm, name):
+    if name in RESERVED_NAMES or name.startswith(("utm_", "consent_")) or hasattr(FlaskForm, name):
         return f"“{name}” is reserved by Kindling; choose another name."
     return None
 
@@ -217,6 +217,18 @@ def _build(form: Form) -> type[FlaskForm]:
         validators = [InputRequired(message="Please give your consent to continue.")] \
             if form.consent_required else []
         attrs[CONSENT] = BooleanField(label=form.consent_text, validators=validators)
+    # One checkbox per consent purpose, labelled with the purpose's current text; the class
+    # remembers which text version it showed, so the ledger records exactly that one.
+    shown: list[tuple[str, int, int | None]] = []
+    for consent in form.consents:
+        text = consent.purpose.current_text
+        if text is None:
+            continue
+        validators = [InputRequired(message="Please tick this box to continue.")] \
+            if consent.required else []
+        attrs[consent.field_name] = BooleanField(label=text.text, validators=validators)
+        shown.append((consent.field_name, consent.purpose_id, text.id))
+    attrs["consent_purposes"] = shown
     for name in TRACKING_FIELDS:
         attrs[name] = HiddenField(validators=[Length(max=2000)])
     attrs[HONEYPOT] = StringField("Leave this field empty",

@@ -65,6 +65,10 @@ class Form(Model):
     fields: Mapped[list[FormField]] = relationship(
         back_populates="form", order_by="FormField.position", cascade="all, delete-orphan"
     )
+    # Consent per purpose: one checkbox each, after the fields (see forms.consents).
+    consents: Mapped[list[FormConsent]] = relationship(
+        back_populates="form", order_by="FormConsent.position", cascade="all, delete-orphan"
+    )
 
     def touch(self) -> None:
         """Call after changing the definition or its fields: invalidates the cached class."""
@@ -89,6 +93,27 @@ class FormField(Model):
     position: Mapped[int] = mapped_column(default=0)
 
     form: Mapped[Form] = relationship(back_populates="fields")
+
+
+class FormConsent(Model):
+    """A consent checkbox on a form: one purpose (app.privacy), its text shown as the label."""
+
+    __tablename__ = "form_consents"
+    __table_args__ = (sa.UniqueConstraint("form_id", "purpose_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_id: Mapped[int] = mapped_column(sa.ForeignKey("forms.id", ondelete="CASCADE"), index=True)
+    purpose_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("consent_purposes.id", ondelete="CASCADE"))
+    required: Mapped[bool] = mapped_column(default=False)
+    position: Mapped[int] = mapped_column(default=0)
+
+    form: Mapped[Form] = relationship(back_populates="consents")
+    purpose = relationship("ConsentPurpose")
+
+    @property
+    def field_name(self) -> str:
+        return f"consent_{self.purpose.key}"
 
 
 class Submission(Model):

@@ -26,6 +26,7 @@ from app import outbox
 from app.db import db, utcnow
 from app.leads.models import Event, Lead
 from app.leads.service import record_event, upsert_lead
+from forms import consents
 from forms.builder import (
     CONSENT,
     EMBED_TOKEN,
@@ -245,6 +246,7 @@ def _write_lead(form: Form, submission: Submission, data: Mapping[str, Any],
     submission.landing_url = tracking.get("landing_url", "")[:2000]
     db.session.add(submission)  # a no-op for a released submission, already stored
     db.session.flush()
+    consents.record(form, lead, data, ctx.ip)
     event = record_event(lead, "form_submitted", campaign_id=ctx.campaign_id,
                          url=submission.landing_url or None,
                          data={"form_id": form.id, "form": form.name,

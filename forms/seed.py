@@ -6,6 +6,8 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.db import db
+from app.privacy.consent import by_key
+from forms import consents
 from forms.models import FieldType, Form, FormField
 
 DEMO_FORM_NAME = "Demo guide form"
@@ -40,6 +42,10 @@ def seed_forms() -> list[str]:
                     for position, (name, label, kind, required) in enumerate(DEMO_FIELDS)],
         )
         db.session.add(form)
+        db.session.flush()
+        # Consent per purpose (app.privacy's demo purposes): product news and events, optional.
+        purposes = [p for p in (by_key("product_news"), by_key("events")) if p is not None]
+        consents.configure(form, {p.id: "ask" for p in purposes})
         db.session.commit()
     base = current_app.config["BASE_URL"]
     return [f"Form “{form.name}”: {base}/admin/forms/{form.id}",

@@ -25,11 +25,13 @@ def init_app(app: Flask) -> None:
     import nurture.models  # noqa: F401  this package's tables
     from app.leads.service import add_stage_listener
     from app.pickers import add_picker
+    from app.privacy.consent import add_withdrawal_listener
     from app.schedule import add_periodic
     from app.seed import add_seeder
     from app.templating import add_nav
     from forms.pipeline import add_submission_listener
     from nurture import admin, email_picker, views
+    from nurture.enrollment import end_for_purpose
     from nurture.seed import seed_demo
 
     for name, value in DEFAULTS.items():
@@ -51,6 +53,8 @@ def init_app(app: Flask) -> None:
     add_submission_listener(app, "nurture.jobs.enroll_from_submission")
     add_stage_listener(app, "nurture.jobs.on_stage_change")
     add_seeder(app, seed_demo)
+    add_withdrawal_listener(app, end_for_purpose)  # no journey without its purpose's consent
+    _register_personal_data(app)
     add_picker(app, email_picker.PICKER)  # an email step, by subject (scoring rules)
     # The Email report and its daily rollup (app.reports plugs them in).
     from app.reports.registry import add_report, add_rollup
@@ -58,3 +62,28 @@ def init_app(app: Flask) -> None:
 
     add_report(app, reports.REPORT)
     add_rollup(app, reports.ROLLUP)
+
+
+def _register_personal_data(app: Flask) -> None:
+    """For access and erasure requests (app.privacy.holders): journeys and sends stay for the
+    email report's totals, without the rendered subject or the links' addresses; the plain
+    suppression row goes (the keyed-hash list replaces it); browser links to the lead go."""
+    import sqlalchemy as sa
+
+    from app.privacy.holders import TableHolder, add_holder
+    from nurture.models import Send
+
+    def send_ids(lead_id: int):
+        return sa.select(Send.id).where(Send.lead_id == lead_id)
+
+    for holder in (
+        TableHolder("enrollments", "nurture_enrollments", scrub={}),
+        TableHolder("sends", "nurture_sends", scrub={"subject": "", "error": None}),
+        TableHolder("send_links", "nurture_send_links", lead_column=None, via=send_ids,
+                    scrub={"url": ""}),
+        TableHolder("suppressions", "nurture_suppressions", lead_column=None,
+                    also_by_email="email"),
+        TableHolder("tracking_visitors", "tracking_visitors"),
+        TableHolder("scores", "lead_scores", scrub={}),
+    ):
+        add_holder(app, holder)

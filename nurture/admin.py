@@ -18,6 +18,7 @@ from app.db import db
 from app.leads.models import Lead
 from app.leads.service import InvalidEmail, normalise_email
 from app.mail.ledger import unique_key
+from app.privacy import consent
 from app.templating import plural
 from nurture import engine
 from nurture import enrollment as enrollments
@@ -70,6 +71,11 @@ def _step(sequence: Sequence, step_id: int) -> Step:
     return step
 
 
+def _purpose_choices() -> list[SelectChoice]:
+    return [SelectChoice(0, "— none: any lead that can be emailed —")] + [
+        SelectChoice(p.id, p.name) for p in consent.purposes()]
+
+
 def _form_choices() -> list[SelectChoice]:
     from forms.models import Form  # a model, not a view
 
@@ -101,12 +107,15 @@ def edit(sequence_id: int):
     sequence = _sequence(sequence_id)
     settings = SequenceForm(obj=sequence) if request.method == "GET" else SequenceForm()
     settings.trigger_form_id.choices = _form_choices()
+    settings.required_purpose_id.choices = _purpose_choices()
     if request.method == "GET":
         settings.trigger_form_id.data = sequence.trigger_form_id or 0
+        settings.required_purpose_id.data = sequence.required_purpose_id or 0
     if settings.validate_on_submit():
         for name in SETTINGS:
             setattr(sequence, name, getattr(settings, name).data)
         sequence.trigger_form_id = settings.trigger_form_id.data or None
+        sequence.required_purpose_id = settings.required_purpose_id.data or None
         db.session.commit()
         flash("Settings saved.", "info")
         return redirect(url_for("nurture.edit", sequence_id=sequence.id))
@@ -145,6 +154,7 @@ def activate_sequence(sequence_id: int):
         db.session.rollback()
         settings = SequenceForm(formdata=None, obj=sequence)
         settings.trigger_form_id.choices = _form_choices()
+        settings.required_purpose_id.choices = _purpose_choices()
         return _editor(sequence, settings, errors), 400
     db.session.commit()
     flash("The sequence is active.", "info")
@@ -425,7 +435,7 @@ def import_enrollments(sequence_id: int):
         return redirect(url_for("nurture.enrollments_list", sequence_id=sequence.id))
     name = (upload.file.data.filename or "file")[:80]
     result = import_csv(sequence, upload.file.data.read(),
-                        f"CSV import ({name}) by {current_user.email}")
+                        f"CSV import ({name}) by {current_user.email}", basis=upload.basis.data)
     if result.error:
         db.session.rollback()
         flash(f"Not imported: {result.error}.", "error")

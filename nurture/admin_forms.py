@@ -36,6 +36,13 @@ CONDITION_CHOICES = [
 ]
 
 
+BASIS_CHOICES = [SelectChoice("", "Choose…")] + [SelectChoice(key, label) for key, label in (
+    ("consent", "They gave consent (e.g. at an event or on another site)"),
+    ("legitimate_interest", "Legitimate interest (existing customers, similar products)"),
+    ("contract", "A contract with them"),
+)]
+
+
 class NewSequenceForm(FlaskForm):
     name = StringField("Sequence name", validators=[DataRequired(message="Give it a name."),
                                                     Length(max=200)])
@@ -59,6 +66,10 @@ class SequenceForm(FlaskForm):
         SelectChoice(FailurePolicy.CONTINUE.value, "Continue with the next step"),
         SelectChoice(FailurePolicy.STOP.value, "Stop the lead's journey")])
     trigger_form_id = SelectField("Enroll everyone who submits", coerce=int)
+    required_purpose_id = SelectField(
+        "Consent needed", coerce=int, default=0,
+        description="Only leads who agreed to this purpose are enrolled; withdrawing it ends "
+                    "their journey.")
     trigger_stage = SelectField("Enroll everyone entering the stage", default="",
                                 choices=[SelectChoice("", "— no stage —")] + STAGE_CHOICES)
     exit_stages = SelectMultipleField(
@@ -118,6 +129,10 @@ class CsvImportForm(FlaskForm):
     file = FileField("CSV file", validators=[FileRequired(message="Choose a CSV file.")],
                      description="First row: column names, one of them email. Other columns "
                                  "(first_name, company, country, timezone …) fill the profile.")
+    basis = SelectField("Why may we email these people?", choices=BASIS_CHOICES,
+                        validators=[DataRequired(message="Say why you may email them.")],
+                        description="Recorded with every imported lead. “They gave consent” "
+                                    "also records consent to the sequence's purpose.")
 
 
 class PreviewForm(FlaskForm):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from app.db import db
 from app.leads.service import InvalidEmail, record_event, upsert_lead
+from app.privacy import consent
+from app.privacy.models import ConsentPurpose
 from app.templating import plural
 from nurture.enrollment import enroll, refusal
 from nurture.models import Sequence
@@ -46,8 +48,18 @@ def _text(raw: bytes) -> str:
     return raw.decode("latin-1")
 
 
-def import_csv(sequence: Sequence, raw: bytes, source: str) -> ImportResult:
+BASES = ("consent", "legitimate_interest", "contract")
+
+
+def import_csv(sequence: Sequence, raw: bytes, source: str, *, basis: str) -> ImportResult:
+    """`basis`: why these people may be emailed (one of BASES), recorded with each lead; with
+    "consent" and a sequence that needs a purpose, a grant of that purpose (source "import")."""
     result = ImportResult()
+    if basis not in BASES:
+        result.error = "say why these people may be emailed (the legal basis)"
+        return result
+    purpose = (db.session.get(ConsentPurpose, sequence.required_purpose_id)
+               if sequence.required_purpose_id is not None else None)
     if not sequence.is_active:
         result.error = "the sequence is not active: activate it before importing leads"
         return result
@@ -73,9 +85,10 @@ def import_csv(sequence: Sequence, raw: bytes, source: str) -> ImportResult:
             result.skipped.append((line, f"not an email address: {email[:80]}"))
             continue
         lead = upsert.lead
-        if upsert.created or upsert.changes:
-            record_event(lead, "lead_imported", data={"source": source,
-                                                      "changes": upsert.changes})
+        record_event(lead, "lead_imported", data={"source": source, "basis": basis,
+                                                  "changes": upsert.changes})
+        if purpose is not None and basis == "consent":
+            consent.grant(lead, purpose, source="import", detail=f"basis: consent; {source}")
         db.session.flush()
         why = refusal(lead, sequence)
         enrollment = enroll(lead.id, sequence.id, source) if why is None else None

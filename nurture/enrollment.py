@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from app.db import db, utcnow
 from app.leads.models import Lead
 from app.leads.service import record_event
+from app.privacy import consent
+from app.privacy.models import ConsentPurpose
 from nurture.models import LIVE_STATUSES, Enrollment, EnrollmentStatus, Reenroll, Sequence
 from nurture.suppression import why_not_emailable
 from nurture.timing import lead_zone
@@ -39,6 +41,10 @@ def refusal(lead: Lead | None, sequence: Sequence | None) -> str | None:
     blocked = why_not_emailable(lead)
     if blocked:
         return f"the lead cannot be emailed ({blocked})"
+    if sequence.required_purpose_id is not None and \
+            not consent.has_consent(lead.id, sequence.required_purpose_id):
+        purpose = db.session.get(ConsentPurpose, sequence.required_purpose_id)
+        return f"the lead has not agreed to “{purpose.name if purpose else 'its purpose'}”"
     previous = latest(lead.id, sequence.id)
     if previous is not None:
         if previous.is_live:
@@ -74,6 +80,19 @@ def enroll(lead_id: int, sequence_id: int, source: str, *,
                  data={"sequence_id": sequence.id, "sequence": sequence.name,
                        "enrollment_id": enrollment.id, "source": source})
     return enrollment
+
+
+def end_for_purpose(lead: Lead, purpose: ConsentPurpose) -> int:
+    """The lead withdrew consent to `purpose`: every live journey that needs it ends (a consent
+    withdrawal listener, in the caller's transaction). Returns how many ended."""
+    live = db.session.scalars(
+        sa.select(Enrollment).join(Sequence, Enrollment.sequence_id == Sequence.id)
+        .where(Enrollment.lead_id == lead.id, Enrollment.status.in_(LIVE_STATUSES),
+               Sequence.required_purpose_id == purpose.id)
+    ).all()
+    for enrollment in live:
+        end(enrollment, f"withdrew consent to “{purpose.name}”", finished=False)
+    return len(live)
 
 
 def end(enrollment: Enrollment, reason: str, *, finished: bool) -> None:

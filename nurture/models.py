@@ -100,6 +100,9 @@ class Sequence(Model):
     # Leave the sequence when the lead reaches one of these stages.
     exit_stages: Mapped[list[str]] = mapped_column(JSONType,
                                                    default=lambda: list(DEFAULT_EXIT_STAGES))
+    # The consent purpose (app.privacy) a lead must have granted to be enrolled; None: any lead.
+    required_purpose_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("consent_purposes.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -20,6 +20,8 @@ from flask import Blueprint, abort, render_template, request
 from app.db import db
 from app.extensions import csrf
 from app.leads.models import Lead
+from app.privacy import consent
+from app.privacy.models import ConsentPurpose
 from nurture import unsubscribe as unsub
 from nurture.enrollment import end
 from nurture.models import Enrollment, Send
@@ -43,12 +45,17 @@ def _series_of(lead: Lead, send_id: int | None) -> Enrollment | None:
     return send.enrollment
 
 
+def _granted(lead: Lead) -> list[ConsentPurpose]:
+    """The purposes this person agreed to: each can be withdrawn on its own."""
+    return [s.purpose for s in consent.states(lead.id) if s.granted]
+
+
 @bp.route("/u/<token>", methods=["GET"])
 def unsubscribe_page(token: str):
     lead, send_id = _lead_for(token)
     return render_template("nurture/unsubscribe.html", token=token, done=None,
                            already=lead.unsubscribed_at is not None,
-                           series=_series_of(lead, send_id))
+                           series=_series_of(lead, send_id), purposes=_granted(lead))
 
 
 @bp.route("/u/<token>", methods=["POST"])
@@ -65,8 +72,18 @@ def unsubscribe_post(token: str):
             db.session.commit()
         return render_template("nurture/unsubscribe.html", token=token, done="series",
                                already=False, series=series)
+    if not one_click and request.form.get("scope") == "purposes":
+        chosen = set(request.form.getlist("purpose"))
+        withdrawn = [p for p in _granted(lead) if str(p.id) in chosen]
+        for purpose in withdrawn:
+            consent.withdraw(lead, purpose, source="unsubscribe", ip=(request.remote_addr or ""))
+        db.session.commit()
+        return render_template("nurture/unsubscribe.html", token=token, done="purposes",
+                               already=False, series=None, withdrawn=withdrawn,
+                               purposes=_granted(lead))
     unsub.unsubscribe(lead, source="one-click" if one_click else "unsubscribe page",
                       send_id=send_id)
+    consent.withdraw_all(lead, source="unsubscribe", ip=(request.remote_addr or ""))
     db.session.commit()
     return render_template("nurture/unsubscribe.html", token=token, done="all", already=False,
                            series=None)

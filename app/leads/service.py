@@ -99,6 +99,10 @@ def upsert_lead(
     if not created and display != lead.email_display:
         lead.email_display = display
     db.session.flush()
+    if created:
+        from app.privacy.erased import on_new_lead
+
+        on_new_lead(lead)  # an erased address comes back suppressed from marketing email
     return Upsert(lead=lead, created=created, changes=changes)
 
 

@@ -242,7 +242,8 @@ def test_a_csv_import_enrolls_its_leads_and_starts_their_emails(app, client, aut
                  b",Nobody,,\r\n"
                  b"new@example.com,Nina,Acme,\r\n")
     response = client.post(f"/admin/nurture/{sequence.id}/enrollments/import", data={
-        "csrf_token": _token(client), "file": (io.BytesIO(csv_bytes), "leads.csv")},
+        "csrf_token": _token(client), "file": (io.BytesIO(csv_bytes), "leads.csv"),
+        "basis": "legitimate_interest"},
         content_type="multipart/form-data", follow_redirects=True)
     page = response.get_data(as_text=True)
     assert "CSV import: 2 leads enrolled, 3 rows skipped." in page
@@ -277,7 +278,7 @@ def test_a_csv_import_needs_an_email_column_and_a_live_sequence(app, client, aut
             (live, b"name\r\nAnn\r\n", "one of them &#39;email&#39;"),
             (draft, b"email\r\nann@example.com\r\n", "the sequence is not active")):
         page = client.post(f"/admin/nurture/{sequence.id}/enrollments/import", data={
-            "csrf_token": token, "file": (io.BytesIO(body), "x.csv")},
+            "csrf_token": token, "file": (io.BytesIO(body), "x.csv"), "basis": "contract"},
             content_type="multipart/form-data", follow_redirects=True).get_data(as_text=True)
         assert "Not imported" in page and message in page
     db.session.expire_all()

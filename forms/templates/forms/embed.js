@@ -115,6 +115,10 @@
       addField(form, {name: def.consent.name, label: def.consent.text, type: "checkbox",
                       required: def.consent.required}, prefix, params, controls);
     }
+    (def.consents || []).forEach(function (c) {
+      addField(form, {name: c.name, label: c.text, type: "checkbox", required: c.required},
+               prefix, params, controls);
+    });
     TRACKING.forEach(function (name) { hidden(form, name, params[name]); });
     hidden(form, "referrer", document.referrer);
     hidden(form, "landing_url", window.location.href);

@@ -1,0 +1,49 @@
+"""`flask --app wsgi privacy ...`: access and erasure requests, retention."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+privacy_cli = AppGroup("privacy", help="Access and erasure requests, retention.")
+
+
+@privacy_cli.command("export")
+@click.argument("email")
+def export_command(email: str) -> None:
+    """Everything about the person with EMAIL, as JSON on standard output
+    (format: docs/privacy-export.md)."""
+    from app.privacy.export import NoSuchPerson, export, find_lead
+
+    try:
+        lead = find_lead(email)
+    except NoSuchPerson as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    json.dump(export(lead), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+@privacy_cli.command("erase")
+@click.argument("email")
+@click.option("--reason", required=True, help="Why (kept in the audit row; no personal data).")
+def erase_command(email: str, reason: str) -> None:
+    """Erase the person with EMAIL from every table, file and queue; keep totals."""
+    from app.privacy.erase import erase
+    from app.privacy.export import NoSuchPerson
+
+    try:
+        audit = erase(email, actor="cli", reason=reason)
+    except NoSuchPerson as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    parts = ", ".join(f"{name} {count}" for name, count in sorted(audit.removed.items()))
+    click.echo(f"Erased (audit #{audit.id}): {parts or 'the profile only'}.")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(privacy_cli)

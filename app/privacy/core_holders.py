@@ -1,0 +1,79 @@
+"""The core's own personal data, registered with `app.privacy.holders`: consents, events, stage
+history, mail ledger rows, outcomes, sales handoffs and alerts, the local outbox files under the
+instance folder, and whatever Redis holds (queued jobs, tracking buffers)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from app.db import db
+from app.leads.models import Event, Lead, StageChange
+from app.privacy import consent, stores
+from app.privacy.holders import Found, OtherHolder, TableHolder, add_holder, jsonable
+
+
+def _consents(lead: Lead) -> list[dict[str, Any]]:
+    return [{"purpose": row.purpose.key, "purpose_name": row.purpose.name,
+             "granted": row.granted, "text": row.text.text if row.text else None,
+             "text_version": row.text.version if row.text else None, "source": row.source,
+             "detail": row.detail, "ip": row.ip, "at": jsonable(row.created_at)}
+            for row in consent.history(lead.id)]
+
+
+# Event data the rollups read and that says nothing about the person: where it came from.
+KEPT_EVENT_KEYS = frozenset({"channel", "utm", "form", "sequence", "kind", "stage",
+                             "from_stage", "to_stage"})
+
+
+def scrub_event_data(data: Any, identity: str) -> dict[str, Any]:
+    """What an erased person's event keeps: numbers and flags, ids (`*_id`, read by the email
+    report), the categories in KEPT_EVENT_KEYS; never a value holding the address. Free text
+    (profile changes, sources, reasons, addresses) goes."""
+    kept: dict[str, Any] = {}
+    for key, value in (data or {}).items() if isinstance(data, dict) else ():
+        structural = isinstance(value, (bool, int, float)) or key.endswith("_id") \
+            or key in KEPT_EVENT_KEYS
+        if structural and identity not in json.dumps(value, default=str).lower():
+            kept[key] = value
+    return kept
+
+
+def _erase_events(found: Found, keys: list[Any]) -> int:
+    """Events stay (counted by rollups and scores), without what says who the person was: the
+    URL, the browser id, the dedupe key (it may hash the address), the free text in the data."""
+    for start in range(0, len(keys), 1000):
+        part = keys[start:start + 1000]
+        rows = db.session.execute(sa.select(Event.id, Event.data).where(Event.id.in_(part)))
+        for event_id, data in rows.all():
+            db.session.execute(sa.update(Event).where(Event.id == event_id).values(
+                data=scrub_event_data(data, found.identity), url=None, visitor_id=None,
+                dedupe_key=None))
+    return len(keys)
+
+
+def _stage_change_ids(lead_id: int) -> Any:
+    return sa.select(StageChange.id).where(StageChange.lead_id == lead_id)
+
+
+def register(app: Flask) -> None:
+    holders: list[TableHolder | OtherHolder] = [
+        TableHolder("consents", "consent_records", export=_consents),
+        TableHolder("events", "events", scrub={}, erase=_erase_events, order_by="occurred_at"),
+        TableHolder("stage_history", "stage_changes", scrub={"reason": ""},
+                    order_by="changed_at"),
+        TableHolder("emails", "mail_deliveries", scrub={"subject": "", "error": None}),
+        TableHolder("outcomes", "lead_outcomes", scrub={"reason": "", "external_id": None}),
+        TableHolder("sales_handoffs", "sales_assignments",
+                    scrub={"reason": "", "decision_reason": ""}),
+        TableHolder("alerts", "sales_alerts", scrub={"data": {}, "last_error": None}),
+        TableHolder("webhook_deliveries", "sales_webhook_deliveries", lead_column=None,
+                    via=_stage_change_ids, scrub={"error": None}),
+        OtherHolder("instance files", stores.erase_files),
+        OtherHolder("redis", stores.erase_redis),
+    ]
+    for holder in holders:
+        add_holder(app, holder)

@@ -1,0 +1,119 @@
+"""Erasing an address from what lives outside the database: files under the instance folder
+(local outbox `.eml` files, spill files of buffered hits) and Redis (queued jobs, buffers).
+
+Both search for the address as bytes, case-insensitively. A file that is one message (`.eml`)
+is deleted; any other file loses the lines that hold the address. In Redis, a list or set
+loses the members that hold it; any other key holding it (an RQ job: its payload is
+decompressed to look) is deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+
+from app.privacy.holders import Found
+
+log = logging.getLogger(__name__)
+
+# The database and Redis files are handled by their own servers; the secret is not data.
+SKIP_SUFFIXES = (".db", ".db-wal", ".db-shm", ".db-journal", ".sqlite", ".rdb", ".sock")
+SKIP_NAMES = {"secret_key", "redis.db.settings"}
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+def _needle(found: Found) -> bytes:
+    return found.identity.lower().encode()
+
+
+def _files(root: Path):
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            path = Path(folder) / name
+            if name in SKIP_NAMES or name.endswith(SKIP_SUFFIXES) or path.is_symlink():
+                continue
+            try:
+                if path.stat().st_size <= MAX_FILE_BYTES:
+                    yield path
+            except OSError:
+                continue
+
+
+def erase_files(found: Found) -> int:
+    needle = _needle(found)
+    touched = 0
+    for path in _files(Path(current_app.instance_path)):
+        try:
+            content = path.read_bytes()
+        except OSError:
+            continue
+        if needle not in content.lower():
+            continue
+        touched += 1
+        if path.suffix == ".eml":
+            path.unlink(missing_ok=True)
+            continue
+        kept = [line for line in content.splitlines(keepends=True) if needle not in line.lower()]
+        tmp = path.with_name(path.name + ".erasing")
+        tmp.write_bytes(b"".join(kept))
+        os.replace(tmp, path)
+    return touched
+
+
+def _holds(value: Any, needle: bytes) -> bool:
+    if not isinstance(value, bytes) or not value:
+        return False
+    if needle in value.lower():
+        return True
+    try:  # RQ keeps a job's call (function, arguments) as a zlib-compressed pickle
+        return needle in zlib.decompress(value).lower()
+    except zlib.error:
+        return False
+
+
+def erase_redis(found: Found) -> int:
+    """Returns how many keys were changed. Redis down: logged, and 0 (the erasure's database
+    part stands; running the erasure again finishes it)."""
+    from app.queue import connection
+
+    needle = _needle(found)
+    try:
+        conn: Any = connection()  # bytes in, bytes out (decode_responses is off)
+        changed = 0
+        for key in conn.scan_iter(count=1000):
+            kind = conn.type(key)
+            if kind == b"string":
+                if _holds(conn.get(key), needle):
+                    conn.delete(key)
+                    changed += 1
+            elif kind == b"list":
+                hits = [v for v in conn.lrange(key, 0, -1) if _holds(v, needle)]
+                for value in hits:
+                    conn.lrem(key, 0, value)
+                changed += bool(hits)
+            elif kind == b"set":
+                hits = [v for v in conn.smembers(key) if _holds(v, needle)]
+                if hits:
+                    conn.srem(key, *hits)
+                    changed += 1
+            elif kind == b"zset":
+                hits = [v for v in conn.zrange(key, 0, -1) if _holds(v, needle)]
+                if hits:
+                    conn.zrem(key, *hits)
+                    changed += 1
+            elif kind == b"hash":
+                items = conn.hgetall(key)
+                if any(_holds(k, needle) or _holds(v, needle) for k, v in items.items()):
+                    conn.delete(key)
+                    changed += 1
+        if changed and str(current_app.config.get("REDIS_URL", "")).startswith("unix://"):
+            conn.save()  # the embedded server's dump file is under the instance folder
+        return changed
+    except Exception:  # Redis is not the source of truth; say so and go on
+        log.warning("privacy: Redis could not be searched for an erased address", exc_info=True)
+        return 0

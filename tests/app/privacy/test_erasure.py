@@ -1,0 +1,115 @@
+"""Erasure: the address is nowhere afterwards (database, instance files, Redis) except as the
+keyed hash; reports keep their totals; a re-import is suppressed; an in-flight send stops."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from app.db import db
+from app.leads.models import Lead
+from app.privacy.models import ErasedAddress, Erasure
+from app.reports import rollup
+from app.reports.models import ReportDaily, ReportLead
+from tests.app.privacy.support import (
+    ADDRESS,
+    person_with_everything,
+    scan_database,
+    scan_files,
+    scan_redis,
+)
+from tests.helpers import csrf_from, outbox_files
+
+
+def _totals() -> dict[str, int]:
+    rollup.refresh()
+    db.session.expire_all()
+    rows = db.session.execute(sa.select(ReportDaily.metric, sa.func.sum(ReportDaily.value))
+                              .group_by(ReportDaily.metric)).all()
+    totals = {metric: int(value) for metric, value in rows}
+    totals["report_leads"] = db.session.scalar(sa.select(sa.func.count()).select_from(ReportLead))
+    return totals
+
+
+def test_an_erased_person_is_found_nowhere_but_the_totals_stay(app, runner):
+    lead = person_with_everything()
+    lead_id = lead.id
+    # The person really is everywhere before.
+    assert {"leads.email", "submissions.raw", "nurture_suppressions.email",
+            "sales_alerts.data", "events.url"} <= set(scan_database(ADDRESS))
+    assert scan_files(ADDRESS) and scan_redis(ADDRESS)
+    assert len(outbox_files()) == 1
+    before = _totals()
+    assert before["leads"] >= 1 and before["page_views"] >= 1
+
+    result = runner.invoke(args=["privacy", "erase", ADDRESS.upper(), "--reason",
+                                 "asked by email, ticket 42"])
+    assert result.exit_code == 0, result.output
+    assert "Erased (audit #" in result.output
+
+    db.session.remove()
+    assert scan_database(ADDRESS) == []
+    assert scan_files(ADDRESS) == []
+    assert scan_redis(ADDRESS) == []
+    assert outbox_files() == []
+    # What remains: the keyed hash, and an audit row without personal data.
+    digest = hmac.new(b"test-secret", ADDRESS.encode(), hashlib.sha256).hexdigest()
+    assert db.session.get(ErasedAddress, digest) is not None
+    (audit,) = db.session.scalars(sa.select(Erasure))
+    assert (audit.actor, audit.reason) == ("cli", "asked by email, ticket 42")
+    assert audit.removed["submissions"] == 1 and audit.removed["instance files"] == 2
+    tombstone = db.session.get(Lead, lead_id)
+    assert tombstone.first_name == "" and tombstone.unsubscribed_at is not None
+    # The spilled file kept its other line.
+    spilled = (Path(app.instance_path) / "tracking-spill" / "1.jsonl").read_text()
+    assert spilled == '{"url": "/other"}\n'
+    assert _totals() == before
+
+
+def test_erasing_an_unknown_address_says_so_and_exits_1(app, runner):
+    result = runner.invoke(args=["privacy", "erase", "nobody@example.com", "--reason", "x"])
+    assert result.exit_code == 1
+    assert "No lead has the address nobody@example.com" in result.output
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Erasure)) == 0
+
+
+def test_a_reimported_erased_address_gets_no_marketing_email(app, client, auth, runner):
+    from tests.nurture.factories import drain, make_sequence
+
+    person_with_everything()
+    assert runner.invoke(args=["privacy", "erase", ADDRESS, "--reason", "asked"]).exit_code == 0
+    for path in outbox_files():
+        path.unlink()
+    auth.login_as("marketer")
+    sequence = make_sequence(name="Import target")
+    page = client.get(f"/admin/nurture/{sequence.id}/enrollments").get_data(as_text=True)
+    body = f"email,first_name\n{ADDRESS},Annabel\n".encode()
+    response = client.post(f"/admin/nurture/{sequence.id}/enrollments/import", data={
+        "csrf_token": csrf_from(page), "file": (io.BytesIO(body), "again.csv"),
+        "basis": "consent"}, content_type="multipart/form-data", follow_redirects=True)
+    assert "0 leads enrolled, 1 row skipped" in response.get_data(as_text=True)
+    assert "unsubscribed" in response.get_data(as_text=True)
+    drain()
+    assert outbox_files() == []
+    again = db.session.scalar(sa.select(Lead).where(Lead.email == ADDRESS))
+    assert again is not None and again.unsubscribed_at is not None
+
+
+def test_opting_in_again_through_a_form_lifts_the_suppression(app, runner):
+    from app.privacy import consent
+    from forms import pipeline
+    from forms.models import Form
+
+    person_with_everything()
+    assert runner.invoke(args=["privacy", "erase", ADDRESS, "--reason", "asked"]).exit_code == 0
+    form = db.session.scalar(sa.select(Form))
+    result = pipeline.accept(form, {"email": ADDRESS, "consent_product_news": True}, {},
+                             pipeline.Context(ip="198.51.100.2"))
+    lead = result.lead
+    assert lead.unsubscribed_at is None and lead.email == ADDRESS
+    assert consent.has_consent(lead.id, consent.by_key("product_news").id)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ErasedAddress)) == 0
