@@ -65,6 +65,8 @@ def register(app: Flask) -> None:
         TableHolder("events", "events", scrub={}, erase=_erase_events, order_by="occurred_at"),
         TableHolder("stage_history", "stage_changes", scrub={"reason": ""},
                     order_by="changed_at"),
+        TableHolder("notes", "lead_notes", order_by="created_at"),
+        TableHolder("tasks", "lead_tasks", order_by="created_at"),
         TableHolder("emails", "mail_deliveries", scrub={"subject": "", "error": None}),
         TableHolder("outcomes", "lead_outcomes", scrub={"reason": "", "external_id": None}),
         TableHolder("sales_handoffs", "sales_assignments",
