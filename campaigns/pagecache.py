@@ -23,21 +23,27 @@ from flask import current_app
 from sqlalchemy.orm import Session, joinedload
 
 from app.db import db
+from app.privacy.models import ConsentPurpose, ConsentText
 from campaigns.models import Asset, Campaign, LandingPage
-from forms.models import Form, FormField
+from forms.models import Form, FormConsent, FormField
 
-_CACHED_MODELS = (LandingPage, Campaign, Form, FormField, Asset)
+# The form's consent checkboxes are part of the page: their purposes' texts too.
+_CACHED_MODELS = (LandingPage, Campaign, Form, FormField, FormConsent, ConsentPurpose,
+                  ConsentText, Asset)
 _lock = threading.Lock()
 MAX_ENTRIES = 1000
 _GENERATION = None  # the cache dict's key for its generation: bumped by every change
 
 
 def _page_query(slug: str):
-    """The page with its campaign, asset, form and the form's fields (all needed to render
-    it or take a submission)."""
+    """The page with its campaign, asset, form, the form's fields and consent purposes with
+    their texts (all needed to render it or take a submission)."""
+    form = joinedload(LandingPage.form)
     return (sa.select(LandingPage).where(LandingPage.slug == slug)
             .options(joinedload(LandingPage.campaign), joinedload(LandingPage.asset),
-                     joinedload(LandingPage.form).joinedload(Form.fields)))
+                     form.joinedload(Form.fields),
+                     form.joinedload(Form.consents).joinedload(FormConsent.purpose)
+                     .joinedload(ConsentPurpose.texts)))
 
 
 def load_page(session, slug: str) -> LandingPage | None:

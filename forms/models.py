@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import JSONType, Model, UTCDateTime, utcnow
+from app.privacy.models import ConsentPurpose
 
 
 class FieldType(str, enum.Enum):
@@ -109,7 +110,7 @@ class FormConsent(Model):
     position: Mapped[int] = mapped_column(default=0)
 
     form: Mapped[Form] = relationship(back_populates="consents")
-    purpose = relationship("ConsentPurpose")
+    purpose: Mapped[ConsentPurpose] = relationship()
 
     @property
     def field_name(self) -> str:
