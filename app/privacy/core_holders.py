@@ -59,6 +59,13 @@ def _stage_change_ids(lead_id: int) -> Any:
     return sa.select(StageChange.id).where(StageChange.lead_id == lead_id)
 
 
+def _webhook_message_ids(lead_id: int) -> Any:
+    from app.webhooks.models import WebhookMessage
+
+    lead = WebhookMessage.payload["data"]["lead"]["id"].as_integer()
+    return sa.select(WebhookMessage.id).where(lead == lead_id)
+
+
 def register(app: Flask) -> None:
     holders: list[TableHolder | OtherHolder] = [
         TableHolder("consents", "consent_records", export=_consents),
@@ -72,8 +79,11 @@ def register(app: Flask) -> None:
         TableHolder("sales_handoffs", "sales_assignments",
                     scrub={"reason": "", "decision_reason": ""}),
         TableHolder("alerts", "sales_alerts", scrub={"data": {}, "last_error": None}),
-        TableHolder("webhook_deliveries", "sales_webhook_deliveries", lead_column=None,
+        TableHolder("crm_webhook_deliveries", "sales_webhook_deliveries", lead_column=None,
                     via=_stage_change_ids, scrub={"error": None}),
+        # Outgoing webhooks carry the lead's document; a pending one goes out emptied.
+        TableHolder("webhook_messages", "webhook_messages", lead_column=None,
+                    via=_webhook_message_ids, scrub={"payload": {"erased": True}}),
         OtherHolder("instance files", stores.erase_files),
         OtherHolder("redis", stores.erase_redis),
     ]

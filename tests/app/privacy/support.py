@@ -13,11 +13,13 @@ from flask import current_app
 from app.db import db, utcnow
 from app.leads.models import Lead
 from app.leads.service import change_stage, record_event
+from app.leads.work import LeadNote
 from app.mail.ledger import MailDelivery
 from app.outcomes.models import Outcome
 from app.privacy import consent
 from app.queue import connection
 from app.sales.models import Alert
+from app.webhooks.models import WebhookMessage
 from forms import consents, pipeline
 from forms.admin import create_form
 from forms.models import FormField
@@ -64,6 +66,9 @@ def person_with_everything(address: str = ADDRESS) -> Lead:
                            reason=f"Deal with {address}"))
     db.session.add(Visitor(visitor_id="v-ann-2", lead_id=lead.id, source="click"))
     suppress(address, "bounce", "webhook")
+    db.session.add(LeadNote(lead_id=lead.id, body=f"Spoke to Annabel ({address})"))
+    db.session.add(WebhookMessage(msg_id="msg_1", event_type="lead.updated", payload={
+        "type": "lead.updated", "data": {"lead": {"id": lead.id, "email": address}}}))
     db.session.commit()
     # Outside the database: a spilled hit, a buffered hit and a queued job naming the address.
     spill = Path(current_app.instance_path) / "tracking-spill"

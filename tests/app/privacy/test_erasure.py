@@ -40,7 +40,8 @@ def test_an_erased_person_is_found_nowhere_but_the_totals_stay(app, runner):
     lead_id = lead.id
     # The person really is everywhere before.
     assert {"leads.email", "submissions.raw", "nurture_suppressions.email",
-            "sales_alerts.data", "events.url"} <= set(scan_database(ADDRESS))
+            "sales_alerts.data", "events.url", "lead_notes.body",
+            "webhook_messages.payload"} <= set(scan_database(ADDRESS))
     assert scan_files(ADDRESS) and scan_redis(ADDRESS)
     assert len(outbox_files()) == 1
     before = _totals()
