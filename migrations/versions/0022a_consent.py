@@ -1,7 +1,7 @@
 """privacy: consent purposes, ledger, erasures
 
 Revision ID: 0022a_consent
-Revises: 0021b_webhooks
+Revises: 0018a_lead_awaiting_confirmation
 Create Date: 2026-12-02 02:49:39.980023
 
 """
@@ -13,7 +13,7 @@ import app.db
 
 # revision identifiers, used by Alembic.
 revision = '0022a_consent'
-down_revision = '0021b_webhooks'
+down_revision = '0018a_lead_awaiting_confirmation'
 branch_labels = None
 depends_on = None
 
