@@ -92,6 +92,7 @@ def _register_blueprints(app: Flask) -> None:
     from app import api, pickers, security_headers, templating
     from app.admin.views import bp as admin_bp
     from app.admin.views import init_root
+    from app.auth.reset import bp as reset_bp
     from app.auth.views import bp as auth_bp
     from app.leads import record as _lead_record  # noqa: F401  routes on the leads blueprint
     from app.leads.views import bp as leads_bp
@@ -101,7 +102,7 @@ def _register_blueprints(app: Flask) -> None:
     security_headers.init_app(app)
     pickers.init_app(app)
     api.init_app(app)  # before the feature packages: they register API resources
-    for bp in (auth_bp, admin_bp, leads_bp, mail_bp):
+    for bp in (auth_bp, reset_bp, admin_bp, leads_bp, mail_bp):
         app.register_blueprint(bp)
     init_root(app)
     from app.leads import init_app as init_leads

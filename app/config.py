@@ -128,6 +128,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_RATE_LIMIT": "10 per minute",  # sign-in attempts per address
         "LOGIN_ACCOUNT_RATE_LIMIT": "5 per minute;30 per hour",  # per account, any address
+        "PASSWORD_RESET_MAX_AGE": 3600,  # seconds an emailed password-reset link works
+        "PASSWORD_RESET_RATE_LIMIT": "5 per hour",  # reset links asked, per address and account
         "FORM_RATE_LIMIT": "20 per minute",
         # Outgoing requests to URLs users typed (app.netguard) never reach loopback, private,
         # link-local or other non-public addresses, except in these comma-separated CIDRs.

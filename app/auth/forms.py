@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 from app.auth.models import Role
 
@@ -31,3 +31,16 @@ class UserEditForm(FlaskForm):
         Optional(), Length(min=10, max=200, message="A password needs at least 10 characters.")],
                              description="Leave empty to keep the password. At least 10 "
                                          "characters; setting one signs the user out everywhere.")
+
+
+class ResetRequestForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
+
+
+class NewPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[
+        DataRequired(),
+        Length(min=10, max=200, message="A password needs at least 10 characters.")],
+        description="At least 10 characters.")
+    confirm = PasswordField("New password again", validators=[
+        DataRequired(), EqualTo("password", message="The two passwords do not match.")])

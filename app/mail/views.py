@@ -22,7 +22,7 @@ bp = Blueprint("mail", __name__, url_prefix="/admin/outbox")
 PURPOSES = {"asset": "Asset link", "asset-resend": "Fresh asset link",
             "confirm": "Double opt-in confirmation", "alert": "Sales alert or digest",
             "test": "Test email", "step-test": "Sequence step test",
-            "spam-notice": "Spam-rate notice"}
+            "spam-notice": "Spam-rate notice", "password-reset": "Password reset link"}
 
 # The HTML part runs in a sandbox (no scripts, no forms, an opaque origin) and loads nothing:
 # a remote image would be the tracking pixel, and opening the outbox would count as an open.

@@ -37,3 +37,17 @@ def test_one_address_is_limited_whatever_accounts_it_tries(app, client):
     assert _attempt(client, "user99@example.com").status_code == 429
     make_user("m@example.com")
     assert _attempt(client, "m@example.com", PASSWORD, ip="192.0.2.1").status_code == 302
+
+
+def test_reset_links_are_limited_per_account_whatever_address_asks(app, client):
+    from tests.helpers import csrf_from
+
+    app.config["PASSWORD_RESET_RATE_LIMIT"] = "2 per hour"
+
+    def ask(ip):
+        token = csrf_from(client.get("/password-reset").get_data(as_text=True))
+        return client.post("/password-reset", data={"email": "m@example.com",
+                                                    "csrf_token": token},
+                           environ_base={"REMOTE_ADDR": ip})
+
+    assert [ask(f"203.0.113.{n}").status_code for n in range(3)] == [303, 303, 429]
