@@ -54,3 +54,7 @@ def init_app(app: Flask) -> None:
     # The reports: campaign names, cost and dates; which campaign an embedded form credits.
     app.extensions["report_campaigns"] = reporting.campaign_infos
     app.extensions["report_credit"] = reporting.credit_factory
+    from app.api.framework import register_resource
+    from campaigns import rest_api
+
+    register_resource(app, rest_api.blp)  # its /api/v1 resources

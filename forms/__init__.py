@@ -38,3 +38,7 @@ def init_app(app: Flask) -> None:
     from forms.timeline import submission_answers
 
     add_event_details(app, "form_submitted", submission_answers)
+    from app.api.framework import register_resource
+    from forms import rest_api
+
+    register_resource(app, rest_api.blp)  # its /api/v1 resources

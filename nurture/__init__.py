@@ -62,6 +62,10 @@ def init_app(app: Flask) -> None:
 
     add_report(app, reports.REPORT)
     add_rollup(app, reports.ROLLUP)
+    from app.api.framework import register_resource
+    from nurture import rest_api
+
+    register_resource(app, rest_api.blp)  # its /api/v1 resources
 
 
 def _register_personal_data(app: Flask) -> None:

@@ -19,7 +19,7 @@ DEFAULTS = {
 
 def init_app(app: Flask) -> None:
     from app import templating
-    from app.api import admin, docs, errors, events, framework, leads
+    from app.api import admin, docs, errors, events, framework, leads, reports
     from app.api import models as _models  # noqa: F401  this package's tables
     from app.api.cli import api_token_cli
 
@@ -31,5 +31,6 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(405, errors.method_not_allowed)
     framework.register_resource(app, leads.blp)
     framework.register_resource(app, events.blp)
+    framework.register_resource(app, reports.blp)
     app.cli.add_command(api_token_cli)
     templating.add_nav(app, "api_admin.index", "API tokens", "marketer", "sales")

@@ -3,8 +3,6 @@ change stage with a reason."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +13,7 @@ from app.api import schemas
 from app.api.documents import lead_document
 from app.api.errors import field_problem
 from app.api.framework import api_blueprint, current_token
+from app.api.pagination import BadCursor, page
 from app.auth.models import User
 from app.db import db
 from app.leads.lifecycle import ForbiddenMove, move
@@ -24,19 +23,6 @@ from app.outcomes.service import OUTCOME_STAGES, OutcomeError, record_outcome
 from app.webhooks.listeners import lead_written
 
 blp = api_blueprint("api_leads", __name__, "/leads", "Leads: the people Kindling knows.")
-
-
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int | None:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    kind, _, value = text.partition(":")
-    return int(value) if kind == "id" and value.isdigit() and len(value) < 19 else None
 
 
 def lead_or_404(lead_id: int) -> Lead:
@@ -53,11 +39,6 @@ class Leads(MethodView):
     def get(self, args: dict[str, Any]):
         """List leads, oldest first, a page at a time (`next_cursor` fetches the next)."""
         query = sa.select(Lead)
-        if "cursor" in args:
-            after = decode_cursor(args["cursor"])
-            if after is None:
-                return field_problem("cursor", "Not a cursor from this API: use next_cursor.")
-            query = query.where(Lead.id > after)
         if "stage" in args:
             query = query.where(Lead.stage == args["stage"])
         if args.get("q"):
@@ -76,12 +57,11 @@ class Leads(MethodView):
             query = query.where(Lead.updated_at >= args["updated_since"])
         if "created_since" in args:
             query = query.where(Lead.created_at >= args["created_since"])
-        limit = args["limit"]
-        rows = list(db.session.scalars(query.order_by(Lead.id).limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return {"data": [lead_document(lead) for lead in rows],
-                "next_cursor": encode_cursor(rows[-1].id) if more else None}
+        try:
+            rows, next_cursor = page(query, Lead.id, args)
+        except BadCursor as exc:
+            return field_problem("cursor", str(exc))
+        return {"data": [lead_document(lead) for lead in rows], "next_cursor": next_cursor}
 
     @blp.arguments(schemas.LeadCreateSchema)
     @blp.response(200, schemas.LeadSchema, description="An existing lead, updated")

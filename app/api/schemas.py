@@ -101,7 +101,23 @@ class LeadCreateSchema(LeadWriteSchema):
                           metadata={"format": "email"})
 
 
-class LeadListArgs(Strict):
+class PageArgs(Strict):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200),
+                           metadata={"description": "At most 200"})
+    cursor = fields.String(validate=validate.Length(max=100),
+                           metadata={"description": "`next_cursor` of the previous page"})
+
+
+def page_schema(name: str, item: type[ma.Schema]) -> type[ma.Schema]:
+    """`{data: [item], next_cursor}`: one page of a list."""
+    return ma.Schema.from_dict({
+        "data": fields.List(fields.Nested(item), required=True),
+        "next_cursor": fields.String(allow_none=True, required=True,
+                                     metadata={"description": "null on the last page"}),
+    }, name=name)
+
+
+class LeadListArgs(PageArgs):
     stage = fields.String(validate=validate.OneOf(STAGES))
     q = fields.String(validate=validate.Length(max=200),
                       metadata={"description": "Part of the email, company or last name"})
@@ -109,9 +125,6 @@ class LeadListArgs(Strict):
                           metadata={"description": "The owner's email; `none` for unowned"})
     updated_since = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone"})
     created_since = fields.AwareDateTime()
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = fields.String(validate=validate.Length(max=100),
-                           metadata={"description": "`next_cursor` of the previous page"})
 
 
 class LeadPageSchema(ma.Schema):
