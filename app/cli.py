@@ -63,8 +63,8 @@ def run_all_command(host: str, port: int) -> None:
     env.setdefault("BASE_URL", f"http://{host}:{port}")
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
     commands = {
-        "web": [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
-                "--threads", "4", "--access-logfile", "-", "wsgi:app"],
+        "web": [sys.executable, "-m", "gunicorn", "-c", "python:app.gunicorn_conf",
+                "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4", "wsgi:app"],
         "worker": flask + ["worker"],
         "scheduler": flask + ["scheduler"],
     }

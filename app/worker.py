@@ -18,7 +18,7 @@ from rq import Queue, Worker
 from rq.cron import CronScheduler
 from rq.utils import import_attribute
 
-from app import queue
+from app import logs, queue
 from app.db import db
 from app.schedule import periodic_jobs
 
@@ -79,6 +79,7 @@ def run_worker(queues: list[str] | None = None, *, burst: bool = False) -> bool:
     """
     names = queues or list(current_app.config["RQ_QUEUES"])
     preload(current_app.config.get("RQ_PRELOAD_MODULES") or ())
+    logs.quiet_periodic_jobs({item.job for item in periodic_jobs(current_app)})
     while True:
         wait_for_redis("worker")
         conn = worker_connection()

@@ -6,6 +6,7 @@ event and its outbox row in one commit or not at all.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,8 @@ from app.db import db, utcnow
 from app.leads.models import Event, Lead, Stage, StageChange
 
 # Lead columns a submission or an import may set; anything else goes to `attributes`.
+log = logging.getLogger(__name__)
+
 PROFILE_FIELDS = ("first_name", "last_name", "company", "job_title", "phone", "country")
 
 
@@ -169,6 +172,8 @@ def change_stage(
         actor_user_id=actor_user_id,
         changed_at=utcnow(),
     )
+    log.info("stage change: lead %s %s → %s by %s: %s", lead.id, change.from_stage, to_value,
+             actor, reason[:200])
     lead.stage = to_value
     db.session.add(change)
     db.session.flush()

@@ -335,6 +335,8 @@ def _write(results: list[Result], active: ActiveRules, now: datetime) -> tuple[i
     promoted = _promote({lead.id: r.mql_reason for lead, r, _, _ in results
                          if r.mql_reason and lead.stage in ELIGIBLE_STAGES})
     db.session.commit()
+    if promoted:  # the per-lead line of `change_stage`, for a batch moved at once
+        log.info("stage change: %d leads → mql by scoring (rebuild)", promoted)
     outbox.dispatch_committed()  # the stage listeners of the MQL moves
     return changed, promoted
 

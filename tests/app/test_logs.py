@@ -1,0 +1,79 @@
+"""Logs an operator can use (issue 15, finding 18): one line per event in one format with the
+time zone and the pid (JSON with LOG_FORMAT=json), a line per stage change and per SendGrid
+webhook batch, and an idle worker that does not log its periodic jobs (issue 11: the console
+of `make run` is readable)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+
+from rq import Queue
+
+from app.leads.models import Stage
+from app.leads.service import change_stage
+from app.logs import JsonFormatter, TextFormatter
+from tests.nurture.scoring.support import make_lead
+from tests.nurture.worker_process import WorkerProcess, worker_env
+
+LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d "
+                  r"(DEBUG|INFO|WARNING|ERROR|CRITICAL) \[\d+\] [\w.]+: ")
+
+
+def _record(message: str, *args, exc: bool = False) -> logging.LogRecord:
+    exc_info = None
+    if exc:
+        try:
+            raise ValueError("broken\nacross lines")
+        except ValueError:
+            exc_info = sys.exc_info()
+    return logging.LogRecord("app.test", logging.ERROR, __file__, 1, message, args, exc_info)
+
+
+def test_a_text_line_has_time_zone_pid_and_stays_one_line():
+    line = TextFormatter().format(_record("lead said %s", "hi\nFAKE 2026 INFO [1] x: y",
+                                          exc=True))
+    assert "\n" not in line
+    assert LINE.match(line), line
+    assert "Traceback" in line and "ValueError" in line
+
+
+def test_json_lines_are_one_object_each():
+    line = JsonFormatter().format(_record("sent %s", "x", exc=True))
+    assert "\n" not in line
+    data = json.loads(line)
+    assert data["message"] == "sent x" and data["pid"] > 0 and data["level"] == "ERROR"
+    assert re.search(r"[+-]\d\d:\d\d$", data["time"])
+    assert "ValueError" in data["exception"]
+
+
+def test_a_stage_change_is_logged(app, caplog):
+    lead = make_lead()
+    with caplog.at_level(logging.INFO, logger="app.leads.service"):
+        change_stage(lead, Stage.MQL, reason="engagement 60 ≥ 50", actor="scoring")
+    (line,) = [r.getMessage() for r in caplog.records if "stage change" in r.getMessage()]
+    assert f"lead {lead.id} lead → mql by scoring" in line
+    assert lead.email not in line
+
+
+def test_an_idle_worker_does_not_log_periodic_jobs(app_config, redis_conn, tmp_path):
+    """A burst worker runs two periodic jobs and one other: JSON lines only, and only the
+    other job is mentioned."""
+    for path in ("app.outbox.relay", "nurture.jobs.tick"):
+        Queue("default", connection=redis_conn).enqueue(path)
+    other = Queue("default", connection=redis_conn).enqueue("app.outbox.run", 999_999)
+    worker = WorkerProcess(worker_env(app_config, LOG_FORMAT="json"), tmp_path / "w.log",
+                           burst=True)
+    try:
+        assert worker.wait(120) == 0, worker.log()
+        output = worker.log()
+    finally:
+        worker.kill()  # gone already: closes its log
+    lines = [line for line in output.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is JSON
+    text = "\n".join(r["message"] for r in records)
+    assert "relay" not in text and "tick" not in text
+    assert other.id in text
+    assert all(r["pid"] > 0 and r["time"] for r in records)
