@@ -24,6 +24,10 @@ def init_app(app: Flask) -> None:
     add_seeder(app, seed.seed_forms)
     add_text_listener(app, consents.on_text_changed)  # a new text: the checkboxes rebuild
     from app.privacy.holders import TableHolder, add_holder
+    from app.privacy.retention import add_expiring_column
+
+    add_expiring_column(app, "ip", "submissions", "ip", "created_at")  # truncated after 30 days
+    add_expiring_column(app, "raw", "submissions", "raw", "created_at")  # emptied after 2 years
 
     # What was submitted, raw values included; erased by scrubbing, so counts keep totals.
     add_holder(app, TableHolder(

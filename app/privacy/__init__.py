@@ -11,6 +11,14 @@ from flask import Flask
 
 DEFAULTS: dict[str, object] = {
     "PRIVACY_HASH_KEY": None,  # the HMAC key of erased addresses; unset: SECRET_KEY
+    # Retention (app.privacy.retention), in days. Event types not named are kept.
+    "PRIVACY_EVENT_RETENTION": {"page_viewed": 180, "page_viewed:machine": 30,
+                                "email_opened:machine": 30, "email_clicked:machine": 30},
+    "PRIVACY_IP_DAYS": 30,
+    "PRIVACY_RAW_SUBMISSION_DAYS": 730,
+    "PRIVACY_PRUNE_BATCH": 5000,  # rows per transaction
+    "PRIVACY_PRUNE_BUDGET_SECONDS": 3600,  # a nightly run stops after this; the next continues
+    "PRIVACY_PRUNE_EVERY": 24 * 3600,
 }
 
 
@@ -28,3 +36,8 @@ def init_app(app: Flask) -> None:
     add_seeder(app, seed.seed_privacy)
     core_holders.register(app)
     cli.init_app(app)
+    from app.privacy.retention import add_expiring_column
+    from app.schedule import add_periodic
+
+    add_expiring_column(app, "ip", "consent_records", "ip", "created_at")
+    add_periodic(app, "app.privacy.retention.prune_job", int(app.config["PRIVACY_PRUNE_EVERY"]))

@@ -45,5 +45,16 @@ def erase_command(email: str, reason: str) -> None:
     click.echo(f"Erased (audit #{audit.id}): {parts or 'the profile only'}.")
 
 
+@privacy_cli.command("prune")
+@click.option("--dry-run", is_flag=True, help="Say what would go; change nothing.")
+def prune_command(dry_run: bool) -> None:
+    """Apply the retention settings now: old events (after rolling them up), IP addresses,
+    raw submission values. Resumable: run it again to continue."""
+    from app.privacy.retention import prune
+
+    for line in prune(dry_run=dry_run).lines():
+        click.echo(line)
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(privacy_cli)
