@@ -7,17 +7,14 @@ from wtforms import (
     BooleanField,
     EmailField,
     IntegerField,
-    PasswordField,
     RadioField,
     SelectChoice,
     SelectField,
     SelectMultipleField,
     StringField,
     TextAreaField,
-    URLField,
 )
 from wtforms.validators import (
-    URL,
     DataRequired,
     Email,
     Length,
@@ -28,7 +25,6 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from app import netguard
 from app.sales.models import WEEKDAYS
 
 
@@ -61,10 +57,6 @@ class SettingsForm(FlaskForm):
     work_start_hour = IntegerField("Working day starts (hour)", validators=[NumberRange(0, 23)])
     work_end_hour = IntegerField("Working day ends (hour)", validators=[NumberRange(1, 24)])
     allow_non_owner = BooleanField("Sales users may accept or reject leads they do not own")
-    crm_webhook_url = URLField("CRM webhook URL", validators=[
-        Optional(), URL(require_tld=False), Length(max=500)])
-    crm_webhook_secret = PasswordField("CRM webhook secret (leave blank to keep)",
-                                     validators=[Optional(), Length(min=16, max=200)])
 
     def validate_timezone(self, field: StringField) -> None:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -77,13 +69,6 @@ class SettingsForm(FlaskForm):
     def validate_work_end_hour(self, field: IntegerField) -> None:
         if (field.data or 0) <= (self.work_start_hour.data or 0):
             raise ValidationError("The working day must end after it starts.")
-
-    def validate_crm_webhook_url(self, field: URLField) -> None:
-        if field.data:
-            try:
-                netguard.check_url(field.data)
-            except netguard.BlockedURL as exc:
-                raise ValidationError(str(exc)) from None
 
 
 class RepForm(FlaskForm):

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from app import outbox
 from app.db import db
 from app.leads.models import Stage, StageChange
-from app.outbox import OutboxJob
-from app.sales.models import SalesSettings
 
 
 def on_stage_change(stage_change_id: int) -> None:
-    """Stage listener: hand MQLs to sales; tell the CRM about every change. Idempotent."""
+    """Stage listener: hand MQLs to sales. Idempotent. (The CRM hears about every change
+    through its webhook subscription: app.webhooks.)"""
     change = db.session.get(StageChange, stage_change_id)
     if change is None:
         return
@@ -20,8 +16,4 @@ def on_stage_change(stage_change_id: int) -> None:
         from app.sales.handoff import on_mql
 
         on_mql(change)
-    key = f"sales-crm:{change.id}"
-    if SalesSettings.load().crm_webhook_url and db.session.scalar(
-            sa.select(OutboxJob.id).where(OutboxJob.dedupe_key == key)) is None:
-        outbox.add("app.sales.crm.deliver", change.id, dedupe_key=key)
     db.session.commit()

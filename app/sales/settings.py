@@ -1,4 +1,4 @@
-"""The sales settings screen (admins): assignment, SLA, reps, territories, CRM webhook."""
+"""The sales settings screen (admins): assignment, SLA, reps, territories."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from app.auth.models import Role, User
 from app.auth.roles import admin_required
 from app.db import db
 from app.sales.forms import RepForm, SettingsForm, TerritoryForm
-from app.sales.models import SalesRep, SalesSettings, Territory, WebhookDelivery
+from app.sales.models import SalesRep, SalesSettings, Territory
 from app.sales.web import bp
 
 FIELDS = ("assignment_mode", "team_email", "manager_email", "sla_hours", "timezone",
-          "work_start_hour", "work_end_hour", "allow_non_owner", "crm_webhook_url")
+          "work_start_hour", "work_end_hour", "allow_non_owner")
 
 
 def _sales_choices() -> list[SelectChoice]:
@@ -36,8 +36,6 @@ def settings():
             value = getattr(form, name).data
             setattr(row, name, value.strip() if isinstance(value, str) else
                     ("" if value is None else value))
-        if form.crm_webhook_secret.data:
-            row.crm_webhook_secret = form.crm_webhook_secret.data
         db.session.add(row)
         db.session.commit()
         flash("Sales settings saved.", "info")
@@ -69,9 +67,7 @@ def settings():
         return redirect(url_for("sales.settings"))
     reps = db.session.scalars(sa.select(SalesRep).order_by(SalesRep.id)).all()
     territories = db.session.scalars(sa.select(Territory).order_by(Territory.country)).all()
-    deliveries = db.session.scalars(sa.select(WebhookDelivery)
-                                    .order_by(WebhookDelivery.id.desc()).limit(50)).all()
     status = 400 if request.method == "POST" else 200
     return render_template("sales/settings.html", form=form, rep_form=rep_form,
                            territory_form=territory_form, reps=reps, territories=territories,
-                           deliveries=deliveries, has_secret=bool(row.crm_webhook_secret)), status
+                           ), status

@@ -10,9 +10,10 @@ import sqlalchemy as sa
 
 from app import netguard
 from app.db import db
-from app.sales import crm
-from app.sales.models import SalesSettings, WebhookDelivery
-from tests.app.sales.helpers import make_lead, make_mql, settings
+from app.webhooks import delivery, listeners
+from app.webhooks.models import EndpointDelivery, WebhookEndpoint
+from app.webhooks.signing import new_secret
+from tests.app.sales.helpers import make_lead, make_mql
 from tests.helpers import csrf_from
 from tests.security.support import SECRET_BODY, Recorder
 
@@ -120,58 +121,73 @@ def test_redirects_are_not_followed(app, recorder):
     assert recorder.hits == []
 
 
-# The CRM webhook, end to end ----------------------------------------------------------------
+# Webhook subscriptions (the CRM's included), end to end ------------------------------------
 
 def _save_url(client, url: str):
-    token = csrf_from(client.get("/sales/settings").get_data(as_text=True))
-    return client.post("/sales/settings", data={
-        "action": "settings", "s-csrf_token": token, "s-assignment_mode": "round_robin",
-        "s-sla_hours": "8", "s-timezone": "UTC", "s-work_start_hour": "9",
-        "s-work_end_hour": "17", "s-crm_webhook_url": url})
+    token = csrf_from(client.get("/admin/webhooks/").get_data(as_text=True))
+    return client.post("/admin/webhooks/", data={
+        "csrf_token": token, "url": url, "event_types": ["lead.stage_changed"], "active": "y"})
+
+
+def _subscribe(url: str) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint(url=url, description="CRM", event_types=["lead.stage_changed"],
+                               secret=new_secret(), active=True)  # stored before the check
+    db.session.add(endpoint)
+    db.session.commit()
+    return endpoint
+
+
+def _deliver_stage_change(lead_email: str = "ann@acme.example.com") -> EndpointDelivery:
+    change = make_mql(make_lead(lead_email))
+    listeners.on_stage_change(change.id)
+    row = db.session.scalars(sa.select(EndpointDelivery).order_by(EndpointDelivery.id.desc())
+                             ).first()
+    assert row is not None
+    delivery.deliver(row.id)
+    db.session.refresh(row)
+    return row
 
 
 @pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/",
                                  "http://127.0.0.1:6379/", "https://internal.acme.example/hook"])
-def test_the_settings_page_refuses_a_private_crm_url(app, client, auth, named, url):
+def test_the_webhooks_page_refuses_a_private_url(app, client, auth, named, url):
     auth.login_as("admin")
     response = _save_url(client, url)
     assert response.status_code == 400
     assert "not allowed" in response.get_data(as_text=True)
-    row = db.session.get(SalesSettings, 1)
-    assert row is None or row.crm_webhook_url == ""
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(WebhookEndpoint)) == 0
 
 
-def test_the_settings_page_takes_a_public_crm_url(app, client, auth, named):
+def test_the_webhooks_page_takes_a_public_url(app, client, auth, named):
     auth.login_as("admin")
     assert _save_url(client, "https://crm.acme.example/hook").status_code == 302
-    assert db.session.get(SalesSettings, 1).crm_webhook_url == "https://crm.acme.example/hook"
+    assert db.session.scalar(sa.select(WebhookEndpoint.url)) == "https://crm.acme.example/hook"
 
 
 def test_a_stored_loopback_url_is_never_posted_to(app, recorder, client, auth):
-    settings(crm_webhook_url=recorder.url, crm_webhook_secret="s" * 20)  # stored before the check
-    change = make_mql(make_lead())
-    with pytest.raises(crm.DeliveryFailed):
-        crm.deliver(change.id)
+    _subscribe(recorder.url)
+    row = _deliver_stage_change()
     assert recorder.hits == []
-    (log,) = db.session.scalars(sa.select(WebhookDelivery)).all()
-    assert not log.ok and "not allowed" in log.error
+    assert row.status == "retrying" and "not allowed" in (row.last_error or "")
 
 
-def test_no_response_body_or_redirect_reaches_the_settings_page(app, recorder, client, auth):
+def test_no_response_body_or_redirect_reaches_the_webhooks_page(app, recorder, client, auth):
     app.config["OUTBOUND_ALLOWED_NETWORKS"] = "127.0.0.1/32"
     bouncer = Recorder(status=302, location=recorder.url)
     failing = Recorder(status=500)
     try:
         for target in (bouncer, failing):
-            settings(crm_webhook_url=target.url, crm_webhook_secret="s" * 20)
-            change = make_mql(make_lead(f"lead{target.port}@acme.example.com"))
-            with pytest.raises(crm.DeliveryFailed):
-                crm.deliver(change.id)
+            endpoint = _subscribe(target.url)
+            row = _deliver_stage_change(f"lead{target.port}@acme.example.com")
+            assert row.status == "retrying"
+            endpoint.active = False
+            db.session.commit()
     finally:
         bouncer.stop()
         failing.stop()
     assert recorder.hits == []  # the redirect was not followed
     auth.login_as("admin")
-    page = client.get("/sales/settings").get_data(as_text=True)
-    assert "HTTP 302" in page and "HTTP 500" in page
-    assert SECRET_BODY not in page
+    pages = "".join(client.get(f"/admin/webhooks/{e}").get_data(as_text=True)
+                    for e in db.session.scalars(sa.select(WebhookEndpoint.id)))
+    assert "302" in pages and "500" in pages
+    assert SECRET_BODY not in pages

@@ -12,8 +12,7 @@ def test_only_admins(app, client, auth):
     assert client.get("/sales/settings").status_code == 403
 
 
-def test_save_settings_rotation_and_territory(app, client, auth, dns):
-    dns["crm.example.com"] = ["93.184.215.14"]  # the URL is resolved and checked when saved
+def test_save_settings_rotation_and_territory(app, client, auth):
     sam = make_user("sam@example.com", "sales")
     auth.login_as("admin")
     page = client.get("/sales/settings").get_data(as_text=True)
@@ -22,16 +21,13 @@ def test_save_settings_rotation_and_territory(app, client, auth, dns):
         "action": "settings", "s-csrf_token": token, "s-assignment_mode": "territory",
         "s-team_email": "team@example.com", "s-manager_email": "boss@example.com",
         "s-sla_hours": "6", "s-timezone": "Europe/Berlin", "s-work_start_hour": "8",
-        "s-work_end_hour": "16", "s-allow_non_owner": "y",
-        "s-crm_webhook_url": "https://crm.example.com/hook",
-        "s-crm_webhook_secret": "0123456789abcdef0123"})
+        "s-work_end_hour": "16", "s-allow_non_owner": "y"})
     assert response.status_code == 302, response.get_data(as_text=True)
     row = db.session.get(SalesSettings, 1)
     assert (row.assignment_mode, row.sla_hours, row.timezone, row.allow_non_owner) == (
         "territory", 6, "Europe/Berlin", True)
-    assert row.crm_webhook_secret == "0123456789abcdef0123"
     page = client.get("/sales/settings").get_data(as_text=True)
-    assert "0123456789abcdef0123" not in page  # the secret is never shown again
+    assert "/admin/webhooks/" in page  # the CRM is a webhook subscription now
 
     assert client.post("/sales/settings", data={
         "action": "rep", "rep-csrf_token": token, "rep-user_id": str(sam.id),
@@ -52,7 +48,7 @@ def test_bad_values_are_refused(app, client, auth):
     response = client.post("/sales/settings", data={
         "action": "settings", "s-csrf_token": token, "s-assignment_mode": "round_robin",
         "s-sla_hours": "8", "s-timezone": "Mars/Olympus", "s-work_start_hour": "9",
-        "s-work_end_hour": "17", "s-crm_webhook_url": "ftp://x.example.com"})
+        "s-work_end_hour": "17"})
     assert response.status_code == 400
     text = response.get_data(as_text=True)
     assert "Unknown time zone" in text
