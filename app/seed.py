@@ -23,6 +23,8 @@ DEMO_USERS = [
     ("marketer@example.com", "Mia Marketer", Role.MARKETER),
     ("sales@example.com", "Sam Sales", Role.SALES),
 ]
+# A former colleague, deactivated: listed as inactive in Users, refused at sign-in.
+DEMO_FORMER_USER = ("former.rep@example.com", "Fred Former", Role.SALES)
 DEMO_LEADS = [
     ("dana.director@acme-industrial.example.com", {"first_name": "Dana", "last_name": "Okafor",
      "company": "Acme Industrial", "job_title": "Director of Operations", "country": "GB"}),
@@ -42,6 +44,9 @@ def seed_core() -> list[str]:
     for email, name, role in DEMO_USERS:
         if find_user_by_email(email) is None:
             create_user(email, DEMO_PASSWORD, role, name=name)
+    email, name, role = DEMO_FORMER_USER
+    if find_user_by_email(email) is None:
+        create_user(email, DEMO_PASSWORD, role, name=name).deactivate()
     now = utcnow()
     for index, (email, values) in enumerate(DEMO_LEADS):
         result = upsert_lead(email, values, source="demo seed")
@@ -56,6 +61,9 @@ def seed_core() -> list[str]:
     lines.append(f"Admin: {base}/login")
     for email, _, role in DEMO_USERS:
         lines.append(f"  {role.value:<9} {email} / {DEMO_PASSWORD}")
+    lines.append(f"  Forgot a password? {base}/password-reset (the link arrives in the Outbox); "
+                 f"admins edit and deactivate users at {base}/admin/users "
+                 f"({DEMO_FORMER_USER[0]} is deactivated)")
     return lines
 
 

@@ -42,7 +42,10 @@ def test_seed_demo_is_idempotent_and_prints_how_to_sign_in(runner):
     assert counts == (db.session.scalar(sa.select(sa.func.count()).select_from(User)),
                       db.session.scalar(sa.select(sa.func.count()).select_from(Lead)),
                       db.session.scalar(sa.select(sa.func.count()).select_from(StageChange)))
-    assert counts[0] == 3 and counts[1] >= 3
+    assert counts[0] == 4 and counts[1] >= 3
+    former = db.session.scalar(sa.select(User).where(User.email == "former.rep@example.com"))
+    assert not former.active  # the deactivated colleague the Users page shows
+    assert "/password-reset" in first.output
 
 
 def test_seed_demo_refuses_production(app_config, make_app):
