@@ -9,7 +9,8 @@ template from spinning (two nested `range(100000)` loops) or from building a hug
   with `TooMuchWork`.
 - Sizes: `*`, `+`, `~`, `%`, the filters and str methods that can multiply a string (`center`,
   `replace`, `join`, `format`, `indent`, `batch`…) refuse a result over `MAX_OUTPUT` characters
-  before building it, and every filter's and `~`'s result is checked after.
+  before building it, and every filter's and `~`'s result is checked after (the compiled
+  code calls `environment.sized` around them).
 - Recursion deeper than Python allows is refused as "too deep".
 
 `bounded(budget)` is the context in which a render runs; outside one (a compile, a syntax
@@ -26,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.visitor import NodeTransformer
@@ -119,14 +121,17 @@ def _joined_size(parts: list[Any], separator: Any) -> int:
     return sum(len(str(p)) for p in parts) + max(len(parts) - 1, 0) * len(str(separator))
 
 
+MULTIPLYING_FILTERS = frozenset({"format", "replace", "indent", "wordwrap", "join", "center",
+                                 "batch", "slice"})
+
+
 def _bounded_filter(name: str, original: Any) -> Any:
     # A filter marked pass_context / pass_eval_context / pass_environment gets that first.
     skip = 1 if hasattr(original, "jinja_pass_arg") else 0
 
     def checked(*args: Any, **kwargs: Any) -> Any:
         value, rest = (args[skip], args[skip + 1:]) if len(args) > skip else (None, ())
-        if name not in ("default", "d"):
-            _check_ints(rest, kwargs)
+        _check_ints(rest, kwargs)
         if name == "format":
             check_format(value)
         elif name == "replace" and isinstance(value, str) and len(rest) >= 2:
@@ -164,27 +169,31 @@ _STR_SIZERS = {
 
 
 class LoopCounter(NodeTransformer):
-    """At compile time: every loop's iterable through `environment.count_rounds`, every `~`
-    and filter result through `environment.sized`."""
-
-    def _wrap(self, attribute: str, node: nodes.Node) -> nodes.Expr:
-        return nodes.Call(nodes.EnvironmentAttribute(attribute), [node], [], None, None,
-                          lineno=node.lineno)
+    """At compile time: every loop's iterable through `environment.count_rounds`."""
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
         self.generic_visit(node)
-        node.iter = self._wrap("count_rounds", node.iter)
+        node.iter = nodes.Call(nodes.EnvironmentAttribute("count_rounds"), [node.iter], [],
+                               None, None, lineno=node.lineno)
         return node
 
-    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
-        self.generic_visit(node)
-        return self._wrap("sized", node)
 
-    def visit_Filter(self, node: nodes.Filter) -> nodes.Node:
-        self.generic_visit(node)
+class SizedCodeGenerator(CodeGenerator):
+    """Every filter's and `~`'s result goes through `environment.sized` (a direct call in the
+    compiled code, not a sandboxed one: it runs for every filter)."""
+
+    def visit_Filter(self, node: nodes.Filter, frame: Frame) -> None:
         if node.node is None:  # {% filter %} blocks and {% set x | f %}: left as they are
-            return node
-        return self._wrap("sized", node)
+            super().visit_Filter(node, frame)
+            return
+        self.write("environment.sized(")
+        super().visit_Filter(node, frame)
+        self.write(")")
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.sized(")
+        super().visit_Concat(node, frame)
+        self.write(")")
 
 
 class MailSandbox(SandboxedEnvironment):
@@ -194,10 +203,14 @@ class MailSandbox(SandboxedEnvironment):
 
     # `'x' * 10**9` or `9 ** 9 ** 9` would take the worker's memory or CPU: refuse them.
     intercepted_binops = frozenset(["*", "**", "+", "%"])
+    code_generator_class = SizedCodeGenerator
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
+        # Filters that can multiply their input are checked before they run; every filter's
+        # result is checked after (`sized`, at compile time).
+        self.filters = {name: _bounded_filter(name, f) if name in MULTIPLYING_FILTERS else f
+                        for name, f in self.filters.items()}
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = LoopCounter().visit(super()._parse(source, name, filename))

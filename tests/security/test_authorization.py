@@ -14,9 +14,10 @@ from tests.helpers import csrf_from
 
 # Who may use each staff route (admins pass every check). Keys are endpoints, or a blueprint
 # name followed by "." for all of its endpoints.
-MARKETER = {"nurture.", "forms.", "campaigns.", "mail.", "tracking_admin.", "nurture_lead."}
+MARKETER = {"nurture.", "forms.", "campaigns.", "mail.", "tracking_admin.", "nurture_lead.",
+            "privacy.purposes", "privacy.edit_purpose", "privacy.export_lead"}
 SALES = {"sales.queue", "sales.decide_on_page"}
-ADMIN = {"sales.settings", "auth.users"}
+ADMIN = {"sales.settings", "auth.users", "auth.edit_user", "privacy.erase_lead", "webhooks."}
 STAFF = {"admin.dashboard", "leads.", "scoring.", "reports.", "pickers.", "outcomes.record",
          "sales.export_form", "sales.export_csv", "api_admin."}
 # Open to anyone, each protected its own way (a signed token, a signature, a bearer token, the
@@ -24,6 +25,7 @@ STAFF = {"admin.dashboard", "leads.", "scoring.", "reports.", "pickers.", "outco
 PUBLIC = {"index", "static", "auth.login", "auth.logout", "landing.", "forms_api.",
           "forms_embed.", "forms_confirm.", "downloads.", "tracking.", "nurture_public.",
           "sales.accept", "sales.reject", "crm_webhook.", "tracking_webhook.", "api_leads.",
+          "api_events.",
           "api-docs.", "api_docs."}
 WRONG_ROLES = {"marketer": SALES | ADMIN, "sales": MARKETER | ADMIN}
 CHANGING = ("POST", "PUT", "PATCH", "DELETE")
