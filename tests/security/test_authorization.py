@@ -24,9 +24,10 @@ STAFF = {"admin.dashboard", "leads.", "scoring.", "reports.", "pickers.", "outco
 # Origin check), or public by nature. tests/security/test_tokens.py covers the token routes.
 PUBLIC = {"index", "static", "auth.login", "auth.logout", "landing.", "forms_api.",
           "forms_embed.", "forms_confirm.", "downloads.", "tracking.", "nurture_public.",
-          "sales.accept", "sales.reject", "crm_webhook.", "tracking_webhook.", "api_leads.",
-          "api_events.",
-          "api-docs.", "api_docs."}
+          "sales.accept", "sales.reject", "crm_webhook.", "tracking_webhook.",
+          "api-docs.", "api_docs.", "password_reset."}
+# The REST API: every route under /api/v1/ but its documentation needs a bearer token.
+API_PREFIX = "/api/v1/"
 WRONG_ROLES = {"marketer": SALES | ADMIN, "sales": MARKETER | ADMIN}
 CHANGING = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -51,11 +52,30 @@ def _calls(rules: list[Rule]) -> list[tuple[str, str]]:
             for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})]
 
 
+def _api_rules(app: Flask) -> list[Rule]:
+    return [r for r in app.url_map.iter_rules() if r.rule.startswith(API_PREFIX)
+            and not _matches(r.endpoint, {"api-docs.", "api_docs."})]
+
+
 def test_every_route_is_classified(app):
     classes = (MARKETER, SALES, ADMIN, STAFF, PUBLIC)
+    api = {r.endpoint for r in _api_rules(app)}
     unclassified = [r.endpoint for r in app.url_map.iter_rules()
-                    if sum(_matches(r.endpoint, c) for c in classes) != 1]
+                    if sum(_matches(r.endpoint, c) for c in classes) + (r.endpoint in api) != 1]
     assert unclassified == [], "classify these routes in tests/security/test_authorization.py"
+
+
+def test_the_api_needs_a_bearer_token(app, client):
+    calls = _calls(_api_rules(app))
+    assert len(calls) > 5
+    wrong = []
+    for method, url in calls:
+        for headers in ({}, {"Authorization": "Bearer not-a-token"},
+                        {"Authorization": "Basic YWRtaW46YWRtaW4="}):
+            response = client.open(url, method=method, headers=headers, json={})
+            if response.status_code != 401:
+                wrong.append((method, url, headers, response.status_code))
+    assert wrong == []
 
 
 def _csrf_header(client, page: str = "/admin/") -> dict[str, str]:
