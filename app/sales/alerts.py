@@ -55,6 +55,10 @@ def create(kind: str, recipient: str, *, assignment: Assignment | None = None,
         return None
     outbox.add("app.sales.alerts.send", alert.id, queue_name="mail",
                dedupe_key=f"sales-alert:{alert.id}")
+    from app.sales.slack import target_url
+
+    if target_url(alert):
+        outbox.add("app.sales.slack.post", alert.id, dedupe_key=f"sales-slack:{alert.id}")
     return alert
 
 

@@ -13,8 +13,10 @@ from wtforms import (
     SelectMultipleField,
     StringField,
     TextAreaField,
+    URLField,
 )
 from wtforms.validators import (
+    URL,
     DataRequired,
     Email,
     Length,
@@ -25,6 +27,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from app import netguard
 from app.sales.models import WEEKDAYS
 
 
@@ -49,6 +52,9 @@ class SettingsForm(FlaskForm):
     team_email = EmailField("Team address", validators=[
         Optional(), Email(check_deliverability=False), Length(max=320)],
         description="Alerted when no sales user can take a lead.")
+    team_slack_url = URLField("Team Slack webhook URL", validators=[
+        Optional(), URL(require_tld=False), Length(max=500)],
+        description="A Slack (or compatible) incoming-webhook URL: team alerts go there too.")
     manager_email = EmailField("Manager address", validators=[
         Optional(), Email(check_deliverability=False), Length(max=320)],
         description="Receives SLA escalations.")
@@ -57,6 +63,9 @@ class SettingsForm(FlaskForm):
     work_start_hour = IntegerField("Working day starts (hour)", validators=[NumberRange(0, 23)])
     work_end_hour = IntegerField("Working day ends (hour)", validators=[NumberRange(1, 24)])
     allow_non_owner = BooleanField("Sales users may accept or reject leads they do not own")
+
+    def validate_team_slack_url(self, field: URLField) -> None:
+        check_chat_url(field)
 
     def validate_timezone(self, field: StringField) -> None:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -71,6 +80,15 @@ class SettingsForm(FlaskForm):
             raise ValidationError("The working day must end after it starts.")
 
 
+def check_chat_url(field: URLField) -> None:
+    """An alert channel's URL must be public (app.netguard), checked when it is saved."""
+    if field.data:
+        try:
+            netguard.check_url(field.data)
+        except netguard.BlockedURL as exc:
+            raise ValidationError(str(exc)) from None
+
+
 class RepForm(FlaskForm):
     user_id = SelectField("Sales user", coerce=int)
     weight = IntegerField("Weight", default=1, validators=[NumberRange(0, 100)],
@@ -80,6 +98,12 @@ class RepForm(FlaskForm):
         choices=[SelectChoice(str(i), day) for i, day in enumerate(WEEKDAYS)],
         widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
     is_manager = BooleanField("Manager (sees every lead in the queue)")
+    slack_url = URLField("Slack webhook URL", validators=[
+        Optional(), URL(require_tld=False), Length(max=500)],
+        description="The rep's own incoming-webhook URL: their alerts go there too.")
+
+    def validate_slack_url(self, field: URLField) -> None:
+        check_chat_url(field)
 
 
 class TerritoryForm(FlaskForm):

@@ -29,6 +29,8 @@ class SalesSettings(Model):
     work_end_hour: Mapped[int] = mapped_column(default=17)
     allow_non_owner: Mapped[bool] = mapped_column(default=False)
     crm_webhook_url: Mapped[str] = mapped_column(sa.String(500), default="")
+    # A Slack-compatible incoming-webhook URL: team alerts go there as well as by email.
+    team_slack_url: Mapped[str] = mapped_column(sa.String(500), default="")
     crm_webhook_secret: Mapped[str] = mapped_column(sa.String(200), default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -38,7 +40,8 @@ class SalesSettings(Model):
         if row is None:
             row = cls(id=1, assignment_mode="round_robin", team_email="", manager_email="",
                       sla_hours=8, timezone="UTC", work_start_hour=9, work_end_hour=17,
-                      allow_non_owner=False, crm_webhook_url="", crm_webhook_secret="")
+                      allow_non_owner=False, crm_webhook_url="", crm_webhook_secret="",
+                      team_slack_url="")
         return row
 
 
@@ -53,6 +56,8 @@ class SalesRep(Model):
     weight: Mapped[int] = mapped_column(default=1)  # 0 = out of the rotation
     working_days: Mapped[list[int]] = mapped_column(JSONType, default=lambda: list(WORK_WEEK))
     is_manager: Mapped[bool] = mapped_column(default=False)
+    # The rep's own incoming-webhook URL (Slack or compatible): their alerts go there too.
+    slack_url: Mapped[str] = mapped_column(sa.String(500), default="")
 
     user = relationship("User")
 
@@ -124,6 +129,9 @@ class Alert(Model):
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     provider_message_id: Mapped[str | None] = mapped_column(sa.String(200))
+    # The chat copy (app.sales.slack): claimed before the post, cleared when it failed.
+    slack_posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    slack_error: Mapped[str | None] = mapped_column(sa.Text)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -14,7 +14,7 @@ from app.sales.models import SalesRep, SalesSettings, Territory
 from app.sales.web import bp
 
 FIELDS = ("assignment_mode", "team_email", "manager_email", "sla_hours", "timezone",
-          "work_start_hour", "work_end_hour", "allow_non_owner")
+          "work_start_hour", "work_end_hour", "allow_non_owner", "team_slack_url")
 
 
 def _sales_choices() -> list[SelectChoice]:
@@ -46,6 +46,7 @@ def settings():
         rep = rep or SalesRep(user_id=rep_form.user_id.data)
         rep.weight, rep.is_manager = rep_form.weight.data, rep_form.is_manager.data
         rep.working_days = sorted(set(rep_form.working_days.data or []))
+        rep.slack_url = (rep_form.slack_url.data or "").strip()
         db.session.add(rep)
         db.session.commit()
         flash("Rotation updated.", "info")
