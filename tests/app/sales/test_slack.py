@@ -41,7 +41,7 @@ def test_a_reps_alert_goes_to_their_chat_with_the_story_and_links(app, client, c
     db.session.add(SalesRep(user_id=sam.id, weight=1, working_days=[0, 1, 2, 3, 4, 5, 6],
                             slack_url=chat.url))
     db.session.commit()
-    lead, alert = handed_off(owner_email=None, company=XSS)
+    _lead, alert = handed_off(owner_email=None, company=XSS)
     assert alert is not None and alert.user_id == sam.id
     [row] = _slack_rows()
     outbox.run(row)
