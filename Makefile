@@ -8,7 +8,7 @@ FLASK  := $(BIN)/flask --app wsgi
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test lint setup migrate seed doctor worker scheduler bench clean
+.PHONY: run test lint setup migrate seed doctor worker scheduler bench load clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ bench: setup
 	@command -v wrk >/dev/null || (echo "Installing wrk (Debian package) for the load benchmarks"; \
 		(apt-get update -qq && apt-get install -y -qq wrk) || sudo apt-get install -y wrk)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# 200 visitors submitting + an open-pixel storm for LOAD_SECONDS (120) on loopback; checks no
+# lead lost and no email sent twice (bench/load.py).
+load: setup
+	$(BIN)/python -m bench.load
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -34,7 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 BASELINE_APP = "bench.baseline_app:app"
 
-STARTUP_TIMEOUT_S = 20.0
+STARTUP_TIMEOUT_S = 60.0  # a loaded machine boots gunicorn workers slowly
 SHUTDOWN_TIMEOUT_S = 10.0
 
 
@@ -162,7 +162,7 @@ def gunicorn_server(
     """Run ``gunicorn app_spec`` on 127.0.0.1 and yield its base URL (no trailing slash).
 
     ``env`` is added on top of the current environment. The server is started
-    from the repository root, polled at ``ready_path`` for up to 20 s, and
+    from the repository root, polled at ``ready_path`` for up to STARTUP_TIMEOUT_S, and
     stopped (SIGTERM, then SIGKILL) when the block exits. Its output goes to
     ``log_dir/gunicorn-<port>.log``; the log is printed if it fails to start.
     """
