@@ -18,7 +18,6 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ PIXEL_THREADS = int(os.environ.get("LOAD_PIXEL_THREADS", "50"))
 SETTLE_SECONDS = float(os.environ.get("LOAD_SETTLE_SECONDS", "300"))
 # A limit per address no load test reaches (every simulated visitor shares 127.0.0.1).
 SETTINGS = 'FORM_RATE_LIMIT = "100000000 per minute"\n'
-INPUT = re.compile(r"<input\b[^>]*>", re.S)
+INPUT = re.compile(r"<input\b[^>]*>", re.DOTALL)
 ATTR = re.compile(r'([\w-]+)="([^"]*)"')
 
 
@@ -138,7 +137,7 @@ def _percentile(values: list[float], p: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def _duplicated_emails(outbox: Path) -> int:
