@@ -15,6 +15,9 @@ A view that sets one of these headers itself keeps its own (the outbox's sandbox
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from flask import Flask, current_app, request
 from werkzeug.wrappers import Response
 
@@ -32,17 +35,26 @@ def init_app(app: Flask) -> None:
     app.after_request(add_headers)
 
 
+def public_headers(config: Mapping[str, Any], path: str) -> list[tuple[str, str]]:
+    """The headers every answer on `path` gets (all but the admin-only ones). Also used by WSGI
+    middleware that answers before Flask (the tracking fast path)."""
+    headers = [("X-Content-Type-Options", "nosniff"),
+               ("Referrer-Policy", config["REFERRER_POLICY"])]
+    if str(config.get("BASE_URL", "")).lower().startswith("https://"):
+        headers.append(("Strict-Transport-Security", HSTS))
+    if not path.startswith(tuple(config["FRAMEABLE_PATH_PREFIXES"])):
+        headers.append(("X-Frame-Options", "SAMEORIGIN"))
+    return headers
+
+
 def add_headers(response: Response) -> Response:
     config = current_app.config
     headers = response.headers
     path = request.path
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", config["REFERRER_POLICY"])
-    if str(config.get("BASE_URL", "")).lower().startswith("https://"):
-        headers.setdefault("Strict-Transport-Security", HSTS)
+    for name, value in public_headers(config, path):
+        headers.setdefault(name, value)
     if path.startswith(tuple(config["FRAMEABLE_PATH_PREFIXES"])):
         return response
-    headers.setdefault("X-Frame-Options", "SAMEORIGIN")
     if path == "/" or path.startswith(tuple(config["ADMIN_PATH_PREFIXES"])):
         headers.setdefault("Content-Security-Policy", ADMIN_CSP)
         cache = headers.get("Cache-Control", "")

@@ -33,7 +33,7 @@ from flask import Flask
 from redis.exceptions import RedisError
 from werkzeug.http import dump_cookie, parse_cookie
 
-from app import visitors
+from app import security_headers, visitors
 from nurture.tracking import buffer, links, tokens, views
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class TrackingFastPath:
             elif path.startswith("/t/c/"):
                 answer = self._click(environ, path[5:])
             if answer is not None:
-                return answer(environ, start_response)
+                return answer(environ, self._with_security_headers(path, start_response))
         return self.wsgi_app(environ, start_response)
 
     # -- the two answers ---------------------------------------------------------------------
@@ -134,6 +134,18 @@ class TrackingFastPath:
         return answer
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _with_security_headers(self, path: str, start_response: Callable[..., Any]
+                               ) -> Callable[..., Any]:
+        """`start_response` adding what Flask's `security_headers` adds to the views' answers."""
+        extra = security_headers.public_headers(self.app.config, path)
+
+        def start(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            present = {name.lower() for name, _ in headers}
+            headers = [*headers, *((n, v) for n, v in extra if n.lower() not in present)]
+            return start_response(status, headers, *args)
+
+        return start
 
     @staticmethod
     def _event(environ: dict[str, Any], kind: str, **fields: Any) -> dict[str, Any]:
