@@ -93,10 +93,14 @@ ERRORS = {400: "The request could not be understood.", 403: "This site may not u
 
 
 def _json_error(exc: HTTPException):
-    """JSON errors for the script (the app's handlers by status code would answer HTML)."""
-    messages = ERRORS
-    response = jsonify({"error": messages.get(exc.code or 500, exc.description)})
-    response.status_code = exc.code or 500
+    """RFC 9457 problems for the script (the app's handlers by status code would answer HTML),
+    with the message also as `error`, which embed.js shows."""
+    from app.errors import SLUGS
+    from app.problems import problem
+
+    status = exc.code or 500
+    message = ERRORS.get(status, exc.description or "")
+    response = problem(status, SLUGS.get(status, "error"), exc.name, message, error=message)
     return _cors(response, _allowed_origin_quietly())
 
 

@@ -56,7 +56,8 @@ def test_postgres_connections_carry_connect_and_statement_timeouts(app_config, m
     assert "statement_timeout=20000" in connect_args["options"]
 
 
-@pytest.mark.parametrize("path", ["/api/no-such-thing", "/api/forms/abc/no-such-thing"])
+@pytest.mark.parametrize("path", ["/api/no-such-thing", "/api/forms/abc/no-such-thing",
+                                  "/api/forms/no-such-form"])
 def test_an_unknown_api_address_is_a_problem_not_a_page(client, path):
     response = client.get(path)
     assert response.status_code == 404
