@@ -18,9 +18,9 @@ from marshmallow import fields, validate
 from app.api.errors import field_problem
 from app.api.framework import api_blueprint, current_token
 from app.api.schemas import Strict
-from app.db import db, utcnow
+from app.db import db, insert_or_skip, utcnow
 from app.leads.models import Event, Lead
-from app.leads.service import InvalidEmail, normalise_email, upsert_lead
+from app.leads.service import InvalidEmail, events_written, normalise_email, upsert_lead
 
 CUSTOM_PREFIX = "custom."
 BATCH_MAX = 1000
@@ -119,40 +119,19 @@ class Events(MethodView):
         if not isinstance(leads, dict):
             db.session.rollback()
             return leads
-        stored = set(db.session.scalars(sa.select(Event.dedupe_key)
-                                        .where(Event.dedupe_key.in_(keys))))
         now = utcnow()
-        new = [Event(lead_id=leads[index], type=CUSTOM_PREFIX + item["type"],
-                     occurred_at=item.get("occurred_at") or now, url=item.get("url"),
-                     data=item.get("data") or {}, dedupe_key=key)
-               for index, (item, key) in enumerate(zip(items, keys, strict=True))
-               if key not in stored]
-        db.session.add_all(new)
-        try:
-            db.session.commit()
-        except sa.exc.IntegrityError:
-            # The same batch, sent twice at once: the other request stored these first.
-            db.session.rollback()
-            return self._retry_after_race(items, keys, leads)
-        return {"received": len(items), "created": len(new), "duplicates": len(items) - len(new)}
-
-    def _retry_after_race(self, items, keys, leads):
-        stored = set(db.session.scalars(sa.select(Event.dedupe_key)
-                                        .where(Event.dedupe_key.in_(keys))))
-        now = utcnow()
-        made = 0
-        for index, (item, key) in enumerate(zip(items, keys, strict=True)):
-            if key in stored:
-                continue
-            try:
-                with db.session.begin_nested():
-                    db.session.add(Event(lead_id=leads[index],
-                                         type=CUSTOM_PREFIX + item["type"],
-                                         occurred_at=item.get("occurred_at") or now,
-                                         url=item.get("url"), data=item.get("data") or {},
-                                         dedupe_key=key))
-            except sa.exc.IntegrityError:
-                continue  # stored by the other request meanwhile
-            made += 1
+        rows = [{"lead_id": leads[index], "type": CUSTOM_PREFIX + item["type"],
+                 "occurred_at": item.get("occurred_at") or now, "url": item.get("url"),
+                 "data": item.get("data") or {}, "is_bot": False, "dedupe_key": key}
+                for index, (item, key) in enumerate(zip(items, keys, strict=True))]
+        # One INSERT … ON CONFLICT (dedupe_key) DO NOTHING for the batch: an event already
+        # received (this batch sent before, or at the same moment) is skipped, not an error.
+        statement = insert_or_skip(Event.__table__, ["dedupe_key"],
+                                   db.session.get_bind().dialect.name)
+        assert statement is not None  # PostgreSQL and SQLite both have it
+        inserted = db.session.execute(statement.returning(Event.__table__.c.lead_id),
+                                      rows).all()
         db.session.commit()
-        return {"received": len(items), "created": made, "duplicates": len(items) - made}
+        events_written({row[0] for row in inserted})
+        return {"received": len(items), "created": len(inserted),
+                "duplicates": len(items) - len(inserted)}

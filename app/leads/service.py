@@ -188,3 +188,15 @@ def add_stage_listener(app: Flask, job_path: str) -> None:
     listeners = app.extensions.setdefault("stage_listeners", [])
     if job_path not in listeners:
         listeners.append(job_path)
+
+
+def add_events_listener(app: Flask, listener: Any) -> None:
+    """`listener(lead_ids)` runs after a writer that bypasses the ORM (a bulk INSERT) committed
+    new events of these leads: scoring looks at them (the ORM's own flushes it sees itself)."""
+    app.extensions.setdefault("events_listeners", []).append(listener)
+
+
+def events_written(lead_ids: set[int]) -> None:
+    """Tell the listeners (after the commit) which leads got new events by a bulk insert."""
+    for listener in current_app.extensions.get("events_listeners", []):
+        listener(lead_ids)

@@ -182,7 +182,10 @@ def set_sweep_floor(floor: int, candidate: int) -> None:
 
 
 def init_app(app: Any) -> None:
+    from app.leads.service import add_events_listener
+
     app.extensions["scoring"] = True
+    add_events_listener(app, enqueue_for)  # bulk writers in the core (the API's events)
     if not sa.event.contains(Session, "after_flush", _collect):
         sa.event.listen(Session, "after_flush", _collect)
         sa.event.listen(Session, "after_commit", _after_commit)
