@@ -72,3 +72,15 @@ def test_a_scoring_rule_counts_custom_events(api: ApiClient):
 
 def test_read_token_cannot_send_events(read_api: ApiClient):
     assert read_api.post("/api/v1/events", {"events": _events(1)}).status_code == 403
+
+
+def test_scoring_is_asked_about_the_leads_that_got_events(api: ApiClient, redis_conn):
+    from nurture.scoring.incremental import pending_key
+
+    lead = upsert_lead("p0@example.com").lead
+    other = upsert_lead("p9@example.com").lead
+    db.session.commit()
+    api.post("/api/v1/events", {"events": [{"id": "s1", "type": "demo_booked",
+                                            "lead_id": lead.id}]})
+    assert redis_conn.exists(pending_key(lead.id))
+    assert not redis_conn.exists(pending_key(other.id))
