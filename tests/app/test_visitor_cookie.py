@@ -1,10 +1,10 @@
 """The visitor cookie is Secure in production, where TLS often ends at a proxy and the app
-itself is spoken to over http: a landing page, a tracked click (both the fast path and the
-view) and the visit pixel all mark it Secure."""
+itself is spoken to over http: a landing-page submit, a tracked click (both the fast path and
+the view) and the visit pixel all mark it Secure."""
 
 import pytest
 
-from tests.campaigns.helpers import make_form, make_page
+from tests.campaigns.helpers import fill_and_submit, make_form, make_page
 from tests.nurture.tracking.stories import hit, make_send, path, tracked
 
 
@@ -19,11 +19,15 @@ def production_cookies(app):
     return app
 
 
-def test_the_landing_page_visitor_cookie_is_secure_in_production(production_cookies, client):
+def _submit(client):
     make_page(form=make_form())
-    response = client.get("/p/guide")
-    assert response.status_code == 200
-    assert "Secure" in _visitor_cookie(response)
+    response = fill_and_submit(client, "guide", email="ann@example.com", first_name="Ann")
+    assert response.status_code == 303
+    return response
+
+
+def test_the_landing_page_visitor_cookie_is_secure_in_production(production_cookies, client):
+    assert "Secure" in _visitor_cookie(_submit(client))
 
 
 @pytest.mark.parametrize("fast_path", [True, False])
@@ -42,5 +46,4 @@ def test_the_visit_pixel_cookie_is_secure_in_production(production_cookies, clie
 
 
 def test_the_visitor_cookie_is_not_secure_over_plain_http_in_development(app, client):
-    make_page(form=make_form())
-    assert "Secure" not in _visitor_cookie(client.get("/p/guide"))
+    assert "Secure" not in _visitor_cookie(_submit(client))
