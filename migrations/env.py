@@ -87,6 +87,13 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch operations copy a table, drop it and rename the copy: with foreign keys
+            # enforced, the DROP would cascade to every row that references the table
+            # (events, stage changes, …). Enforcement is off for the migration only (the
+            # PRAGMA takes effect outside a transaction, so before it begins).
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

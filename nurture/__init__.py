@@ -48,6 +48,12 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(lead_panel.bp)
     add_lead_panel(app, lead_panel.lead_panel)
+    from app.leads.bulk import BulkAction, add_bulk_action
+
+    add_bulk_action(app, BulkAction("enroll", "Enroll in a sequence", lead_panel.bulk_enroll,
+                                    choice=("sequence_id", "Sequence",
+                                            lead_panel.active_sequences),
+                                    roles=("marketer",)))
     add_nav(app, "nurture.index", "Sequences", "marketer")
     add_periodic(app, "nurture.jobs.tick", int(app.config["NURTURE_TICK_INTERVAL"]))
     add_submission_listener(app, "nurture.jobs.enroll_from_submission")

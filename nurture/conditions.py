@@ -57,7 +57,7 @@ def evaluate(step: Step, enrollment: Enrollment) -> bool:
     if condition is Condition.VISITED_URL_PATTERN:
         return _visited(enrollment, str(params.get("pattern") or ""))
     if condition is Condition.SCORE_AT_LEAST:
-        score = lead.fit_score if params.get("kind") == "fit" else lead.engagement_score
+        score = lead.fit_score if params.get("kind") == "fit" else lead.engagement_now
         return score >= int(params.get("score") or 0)
     if condition is Condition.FIELD_EQUALS:
         field = str(params.get("field") or "")

@@ -7,6 +7,8 @@ nothing of sequences.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
@@ -148,3 +150,24 @@ def subscription(lead_id: int, verb: str):
     db.session.commit()
     flash("Resubscribed, with the consent recorded.", "info")
     return _back(lead)
+
+
+def bulk_enroll(ids: list[int], params: dict, user, _job) -> Any:
+    """The leads list's bulk "Enroll in a sequence": each lead the rules allow; the others
+    skipped with the reason. Enrollments start at the next tick."""
+    from app.leads.bulk import Outcome
+
+    sequence = db.session.get(Sequence, int(params["sequence_id"]))
+    done, skipped = 0, []
+    for lead in db.session.scalars(sa.select(Lead).where(Lead.id.in_(ids))):
+        why = enrollments.refusal(lead, sequence)
+        if why is None:
+            with db.session.begin_nested():
+                made = enrollments.enroll(lead.id, sequence.id if sequence else 0,
+                                          f"bulk, by {user.email}")
+            if made is not None:
+                done += 1
+                continue
+            why = "the lead is already in this sequence"
+        skipped.append(f"{lead.email_display}: {why}")
+    return Outcome(done, skipped)

@@ -14,7 +14,7 @@ def lead_document(lead: Lead) -> dict[str, Any]:
         "job_title": lead.job_title or "", "phone": lead.phone or "",
         "country": lead.country or "", "attributes": dict(lead.attributes or {}),
         "stage": lead.stage, "fit_score": lead.fit_score or 0,
-        "engagement_score": float(lead.engagement_score or 0.0),
+        "engagement_score": round(lead.engagement_now, 2),  # as of now (it decays)
         "owner": lead.owner.email if lead.owner is not None else None,
         "created_at": lead.created_at, "updated_at": lead.updated_at,
         "unsubscribed_at": lead.unsubscribed_at, "bounced_at": lead.bounced_at,

@@ -9,10 +9,14 @@ TASK_REMINDER_INTERVAL = 60  # seconds between looks for tasks that fell due
 
 def init_app(app: Flask) -> None:
     """The lead workspace's periodic work and demo data."""
+    from app.leads import bulk
     from app.leads.seed import seed_workspace
     from app.schedule import add_periodic
     from app.seed import add_seeder
 
     app.config.setdefault("TASK_REMINDER_INTERVAL", TASK_REMINDER_INTERVAL)
+    app.config.setdefault("LEAD_ACTIVITY_INTERVAL", 30)
     add_periodic(app, "app.leads.reminders.due", int(app.config["TASK_REMINDER_INTERVAL"]))
+    add_periodic(app, "app.leads.activity.run", int(app.config["LEAD_ACTIVITY_INTERVAL"]))
     add_seeder(app, seed_workspace)
+    bulk.init_app(app)

@@ -33,6 +33,14 @@ class Stage(str, enum.Enum):
 
 class Lead(Model):
     __tablename__ = "leads"
+    __table_args__ = (
+        # Keyset pages of the leads list, one per sort.
+        sa.Index("ix_leads_created", "created_at", "id"),
+        sa.Index("ix_leads_activity", "last_activity_at", "id"),
+        sa.Index("ix_leads_fit", "fit_score", "id"),
+        sa.Index("ix_leads_engagement", "engagement_key", "id"),
+        sa.Index("ix_leads_name", "last_name", "first_name", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Identity: lower-cased, trimmed address; the address as typed is kept for display.
@@ -48,7 +56,15 @@ class Lead(Model):
 
     stage: Mapped[str] = mapped_column(sa.String(20), default=Stage.LEAD.value, index=True)
     fit_score: Mapped[int] = mapped_column(default=0)
+    # Engagement as computed at `engagement_at`; read it as of now with
+    # `app.leads.engagement.current` (it decays). The key orders and filters it in SQL.
     engagement_score: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    engagement_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    engagement_key: Mapped[float] = mapped_column(sa.Float, default=-1.0e9)
+    # The newest human activity (an event not marked as a machine's): set by record_event,
+    # and by `app.leads.activity.refresh` for events written in bulk.
+    # A new lead's is its creation.
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     owner_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
@@ -81,6 +97,12 @@ class Lead(Model):
     @property
     def stage_label(self) -> str:
         return Stage(self.stage).label
+
+    @property
+    def engagement_now(self) -> float:
+        from app.leads.engagement import current
+
+        return current(self)
 
     @property
     def can_be_emailed(self) -> bool:

@@ -31,6 +31,15 @@ PROFILE_LENGTHS: dict[str, int] = {
     name: cast(sa.String, Lead.__table__.c[name].type).length or 0 for name in PROFILE_FIELDS}
 
 
+# Events that are not the lead's own doing: they never make "last activity".
+NOT_ACTIVITY = frozenset({
+    "owner_assigned", "profile_edited", "handoff_decided", "handoff_refused", "engagement_reset",
+    "nurture_enrolled", "nurture_finished", "nurture_exited", "email_sent", "email_delivered",
+    "email_dropped", "email_blocked", "bounced", "asset_email_sent", "asset_email_failed",
+    "sales_alert_sent", "sales_alert_undelivered", "outcome_recorded", "subscription_changed",
+    "subscription_expired", "lead_imported"})
+
+
 class InvalidEmail(ValueError):
     pass
 
@@ -144,6 +153,10 @@ def record_event(
         dedupe_key=dedupe_key,
     )
     db.session.add(event)
+    if lead is not None and not is_bot and type not in NOT_ACTIVITY:
+        when = event.occurred_at
+        if lead.last_activity_at is None or lead.last_activity_at < when:
+            lead.last_activity_at = when
     if flush:
         db.session.flush()
     return event

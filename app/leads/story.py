@@ -34,7 +34,7 @@ def profile(lead: Lead) -> Section:
     rows = [("Email", lead.email_display), ("Name", lead.full_name), ("Company", lead.company),
             ("Job title", lead.job_title), ("Country", lead.country), ("Phone", lead.phone),
             ("Stage", lead.stage_label), ("Fit score", str(lead.fit_score)),
-            ("Engagement", f"{lead.engagement_score:.0f}")]
+            ("Engagement", f"{lead.engagement_now:.0f}")]
     return Section("Who", [f"{label}: {value}" for label, value in rows if value])
 
 

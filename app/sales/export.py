@@ -34,7 +34,8 @@ from sqlalchemy.dialects.postgresql import JSONB, distinct_on
 from app import pickers
 from app.auth.models import Role, User
 from app.auth.roles import staff_required
-from app.db import db
+from app.db import db, utcnow
+from app.leads import engagement
 from app.leads.models import Event, Lead, Stage, StageChange
 from app.sales.web import bp
 from app.templating import plural
@@ -103,7 +104,7 @@ COLUMNS: dict[str, Any] = {
     "phone": Lead.phone,
     "stage": Lead.stage,
     "fit_score": Lead.fit_score,
-    "engagement_score": Lead.engagement_score,
+    "engagement_score": None,  # as of now, from the stored key (see `statement`)
     "owner": User.email,
     "created_at": Lead.created_at,
     "stage_since": None,  # from `_stage_changes()`, joined
@@ -161,7 +162,9 @@ def statement(filters: Filters) -> sa.Select:
         changes = _stage_changes()
         query = query.outerjoin(changes, changes.c.lead_id == Lead.id)
         since = changes.c.since
-    joined: dict[str, Any] = {"stage_since": since}
+    now = utcnow()
+    joined: dict[str, Any] = {"stage_since": since,
+                              "engagement_score": engagement.sql_current(Lead.engagement_key, now)}
     forms = None
     if "utm_source" in filters.columns:
         forms = _first_forms()
@@ -179,7 +182,8 @@ def statement(filters: Filters) -> sa.Select:
     if filters.min_fit is not None:
         query = query.where(Lead.fit_score >= filters.min_fit)
     if filters.min_engagement is not None:
-        query = query.where(Lead.engagement_score >= filters.min_engagement)
+        query = query.where(engagement.sql_at_least(Lead.engagement_key,
+                                                    filters.min_engagement, now))
     if filters.campaign_id is not None:
         query = query.where(sa.exists().where(Event.lead_id == Lead.id,
                                               Event.campaign_id == filters.campaign_id))

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from app.auth.models import User
 from app.db import db, rows_matched, utcnow
+from app.leads import engagement
 from app.leads.models import Lead, Stage, StageChange
 from app.leads.service import change_stage, record_event
 from app.sales import alerts
@@ -98,8 +99,8 @@ def decide_assignment(assignment: Assignment, user: User, outcome: str,
                      data={"owner": user.email, "method": "accepted", "previous": previous,
                            "reason": f"accepted by {user.email}", "stage_change_id": change.id})
     if outcome == "recycled":
-        before = lead.engagement_score
-        lead.engagement_score = 0
+        before = round(engagement.current(lead), 2)
+        engagement.store(lead, 0.0)
         record_event(lead, "engagement_reset", data={"from": before, "reason": text})
     record_event(lead, "handoff_decided", data={
         "outcome": outcome, "by": user.email, "non_owner": non_owner,

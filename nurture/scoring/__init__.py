@@ -38,6 +38,12 @@ def init_app(app: Flask) -> None:
                  queue="scoring")
     add_seeder(app, seed_demo)
     incremental.init_app(app)
+    # The lead core reads engagement as of now and grades by fit with the active rules.
+    from app.leads.engagement import set_half_life
+    from nurture.scoring.service import active_rules
+
+    set_half_life(app, lambda: active_rules().rules.half_life_days)
+    app.extensions["fit_grade_bands"] = lambda: active_rules().rules.grade_bands
     # The Scores report; the score at each handoff (calibration) kept with the rollups; the
     # rule set active at a time, for the Speed report's rejection reasons.
     from app.reports.registry import add_refresh_step, add_report

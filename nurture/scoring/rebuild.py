@@ -28,6 +28,7 @@ from flask import current_app
 
 from app import outbox
 from app.db import db, utcnow
+from app.leads import engagement
 from app.leads.models import Lead, Stage, StageChange
 from nurture.scoring.compute import EV_ID, BatchScorer, Score
 from nurture.scoring.models import LeadScore
@@ -208,9 +209,11 @@ def assess_batch(leads: list[Any], rules: Rules, now: datetime, *,
 # Writing a batch back.
 
 _UPDATE_LEADS_PG = sa.text(
-    "UPDATE leads AS l SET fit_score = v.fit, engagement_score = v.eng, updated_at = :now "
+    "UPDATE leads AS l SET fit_score = v.fit, engagement_score = v.eng, updated_at = :now, "
+    "engagement_at = :now, engagement_key = v.ekey "
     "FROM unnest(CAST(:ids AS bigint[]), CAST(:fits AS integer[]), "
-    "CAST(:engs AS double precision[])) AS v(id, fit, eng) WHERE l.id = v.id")
+    "CAST(:engs AS double precision[]), CAST(:keys AS double precision[])) "
+    "AS v(id, fit, eng, ekey) WHERE l.id = v.id")
 _UPSERT_SCORES_PG = sa.text(
     "INSERT INTO lead_scores (lead_id, ruleset_version, fit_points, fit_grade, engagement, "
     "computed_at, last_event_id) "
@@ -227,13 +230,16 @@ _UPSERT_SCORES_PG = sa.text(
 def _store_scores(results: list[Result], active: ActiveRules, now: datetime) -> int:
     """Leads' stored scores (where they changed) and every score row. Returns how many
     leads' scores changed."""
-    changed = [(lead.id, r.fit_points, r.engagement) for lead, r, _, _ in results
-               if lead.fit_score != r.fit_points or lead.engagement_score != r.engagement]
+    # Every lead's engagement is stored as of `now` (it decays from there), so each row is
+    # written even when the number is the same as before.
+    changed = [(lead.id, r.fit_points, r.engagement) for lead, r, _, _ in results]
+    half_life = active.rules.half_life_days
     if _postgres():
         if changed:
             ids, fits, engs = map(list, zip(*changed))
+            keys = [engagement.key_for(e, now, half_life) for e in engs]
             db.session.execute(_UPDATE_LEADS_PG, {"ids": ids, "fits": fits, "engs": engs,
-                                                  "now": now})
+                                                  "keys": keys, "now": now})
         db.session.execute(_UPSERT_SCORES_PG, {
             "version": active.version, "now": now,
             "ids": [lead.id for lead, *_ in results],
@@ -244,7 +250,7 @@ def _store_scores(results: list[Result], active: ActiveRules, now: datetime) -> 
         return len(changed)
     if changed:
         db.session.execute(sa.update(Lead), [
-            {"id": lead_id, "fit_score": fit, "engagement_score": eng}
+            {"id": lead_id, "fit_score": fit, **engagement.values(eng, now, half_life)}
             for lead_id, fit, eng in changed])
     ids = [lead.id for lead, *_ in results]
     db.session.execute(sa.delete(LeadScore).where(LeadScore.lead_id.in_(ids)))

@@ -7,7 +7,8 @@ import itertools
 
 import sqlalchemy as sa
 
-from app.db import db
+from app.db import db, utcnow
+from app.leads import engagement
 from app.leads.models import Lead
 from app.reports import charts
 from app.reports.models import ReportLead
@@ -26,7 +27,8 @@ def scores(f) -> Result:
     rules = service.active_rules().rules
     cuts = edges(rules.mql_engagement)
     labels = [f"{low:g}–{high:g}" for low, high in itertools.pairwise(cuts)] + [f"{cuts[-1]:g}+"]
-    bucket = sa.case(*((Lead.engagement_score < high, index)
+    now = utcnow()  # engagement as it stands now: "below X" compared on the stored key
+    bucket = sa.case(*((engagement.sql_below(Lead.engagement_key, high, now), index)
                        for index, high in enumerate(cuts[1:])), else_=len(cuts) - 1)
     query = (sa.select(Lead.fit_score, bucket, sa.func.count())
              .join(ReportLead, ReportLead.lead_id == Lead.id)

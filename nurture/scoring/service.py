@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.db import db, utcnow
+from app.leads import engagement
 from app.leads.models import Event, Lead, Stage, StageChange
 from app.leads.service import change_stage
 from nurture.scoring.compute import Assessment, assess
@@ -143,8 +144,8 @@ def score_lead(lead_id: int, now: datetime | None = None) -> Assessment | None:
                     decide=lead.stage in ELIGIBLE_STAGES)
     if lead.fit_score != result.fit.points:
         lead.fit_score = result.fit.points
-    if lead.engagement_score != result.engagement.score:
-        lead.engagement_score = result.engagement.score
+    # Engagement as of `now`; readers decay it from here (app.leads.engagement).
+    engagement.store(lead, result.engagement.score, now)
     row = db.session.get(LeadScore, lead.id)
     if row is None:
         row = LeadScore(lead_id=lead.id)

@@ -1,0 +1,244 @@
+"""Bulk actions on leads: set owner, change stage (with a reason), export CSV, and what other
+packages add with `add_bulk_action` (nurture: enroll in a sequence).
+
+A selection is either the leads ticked on the page (run at once) or every lead matching the
+list's filter (a `BulkJob` run by an RQ job through the outbox, with progress on its page).
+The job walks the matches by id in batches and commits its progress after each one, so a
+redelivered or restarted job resumes where it stopped. Each lead that an action cannot take
+(a move the lifecycle forbids, a lead that may not be enrolled) is counted as skipped, with
+the first reasons kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from wtforms import SelectChoice
+
+from app import outbox
+from app.auth.models import User
+from app.db import JSONType, Model, UTCDateTime, db, utcnow
+from app.jobs import job
+from app.leads import engagement, lifecycle
+from app.leads.models import Lead, Stage
+from app.leads.query import LeadQuery, id_batches
+from app.leads.service import record_event
+
+BATCH = 500
+INLINE_MAX = 200  # a selection this small runs in the request
+KEEP_REASONS = 20
+
+
+@dataclass(frozen=True)
+class Outcome:
+    done: int
+    skipped: list[str]  # one reason per lead not changed
+
+
+@dataclass(frozen=True)
+class BulkAction:
+    name: str
+    label: str
+    apply: Callable[[list[int], dict[str, Any], User, BulkJob | None], Outcome]
+    choice: tuple[str, str, Callable[[], list[SelectChoice]]] | None = None
+    needs_reason: bool = False
+    roles: tuple[str, ...] = ("marketer", "sales")
+
+
+def add_bulk_action(app: Flask, action: BulkAction) -> None:
+    app.extensions.setdefault("bulk_actions", {})[action.name] = action
+
+
+def actions() -> dict[str, BulkAction]:
+    return dict(current_app.extensions.get("bulk_actions", {}))
+
+
+class BulkJob(Model):
+    __tablename__ = "lead_bulk_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action: Mapped[str] = mapped_column(sa.String(40))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    query: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # LeadQuery.args()
+    lead_ids: Mapped[list[int] | None] = mapped_column(JSONType)  # ticked leads, or None
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(sa.String(10), default="queued")  # running, done, failed
+    total: Mapped[int] = mapped_column(default=0)
+    done: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    last_id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                                         default=0)
+    reasons: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    file_name: Mapped[str | None] = mapped_column(sa.String(200))
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+    created_by = relationship("User")
+
+    @property
+    def percent(self) -> int:
+        if self.status == "done":
+            return 100
+        return min(99, int(100 * (self.done + self.skipped) / self.total)) if self.total else 0
+
+
+def _batches(bulk: BulkJob) -> Any:
+    if bulk.lead_ids is not None:
+        ids = sorted(i for i in bulk.lead_ids if i > bulk.last_id)
+        for start in range(0, len(ids), BATCH):
+            yield ids[start:start + BATCH]
+        return
+    lq = LeadQuery.parse({k: v for k, v in bulk.query.items()})
+    yield from id_batches(lq, BATCH, after_id=bulk.last_id, now=bulk.created_at)
+
+
+def start(action: str, params: dict[str, Any], user: User, *, lead_ids: list[int] | None,
+          lq: LeadQuery | None) -> BulkJob:
+    """Record the job; ticked leads (few) run now, the rest through the outbox. Commits."""
+    bulk = BulkJob(action=action, params=params, query=lq.args() if lq else {},
+                   lead_ids=lead_ids, created_by_id=user.id, created_at=utcnow(),
+                   status="queued", total=0, done=0, skipped=0, last_id=0, reasons=[])
+    db.session.add(bulk)
+    db.session.flush()
+    if lead_ids is not None and len(lead_ids) <= INLINE_MAX:
+        db.session.commit()
+        run_bulk(bulk.id)
+        return bulk
+    outbox.add("app.leads.bulk.run", bulk.id, dedupe_key=f"bulk:{bulk.id}")
+    db.session.commit()
+    return bulk
+
+
+def run_bulk(bulk_id: int) -> str:
+    """Do (or finish) the job. Idempotent: a finished job is left alone, a cut one resumes."""
+    bulk = db.session.get(BulkJob, bulk_id)
+    if bulk is None or bulk.status in ("done", "failed"):
+        return bulk.status if bulk else "missing"
+    action = actions().get(bulk.action)
+    user = db.session.get(User, bulk.created_by_id) if bulk.created_by_id else None
+    if action is None or user is None:
+        bulk.status, bulk.error = "failed", "The action or its user no longer exists."
+        db.session.commit()
+        return bulk.status
+    if bulk.status == "queued":
+        if bulk.lead_ids is not None:
+            bulk.total = len(bulk.lead_ids)
+        else:
+            lq = LeadQuery.parse(dict(bulk.query))
+            bulk.total = db.session.scalar(sa.select(sa.func.count()).select_from(
+                lq.statement(bulk.created_at).with_only_columns(Lead.id).subquery())) or 0
+        bulk.status = "running"
+        db.session.commit()
+    for ids in _batches(bulk):
+        outcome = action.apply(ids, dict(bulk.params), user, bulk)
+        bulk.done += outcome.done
+        bulk.skipped += len(outcome.skipped)
+        room = KEEP_REASONS - len(bulk.reasons or [])
+        if room > 0 and outcome.skipped:
+            bulk.reasons = [*(bulk.reasons or []), *outcome.skipped[:room]]
+        bulk.last_id = ids[-1]
+        db.session.commit()
+    bulk.status, bulk.finished_at = "done", utcnow()
+    db.session.commit()
+    return bulk.status
+
+
+@job
+def run(bulk_id: int) -> str:
+    """The outbox job of a bulk action on a whole filter."""
+    return run_bulk(bulk_id)
+
+
+# The core's actions.
+
+def _leads(ids: list[int]) -> list[Lead]:
+    return list(db.session.scalars(sa.select(Lead).where(Lead.id.in_(ids)).order_by(Lead.id)))
+
+
+def set_owner(ids: list[int], params: dict[str, Any], user: User, _: Any) -> Outcome:
+    owner_id = int(params["owner_id"]) if params.get("owner_id") else None
+    owner = db.session.get(User, owner_id) if owner_id else None
+    done = 0
+    for lead in _leads(ids):
+        if lead.owner_id != owner_id:
+            lead.owner_id = owner_id
+            record_event(lead, "owner_assigned", flush=False, data={
+                "owner": owner.email if owner else None, "method": "bulk",
+                "reason": f"set by {user.email}"})
+        done += 1
+    return Outcome(done, [])
+
+
+def move_stage(ids: list[int], params: dict[str, Any], user: User, _: Any) -> Outcome:
+    done, skipped = 0, []
+    for lead in _leads(ids):
+        try:
+            lifecycle.move(lead, params["stage"], reason=params.get("reason", ""),
+                           actor="user", actor_user_id=user.id)
+        except lifecycle.ForbiddenMove as exc:
+            skipped.append(f"{lead.email_display}: {exc}")
+        else:
+            done += 1
+    return Outcome(done, skipped)
+
+
+EXPORT_COLUMNS = ("id", "email", "first_name", "last_name", "company", "job_title", "country",
+                  "stage", "fit_score", "engagement", "owner", "created_at", "last_activity_at")
+
+
+def export_folder() -> str:
+    path = os.path.join(current_app.instance_path, "exports")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def export_rows(ids: list[int], params: dict[str, Any], user: User,
+                bulk: BulkJob | None) -> Outcome:
+    from app.sales.export import defuse  # the one formula-safe cell writer
+
+    assert bulk is not None
+    if bulk.file_name is None:
+        bulk.file_name = f"leads-{bulk.id}.csv"
+    path = os.path.join(export_folder(), bulk.file_name)
+    fresh = bulk.last_id == 0 and not os.path.exists(path)
+    now = utcnow()
+    with open(path, "a" if not fresh else "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        if fresh:
+            writer.writerow(EXPORT_COLUMNS)
+        for lead in _leads(ids):
+            writer.writerow([defuse(v) for v in (
+                lead.id, lead.email_display, lead.first_name, lead.last_name, lead.company,
+                lead.job_title, lead.country, lead.stage, lead.fit_score,
+                round(engagement.current(lead, now), 1), lead.owner.email if lead.owner else "",
+                lead.created_at, lead.last_activity_at)])
+    return Outcome(len(ids), [])
+
+
+def stage_choices() -> list[SelectChoice]:
+    return [SelectChoice(s.value, s.label) for s in Stage]
+
+
+def owner_choices() -> list[SelectChoice]:
+    from app.leads.record import staff_choices
+
+    return [SelectChoice("", "Nobody"), *staff_choices()]
+
+
+def init_app(app: Flask) -> None:
+    add_bulk_action(app, BulkAction("owner", "Set owner", set_owner,
+                                    choice=("owner_id", "New owner", owner_choices)))
+    add_bulk_action(app, BulkAction("stage", "Change stage", move_stage,
+                                    choice=("stage", "Move to", stage_choices),
+                                    needs_reason=True))
+    add_bulk_action(app, BulkAction("export", "Export CSV", export_rows))

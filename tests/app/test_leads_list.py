@@ -1,0 +1,192 @@
+"""The leads list: filters in the query string, sorts, keyset pages (no OFFSET, no whole-table
+count), saved views, bulk actions (ticked leads now; a whole filter as a job with progress)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from html import unescape
+
+import pytest
+import sqlalchemy as sa
+
+from app.db import db, utcnow
+from app.leads import engagement
+from app.leads.bulk import BulkJob, run_bulk
+from app.leads.models import Lead
+from app.leads.service import change_stage, upsert_lead
+from tests.helpers import csrf_from, make_user
+
+NAMES = re.compile(r'<a href="/admin/leads/\d+">([^<]+)</a>')
+
+
+def _lead(email, **values) -> Lead:
+    lead = upsert_lead(email, values, source="test").lead
+    db.session.flush()
+    return lead
+
+
+def _names(html: str) -> list[str]:
+    return [unescape(n) for n in NAMES.findall(html)]
+
+
+def _next(html: str) -> str | None:
+    found = re.search(r'<a href="([^"]+)" rel="next">', html)
+    return unescape(found.group(1)) if found else None
+
+
+def test_filters_live_in_the_query_string(app, client, auth):
+    auth.login_as("marketer")
+    rep = make_user("rep@example.com", "sales")
+    hot = _lead("hot@example.com", first_name="Hot", company="Acme")
+    hot.fit_score, hot.owner_id = 35, rep.id
+    engagement.store(hot, 80.0)
+    change_stage(hot, "mql", reason="t")
+    cold = _lead("cold@example.com", first_name="Cold", company="Acme")
+    cold.fit_score = 5
+    gone = _lead("gone@example.com", first_name="Gone")
+    gone.unsubscribed_at = utcnow()
+    db.session.commit()
+    get = lambda **q: _names(client.get("/admin/leads/", query_string=q).get_data(as_text=True))
+    assert set(get()) == {"Hot", "Cold", "Gone"}
+    assert get(stage="mql") == ["Hot"]
+    assert get(grade="A") == ["Hot"]  # default bands: A ≥ 30, B ≥ 20, C ≥ 10, D ≥ 0
+    assert set(get(grade="D")) == {"Cold", "Gone"} and get(grade="B") == []
+    assert get(owner=str(rep.id)) == ["Hot"]
+    assert set(get(owner="none")) == {"Cold", "Gone"}
+    assert get(eng_min="50") == ["Hot"]
+    assert set(get(eng_max="50")) == {"Cold", "Gone"}
+    assert get(suppressed="yes") == ["Gone"]
+    assert set(get(q="acm")) == {"Hot", "Cold"}
+    tomorrow = (utcnow() + timedelta(days=1)).date().isoformat()
+    assert get(created_from=tomorrow) == []
+    assert set(get(active_to=tomorrow)) == {"Hot", "Cold", "Gone"}
+    bad = client.get("/admin/leads/?eng_min=lots&created_from=31/03/2026")
+    assert bad.status_code == 400
+    text = bad.get_data(as_text=True)
+    assert "Use a number" in text and "Use a date like 2026-03-31" in text
+    assert set(_names(text)) == {"Hot", "Cold", "Gone"}  # the rest of the filter still applies
+
+
+@pytest.mark.parametrize("sort,direction", [("fit", "desc"), ("name", "asc"),
+                                            ("created", "desc"), ("engagement", "desc"),
+                                            ("activity", "asc")])
+def test_keyset_pages_walk_every_match_once_in_order(app, client, auth, sort, direction):
+    auth.login_as("marketer")
+    start = utcnow() - timedelta(days=30)
+    for n in range(120):
+        lead = _lead(f"l{n:03d}@example.com", first_name=f"F{n % 7}", last_name=f"L{n % 11}")
+        lead.fit_score = n % 13
+        lead.created_at = start + timedelta(minutes=n % 17)  # ties: the id breaks them
+        lead.last_activity_at = start + timedelta(hours=n % 5)
+        engagement.store(lead, float(n % 9) * 10, start + timedelta(days=n % 3))
+    db.session.commit()
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, *args):
+        # SQLite's dialect writes "LIMIT ? OFFSET ?" (offset 0) for every limit; PostgreSQL
+        # writes an OFFSET only when one is asked for.
+        statements.append(statement.upper().replace("LIMIT ? OFFSET ?", "LIMIT ?"))
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        seen: list[str] = []
+        url: str | None = f"/admin/leads/?sort={sort}&dir={direction}"
+        pages = 0
+        while url:
+            html = client.get(url).get_data(as_text=True)
+            found = re.findall(r'<small>([^<]+@example\.com)</small>', html)
+            seen += found
+            url = _next(html)
+            pages += 1
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    assert pages == 3 and len(seen) == 120 and len(set(seen)) == 120
+    leads = {lead.email: lead for lead in db.session.scalars(sa.select(Lead))}
+    keys = {"fit": lambda lead: (lead.fit_score, lead.id),
+            "name": lambda lead: (lead.last_name, lead.first_name, lead.id),
+            "created": lambda lead: (lead.created_at, lead.id),
+            "engagement": lambda lead: (lead.engagement_key, lead.id),
+            "activity": lambda lead: (lead.last_activity_at, lead.id)}[sort]
+    expected = sorted(leads.values(), key=keys, reverse=direction == "desc")
+    assert seen == [lead.email_display for lead in expected]
+    assert not [s for s in statements if "OFFSET" in s]
+    counts = [s for s in statements if "COUNT(" in s and "FROM LEADS" in s]
+    assert counts and all("LIMIT" in s for s in counts)  # bounded counts only
+
+
+def test_a_saved_view_keeps_the_filter(app, client, auth):
+    auth.login_as("marketer")
+    _lead("ann@example.com", first_name="Ann")
+    db.session.commit()
+    page = client.get("/admin/leads/?stage=mql&sort=fit").get_data(as_text=True)
+    client.post("/admin/leads/views", data={"csrf_token": csrf_from(page), "name": "Hot MQLs",
+                                            "query": "stage=mql&sort=fit"})
+    listed = client.get("/admin/leads/").get_data(as_text=True)
+    assert '<a href="/admin/leads/?stage=mql&amp;sort=fit">Hot MQLs</a>' in listed
+
+
+def test_bulk_on_ticked_leads_runs_at_once(app, client, auth):
+    auth.login_as("marketer")
+    rep = make_user("rep@example.com", "sales")
+    a = _lead("a@example.com", first_name="=HYPERLINK(1)")
+    b = _lead("b@example.com", first_name="B")
+    for stage in ("mql", "sql", "customer"):
+        change_stage(b, stage, reason="setup")
+    db.session.commit()
+    token = csrf_from(client.get("/admin/leads/").get_data(as_text=True))
+    owner = client.post("/admin/leads/bulk", data={
+        "csrf_token": token, "action": "owner", "owner_id": str(rep.id), "scope": "ticked",
+        "lead": [str(a.id), str(b.id)]}, follow_redirects=True)
+    assert "Finished: 2 leads done" in owner.get_data(as_text=True)
+    db.session.expire_all()
+    assert {a.owner_id, b.owner_id} == {rep.id}
+    no_reason = client.post("/admin/leads/bulk", data={
+        "csrf_token": token, "action": "stage", "stage": "mql", "scope": "ticked",
+        "lead": [str(a.id)]}, follow_redirects=True)
+    assert "a reason is required; nothing changed" in no_reason.get_data(as_text=True)
+    moved = client.post("/admin/leads/bulk", data={
+        "csrf_token": token, "action": "stage", "stage": "mql", "reason": "Trade show",
+        "scope": "ticked", "lead": [str(a.id), str(b.id)]}, follow_redirects=True)
+    text = moved.get_data(as_text=True)
+    assert "1 lead done, 1 skipped" in text
+    assert "b@example.com: A lead cannot move from Customer to MQL" in text
+    db.session.expire_all()
+    assert (a.stage, b.stage) == ("mql", "customer")
+    export = client.post("/admin/leads/bulk", data={
+        "csrf_token": token, "action": "export", "scope": "ticked",
+        "lead": [str(a.id), str(b.id)]}, follow_redirects=True)
+    link = re.search(r'href="(/admin/leads/bulk/\d+/file)"', export.get_data(as_text=True))
+    csv_text = client.get(link.group(1)).get_data(as_text=True)
+    assert csv_text.splitlines()[0].startswith("id,email,first_name")
+    assert "'=HYPERLINK(1)" in csv_text and len(csv_text.splitlines()) == 3
+
+
+def test_a_bulk_action_on_ten_thousand_leads_runs_as_a_job(app, client, auth):
+    auth.login_as("marketer")
+    rep = make_user("rep@example.com", "sales")
+    now = utcnow()
+    db.session.execute(sa.insert(Lead), [
+        {"email": f"bulk{n}@example.com", "email_display": f"bulk{n}@example.com",
+         "first_name": "", "last_name": "", "company": "Bulk", "job_title": "", "phone": "",
+         "country": "", "attributes": {}, "stage": "lead", "fit_score": 0,
+         "engagement_score": 0.0, "engagement_key": engagement.NO_KEY, "created_at": now,
+         "updated_at": now, "last_activity_at": now} for n in range(10_000)])
+    db.session.commit()
+    token = csrf_from(client.get("/admin/leads/?q=bulk").get_data(as_text=True))
+    response = client.post("/admin/leads/bulk", data={
+        "csrf_token": token, "action": "owner", "owner_id": str(rep.id), "scope": "all",
+        "query": "q=bulk"})
+    assert response.status_code == 302
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Queued" in page and '<meta http-equiv="refresh"' in page and "<progress" in page
+    (job,) = db.session.scalars(sa.select(BulkJob)).all()
+    assert job.status == "queued" and job.done == 0  # nothing ran in the request
+    assert run_bulk(job.id) == "done"
+    assert run_bulk(job.id) == "done"  # a redelivered job does nothing more
+    db.session.expire_all()
+    assert (job.total, job.done) == (10_000, 10_000)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)
+                             .where(Lead.owner_id == rep.id)) == 10_000
+    finished = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Finished: 10,000 leads done" in finished and 'value="100"' in finished
