@@ -88,7 +88,8 @@ def _register_blueprints(app: Flask) -> None:
     from app.admin.views import init_root
     from app.auth.reset import bp as reset_bp
     from app.auth.views import bp as auth_bp
-    from app.leads import listing as _lead_list  # noqa: F401  routes on the leads blueprint
+    from app.leads import import_views as _lead_import  # noqa: F401  routes on the leads bp
+    from app.leads import listing as _lead_list  # noqa: F401
     from app.leads import record as _lead_record  # noqa: F401
     from app.leads.views import bp as leads_bp
     from app.mail.views import bp as mail_bp

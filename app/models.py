@@ -6,6 +6,7 @@ run (as under `flask db ...`), Alembic's autogenerate sees the whole schema.
 
 from app.auth.models import User  # noqa: F401
 from app.leads.bulk import BulkJob  # noqa: F401
+from app.leads.imports import LeadImport  # noqa: F401
 from app.leads.models import Event, Lead, StageChange  # noqa: F401
 from app.leads.saved_views import SavedView  # noqa: F401
 from app.leads.work import LeadNote, LeadTask  # noqa: F401

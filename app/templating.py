@@ -39,6 +39,7 @@ EVENT_LABELS = {
     "outcome_recorded": "Outcome recorded (deal)",
     "profile_edited": "Profile edited",
     "subscription_changed": "Subscription changed by hand",
+    "lead_imported": "Imported from a file",
 }
 
 
@@ -103,5 +104,6 @@ def init_app(app: Flask) -> None:
     app.add_template_global(lambda: current_app.extensions.get("lead_panels", []), "lead_panels")
     add_nav(app, "admin.dashboard", "Dashboard", "marketer", "sales")
     add_nav(app, "leads.index", "Leads", "marketer", "sales")
+    add_nav(app, "leads.import_upload", "Import", "marketer")
     add_nav(app, "mail.index", "Outbox", "marketer")
     add_nav(app, "auth.users", "Users", "admin")

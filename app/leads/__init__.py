@@ -20,3 +20,7 @@ def init_app(app: Flask) -> None:
     add_periodic(app, "app.leads.activity.run", int(app.config["LEAD_ACTIVITY_INTERVAL"]))
     add_seeder(app, seed_workspace)
     bulk.init_app(app)
+    from app.leads.import_cli import import_command
+    from app.sales.export import leads_cli  # the `flask leads …` group
+
+    leads_cli.add_command(import_command)

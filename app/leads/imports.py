@@ -1,0 +1,374 @@
+"""Importing leads from a CSV file: upload → map columns (with a preview) → a background job
+with progress → a report of rejected rows. `flask leads import FILE --map col=field` runs the
+same import in the terminal.
+
+- The file must be UTF-8 (a BOM is fine); another encoding is refused before anything runs,
+  saying where the first bad byte is. Commas, semicolons or tabs are recognised; CRLF too.
+- Exactly one column maps to `email`; without one the import does not start.
+- Rows dedupe by normalised email (within the file and against existing leads): a known lead
+  is updated (blank cells never erase), a new one created, crediting the import's source.
+- Suppressed leads (unsubscribed, bounced) stay suppressed: an import never clears that, and
+  any sequence enrollment refuses them.
+- Cells are kept as written (a formula-led cell is text here); they are escaped in pages and
+  defused in every CSV Kindling writes, the error report included.
+- The job commits each batch with its position in the file, so a redelivered job resumes.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import IO, Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.auth.models import User
+from app.db import JSONType, Model, UTCDateTime, db, utcnow
+from app.jobs import job
+from app.leads.models import Event, Lead, Stage, StageChange
+from app.leads.service import PROFILE_FIELDS, PROFILE_LENGTHS, InvalidEmail, normalise_email
+
+BATCH = 1000
+MAX_BYTES = 50 * 1024 * 1024 + 1024 * 1024  # 50 MB of data and the form around it
+PREVIEW_ROWS = 5
+IGNORE = ""
+FIELDS = ("email", *PROFILE_FIELDS)
+CONSENT_BASES = ("consent", "legitimate interest", "contract", "not recorded")
+csv.field_size_limit(1024 * 1024)
+
+
+class ImportProblem(ValueError):
+    """The file cannot be imported as it is; the message says why and what to do."""
+
+
+class LeadImport(Model):
+    __tablename__ = "lead_imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stored_name: Mapped[str] = mapped_column(sa.String(100))  # under <instance>/imports/
+    original_name: Mapped[str] = mapped_column(sa.String(300), default="")
+    delimiter: Mapped[str] = mapped_column(sa.String(1), default=",")
+    columns: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    mapping: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)  # column → field
+    source: Mapped[str] = mapped_column(sa.String(100), default="Import")
+    consent_basis: Mapped[str] = mapped_column(sa.String(40), default="not recorded")
+    consent_text: Mapped[str] = mapped_column(sa.Text, default="")
+    sequence_id: Mapped[int | None] = mapped_column()  # nurture's, when one was chosen
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(sa.String(10), default="draft")
+    size: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                                      default=0)
+    rows_done: Mapped[int] = mapped_column(default=0)  # data rows read, for resuming
+    byte_offset: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                                             default=0)
+    created: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    unchanged: Mapped[int] = mapped_column(default=0)
+    rejected: Mapped[int] = mapped_column(default=0)
+    kept_suppressed: Mapped[int] = mapped_column(default=0)
+    enrolled: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    created_by = relationship("User")
+
+    @property
+    def percent(self) -> int:
+        """How far the job is through the file (by bytes read)."""
+        if self.status == "done":
+            return 100
+        return min(99, int(100 * self.byte_offset / self.size)) if self.size else 0
+
+    @property
+    def label(self) -> str:
+        return self.original_name or f"import {self.id}"
+
+
+def folder() -> str:
+    path = os.path.join(current_app.instance_path, "imports")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def path_of(imp: LeadImport) -> str:
+    return os.path.join(folder(), imp.stored_name)
+
+
+def errors_path(imp: LeadImport) -> str:
+    return os.path.join(folder(), f"{imp.stored_name}.errors.csv")
+
+
+def check_encoding(path: str) -> None:
+    """ImportProblem unless the whole file is UTF-8 (read in blocks: 50 MB stays cheap)."""
+    incremental = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            try:
+                incremental.decode(block)
+            except UnicodeDecodeError as exc:
+                where = offset + exc.start
+                raise ImportProblem(
+                    f"This file is not UTF-8 text (byte {where:,} cannot be read). Save it "
+                    "from your spreadsheet as “CSV UTF-8” and upload it again.") from None
+            offset += len(block)
+        try:
+            incremental.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise ImportProblem("This file ends in the middle of a character: it is not "
+                                "UTF-8 text. Save it as “CSV UTF-8” and upload it again.") from None
+
+
+def sniff(path: str) -> tuple[str, list[str]]:
+    """The delimiter and the header row."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        sample = handle.read(64 * 1024)
+    if not sample.strip():
+        raise ImportProblem("The file is empty.")
+    first = sample.splitlines()[0] if sample.splitlines() else sample
+    counts = {d: first.count(d) for d in (",", ";", "\t")}
+    delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+    header = next(csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter))
+    header = [h.strip() for h in header]
+    if not any(header):
+        raise ImportProblem("The first row must name the columns.")
+    return delimiter, header
+
+
+def guess(column: str) -> str:
+    """The field a column's name suggests (the mapping page pre-selects it)."""
+    name = column.strip().lower().replace("-", " ").replace("_", " ")
+    aliases = {"email": ("email", "e mail", "email address", "mail"),
+               "first_name": ("first name", "firstname", "given name", "first"),
+               "last_name": ("last name", "lastname", "surname", "family name", "last"),
+               "company": ("company", "organisation", "organization", "company name"),
+               "job_title": ("job title", "title", "position", "role"),
+               "phone": ("phone", "telephone", "phone number", "mobile"),
+               "country": ("country", "country code")}
+    for target, names in aliases.items():
+        if name in names:
+            return target
+    return f"attr:{column.strip()}"[:60] if column.strip() else IGNORE
+
+
+def create(upload: IO[bytes], filename: str, user: User | None) -> LeadImport:
+    """Store the upload, check it, and make a draft import. ImportProblem says what is wrong
+    (the stored file is removed then). Commits."""
+    stored = f"{uuid.uuid4().hex}.csv"
+    path = os.path.join(folder(), stored)
+    size = 0
+    with open(path, "wb") as out:
+        while block := upload.read(1 << 20):
+            size += len(block)
+            out.write(block)
+    try:
+        check_encoding(path)
+        delimiter, header = sniff(path)
+    except ImportProblem:
+        os.remove(path)
+        raise
+    imp = LeadImport(stored_name=stored, original_name=(filename or "")[:300],
+                     delimiter=delimiter, columns=header,
+                     mapping={c: guess(c) for c in header}, size=size, status="draft",
+                     created_by_id=user.id if user else None, created_at=utcnow())
+    db.session.add(imp)
+    db.session.commit()
+    return imp
+
+
+def preview(imp: LeadImport, rows: int = PREVIEW_ROWS) -> list[list[str]]:
+    with open(path_of(imp), encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=imp.delimiter)
+        next(reader, None)
+        return [row for _, row in zip(range(rows), reader)]
+
+
+def check_mapping(mapping: dict[str, str]) -> None:
+    targets = [t for t in mapping.values() if t and not t.startswith("attr:")]
+    if "email" not in targets:
+        raise ImportProblem("Choose the column that holds the email address: without one "
+                            "nothing can be imported.")
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    if twice:
+        raise ImportProblem(f"Each field can come from one column only: {', '.join(twice)} "
+                            "is chosen more than once.")
+
+
+def _rows(imp: LeadImport) -> Iterator[tuple[int, list[str], int]]:
+    """(record number, cells, bytes read so far) of each data record after the ones already
+    done. Quoted cells may hold line breaks; CRLF and a BOM are fine."""
+    with open(path_of(imp), "rb") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text, delimiter=imp.delimiter)
+        next(reader, None)  # the header
+        for number, cells in enumerate(reader, start=1):
+            if number <= imp.rows_done:
+                continue
+            yield number + 1, cells, raw.tell()  # +1: the header is line 1
+
+
+def _values(imp: LeadImport, cells: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for column, cell in zip(imp.columns, cells):
+        target = imp.mapping.get(column, IGNORE)
+        cell = cell.strip()
+        if target and cell:
+            values[target] = cell
+    return values
+
+
+def apply_batch(imp: LeadImport, batch: list[tuple[int, dict[str, str]]],
+                report: Any) -> list[int]:
+    """Upsert one batch (dedupe by normalised email); returns the lead ids it touched."""
+    from app.sales.export import defuse
+
+    now = utcnow()
+    by_email: dict[str, tuple[str, dict[str, Any]]] = {}
+    for line, values in batch:
+        raw = values.pop("email", "")
+        try:
+            identity, display = normalise_email(raw)
+        except InvalidEmail as exc:
+            imp.rejected += 1
+            report.writerow([line, defuse(raw), defuse(f"not an email address: {exc}")])
+            continue
+        profile: dict[str, Any] = {}
+        attributes: dict[str, Any] = {}
+        for target, value in values.items():
+            if target.startswith("attr:"):
+                attributes[target[5:]] = value
+            else:
+                value = value[:PROFILE_LENGTHS[target]]
+                profile[target] = value.upper() if target == "country" else value
+        if identity in by_email:  # the same person twice in a batch: one lead, merged
+            _, known = by_email[identity]
+            known.update(profile)
+            known.setdefault("_attrs", {}).update(attributes)
+            continue
+        by_email[identity] = (display, {**profile, "_attrs": attributes})
+    if not by_email:
+        return []
+    existing = {lead.email: lead for lead in db.session.scalars(
+        sa.select(Lead).where(Lead.email.in_(list(by_email))))}
+    touched: list[int] = []
+    events: list[dict[str, Any]] = []
+    data = {"import_id": imp.id, "source": imp.source, "consent_basis": imp.consent_basis,
+            "consent_text": imp.consent_text}
+    for identity, lead in existing.items():
+        _, wanted = by_email[identity]
+        attrs: dict[str, Any] = wanted.pop("_attrs")
+        changes: dict[str, list[Any]] = {}
+        for name, value in wanted.items():
+            if (getattr(lead, name) or "") != value:
+                changes[name] = [getattr(lead, name) or "", value]
+                setattr(lead, name, value)
+        merged = {**(lead.attributes or {}), **attrs}
+        if merged != (lead.attributes or {}):
+            changes.update({k: [(lead.attributes or {}).get(k), v] for k, v in attrs.items()
+                            if (lead.attributes or {}).get(k) != v})
+            lead.attributes = merged
+        if lead.unsubscribed_at is not None or lead.bounced_at is not None:
+            imp.kept_suppressed += 1
+        if changes:
+            imp.updated += 1
+            events.append({"lead_id": lead.id, "type": "lead_imported", "occurred_at": now,
+                           "data": {**data, "changes": changes}, "is_bot": False})
+        else:
+            imp.unchanged += 1
+        touched.append(lead.id)
+    new = [(identity, display, values) for identity, (display, values) in by_email.items()
+           if identity not in existing]
+    if new:
+        rows = [{"email": identity, "email_display": display, "first_name": "",
+                 "last_name": "", "company": "", "job_title": "", "phone": "", "country": "",
+                 **{k: v for k, v in values.items() if k != "_attrs"},
+                 "attributes": values["_attrs"], "stage": Stage.LEAD.value, "fit_score": 0,
+                 "engagement_score": 0.0, "engagement_key": -1.0e9, "created_at": now,
+                 "updated_at": now, "last_activity_at": now}
+                for identity, display, values in new]
+        ids = list(db.session.scalars(sa.insert(Lead).returning(Lead.id), rows))
+        db.session.execute(sa.insert(StageChange), [
+            {"lead_id": lead_id, "from_stage": None, "to_stage": Stage.LEAD.value,
+             "changed_at": now, "reason": f"Created by {imp.source}", "actor": "import",
+             "actor_user_id": imp.created_by_id} for lead_id in ids])
+        events += [{"lead_id": lead_id, "type": "lead_imported", "occurred_at": now,
+                    "data": {**data, "new_lead": True}, "is_bot": False} for lead_id in ids]
+        imp.created += len(ids)
+        touched += ids
+    if events:
+        db.session.execute(sa.insert(Event), events)
+    return touched
+
+
+def run_import(import_id: int, progress: Any = None) -> str:
+    """Run (or resume) the import. Idempotent: a finished import is left alone."""
+    imp = db.session.get(LeadImport, import_id)
+    if imp is None or imp.status in ("done", "failed", "draft"):
+        return imp.status if imp else "missing"
+    imp.status = "running"
+    db.session.commit()
+    enroll = _enroller(imp)
+    with open(errors_path(imp), "a", newline="", encoding="utf-8") as errors:
+        report = csv.writer(errors)
+        if errors.tell() == 0:
+            report.writerow(["line", "email", "reason"])
+        batch: list[tuple[int, dict[str, str]]] = []
+        read = 0
+        position = imp.byte_offset
+        for line, cells, position in _rows(imp):
+            read += 1
+            if any(c.strip() for c in cells):  # blank lines are skipped, not rejected
+                batch.append((line, _values(imp, cells)))
+            if read >= BATCH:
+                _commit(imp, batch, report, read, position, enroll, errors, progress)
+                batch, read = [], 0
+        _commit(imp, batch, report, read, imp.size, enroll, errors, progress)
+    imp.status, imp.finished_at = "done", utcnow()
+    db.session.commit()
+    return imp.status
+
+
+def _commit(imp: LeadImport, batch: list[tuple[int, dict[str, str]]], report: Any, read: int,
+            position: int, enroll: Any, errors: IO[str], progress: Any) -> None:
+    ids = apply_batch(imp, batch, report) if batch else []
+    if enroll is not None and ids:
+        imp.enrolled += enroll(ids)
+    imp.byte_offset = min(position, imp.size)
+    imp.rows_done += read
+    errors.flush()
+    db.session.commit()
+    if progress is not None:
+        progress(imp)
+
+
+def _enroller(imp: LeadImport):
+    """Enrollment in the chosen sequence, through the bulk action nurture registered."""
+    if not imp.sequence_id:
+        return None
+    from app.leads.bulk import actions
+
+    action = actions().get("enroll")
+    user = db.session.get(User, imp.created_by_id) if imp.created_by_id else None
+    if action is None:
+        return None
+
+    def enroll(ids: list[int]) -> int:
+        who = user or User(email=f"import {imp.id}")
+        return action.apply(ids, {"sequence_id": str(imp.sequence_id)}, who, None).done
+
+    return enroll
+
+
+@job
+def run(import_id: int) -> str:
+    """The outbox job of an import started on its page."""
+    return run_import(import_id)

@@ -1,0 +1,115 @@
+"""Leads → Import: upload, map with a preview, a job with progress, dedupe by email,
+suppressed stay suppressed, rejected rows in a report; BOM, semicolons, CRLF, formula-led
+cells, multi-line cells; wrong encoding and no email column said before anything runs; the
+CLI does the same."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import sqlalchemy as sa
+
+from app.db import db, utcnow
+from app.leads.imports import LeadImport, run_import
+from app.leads.models import Event, Lead, StageChange
+from app.leads.service import upsert_lead
+from tests.helpers import csrf_from
+
+
+def _upload(client, data: bytes, name="leads.csv"):
+    token = csrf_from(client.get("/admin/leads/import").get_data(as_text=True))
+    return client.post("/admin/leads/import", data={
+        "csrf_token": token, "file": (io.BytesIO(data), name)},
+        content_type="multipart/form-data")
+
+
+def test_an_import_maps_previews_runs_and_reports(app, client, auth):
+    auth.login_as("marketer")
+    known = upsert_lead("Known@Example.com", {"first_name": "Kay", "company": "Old"}).lead
+    gone = upsert_lead("gone@example.com", {"first_name": "Gone"}).lead
+    gone.unsubscribed_at = utcnow()
+    db.session.commit()
+    body = ("\ufeffE-mail;First name;Company;Team size\r\n"
+            "ann@example.com;Ann;=HYPERLINK(\"http://x\");11-50\r\n"
+            "KNOWN@example.com ;;New Co;\r\n"
+            "not-an-email;Bob;;\r\n"
+            "gone@example.com;Gone;Back Again;\r\n"
+            "ann@EXAMPLE.com;Annie;;\r\n"
+            "multi@example.com;\"Line one\r\nline two\";Multi;\r\n").encode("utf-8")
+    response = _upload(client, body)
+    assert response.status_code == 302
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Map the columns" in page and "=HYPERLINK(&#34;http://x&#34;)" in page  # escaped
+    (imp,) = db.session.scalars(sa.select(LeadImport)).all()
+    assert imp.delimiter == ";" and imp.columns[0] == "E-mail"
+    assert imp.mapping["E-mail"] == "email" and imp.mapping["Team size"] == "attr:Team size"
+    token = csrf_from(page)
+    started = client.post(response.headers["Location"], data={
+        "csrf_token": token, "map-0": "email", "map-1": "first_name", "map-2": "company",
+        "map-3": "attr", "source": "Trade show", "consent_basis": "consent",
+        "consent_text": "Yes, email me"})
+    assert started.status_code == 302
+    status = client.get(started.headers["Location"]).get_data(as_text=True)
+    assert "<progress" in status and '<meta http-equiv="refresh"' in status
+    db.session.expire_all()
+    assert imp.status == "queued"
+    assert run_import(imp.id) == "done"
+    assert run_import(imp.id) == "done"  # redelivered: nothing twice
+    db.session.expire_all()
+    assert (imp.created, imp.updated, imp.rejected, imp.kept_suppressed) == (2, 2, 1, 1)
+    ann = db.session.scalar(sa.select(Lead).where(Lead.email == "ann@example.com"))
+    assert ann.first_name == "Annie"  # one lead per normalised email; the later row wins
+    assert ann.company == '=HYPERLINK("http://x")' and ann.attributes == {"Team size": "11-50"}
+    db.session.refresh(known)
+    assert (known.first_name, known.company) == ("Kay", "New Co")  # blanks erase nothing
+    db.session.refresh(gone)
+    assert gone.unsubscribed_at is not None and gone.company == "Back Again"
+    multi = db.session.scalar(sa.select(Lead).where(Lead.email == "multi@example.com"))
+    assert multi.first_name == "Line one\r\nline two"[:100]
+    change = db.session.scalar(sa.select(StageChange).where(StageChange.lead_id == ann.id))
+    assert change.reason == "Created by Trade show"
+    event = db.session.scalar(sa.select(Event).where(Event.lead_id == ann.id,
+                                                      Event.type == "lead_imported"))
+    assert event.data["consent_text"] == "Yes, email me"
+    done = client.get(started.headers["Location"]).get_data(as_text=True)
+    assert "Finished" in done and 'value="100"' in done
+    link = re.search(r'href="(/admin/leads/import/\d+/errors.csv)"', done).group(1)
+    rejected = list(csv.reader(io.StringIO(client.get(link).get_data(as_text=True))))
+    assert rejected[0] == ["line", "email", "reason"]
+    assert rejected[1][:2] == ["4", "not-an-email"] and "not an email address" in rejected[1][2]
+
+
+def test_wrong_encoding_is_refused_before_anything_runs(app, client, auth):
+    auth.login_as("marketer")
+    response = _upload(client, "email,name\nann@example.com,Zoë\n".encode("cp1252"))
+    assert response.status_code == 400
+    assert "This file is not UTF-8 text (byte 29 cannot be read)" in response.get_data(
+        as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(LeadImport)) == 0
+
+
+def test_no_email_column_is_refused_before_anything_runs(app, client, auth):
+    auth.login_as("marketer")
+    response = _upload(client, b"name,company\nAnn,Acme\n")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    started = client.post(response.headers["Location"], data={
+        "csrf_token": csrf_from(page), "map-0": "first_name", "map-1": "company"})
+    assert started.status_code == 400
+    assert "Choose the column that holds the email address" in started.get_data(as_text=True)
+    (imp,) = db.session.scalars(sa.select(LeadImport)).all()
+    assert imp.status == "draft"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 0
+
+
+def test_the_cli_imports_with_a_mapping(app, runner, tmp_path):
+    path = tmp_path / "people.csv"
+    path.write_text("Mail,Org\nann@example.com,Acme\nbad,Nope\n", encoding="utf-8")
+    result = runner.invoke(args=["leads", "import", str(path), "--map", "Mail=email",
+                                 "--map", "Org=company", "--source", "CRM dump"])
+    assert result.exit_code == 0, result.output
+    assert "1 new lead, 0 updated, 0 unchanged, 1 rejected" in result.output
+    assert db.session.scalar(sa.select(Lead.company)) == "Acme"
+    missing = runner.invoke(args=["leads", "import", str(path), "--map", "Mail=ignore"])
+    assert missing.exit_code != 0 and "Choose the column that holds the email" in missing.output
