@@ -167,3 +167,14 @@ class StageChange(Model):
         if self.actor_user is not None:
             return self.actor_user.email
         return self.actor
+
+
+@sa.event.listens_for(Lead.engagement_score, "set")
+def _engagement_stamped(target: Lead, value: float | None, _old: Any, _initiator: Any) -> None:
+    """Whoever sets a lead's engagement sets it as of now: its time and key follow (a caller
+    that knows another time, `app.leads.engagement.store`, sets them after)."""
+    from app.leads.engagement import key_for
+
+    at = utcnow()
+    target.engagement_at = at
+    target.engagement_key = key_for(float(value or 0.0), at)
