@@ -28,9 +28,8 @@ from app.auth.models import User
 from app.db import JSONType, Model, UTCDateTime, db, utcnow
 from app.jobs import job
 from app.leads import engagement, lifecycle
-from app.leads.models import Lead, Stage
+from app.leads.models import Event, Lead, Stage
 from app.leads.query import LeadQuery, id_batches
-from app.leads.service import record_event
 
 BATCH = 500
 INLINE_MAX = 200  # a selection this small runs in the request
@@ -166,17 +165,23 @@ def _leads(ids: list[int]) -> list[Lead]:
 
 
 def set_owner(ids: list[int], params: dict[str, Any], user: User, _: Any) -> Outcome:
+    """One UPDATE and one multi-row INSERT of `owner_assigned` events per batch."""
     owner_id = int(params["owner_id"]) if params.get("owner_id") else None
     owner = db.session.get(User, owner_id) if owner_id else None
-    done = 0
-    for lead in _leads(ids):
-        if lead.owner_id != owner_id:
-            lead.owner_id = owner_id
-            record_event(lead, "owner_assigned", flush=False, data={
-                "owner": owner.email if owner else None, "method": "bulk",
-                "reason": f"set by {user.email}"})
-        done += 1
-    return Outcome(done, [])
+    changing = list(db.session.scalars(sa.select(Lead.id).where(
+        Lead.id.in_(ids), Lead.owner_id.is_distinct_from(owner_id))))
+    if changing:
+        now = utcnow()
+        db.session.execute(sa.update(Lead).where(Lead.id.in_(changing))
+                           .values(owner_id=owner_id, updated_at=now)
+                           .execution_options(synchronize_session=False))
+        data = {"owner": owner.email if owner else None, "method": "bulk",
+                "reason": f"set by {user.email}"}
+        db.session.execute(sa.insert(Event), [
+            {"lead_id": lead_id, "type": "owner_assigned", "occurred_at": now, "data": data,
+             "is_bot": False} for lead_id in changing])
+        db.session.expire_all()
+    return Outcome(len(ids), [])
 
 
 def move_stage(ids: list[int], params: dict[str, Any], user: User, _: Any) -> Outcome:
