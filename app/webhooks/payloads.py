@@ -48,7 +48,7 @@ def lead_payload(lead: Lead) -> dict[str, Any]:
     return {
         "lead": jsonable(lead_document(lead)),
         "scores": {"fit": lead.fit_score or 0,
-                   "engagement": round(float(lead.engagement_score or 0.0), 2), "why": why},
+                   "engagement": round(lead.engagement_now, 2), "why": why},  # as of now
         "stage_history": [jsonable(stage_change_document(c)) for c in changes],
         "source": source,
         "last_activity": None if last is None else {

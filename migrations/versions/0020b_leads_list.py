@@ -1,7 +1,7 @@
 """leads list: last activity, engagement as of now, keyset indexes, saved views, bulk jobs
 
 Revision ID: 0020b_leads_list
-Revises: 0016a_session_version
+Revises: 0021c_slack_alerts
 Create Date: 2026-12-02 03:06:27.340094
 
 """
@@ -14,7 +14,7 @@ import app.db
 
 # revision identifiers, used by Alembic.
 revision = '0020b_leads_list'
-down_revision = '0016a_session_version'
+down_revision = '0021c_slack_alerts'
 branch_labels = None
 depends_on = None
 

@@ -41,12 +41,12 @@ def test_an_idle_lead_cools_everywhere(app, client, auth):
         assert client.get("/sales/export.csv?stage=mql&min_engagement=60").get_data(
             as_text=True).count("ann@example.com") == 0
         from app.leads.story import profile
-        from app.sales.crm import document
+        from app.webhooks.payloads import lead_payload
 
-        assert "Engagement: 40" in profile(lead).lines
-        change = change_stage(lead, "sql", reason="accepted")
-        db.session.commit()
-        assert document(change)["lead"]["engagement_score"] == 40.0
+        assert "Engagement: 40" in profile(lead).lines  # the alert's story
+        payload = lead_payload(lead)  # what the CRM (webhook subscribers) receives
+        assert payload["scores"]["engagement"] == 40.0
+        assert payload["lead"]["engagement_score"] == 40.0
 
 
 def test_a_cooled_lead_fails_a_score_branch(app):
