@@ -28,7 +28,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from app.db import db, utcnow
+from app.db import db, rows_matched, utcnow
 from app.jobs import job
 from app.leads.models import Event
 
@@ -54,6 +54,7 @@ class Report:
     ips_truncated: int = 0
     raw_cleared: int = 0
     stopped_early: bool = False
+    delete_seconds: float = 0.0  # time spent deleting events (the bench's rows/s)
 
     def lines(self) -> list[str]:
         verb = "would go" if self.dry_run else "deleted"
@@ -128,17 +129,23 @@ def _prune_events(rule: Rule, mark: int, report: Report, batch: int,
         report.events[rule.label] = db.session.scalar(
             sa.select(sa.func.count()).select_from(Event).where(where)) or 0
         return
+    import time
+
     total = 0
+    started = time.perf_counter()
     while not out_of_time():
-        ids = list(db.session.scalars(sa.select(Event.id).where(where).order_by(Event.id)
-                                      .limit(batch)))
-        if not ids:
+        # One statement per batch, its own short transaction: rows are picked in id order
+        # (the primary key walks them), so no batch waits on another's locks.
+        picked = sa.select(Event.id).where(where).order_by(Event.id).limit(batch)
+        deleted = rows_matched(sa.delete(Event).where(Event.id.in_(picked.scalar_subquery()))
+                               .execution_options(synchronize_session=False))
+        db.session.commit()
+        total += deleted
+        if deleted < batch:
             break
-        db.session.execute(sa.delete(Event).where(Event.id.in_(ids)))
-        db.session.commit()  # one short transaction per batch
-        total += len(ids)
     else:
         report.stopped_early = True
+    report.delete_seconds += time.perf_counter() - started
     report.events[rule.label] = total
 
 
