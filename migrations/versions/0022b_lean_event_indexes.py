@@ -1,7 +1,7 @@
 """events: lean indexes (no index on type alone, partial indexes on visitor_id and campaign_id)
 
 Revision ID: 0022b_lean_event_indexes
-Revises: 0021c_slack_alerts
+Revises: 0020c_lead_imports
 Create Date: 2026-12-02 04:00:00.000000
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0022b_lean_event_indexes'
-down_revision = '0021c_slack_alerts'
+down_revision = '0020c_lead_imports'
 branch_labels = None
 depends_on = None
 
