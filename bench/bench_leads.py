@@ -65,7 +65,7 @@ def _load(scratch, leads: int, events: int) -> None:
     for start in range(1, events + 1, step):
         print(f"  leads: events {start:,}…", file=sys.stderr, flush=True)
         insert_select(scratch, Event, {
-            "lead_id": f"1 + (g * 7919) % {leads}",
+            "lead_id": f"1 + ((g::bigint * 7919) % {leads})::int",
             "type": "(ARRAY['page_viewed','email_opened','email_clicked','email_sent',"
                     "'form_submitted'])[1 + g % 5]",
             "occurred_at": "now() - (g % 400) * interval '1 hour'",
