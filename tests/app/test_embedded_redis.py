@@ -59,4 +59,4 @@ def test_a_server_someone_else_uses_keeps_running(tmp_path):
         _run(instance, "doctor")
         assert _servers_in(instance) == [ours]
     finally:
-        queue.stop_embedded()
+        queue.stop_embedded(str(instance))  # only ours: the test session's keeps running
