@@ -86,11 +86,11 @@ def test_a_prune_stopped_half_way_continues_without_counting_twice(app, monkeypa
     original = retention._prune_events
     calls = {"n": 0}
 
-    def stop_after_one_batch(rule, mark, report, batch, out_of_time):
+    def stop_after_one_batch(chosen, mark, report, batch, out_of_time):
         def soon() -> bool:
             calls["n"] += 1
             return calls["n"] > 1
-        return original(rule, mark, report, batch, soon)
+        return original(chosen, mark, report, batch, soon)
 
     monkeypatch.setattr(retention, "_prune_events", stop_after_one_batch)
     first = retention.prune()
