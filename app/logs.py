@@ -69,6 +69,8 @@ class QuietPeriodicJobs(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno > logging.INFO or not record.name.startswith("rq."):
             return True
+        if record.name == "rq.cron" and str(record.msg).startswith("Enqueued job"):
+            return False  # the scheduler's line for each periodic run
         args = record.args if isinstance(record.args, tuple) else ()
         texts = [ANSI.sub("", str(arg)) for arg in args]
         if any(text.split("(", 1)[0] in self.paths for text in texts):

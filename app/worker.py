@@ -118,6 +118,7 @@ def worker_command(burst: bool, queues: tuple[str, ...]) -> None:
 @with_appcontext
 def scheduler_command() -> None:
     """Enqueue the periodic jobs (outbox relay, nurture tick, ...). Run exactly one."""
+    logs.quiet_periodic_jobs({item.job for item in periodic_jobs(current_app)})
     while True:
         wait_for_redis("scheduler")
         cron = CronScheduler(connection=worker_connection())

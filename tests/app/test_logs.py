@@ -49,6 +49,18 @@ def test_json_lines_are_one_object_each():
     assert "ValueError" in data["exception"]
 
 
+def test_the_scheduler_does_not_log_each_periodic_run():
+    from app.logs import QuietPeriodicJobs
+
+    quiet = QuietPeriodicJobs({"app.outbox.relay"})
+    enqueued = logging.LogRecord("rq.cron", logging.INFO, __file__, 1,
+                                 "Enqueued job relay to queue default", (), None)
+    started = logging.LogRecord("rq.cron", logging.INFO, __file__, 1,
+                                "CronScheduler %s: starting...", ("x",), None)
+    assert not quiet.filter(enqueued)
+    assert quiet.filter(started)
+
+
 def test_a_stage_change_is_logged(app, caplog):
     lead = make_lead()
     with caplog.at_level(logging.INFO, logger="app.leads.service"):
