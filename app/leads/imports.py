@@ -23,7 +23,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import sqlalchemy as sa
 from flask import current_app
@@ -295,8 +295,10 @@ def apply_batch(imp: LeadImport, batch: list[tuple[int, dict[str, str]]],
                  "engagement_score": 0.0, "engagement_key": -1.0e9, "created_at": now,
                  "updated_at": now, "last_activity_at": now}
                 for identity, display, values in new]
-        ids = list(db.session.scalars(sa.insert(Lead).returning(Lead.id), rows))
-        db.session.execute(sa.insert(StageChange), [
+        # Core statements (one multi-row INSERT each): no ORM bookkeeping per row.
+        leads = cast(sa.Table, Lead.__table__)
+        ids = list(db.session.execute(sa.insert(leads).returning(leads.c.id), rows).scalars())
+        db.session.execute(sa.insert(cast(sa.Table, StageChange.__table__)), [
             {"lead_id": lead_id, "from_stage": None, "to_stage": Stage.LEAD.value,
              "changed_at": now, "reason": f"Created by {imp.source}", "actor": "import",
              "actor_user_id": imp.created_by_id} for lead_id in ids])
@@ -305,7 +307,7 @@ def apply_batch(imp: LeadImport, batch: list[tuple[int, dict[str, str]]],
         imp.created += len(ids)
         touched += ids
     if events:
-        db.session.execute(sa.insert(Event), events)
+        db.session.execute(sa.insert(cast(sa.Table, Event.__table__)), events)
     return touched
 
 
