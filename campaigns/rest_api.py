@@ -13,7 +13,7 @@ from marshmallow import fields, validate
 from app.api.errors import field_problem
 from app.api.framework import api_blueprint
 from app.api.pagination import BadCursor, page
-from app.api.schemas import PageArgs, page_schema
+from app.api.schemas import MAX_ID, PageArgs, page_schema
 from app.db import db
 from campaigns.models import Campaign
 
@@ -76,7 +76,7 @@ class CampaignItem(MethodView):
     @blp.response(200, CampaignSchema)
     def get(self, campaign_id: int):
         """One campaign."""
-        row = db.session.get(Campaign, campaign_id) if 0 < campaign_id < 2**63 else None
+        row = db.session.get(Campaign, campaign_id) if 0 < campaign_id <= MAX_ID else None
         if row is None:
             abort(404, description=f"There is no campaign {campaign_id}.")
         return document(row)

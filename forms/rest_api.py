@@ -13,12 +13,12 @@ from marshmallow import fields, validate
 from app.api.errors import field_problem
 from app.api.framework import api_blueprint
 from app.api.pagination import BadCursor, page
-from app.api.schemas import PageArgs, page_schema
+from app.api.schemas import MAX_ID, PageArgs, page_schema
 from forms.models import Submission
 
 blp = api_blueprint("api_submissions", __name__, "/submissions",
                     "Form submissions (read only).")
-ID = validate.Range(min=1, max=2**53)
+ID = validate.Range(min=1, max=MAX_ID)
 
 
 class SubmissionSchema(ma.Schema):
@@ -78,7 +78,7 @@ class SubmissionItem(MethodView):
         """One submission."""
         from app.db import db
 
-        row = db.session.get(Submission, submission_id) if 0 < submission_id < 2**63 else None
+        row = db.session.get(Submission, submission_id) if 0 < submission_id <= MAX_ID else None
         if row is None:
             abort(404, description=f"There is no submission {submission_id}.")
         return document(row)

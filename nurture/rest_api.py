@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from app.api.errors import field_problem
 from app.api.framework import api_blueprint, current_token
 from app.api.pagination import BadCursor, page
-from app.api.schemas import PageArgs, Strict, page_schema
+from app.api.schemas import MAX_ID, PageArgs, Strict, page_schema
 from app.db import db
 from app.leads.models import Lead
 from nurture import engine
@@ -25,7 +25,7 @@ from nurture.models import Enrollment, Sequence
 log = logging.getLogger(__name__)
 blp = api_blueprint("api_enrollments", __name__, "/enrollments",
                     "Enrollments: leads in nurture sequences.")
-ID = validate.Range(min=1, max=2**53)
+ID = validate.Range(min=1, max=MAX_ID)
 
 
 class EnrollmentSchema(ma.Schema):
@@ -125,7 +125,7 @@ class EnrollmentItem(MethodView):
 
 
 def _enrollment(enrollment_id: int) -> Enrollment:
-    row = db.session.get(Enrollment, enrollment_id) if 0 < enrollment_id < 2**63 else None
+    row = db.session.get(Enrollment, enrollment_id) if 0 < enrollment_id <= MAX_ID else None
     if row is None:
         abort(404, description=f"There is no enrollment {enrollment_id}.")
     return row

@@ -17,7 +17,7 @@ from marshmallow import fields, validate
 
 from app.api.errors import field_problem
 from app.api.framework import api_blueprint, current_token
-from app.api.schemas import Strict
+from app.api.schemas import MAX_ID, Strict
 from app.db import db, insert_or_skip, utcnow
 from app.leads.models import Event, Lead
 from app.leads.service import InvalidEmail, events_written, normalise_email, upsert_lead
@@ -40,7 +40,7 @@ class EventInSchema(Strict):
     email = fields.String(validate=validate.Length(min=1, max=320),
                           metadata={"format": "email", "description": "The lead (created "
                                                                       "when new); or lead_id"})
-    lead_id = fields.Integer(validate=validate.Range(min=1, max=2**53))
+    lead_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
     occurred_at = fields.AwareDateTime(metadata={"description": "Default: now"})
     url = fields.String(validate=validate.Length(max=2000))
     data = fields.Dict(keys=fields.String(validate=validate.Length(max=100)),

@@ -14,6 +14,7 @@ from app.api.documents import lead_document
 from app.api.errors import field_problem
 from app.api.framework import api_blueprint, current_token
 from app.api.pagination import BadCursor, page
+from app.api.schemas import MAX_ID
 from app.auth.models import User
 from app.db import db
 from app.leads.lifecycle import ForbiddenMove, move
@@ -26,7 +27,7 @@ blp = api_blueprint("api_leads", __name__, "/leads", "Leads: the people Kindling
 
 
 def lead_or_404(lead_id: int) -> Lead:
-    lead = db.session.get(Lead, lead_id) if 0 < lead_id < 2**63 else None
+    lead = db.session.get(Lead, lead_id) if 0 < lead_id <= MAX_ID else None
     if lead is None:
         abort(404, description=f"There is no lead {lead_id}.")
     return lead

@@ -11,7 +11,7 @@ from marshmallow import fields, validate
 
 from app.api.errors import field_problem
 from app.api.framework import api_blueprint
-from app.api.schemas import Strict
+from app.api.schemas import MAX_ID, Strict
 from app.db import utcnow
 
 blp = api_blueprint("api_reports", __name__, "/reports", "Report numbers (read only).")
@@ -21,7 +21,7 @@ MAX_DAYS = 366
 class NumbersArgs(Strict):
     since = fields.Date(metadata={"description": "First day (UTC), default 30 days ago"})
     until = fields.Date(metadata={"description": "Last day (UTC), default today"})
-    campaign_id = fields.Integer(validate=validate.Range(min=1, max=2**53))
+    campaign_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
 
 
 class NumbersSchema(ma.Schema):

@@ -3,6 +3,7 @@ refused), shape responses, and are the OpenAPI document's components."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import marshmallow as ma
@@ -12,13 +13,37 @@ from app.leads.models import Stage
 from app.leads.service import PROFILE_LENGTHS
 
 STAGES = [s.value for s in Stage]
+# Ids are 32-bit integers on PostgreSQL (leads, enrollments, submissions, campaigns): a larger
+# number is refused as input instead of reaching the database as an out-of-range error.
+MAX_ID = 2**31 - 1
 ATTRIBUTES_MAX = 50
 ATTRIBUTE_VALUE_MAX = 2000
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class Strict(ma.Schema):
+    """Unknown fields refused; text with a NUL character refused (PostgreSQL stores none)."""
+
     class Meta:
         unknown = ma.RAISE
+
+    @ma.pre_load
+    def _refuse_nul(self, data: Any, **_kw: Any) -> Any:
+        if isinstance(data, Mapping):
+            bad = {str(k): ["Text may not contain NUL (\\u0000) characters."]
+                   for k, v in data.items() if _has_nul(k) or _has_nul(v)}
+            if bad:
+                raise ma.ValidationError(bad)
+        return data
 
 
 class FieldErrorSchema(ma.Schema):

@@ -152,3 +152,11 @@ def test_rate_limit_per_token_with_ratelimit_headers(make_app, app_config):
         assert "Retry-After" in answers[3].headers
         other = client.get("/api/v1/leads", headers={"Authorization": f"Bearer {second}"})
         assert other.status_code == 200  # counted per token
+
+
+def test_nul_characters_and_ids_past_the_database_range_are_refused_cleanly(api: ApiClient):
+    body = _problem(api.post("/api/v1/leads", {"email": "a@example.com",
+                                               "company": "Acme\u0000"}), 422)
+    assert body["errors"][0]["field"] == "company"
+    _problem(api.get(f"/api/v1/leads/{2**31}"), 404)
+    _problem(api.get("/api/v1/leads?q=a%00b"), 422)
