@@ -25,7 +25,13 @@ from app.machines import machine_reason
 from app.outbox import OutboxJob
 from campaigns import assets
 from campaigns.models import DELIVERABLE_STATUSES, Asset
-from campaigns.tokens import download_url, load_download
+from campaigns.tokens import (
+    Signed,
+    SignedIntake,
+    download_url,
+    load_download,
+    load_intake_download,
+)
 from forms.models import Submission
 
 bp = Blueprint("downloads", __name__, template_folder="templates")
@@ -49,15 +55,28 @@ def _invalid():
 def resolve(token: str) -> Grant | None:
     """What a download token grants, or None when it is forged, tampered or no longer backed
     by a deliverable submission and an existing asset."""
-    signed = load_download(token)
-    if signed is None:
-        return None
-    submission = db.session.get(Submission, signed.first)
+    signed: Signed | SignedIntake | None = load_download(token)
+    if signed is not None:
+        submission = db.session.get(Submission, signed.first)  # type: ignore[union-attr]
+    else:
+        signed = load_intake_download(token)
+        if signed is None:
+            return None
+        submission = _from_intake(signed.intake_id)
     asset = db.session.get(Asset, signed.second)
     if submission is None or asset is None or submission.status not in DELIVERABLE_STATUSES \
             or submission.lead is None:
         return None
     return Grant(submission, asset, signed.expired(asset.link_ttl_hours * 3600))
+
+
+def _from_intake(intake_id: str) -> Submission | None:
+    """The submission of a link made at submit time: made now when the visitor is faster
+    than the intake processor (the same exactly-once path the worker takes)."""
+    from forms import processor
+
+    submission_id = processor.process_one(intake_id)
+    return db.session.get(Submission, submission_id) if submission_id is not None else None
 
 
 def _no_store(response):

@@ -20,6 +20,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from sqlalchemy.exc import DBAPIError
 
 from app.db import db
 from app.extensions import csrf
@@ -28,9 +29,9 @@ from app.visitors import remember, visitor_id
 from campaigns import pagecache, pageviews
 from campaigns.content import render_markdown
 from campaigns.models import DELIVERABLE_STATUSES, Campaign, CampaignStatus, LandingPage
-from campaigns.tokens import download_token, load_thanks, thanks_token
-from forms import hosted
-from forms.models import Submission, SubmissionStatus
+from campaigns.tokens import intake_download_token, load_receipt, receipt_token
+from forms import hosted, intake, spill
+from forms.models import Form, Intake, Submission, SubmissionStatus
 from forms.pipeline import Context
 
 bp = Blueprint("landing", __name__, template_folder="templates")
@@ -84,7 +85,7 @@ csrf.exempt(show)  # public lead forms: no session, no token; `forms.origin` che
 
 
 def _submit(slug: str):
-    page, preview = find_page(slug)
+    page, preview = find_page(slug, cached=True)  # no read: a refusing database still takes it
     form_def = page.form
     if form_def is None:
         abort(405)
@@ -94,7 +95,7 @@ def _submit(slug: str):
     page_id = page.id  # the commit in `process` expires the page
     result = hosted.process(form_def, wtform, ctx)
     if result is not None:
-        token = thanks_token(result.submission_id or result.submission.id, page_id)
+        token = receipt_token(result.intake_id, page_id)
         return remember(redirect(url_for(".thanks", slug=slug, token=token), code=303))
     # Invalid: the same instance, with every typed value and its errors.
     response = make_response(_render(page, wtform, preview), 422)
@@ -161,27 +162,50 @@ def record_beacon_view(args: Mapping[str, str], url: str, vid: str | None) -> bo
 
 @bp.route("/p/<slug>/thanks/<token>")
 def thanks(slug: str, token: str):
-    page, preview = find_page(slug)
-    signed = load_thanks(token)
+    """From the intake id alone: it works before the intake processor has run (the status is
+    then the one the processor will give), and while the database refuses (a spilled submit)."""
+    page, preview = find_page(slug, cached=True)
+    signed = load_receipt(token)
     if signed is None or signed.second != page.id:
         abort(404)
-    submission = db.session.get(Submission, signed.first)
-    if submission is None or submission.landing_page_id != page.id:
+    status = _receipt_status(signed.intake_id, page.id)
+    if status is None:
         abort(404)
     asset = page.asset
     max_age = asset.link_ttl_hours * 3600 if asset is not None else THANKS_MAX_AGE
     link_expired = signed.expired(max_age)
+    deliverable = status in DELIVERABLE_STATUSES
     download = None
-    if asset is not None and submission.status in DELIVERABLE_STATUSES and not link_expired:
-        download = url_for("downloads.download", token=download_token(submission.id, asset.id))
+    if asset is not None and deliverable and not link_expired:
+        download = url_for("downloads.download",
+                           token=intake_download_token(signed.intake_id, asset.id))
     html = render_template(
         "campaigns/thanks.html", page=page, preview=preview, download=download,
         text=render_markdown(page.thank_you_markdown),
-        asset=asset if submission.status in DELIVERABLE_STATUSES else None,
-        link_expired=link_expired,
-        pending=submission.status == SubmissionStatus.PENDING.value,
+        asset=asset if deliverable else None, link_expired=link_expired,
+        pending=status == SubmissionStatus.PENDING.value,
     )
     response = make_response(html)
     response.headers["Referrer-Policy"] = "no-referrer"  # the address carries a token
     response.headers["Cache-Control"] = "private, no-store"
     return remember(response)
+
+
+def _receipt_status(intake_id: str, page_id: int) -> str | None:
+    """The submission's status (or the one it will get), None for no such submit here."""
+    try:
+        row = db.session.get(Intake, intake_id)
+        if row is None:
+            return "spilled" if spill.holds(intake_id) else None
+        if row.landing_page_id != page_id:
+            return None
+        if row.submission_id is not None:
+            submission = db.session.get(Submission, row.submission_id)
+            return submission.status if submission is not None else None
+        form = db.session.get(Form, row.form_id)
+        if form is None:
+            return None
+        return intake.expected_status(form, row.suspect_reason)
+    except DBAPIError:  # the database refuses now: a spilled submit still gets its page
+        db.session.rollback()
+        return "spilled" if spill.holds(intake_id) else None

@@ -2,6 +2,8 @@
 
 - thanks:   [submission id, landing page id], in the address of the thank-you page
 - download: [submission id, asset id], valid for the asset's `link_ttl_hours`
+- receipt / intake download: [intake id, page or asset id], the same two made at submit time,
+  before the intake processor has made the submission
 
 Tokens carry their signing time; the caller decides how old is too old (it depends on the asset).
 """
@@ -16,6 +18,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 THANKS_SALT = "kindling.thanks"
 DOWNLOAD_SALT = "kindling.download"
+# Made at submit time from the intake id alone (before any submission exists).
+RECEIPT_SALT = "kindling.intake-thanks"
+INTAKE_DOWNLOAD_SALT = "kindling.intake-download"
 
 
 def _serializer(salt: str) -> URLSafeTimedSerializer:
@@ -63,3 +68,40 @@ def load_download(token: str) -> Signed | None:
 def download_url(submission_id: int, asset_id: int) -> str:
     """Absolute link for emails: jobs have no request to build a host from."""
     return f"{current_app.config['BASE_URL']}/d/{download_token(submission_id, asset_id)}"
+
+
+@dataclass(frozen=True)
+class SignedIntake:
+    intake_id: str
+    second: int
+    signed_at: float
+
+    def expired(self, max_age_seconds: float) -> bool:
+        return time.time() - self.signed_at > max_age_seconds
+
+
+def _load_intake(salt: str, token: str) -> SignedIntake | None:
+    try:
+        payload, signed_at = _serializer(salt).loads(token, return_timestamp=True)
+    except BadSignature:
+        return None
+    if (not isinstance(payload, list) or len(payload) != 2 or type(payload[0]) is not str
+            or type(payload[1]) is not int or not payload[0].isalnum()):
+        return None
+    return SignedIntake(payload[0], payload[1], signed_at.timestamp())
+
+
+def receipt_token(intake_id: str, page_id: int) -> str:
+    return _serializer(RECEIPT_SALT).dumps([intake_id, page_id])
+
+
+def load_receipt(token: str) -> SignedIntake | None:
+    return _load_intake(RECEIPT_SALT, token)
+
+
+def intake_download_token(intake_id: str, asset_id: int) -> str:
+    return _serializer(INTAKE_DOWNLOAD_SALT).dumps([intake_id, asset_id])
+
+
+def load_intake_download(token: str) -> SignedIntake | None:
+    return _load_intake(INTAKE_DOWNLOAD_SALT, token)

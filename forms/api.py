@@ -1,7 +1,7 @@
 """The JSON API behind embedded forms: the definition, and submissions from other sites.
 
     GET  /api/forms/<key>              the fields, labels, consent text and a signed form token
-    POST /api/forms/<key>/submissions  JSON or form-encoded; 201 / 422 / 429 / 404 / 403
+    POST /api/forms/<key>/submissions  JSON or form-encoded; 202 {id} / 422 / 429 / 404 / 403
 
 Why no CSRF token here: these routes are called from pages on other sites, where our session
 cookie does not exist (and the script never sends credentials), so there is no ambient authority
@@ -10,7 +10,7 @@ for a cross-site request to abuse; a CSRF token would protect nothing. What they
 - a form token signed with its own salt (`kindling.embed`) carrying the form id and the time it
   was handed out. It proves the poster fetched this form's definition first and doubles as the
   minimum-time check. A missing, forged, foreign or stale token is *quarantined* like any other
-  suspect (201, no lead, kept for review) rather than refused, so bots learn nothing;
+  suspect (202, no lead, kept for review) rather than refused, so bots learn nothing;
 - an `Origin` check: a browser request from a site not in the form's `allowed_origins` is
   refused (403), and CORS headers name only allowed origins (never `*`, always `Vary: Origin`).
   Non-browser clients send no Origin; they meet the token, the honeypot and the rate limit.
@@ -31,11 +31,11 @@ from werkzeug.exceptions import HTTPException
 
 from app.db import db
 from app.extensions import csrf
+from forms import intake, pipeline, spam
 from forms import origin as cross_site
-from forms import pipeline, spam
 from forms.builder import CONSENT, EMBED_TOKEN, HONEYPOT, TIMESTAMP, bind
 from forms.hosted import client_ip, submit_limit
-from forms.models import FieldType, Form, SubmissionStatus
+from forms.models import FieldType, Form
 
 MAX_BODY = 64 * 1024  # bytes: no real form is bigger
 PREFLIGHT_MAX_AGE = 600
@@ -209,14 +209,15 @@ def submit(key: str):
                             salt=spam.EMBED_SALT)
     ctx = pipeline.Context(ip=client_ip(), user_agent=request.headers.get("User-Agent", ""),
                            channel="embed")
-    result = pipeline.submit(form, data, posted.to_dict(flat=True), ctx, reason)
+    receipt = intake.receive(form, data, posted.to_dict(flat=True), ctx, reason)
     # A quarantined post answers exactly like a real one would: bots learn nothing.
-    pending = result.status == SubmissionStatus.PENDING.value or (
-        result.status == SubmissionStatus.QUARANTINED.value and form.double_opt_in)
-    body = {"status": "pending_confirmation" if pending else "accepted",
+    pending = form.double_opt_in
+    body = {"id": receipt.intake_id,
+            "status": "pending_confirmation" if pending else "accepted",
             "message": ("Thank you! Please check your inbox and confirm your email address."
                         if pending else form.success_message)}
-    return _cors(_json(body, 201), origin)
+    # 202: received; the lead is made by the intake processor a moment later.
+    return _cors(_json(body, 202), origin)
 
 
 def _json(body: dict[str, Any], status: int) -> Response:

@@ -21,7 +21,7 @@ from flask_wtf import FlaskForm
 
 from app.extensions import limiter
 from app.visitors import visitor_id
-from forms import origin, pipeline, spam
+from forms import intake, origin, pipeline, spam
 from forms.builder import TIMESTAMP, TRACKING_FIELDS, form_class
 from forms.models import Form
 
@@ -80,9 +80,10 @@ def _clip_query_fields(instance: FlaskForm) -> None:
             field.data = field.data[:max_length]
 
 
-def process(form: Form, instance: FlaskForm, ctx: pipeline.Context) -> pipeline.Result | None:
-    """Refuse cross-site posts, validate and submit. None when invalid: `instance` then carries
-    the errors and values."""
+def process(form: Form, instance: FlaskForm, ctx: pipeline.Context) -> intake.Receipt | None:
+    """Refuse cross-site posts, validate, and store the submit as one intake row (the intake
+    processor makes the lead). None when invalid: `instance` then carries the errors and
+    values."""
     refuse_cross_site(form)
     posted_ts = request.form.get(TIMESTAMP, "")
     _from_referer(instance)
@@ -95,7 +96,7 @@ def process(form: Form, instance: FlaskForm, ctx: pipeline.Context) -> pipeline.
     ctx.ip = ctx.ip or client_ip()
     ctx.user_agent = ctx.user_agent or request.headers.get("User-Agent", "")
     ctx.visitor_id = ctx.visitor_id or visitor_id()
-    return pipeline.submit(form, data, request.form.to_dict(flat=True), ctx, reason)
+    return intake.receive(form, data, request.form.to_dict(flat=True), ctx, reason)
 
 
 def submit_limit():

@@ -146,6 +146,8 @@ class Submission(Model):
     landing_page_id: Mapped[int | None] = mapped_column()
     # Same form, same email, same values within a short window: one submission (double click).
     fingerprint: Mapped[str] = mapped_column(sa.String(64), index=True, default="")
+    # The intake row it was made from (`forms.processor`): unique, so it is made once.
+    intake_id: Mapped[str | None] = mapped_column(sa.String(32), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -156,3 +158,45 @@ class Submission(Model):
     form: Mapped[Form] = relationship()
     lead = relationship("Lead")
     released_by = relationship("User", foreign_keys=[released_by_id])
+
+
+class IntakeStatus(str, enum.Enum):
+    NEW = "new"  # received, waiting for the intake processor
+    DONE = "done"  # became a submission (accepted, pending, quarantined or a duplicate)
+    FAILED = "failed"  # could not be processed after `forms.processor.MAX_ATTEMPTS`
+
+
+class Intake(Model):
+    """One submit, exactly as received: the only row the visitor's request writes.
+
+    The intake processor (`forms.processor`) turns it into the lead, the submission, the
+    `form_submitted` event and the follow-up work, in batches, exactly once. The id is made in
+    the app (a UUID), so the thank-you page and the download link can name it at once."""
+
+    __tablename__ = "intake"
+    __table_args__ = (sa.Index("ix_intake_status_received", "status", "received_at"),)
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    form_id: Mapped[int] = mapped_column()  # a plain id: a deleted form fails its rows
+    form_version: Mapped[int] = mapped_column(default=1)
+    channel: Mapped[str] = mapped_column(sa.String(10), default="hosted")
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # validated values
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # as posted (capped)
+    # What the visitor agreed to, as the form said it when they submitted.
+    consent_text: Mapped[str] = mapped_column(sa.Text, default="")
+    consent_version: Mapped[str] = mapped_column(sa.String(40), default="")
+    utm_defaults: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    campaign_id: Mapped[int | None] = mapped_column()
+    landing_page_id: Mapped[int | None] = mapped_column()
+    ip: Mapped[str] = mapped_column(sa.String(45), default="")
+    user_agent: Mapped[str] = mapped_column(sa.String(500), default="")
+    visitor_id: Mapped[str | None] = mapped_column(sa.String(64))
+    suspect_reason: Mapped[str | None] = mapped_column(sa.String(200))  # spam signals seen
+    # The same post within the duplicate window: one row (fingerprint + window bucket).
+    dedupe_key: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(sa.String(10), default=IntakeStatus.NEW.value)
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    submission_id: Mapped[int | None] = mapped_column()
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -63,6 +63,9 @@ class Context:
     campaign_id: int | None = None
     landing_page_id: int | None = None
     utm_defaults: dict[str, str] = field(default_factory=dict)
+    # The consent wording when the visitor submitted (intake rows keep it); None: the form's.
+    consent_text: str | None = None
+    consent_version: str | None = None
 
 
 @dataclass
@@ -78,7 +81,7 @@ class Result:
         return self.submission.status
 
 
-def _fingerprint(form: Form, email: str, values: Mapping[str, Any]) -> str:
+def fingerprint(form: Form, email: str, values: Mapping[str, Any]) -> str:
     payload = json.dumps([form.id, email, sorted((k, str(v)) for k, v in values.items())])
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -140,6 +143,14 @@ def _utm(ctx: Context, tracking: Mapping[str, str]) -> dict[str, str]:
 def quarantine(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Context,
                reason: str) -> Result:
     """Keep a suspect submission for review: no lead, no event, no follow-up."""
+    submission = _quarantined(form, data, raw, ctx, reason)
+    submission_id = submission.id
+    db.session.commit()
+    return Result(submission=submission, lead=None, submission_id=submission_id)
+
+
+def _quarantined(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Context,
+                 reason: str) -> Submission:
     _, _, tracking = split_values(form, data)
     submission = Submission(
         form=form, status=SubmissionStatus.QUARANTINED.value, quarantine_reason=reason[:200],
@@ -151,29 +162,27 @@ def quarantine(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx:
     )
     db.session.add(submission)
     db.session.flush()
-    submission_id = submission.id
-    db.session.commit()
-    return Result(submission=submission, lead=None, submission_id=submission_id)
+    return submission
 
 
 class _Twin(Exception):
     """A concurrent twin of this submission committed first (see `accept`)."""
 
 
-def _earlier(fingerprint: str) -> Submission | None:
+def _earlier(fingerprint: str, at: datetime | None = None) -> Submission | None:
     return db.session.scalar(
         sa.select(Submission).where(
             Submission.fingerprint == fingerprint,
-            Submission.created_at >= utcnow() - DUPLICATE_WINDOW,
+            Submission.created_at >= (at or utcnow()) - DUPLICATE_WINDOW,
             Submission.status != SubmissionStatus.QUARANTINED.value,
         ).order_by(Submission.id.desc()).limit(1)
     )
 
 
-def _twin_key(fingerprint: str) -> str:
+def _twin_key(fingerprint: str, at: datetime | None = None) -> str:
     """The `form_submitted` event's dedupe key: unique in the database, so of two identical
     posts in flight together (a double click) only one can commit. Bucketed by the window."""
-    bucket = int(utcnow().timestamp() // DUPLICATE_WINDOW.total_seconds())
+    bucket = int((at or utcnow()).timestamp() // DUPLICATE_WINDOW.total_seconds())
     return f"form_submitted:{fingerprint}:{bucket}"
 
 
@@ -186,13 +195,13 @@ def accept(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Con
     """
     email, values, _ = split_values(form, data)
     identity, _ = normalised_email(email)
-    fingerprint = _fingerprint(form, identity, values)
+    key = fingerprint(form, identity, values)
     for attempt in range(DUPLICATE_ATTEMPTS):
-        earlier = _earlier(fingerprint)
+        earlier = _earlier(key)
         if earlier is not None:  # double click or a retried request: the first one stands
             return Result(submission=earlier, lead=earlier.lead, duplicate=True)
         try:
-            return _accept_once(form, data, raw, ctx, fingerprint)
+            return _accept_once(form, data, raw, ctx, key)
         except (_Twin, IntegrityError):
             db.session.rollback()
             if attempt == DUPLICATE_ATTEMPTS - 1:
@@ -203,12 +212,7 @@ def accept(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Con
 def _accept_once(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Context,
                  fingerprint: str) -> Result:
     pending = form.double_opt_in
-    submission = Submission(
-        form=form, raw=_capped(raw), fingerprint=fingerprint,
-        status=(SubmissionStatus.PENDING if pending else SubmissionStatus.ACCEPTED).value,
-        ip=ctx.ip, user_agent=ctx.user_agent[:500], visitor_id=ctx.visitor_id, channel=ctx.channel,
-        campaign_id=ctx.campaign_id, landing_page_id=ctx.landing_page_id,
-    )
+    submission = _new_submission(form, raw, ctx, fingerprint)
     # Added by `_write_lead` once complete: one INSERT, not an INSERT and an UPDATE.
     lead = _write_lead(form, submission, data, ctx, dedupe_key=_twin_key(fingerprint),
                        awaiting=pending)
@@ -219,6 +223,17 @@ def _accept_once(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ct
     submission_id = submission.id
     db.session.commit()
     return Result(submission=submission, lead=lead, submission_id=submission_id)
+
+
+def _new_submission(form: Form, raw: Mapping[str, Any], ctx: Context, fingerprint: str,
+                    **extra: Any) -> Submission:
+    """An accepted (or, with double opt-in, pending) submission, not yet added."""
+    status = SubmissionStatus.PENDING if form.double_opt_in else SubmissionStatus.ACCEPTED
+    return Submission(
+        form=form, raw=_capped(raw), fingerprint=fingerprint, status=status.value,
+        ip=ctx.ip, user_agent=ctx.user_agent[:500], visitor_id=ctx.visitor_id, channel=ctx.channel,
+        campaign_id=ctx.campaign_id, landing_page_id=ctx.landing_page_id, **extra,
+    )
 
 
 def _write_lead(form: Form, submission: Submission, data: Mapping[str, Any],
@@ -239,8 +254,12 @@ def _write_lead(form: Form, submission: Submission, data: Mapping[str, Any],
     submission.email = lead.email
     submission.values = _jsonable(values)
     submission.consent_given = bool(data.get(CONSENT)) if form.consent_enabled else False
-    submission.consent_text = form.consent_text if form.consent_enabled else ""
-    submission.consent_version = form.consent_version if form.consent_enabled else ""
+    if ctx.consent_text is not None:
+        submission.consent_text = ctx.consent_text
+        submission.consent_version = ctx.consent_version or ""
+    else:
+        submission.consent_text = form.consent_text if form.consent_enabled else ""
+        submission.consent_version = form.consent_version if form.consent_enabled else ""
     submission.utm = utm
     submission.referrer = tracking.get("referrer", "")[:2000]
     submission.landing_url = tracking.get("landing_url", "")[:2000]
@@ -295,7 +314,7 @@ def release(submission: Submission, user_id: int | None) -> Result:
     lead = _write_lead(form, submission, data, ctx, awaiting=form.double_opt_in,
                        released_by_id=user_id)
     email, values, _ = split_values(form, data)
-    submission.fingerprint = _fingerprint(form, normalised_email(email)[0], values)
+    submission.fingerprint = fingerprint(form, normalised_email(email)[0], values)
     submission.status = SubmissionStatus.RELEASED.value
     submission.released_at = utcnow()
     submission.released_by_id = user_id
@@ -327,12 +346,36 @@ def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(values, default=str))
 
 
-def submit(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Context,
-           suspect_reason: str | None) -> Result:
-    """Quarantine a suspect, accept anyone else."""
+def apply(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Context,
+          suspect_reason: str | None, *, intake_id: str, received_at: datetime) -> int:
+    """One intake row's effect, in the caller's transaction (the intake processor commits a
+    batch at once): a quarantined submission for a suspect; else the lead, the submission, the
+    `form_submitted` event and the follow-up outbox rows (or the opt-in email). Returns the
+    submission's id. Safe to run twice: the submission's unique `intake_id` makes it once, and
+    the same post within the window returns the first submission."""
+    done = db.session.scalar(sa.select(Submission.id).where(Submission.intake_id == intake_id))
+    if done is not None:
+        return done
     if suspect_reason:
-        return quarantine(form, data, raw, ctx, suspect_reason)
-    return accept(form, data, raw, ctx)
+        submission = _quarantined(form, data, raw, ctx, suspect_reason)
+        submission.intake_id = intake_id
+        submission.created_at = received_at
+        db.session.flush()
+        return submission.id
+    email, values, _ = split_values(form, data)
+    key = fingerprint(form, normalised_email(email)[0], values)
+    earlier = _earlier(key, received_at)
+    if earlier is not None:  # a retried request after the window's bucket turned
+        return earlier.id
+    pending = form.double_opt_in
+    submission = _new_submission(form, raw, ctx, key, intake_id=intake_id,
+                                 created_at=received_at)
+    _write_lead(form, submission, data, ctx, dedupe_key=_twin_key(key, received_at))
+    if pending:
+        _ask_for_confirmation(submission)
+    else:
+        schedule_follow_up(submission)
+    return submission.id
 
 
 __all__ = [
@@ -342,9 +385,9 @@ __all__ = [
     "Result",
     "accept",
     "add_submission_listener",
+    "apply",
     "quarantine",
     "release",
     "schedule_follow_up",
     "split_values",
-    "submit",
 ]

@@ -20,6 +20,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
 
 from app import create_app
 from app.config import normalise_database_url
@@ -128,9 +129,25 @@ def app_config(database_url: str, redis_url: str, redis_conn: redis.Redis,
     }
 
 
+class DrainingClient(FlaskClient):
+    """A browser whose every POST is followed by a run of the intake processor, as a worker
+    follows a submit within a moment in production. A test about the moment before the worker
+    runs uses a plain `FlaskClient(app)`."""
+
+    def open(self, *args: Any, **kwargs: Any):
+        response = super().open(*args, **kwargs)
+        if kwargs.get("method") == "POST":
+            from forms import processor
+
+            with self.application.app_context():
+                processor.drain()
+        return response
+
+
 @pytest.fixture
 def app(app_config: dict[str, Any]) -> Iterator[Flask]:
     app = create_app(app_config)
+    app.test_client_class = DrainingClient
     with app.app_context():
         yield app
         from app.db import db
@@ -195,6 +212,7 @@ def make_app():
 
     def factory(config: dict[str, Any]) -> Flask:
         made.append(create_app(config))
+        made[-1].test_client_class = DrainingClient
         return made[-1]
 
     yield factory

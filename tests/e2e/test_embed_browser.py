@@ -51,6 +51,9 @@ def _stored(db_app) -> tuple[list[dict], list[dict]]:
     from forms.models import Submission
 
     with db_app.app_context():
+        from forms import processor
+
+        processor.drain()  # what the worker does a moment after the submit
         leads = [{"id": lead.id, "email": lead.email, "first_name": lead.first_name}
                  for lead in db.session.scalars(sa.select(Lead).order_by(Lead.id))]
         subs = [{"status": s.status, "channel": s.channel, "lead_id": s.lead_id,

@@ -53,9 +53,9 @@ def page(app, client):
         form = db.session.scalar(sa.select(Form).where(Form.key == key)) or abort(404)
         instance = hosted.build(form)
         if request.method == "POST":
-            result = hosted.process(form, instance, pipeline.Context(campaign_id=7))
-            if result is not None:
-                return remember(make_response(f"thanks:{result.status}", 201))
+            receipt = hosted.process(form, instance, pipeline.Context(campaign_id=7))
+            if receipt is not None:
+                return remember(make_response(f"thanks:{receipt.status}", 201))
         html = render_template_string(PAGE, wtform=instance, form_def=form, action=request.path)
         return remember(make_response(html, 422 if request.method == "POST" else 200))
 

@@ -3,10 +3,12 @@
 import time
 
 import pytest
+import sqlalchemy as sa
 import time_machine
 
+from app.db import db
 from app.leads.models import Event, Lead
-from forms.models import Submission
+from forms.models import Intake, Submission
 from tests.forms.support import count, leads, submissions
 
 SITE = "https://www.acme.example"
@@ -75,10 +77,13 @@ def test_a_json_submission_makes_a_lead(client, embedded):
                            json={"email": "Ann@Example.com", "first_name": "Ann",
                                  "size": "11-50", "consent": True, "token": token,
                                  "utm_source": "partner", "landing_url": f"{SITE}/guide"})
-    assert response.status_code == 201, response.get_json()
-    assert response.get_json() == {"status": "accepted", "message": "Thank you!"}
+    assert response.status_code == 202, response.get_json()
+    body = response.get_json()
+    assert body == {"id": body["id"], "status": "accepted", "message": "Thank you!"}
     assert response.headers["Access-Control-Allow-Origin"] == SITE
     (lead,) = leads()
+    (row,) = db.session.scalars(sa.select(Intake)).all()
+    assert row.id == body["id"] and row.status == "done"  # the intake id the API answered
     assert (lead.email, lead.first_name, lead.attributes) == ("ann@example.com", "Ann",
                                                               {"size": "11-50"})
     (submission,) = submissions()
@@ -92,7 +97,7 @@ def test_a_form_encoded_submission_without_origin_works_too(client, embedded):
     response = client.post(f"/api/forms/{embedded.key}/submissions",
                            data={"email": "ann@example.com", "first_name": "Ann",
                                  "consent": "y", "token": token})
-    assert response.status_code == 201
+    assert response.status_code == 202
     assert "Access-Control-Allow-Origin" not in response.headers
     assert count(Lead) == 1
 
@@ -118,7 +123,7 @@ def test_a_missing_forged_or_foreign_token_is_quarantined_like_a_success(
     response = client.post(f"/api/forms/{embedded.key}/submissions", headers={"Origin": SITE},
                            json={"email": "ann@example.com", "first_name": "Ann",
                                  "consent": True, "token": token})
-    assert response.status_code == 201
+    assert response.status_code == 202
     assert response.get_json()["status"] == "accepted"
     (submission,) = submissions()
     assert submission.status == "quarantined" and "token" in submission.quarantine_reason
@@ -149,7 +154,7 @@ def test_double_opt_in_answers_pending_confirmation(client, embedded):
     response = client.post(f"/api/forms/{embedded.key}/submissions",
                            json={"email": "ann@example.com", "first_name": "Ann",
                                  "consent": True, "token": token})
-    assert response.status_code == 201
+    assert response.status_code == 202
     assert response.get_json()["status"] == "pending_confirmation"
     assert "confirm" in response.get_json()["message"]
 
@@ -175,6 +180,6 @@ def test_submissions_are_rate_limited_per_address(app_config, make_app):
     client = limited.test_client()
     statuses = [client.post(f"/api/forms/{key}/submissions",
                             json={"email": f"p{i}@example.com"}).status_code for i in range(5)]
-    assert statuses == [201, 201, 201, 429, 429]
+    assert statuses == [202, 202, 202, 429, 429]
     response = client.post(f"/api/forms/{key}/submissions", json={"email": "x@example.com"})
     assert "error" in response.get_json()

@@ -122,6 +122,9 @@
     TRACKING.forEach(function (name) { hidden(form, name, params[name]); });
     hidden(form, "referrer", document.referrer);
     hidden(form, "landing_url", window.location.href);
+    var zone = "";
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { zone = ""; }
+    hidden(form, "tz", zone);
     hidden(form, def.token_field, def.token);
     var trap = el("div", {"aria-hidden": "true", style: "position:absolute;left:-10000px;width:1px;height:1px;overflow:hidden"});
     trap.appendChild(el("label", {"for": prefix + def.honeypot}, "Leave this field empty"));
@@ -138,7 +141,7 @@
         body: JSON.stringify(collect(form))})
         .then(function (response) {
           return response.json().catch(function () { return {}; }).then(function (body) {
-            if (response.status === 201) {
+            if (response.status === 202 || response.status === 201) {
               var done = el("div", {"class": "kindling-form-done", role: "status", tabindex: "-1"}, body.message || "Thank you!");
               root.replaceChildren(done);
               done.focus();

@@ -1,0 +1,167 @@
+"""The submit path's only write: one intake row, committed, then a best-effort kick.
+
+    validate (WTForms) → spam signals → INSERT intake → COMMIT → 303 / 202
+
+Nothing else runs while the visitor waits: the lead, the submission, the event and the follow-up
+work are made by the intake processor (`forms.processor`), kicked here without waiting on Redis
+and swept by the scheduler. The same post again within the duplicate window hits the row's
+unique `dedupe_key` and gets the first row back. When the database refuses the row, the
+submission goes to the local spill journal (`forms.spill`) and is replayed later.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+from redis.exceptions import RedisError
+from sqlalchemy.exc import IntegrityError
+
+from app.db import db, utcnow
+from forms.builder import EMBED_TOKEN, TIMESTAMP, normalised_email
+from forms.models import Form, Intake, SubmissionStatus
+from forms.pipeline import DUPLICATE_WINDOW, Context, _capped, fingerprint, split_values
+
+log = logging.getLogger(__name__)
+
+PROCESS_JOB = "forms.jobs.process_intake"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the visitor is told: the intake id, and what their submission will become."""
+
+    intake_id: str
+    status: str  # accepted | pending_confirmation | quarantined, as the processor will decide
+    duplicate: bool = False
+
+
+def dedupe_key(form: Form, data: Mapping[str, Any], suspect: bool, now: float) -> str:
+    """Fingerprint (form, normalised email, values) + the duplicate window's bucket; a suspect
+    never shadows a person's post of the same values."""
+    email, values, _ = split_values(form, data)
+    try:
+        identity = normalised_email(email)[0]
+    except ValueError:
+        identity = email
+    bucket = int(now // DUPLICATE_WINDOW.total_seconds())
+    return f"{fingerprint(form, identity, values)}:{bucket}{':s' if suspect else ''}"
+
+
+def row_values(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Context,
+               suspect_reason: str | None) -> dict[str, Any]:
+    """The intake row's columns for one validated submit (JSON-safe)."""
+    now = utcnow()
+    kept = {k: v for k, v in data.items() if k not in (TIMESTAMP, EMBED_TOKEN, "csrf_token")}
+    return {
+        "id": uuid.uuid4().hex, "form_id": form.id, "form_version": form.version,
+        "channel": ctx.channel, "data": _jsonable(kept), "raw": _capped(raw),
+        "consent_text": form.consent_text if form.consent_enabled else "",
+        "consent_version": form.consent_version if form.consent_enabled else "",
+        "utm_defaults": dict(ctx.utm_defaults), "campaign_id": ctx.campaign_id,
+        "landing_page_id": ctx.landing_page_id, "ip": ctx.ip[:45],
+        "user_agent": ctx.user_agent[:500], "visitor_id": ctx.visitor_id,
+        "suspect_reason": suspect_reason[:200] if suspect_reason else None,
+        "dedupe_key": dedupe_key(form, data, bool(suspect_reason), now.timestamp()),
+        "received_at": now, "status": "new", "attempts": 0,
+    }
+
+
+def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
+            for k, v in values.items()}
+
+
+def expected_status(form: Form, suspect_reason: str | None) -> str:
+    if suspect_reason:
+        return SubmissionStatus.QUARANTINED.value
+    if form.double_opt_in:
+        return SubmissionStatus.PENDING.value
+    return SubmissionStatus.ACCEPTED.value
+
+
+def receive(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Context,
+            suspect_reason: str | None) -> Receipt:
+    """Store one submit as an intake row (one INSERT, one commit) and kick the processor."""
+    from forms import spill
+
+    values = row_values(form, data, raw, ctx, suspect_reason)
+    status = expected_status(form, suspect_reason)
+    try:
+        intake_id, duplicate = insert(values)
+    except sa.exc.DBAPIError as exc:  # down, read-only, pool exhausted: keep it locally
+        db.session.rollback()
+        log.warning("intake: the database refused a submit (%s); kept in the spill journal",
+                    type(exc).__name__)
+        spill.append(values)
+        return Receipt(values["id"], status)
+    kick()
+    if spill.waiting():  # the database answers again: replay what it refused earlier
+        spill.replay_soon()
+    return Receipt(intake_id, status, duplicate)
+
+
+def insert(values: Mapping[str, Any]) -> tuple[str, bool]:
+    """(id of the stored row, whether it was already there: the same post in the window)."""
+    try:
+        db.session.execute(sa.insert(Intake).values(**values))
+        db.session.commit()
+        return values["id"], False
+    except IntegrityError:
+        db.session.rollback()
+        first = db.session.scalar(sa.select(Intake.id)
+                                  .where(Intake.dedupe_key == values["dedupe_key"]))
+        if first is None:  # not a duplicate after all (e.g. the id): a real error
+            raise
+        db.session.rollback()  # end the read
+        return first, True
+
+
+# -- the kick: a per-process thread enqueues the processor; the request never waits on Redis --
+
+class _Kicker:
+    def __init__(self, app: Flask):
+        self.app = app
+        self.pid = os.getpid()  # a forked child (a work-horse) starts a thread of its own
+        self.wanted = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="intake-kick", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from app import queue
+
+        while True:
+            self.wanted.wait()
+            self.wanted.clear()
+            try:
+                with self.app.app_context():
+                    queue.enqueue(PROCESS_JOB, queue="default", result_ttl=0,
+                                  description="intake processor (kick)")
+            except (RedisError, OSError) as exc:  # Redis away: the sweep finds the rows
+                log.warning("intake: kick not sent (%s); the sweep will find the rows", exc)
+
+
+_lock = threading.Lock()
+
+
+def kick() -> None:
+    """Ask for a processor run soon, without waiting for anything."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    kicker = app.extensions.get("intake_kicker")
+    if kicker is None or kicker.pid != os.getpid():
+        with _lock:
+            kicker = app.extensions.get("intake_kicker")
+            if kicker is None or kicker.pid != os.getpid():
+                kicker = _Kicker(app)
+                app.extensions["intake_kicker"] = kicker
+    kicker.wanted.set()
+
+
+__all__ = ["Receipt", "expected_status", "insert", "kick", "receive", "row_values"]

@@ -1,0 +1,139 @@
+"""The intake processor: intake rows become leads, in batches, each exactly once.
+
+An RQ job (`forms.jobs.process_intake`), kicked after each submit (`forms.intake.kick`) and
+swept by the scheduler so no row waits when Redis lost the kick. Each batch takes up to
+`INTAKE_BATCH_SIZE` new rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several workers share
+the work), runs the pipeline for each (`forms.pipeline.apply`: spam verdict → quarantine, lead
+upsert, submission, `form_submitted` event, the listeners' outbox rows, double opt-in) in a
+savepoint of its own, marks the rows done and commits once. A worker killed mid-batch commits
+nothing: the rows are taken again, and the submission's unique `intake_id` keeps anything from
+being made twice. A row that fails is retried by later runs, then marked failed (kept, shown
+to operators via `flask intake`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from redis.exceptions import RedisError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from app import outbox
+from app.db import db, utcnow
+from forms import pipeline
+from forms.models import Form, Intake, IntakeStatus
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 200
+MAX_ATTEMPTS = 5
+APPLY_ATTEMPTS = 3  # a racing twin (another worker's row of the same new lead) costs a retry
+
+
+def _batch_size() -> int:
+    return int(current_app.config.get("INTAKE_BATCH_SIZE", BATCH_SIZE))
+
+
+def _claim(limit: int, intake_id: str | None = None) -> list[Intake]:
+    query = (sa.select(Intake).where(Intake.status == IntakeStatus.NEW.value)
+             .order_by(Intake.received_at).limit(limit))
+    if intake_id is not None:
+        query = query.where(Intake.id == intake_id)
+    if db.engine.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    elif db.engine.dialect.name == "sqlite":
+        # Write first: the driver then opens the transaction (so the rows' savepoints are
+        # inside it, not committed one by one), and SQLite's write lock makes a second
+        # processor wait until this batch committed instead of taking the same rows.
+        db.session.execute(sa.update(Intake).where(Intake.status == IntakeStatus.NEW.value)
+                           .values(attempts=Intake.attempts))
+    return list(db.session.scalars(query))
+
+
+def _forms(rows: list[Intake]) -> dict[int, Form]:
+    ids = {row.form_id for row in rows}
+    found = db.session.scalars(sa.select(Form).where(Form.id.in_(ids))
+                               .options(selectinload(Form.fields)))
+    return {form.id: form for form in found}
+
+
+def _context(row: Intake) -> pipeline.Context:
+    return pipeline.Context(
+        ip=row.ip, user_agent=row.user_agent, visitor_id=row.visitor_id, channel=row.channel,
+        campaign_id=row.campaign_id, landing_page_id=row.landing_page_id,
+        utm_defaults=dict(row.utm_defaults or {}), consent_text=row.consent_text,
+        consent_version=row.consent_version)
+
+
+def _apply(row: Intake, form: Form) -> int:
+    data: dict[str, Any] = dict(row.data or {})
+    for attempt in range(APPLY_ATTEMPTS):
+        try:
+            with db.session.begin_nested():
+                return pipeline.apply(form, data, row.raw or {}, _context(row),
+                                      row.suspect_reason, intake_id=row.id,
+                                      received_at=row.received_at)
+        except (IntegrityError, pipeline._Twin):
+            if attempt == APPLY_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def process_batch(limit: int | None = None, intake_id: str | None = None) -> int:
+    """Process up to `limit` new rows in one transaction. Returns how many were taken."""
+    rows = _claim(limit or _batch_size(), intake_id)
+    if not rows:
+        db.session.rollback()
+        return 0
+    forms = _forms(rows)
+    now = utcnow()
+    for row in rows:
+        form = forms.get(row.form_id)
+        try:
+            if form is None:
+                raise LookupError(f"form {row.form_id} no longer exists")
+            row.submission_id = _apply(row, form)
+            row.status = IntakeStatus.DONE.value
+            row.processed_at = now
+            row.error = None
+        except Exception as exc:  # this row only: the batch goes on
+            log.exception("intake %s could not be processed", row.id)
+            row.attempts += 1
+            row.error = f"{type(exc).__name__}: {exc}"[:2000]
+            if row.attempts >= MAX_ATTEMPTS or form is None:
+                row.status = IntakeStatus.FAILED.value
+                row.processed_at = now
+    db.session.commit()
+    return len(rows)
+
+
+def drain(max_batches: int = 1000) -> int:
+    """Process new rows until none is left (or `max_batches` ran). Returns rows taken."""
+    total = 0
+    size = _batch_size()
+    for _ in range(max_batches):
+        taken = process_batch(size)
+        total += taken
+        _dispatch()
+        if taken < size:
+            break
+    return total
+
+
+def _dispatch() -> None:
+    """Enqueue the batch's follow-up work now (freshness); the relay covers a Redis failure."""
+    try:
+        outbox.dispatch_committed()
+    except RedisError as exc:
+        log.warning("intake: follow-up not enqueued now (%s); the outbox relay will", exc)
+
+
+def process_one(intake_id: str) -> int | None:
+    """Process this one row now if it is still new (the download link of a visitor who was
+    faster than the worker). The submission id, or None while another worker holds it."""
+    process_batch(1, intake_id)
+    return db.session.scalar(sa.select(Intake.submission_id).where(Intake.id == intake_id))

@@ -1,0 +1,122 @@
+"""The spill journal: submits the database refused, kept on local disk until it answers.
+
+When the intake INSERT fails (database down, read-only, pool exhausted), `append` writes the
+row as one JSON file under `<instance>/intake-spill/` (written to a temporary name, fsync'd,
+renamed, the folder fsync'd) and the visitor still gets the thank-you page. `replay` puts the
+files into the intake table: at the next submit that reaches the database (in the background),
+on every intake processor run (kicked and swept by the scheduler), and when a worker starts.
+A row already there (its id or its duplicate key) counts as replayed; a file is deleted only
+after its row is committed. One replayer at a time per instance folder (a file lock).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
+
+FOLDER = "intake-spill"
+
+
+def folder() -> Path:
+    return Path(current_app.config["INSTANCE_PATH"]) / FOLDER
+
+
+def append(values: Mapping[str, Any]) -> Path:
+    """Keep one refused intake row durably. Raises OSError when even the disk refuses."""
+    where = folder()
+    where.mkdir(parents=True, exist_ok=True)
+    row = dict(values)
+    row["received_at"] = row["received_at"].isoformat()
+    name = f"{row['received_at'].replace(':', '')}-{row['id']}.json"
+    tmp = where / f".{name}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(row, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    final = where / name
+    os.replace(tmp, final)
+    dir_fd = os.open(where, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return final
+
+
+def holds(intake_id: str) -> bool:
+    """Whether the journal keeps the submit `intake_id` (not yet replayed)."""
+    if not intake_id.isalnum():
+        return False
+    return _any_file(lambda name: name.endswith(f"-{intake_id}.json"))
+
+
+def _any_file(test) -> bool:
+    try:
+        with os.scandir(folder()) as entries:
+            return any(test(entry.name) for entry in entries)
+    except FileNotFoundError:
+        return False
+
+
+def waiting() -> bool:
+    """Whether any refused submit waits in the journal."""
+    return _any_file(lambda name: name.endswith(".json"))
+
+
+def replay() -> int:
+    """Put every spilled row into the intake table. Returns rows replayed (0 when another
+    process is replaying). Stops at the first database error: the rest waits for next time."""
+    from forms.intake import insert
+
+    where = folder()
+    if not where.is_dir():
+        return 0
+    with open(where / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        done = 0
+        for path in sorted(where.glob("*.json")):
+            try:
+                row = json.loads(path.read_text())
+                row["received_at"] = datetime.fromisoformat(row["received_at"])
+            except (OSError, ValueError, KeyError):
+                log.error("intake spill: unreadable file %s left in place", path.name)
+                continue
+            insert(row)  # a database error propagates: stop, keep the file
+            path.unlink()
+            done += 1
+        if done:
+            log.info("intake spill: %d submit(s) replayed into the intake table", done)
+        return done
+
+
+def replay_soon() -> None:
+    """Replay in a background thread of this process (never on the visitor's request)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def run() -> None:
+        from forms.intake import kick
+
+        with app.app_context():
+            try:
+                if replay():
+                    kick()
+            except (DBAPIError, OSError) as exc:
+                log.warning("intake spill: replay stopped (%s); it will be tried again", exc)
+
+    threading.Thread(target=run, name="intake-spill-replay", daemon=True).start()

@@ -1,0 +1,95 @@
+"""A landing-page submit before the intake processor has run, and while the database refuses
+the intake row: the visitor gets the thank-you page and the download either way."""
+
+import os
+
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+
+from app.db import db
+from app.leads.models import Event, Lead
+from forms import spill
+from forms.models import Intake, Submission
+from tests.campaigns.helpers import (
+    form_values,
+    make_file_asset,
+    make_form,
+    make_page,
+)
+
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+
+
+def _count(model) -> int:
+    db.session.expire_all()
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def _submit(browser, email="ann@example.com"):
+    data = form_values(browser.get("/p/guide").get_data(as_text=True))
+    return browser.post("/p/guide", data={**data, "email": email}, headers=SAME_ORIGIN)
+
+
+def test_the_thank_you_page_and_its_download_work_before_the_worker_runs(app):
+    make_page(form=make_form(), asset=make_file_asset())
+    browser = FlaskClient(app)  # no worker behind it
+    answer = _submit(browser)
+    assert answer.status_code == 303
+    assert _count(Lead) == 0 and _count(Intake) == 1  # only the intake row so far
+    thanks = browser.get(answer.headers["Location"])
+    html = thanks.get_data(as_text=True)
+    assert thanks.status_code == 200 and "Download The guide" in html
+    link = html.split('href="/d/', 1)[1].split('"', 1)[0]
+    download = browser.get(f"/d/{link}")
+    assert download.status_code == 200 and download.data.startswith(b"%PDF")
+    download.close()
+    # The visitor was faster than the worker: the download made the lead on the same path.
+    (lead,) = db.session.scalars(sa.select(Lead)).all()
+    assert lead.email == "ann@example.com"
+    types = [e.type for e in db.session.scalars(sa.select(Event).where(Event.lead_id == lead.id))]
+    assert types.count("form_submitted") == 1 and types.count("asset_downloaded") == 1
+    assert db.session.scalar(sa.select(Intake.status)) == "done"
+
+
+def test_a_tampered_thank_you_address_is_404(app, client):
+    make_page(form=make_form())
+    answer = _submit(client)
+    token = answer.headers["Location"].rsplit("/", 1)[1]
+    assert client.get(f"/p/guide/thanks/{token[:-2]}xx").status_code == 404
+
+
+def test_a_refusing_database_loses_no_submit(app, client):
+    """The database turns read-only: the submit goes to the spill journal, the visitor gets the
+    thank-you page, and the next processor run replays it into a lead."""
+    make_page(form=make_form())
+    browser = FlaskClient(app)
+    data = form_values(browser.get("/p/guide").get_data(as_text=True))  # the page is cached
+
+    def read_only(dbapi_connection, _record):
+        dbapi_connection.execute("PRAGMA query_only = ON")
+
+    sa.event.listen(db.engine, "connect", read_only)
+    db.session.remove()
+    db.engine.dispose()
+    try:
+        answer = browser.post("/p/guide", data={**data, "email": "ann@example.com"},
+                              headers=SAME_ORIGIN)
+        assert answer.status_code == 303
+        assert spill.waiting() and len(os.listdir(spill.folder())) >= 1
+        thanks = browser.get(answer.headers["Location"])
+        assert thanks.status_code == 200 and "Thanks, it is yours" in thanks.get_data(
+            as_text=True)
+    finally:
+        sa.event.remove(db.engine, "connect", read_only)
+        db.session.remove()
+        db.engine.dispose()
+    assert _count(Intake) == 0
+
+    from forms.jobs import process_intake
+
+    assert process_intake() == 1  # the sweep replays the journal, then processes the row
+    assert not spill.waiting()
+    assert _count(Lead) == 1 and _count(Submission) == 1
+    (row,) = db.session.scalars(sa.select(Intake)).all()
+    assert row.status == "done"
+    assert process_intake() == 0  # replayed once

@@ -1,0 +1,136 @@
+"""The submit writes one intake row; the intake processor makes the lead, in batches, once."""
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+
+from app.db import db
+from app.leads.models import Event, Lead
+from app.outbox import OutboxJob
+from forms import pipeline, processor
+from forms.models import Intake, Submission
+from tests.forms.support import LISTENER, HostedPage, count, events, leads, submissions
+
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+
+
+@pytest.fixture
+def visitor(app, page):
+    """A browser on the page with no worker behind it: nothing runs after its posts."""
+    return HostedPage(FlaskClient(app))
+
+
+def test_the_submit_stores_one_intake_row_and_the_processor_makes_the_lead(visitor, make_form):
+    form = make_form(consent_enabled=True, consent_text="Email me", consent_version="v1")
+    response = visitor.post(form, {"email": "Ann@Example.com", "first_name": "Ann",
+                                   "consent": "y", "tz": "Europe/Paris"})
+    assert response.status_code == 201
+    (row,) = db.session.scalars(sa.select(Intake)).all()
+    assert row.status == "new" and row.consent_text == "Email me"
+    assert row.data["email"] == "Ann@Example.com" and row.suspect_reason is None
+    assert count(Lead) == 0 and count(Submission) == 0 and count(Event) == 0
+    form.consent_text = "New wording"  # what they agreed to is what the page said then
+    form.touch()
+    db.session.commit()
+
+    assert processor.drain() == 1
+    (lead,) = leads()
+    assert lead.email == "ann@example.com" and lead.attributes == {"timezone": "Europe/Paris"}
+    (submission,) = submissions()
+    assert submission.intake_id == row.id and submission.consent_text == "Email me"
+    assert submission.created_at == row.received_at
+    assert len(events("form_submitted")) == 1
+    db.session.expire_all()
+    assert db.session.get(Intake, row.id).status == "done"
+    assert db.session.get(Intake, row.id).submission_id == submission.id
+    jobs = db.session.scalars(sa.select(OutboxJob).where(OutboxJob.job == LISTENER)).all()
+    assert [job.args for job in jobs] == [[submission.id]]
+    assert processor.drain() == 0  # nothing twice
+
+
+@pytest.mark.parametrize("data,minimum", [({"website": "http://spam.example"}, 0), ({}, 60)])
+def test_bots_are_quarantined_by_the_worker(visitor, make_form, data, minimum):
+    form = make_form(min_submit_seconds=minimum)
+    assert visitor.post(form, {"email": "bot@example.com", **data}).status_code == 201
+    (row,) = db.session.scalars(sa.select(Intake)).all()
+    assert row.suspect_reason  # the spam signals seen at submit time
+    processor.drain()
+    (submission,) = submissions()
+    assert submission.status == "quarantined" and submission.lead_id is None
+    assert count(Lead) == 0 and count(Event) == 0
+
+
+def test_the_same_post_again_within_the_window_is_the_first_intake_row(visitor, make_form):
+    form = make_form()
+    first = visitor.post(form, {"email": "ann@example.com", "first_name": "Ann"})
+    again = visitor.post(form, {"email": "ANN@example.com ", "first_name": "Ann"})
+    other = visitor.post(form, {"email": "ann@example.com", "first_name": "Annie"})
+    assert first.status_code == again.status_code == other.status_code == 201
+    assert count(Intake) == 2
+    processor.drain()
+    assert count(Lead) == 1 and count(Submission) == 2
+
+
+def test_a_worker_dying_mid_batch_commits_nothing_and_the_rerun_makes_each_lead_once(
+        app, visitor, make_form, monkeypatch):
+    form = make_form()
+    for n in range(5):
+        visitor.post(form, {"email": f"p{n}@example.com"})
+    real = pipeline.apply
+    done: list[str] = []
+
+    def dies_on_the_fourth(*args, **kwargs):
+        if len(done) == 3:
+            raise SystemExit("worker killed")  # not an error of the row: the process ends
+        done.append(kwargs["intake_id"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "apply", dies_on_the_fourth)
+    with pytest.raises(SystemExit):
+        processor.drain()
+    db.session.rollback()  # the dead process's transaction never committed
+    assert count(Lead) == 0 and count(Submission) == 0 and count(OutboxJob) == 0
+    monkeypatch.setattr(pipeline, "apply", real)
+    assert processor.drain() == 5
+    assert count(Lead) == 5 and count(Submission) == 5 and len(events("form_submitted")) == 5
+    # one follow-up row per submission and listener
+    assert count(OutboxJob) == 5 * len(app.extensions["submission_listeners"])
+
+
+def test_a_row_processed_again_makes_nothing_twice(app, visitor, make_form):
+    """At-least-once delivery: a row taken again after its effect committed (a status lost,
+    another worker on SQLite) finds its submission by the unique intake id."""
+    form = make_form()
+    visitor.post(form, {"email": "ann@example.com"})
+    processor.drain()
+    db.session.execute(sa.update(Intake).values(status="new", submission_id=None))
+    db.session.commit()
+    assert processor.drain() == 1
+    assert count(Lead) == 1 and count(Submission) == 1
+    assert count(OutboxJob) == len(app.extensions["submission_listeners"])
+    (row,) = db.session.scalars(sa.select(Intake)).all()
+    assert row.status == "done" and row.submission_id == submissions()[0].id
+
+
+def test_a_row_whose_form_was_deleted_is_failed_and_kept(visitor, make_form):
+    form = make_form()
+    visitor.post(form, {"email": "ann@example.com"})
+    db.session.delete(form)
+    db.session.commit()
+    processor.drain()
+    (row,) = db.session.scalars(sa.select(Intake)).all()
+    assert row.status == "failed" and "no longer exists" in row.error
+    assert count(Lead) == 0
+
+
+def test_the_processor_is_a_periodic_job_a_worker_runs(app, visitor, make_form):
+    from app import queue
+    from app.schedule import periodic_jobs
+    from app.worker import run_worker
+
+    (sweep,) = [p for p in periodic_jobs(app) if p.job == "forms.jobs.process_intake"]
+    form = make_form()
+    visitor.post(form, {"email": "ann@example.com"})
+    queue.enqueue(sweep.job, queue=sweep.queue)
+    run_worker(burst=True)
+    assert count(Lead) == 1
