@@ -370,7 +370,8 @@ def apply(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Cont
     pending = form.double_opt_in
     submission = _new_submission(form, raw, ctx, key, intake_id=intake_id,
                                  created_at=received_at)
-    _write_lead(form, submission, data, ctx, dedupe_key=_twin_key(key, received_at))
+    _write_lead(form, submission, data, ctx, dedupe_key=_twin_key(key, received_at),
+                awaiting=pending)
     if pending:
         _ask_for_confirmation(submission)
     else:

@@ -2,7 +2,7 @@
 processor) and the submission's intake id
 
 Revision ID: 0019_intake
-Revises: 0021b_webhooks
+Revises: 0022a_consent
 Create Date: 2026-12-02 03:40:00
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 import app.db
 
 revision = '0019_intake'
-down_revision = '0021b_webhooks'
+down_revision = '0022a_consent'
 branch_labels = None
 depends_on = None
 
