@@ -15,7 +15,7 @@ def init_app(app: Flask) -> None:
     from app.schedule import add_periodic
     from app.seed import add_seeder
     from app.templating import add_nav
-    from forms import admin, api, confirm, consents, embed, seed
+    from forms import admin, api, cli, confirm, consents, embed, seed
 
     # admin's blueprint first: it also makes forms/templates (the render_form macro) loadable.
     for blueprint in (admin.bp, api.bp, confirm.bp, embed.bp):
@@ -42,6 +42,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("INTAKE_SWEEP_SECONDS", 2)
     app.config.setdefault("INTAKE_BATCH_SIZE", 200)
     add_periodic(app, "forms.jobs.process_intake", int(app.config["INTAKE_SWEEP_SECONDS"]))
+    cli.init_app(app)  # flask intake process | status
     from app.leads.timeline import add_event_details
     from forms.timeline import submission_answers
 

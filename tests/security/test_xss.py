@@ -84,7 +84,7 @@ def _lead_everywhere(client):
                            json={"email": EMAIL, "first_name": payload("first_name"),
                                  "company": payload("company"), "notes": payload("notes"),
                                  "utm_campaign": payload("utm"), "token": token})
-    assert response.status_code == 201, response.get_json()
+    assert response.status_code == 202, response.get_json()
     sequence = make_sequence(email_step(
         subject="Hi {{ lead.first_name }} at {{ lead.company }}",
         body="Dear {{ lead.full_name }} ({{ lead.job_title }}, {{ lead.phone }}), "

@@ -1,0 +1,44 @@
+"""`flask intake …`: the operator's view of the intake table and the spill journal."""
+
+from __future__ import annotations
+
+import click
+import sqlalchemy as sa
+from flask import Flask
+from flask.cli import AppGroup
+
+from app.db import db
+from forms.models import Intake
+
+intake_cli = AppGroup("intake", help="Submits waiting to become leads (the intake processor).")
+
+
+@intake_cli.command("process")
+def process_command() -> None:
+    """Replay the spill journal, then turn every new intake row into leads, now."""
+    from forms import processor, spill
+
+    replayed = spill.replay()
+    taken = processor.drain()
+    click.echo(f"{replayed} spilled submit(s) replayed; {taken} intake row(s) processed.")
+
+
+@intake_cli.command("status")
+def status_command() -> None:
+    """Rows by status, the oldest waiting row, failed rows and the spill journal."""
+    from forms import spill
+
+    counts = {status: n for status, n in db.session.execute(
+        sa.select(Intake.status, sa.func.count()).group_by(Intake.status))}
+    oldest = db.session.scalar(sa.select(sa.func.min(Intake.received_at))
+                               .where(Intake.status == "new"))
+    click.echo(f"new: {counts.get('new', 0)}  done: {counts.get('done', 0)}  "
+               f"failed: {counts.get('failed', 0)}  oldest new: {oldest or '—'}")
+    for row in db.session.scalars(sa.select(Intake).where(Intake.status == "failed")
+                                  .order_by(Intake.received_at).limit(20)):
+        click.echo(f"failed {row.id} ({row.received_at:%Y-%m-%d %H:%M}): {row.error}")
+    click.echo(f"spill journal: {'submits waiting' if spill.waiting() else 'empty'}")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(intake_cli)
