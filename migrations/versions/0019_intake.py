@@ -2,7 +2,7 @@
 processor) and the submission's intake id
 
 Revision ID: 0019_intake
-Revises: 0022a_consent
+Revises: 0022b_lean_event_indexes
 Create Date: 2026-12-02 03:40:00
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 import app.db
 
 revision = '0019_intake'
-down_revision = '0022a_consent'
+down_revision = '0022b_lean_event_indexes'
 branch_labels = None
 depends_on = None
 
