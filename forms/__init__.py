@@ -39,7 +39,7 @@ def init_app(app: Flask) -> None:
     add_picker(app, Picker("form", "form", *named(forms.models.Form, forms.models.Form.name)))
     add_periodic(app, "forms.jobs.expire_confirmations", EXPIRE_CONFIRMATIONS_EVERY)
     # The sweep: intake rows whose kick Redis lost, and the spill journal (forms.processor).
-    app.config.setdefault("INTAKE_SWEEP_SECONDS", 2)
+    app.config.setdefault("INTAKE_SWEEP_SECONDS", 5)
     app.config.setdefault("INTAKE_BATCH_SIZE", 200)
     add_periodic(app, "forms.jobs.process_intake", int(app.config["INTAKE_SWEEP_SECONDS"]))
     cli.init_app(app)  # flask intake process | status
