@@ -91,8 +91,9 @@ def receive(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Co
             suspect_reason: str | None) -> Receipt:
     """Store one submit as an intake row (one INSERT, one commit) and kick the processor."""
     from forms import spill
+    from forms.pipeline import storable
 
-    values = row_values(form, data, raw, ctx, suspect_reason)
+    values = row_values(form, storable(data), storable(raw), ctx, suspect_reason)
     status = expected_status(form, suspect_reason)
     try:
         intake_id, duplicate = insert(values)

@@ -346,6 +346,24 @@ def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(values, default=str))
 
 
+def storable(value: Any) -> Any:
+    """Posted text as the database can keep it: NUL characters dropped (PostgreSQL refuses them
+    in text and JSON columns) and lone surrogates replaced (they cannot be written as UTF-8).
+    Lists and mappings are cleaned all the way down."""
+    if isinstance(value, str):
+        value = value.replace("\x00", "")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "replace").decode("utf-8")
+        return value
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {storable(k): storable(v) for k, v in value.items()}
+    return value
+
+
 def apply(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Context,
           suspect_reason: str | None, *, intake_id: str, received_at: datetime) -> int:
     """One intake row's effect, in the caller's transaction (the intake processor commits a
@@ -356,6 +374,7 @@ def apply(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Cont
     done = db.session.scalar(sa.select(Submission.id).where(Submission.intake_id == intake_id))
     if done is not None:
         return done
+    data, raw = storable(data), storable(raw)
     if suspect_reason:
         submission = _quarantined(form, data, raw, ctx, suspect_reason)
         submission.intake_id = intake_id

@@ -5,6 +5,10 @@ response body is shown. `OUTBOUND_ALLOWED_NETWORKS` lets an operator allow range
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
+
 import pytest
 import sqlalchemy as sa
 
@@ -191,3 +195,27 @@ def test_no_response_body_or_redirect_reaches_the_webhooks_page(app, recorder, c
                     for e in db.session.scalars(sa.select(WebhookEndpoint.id)))
     assert "302" in pages and "500" in pages
     assert SECRET_BODY not in pages
+
+
+def test_tls_is_verified_for_the_urls_host_while_the_address_is_pinned(app, dns, tmp_path):
+    """Connecting to the vetted IP keeps certificate checking on: a certificate no CA vouches
+    for is refused before any request is sent."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=crm.acme.example", "-addext",
+                    "subjectAltName=DNS:crm.acme.example", "-keyout", str(key), "-out",
+                    str(cert)], check=True, capture_output=True)
+    server = Recorder()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    app.config["OUTBOUND_ALLOWED_NETWORKS"] = "127.0.0.0/8"
+    dns["crm.acme.example"] = ["127.0.0.1"]
+    try:
+        with pytest.raises(netguard.OutboundError, match="TLS"):
+            netguard.post(f"https://crm.acme.example:{server.port}/hook", b"{}", {}, timeout=5)
+    finally:
+        server.stop()
+    assert server.hits == []
