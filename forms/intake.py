@@ -27,7 +27,14 @@ from sqlalchemy.exc import IntegrityError
 from app.db import db, utcnow
 from forms.builder import EMBED_TOKEN, TIMESTAMP, normalised_email
 from forms.models import Form, Intake, SubmissionStatus
-from forms.pipeline import DUPLICATE_WINDOW, Context, _capped, fingerprint, split_values
+from forms.pipeline import (
+    DUPLICATE_WINDOW,
+    Context,
+    _capped,
+    fingerprint,
+    split_values,
+    storable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +98,6 @@ def receive(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Co
             suspect_reason: str | None) -> Receipt:
     """Store one submit as an intake row (one INSERT, one commit) and kick the processor."""
     from forms import spill
-    from forms.pipeline import storable
 
     values = row_values(form, storable(data), storable(raw), ctx, suspect_reason)
     status = expected_status(form, suspect_reason)
