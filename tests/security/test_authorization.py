@@ -17,9 +17,10 @@ from tests.helpers import csrf_from
 # name followed by "." for all of its endpoints.
 MARKETER = {"nurture.", "forms.", "campaigns.", "mail.", "tracking_admin.", "nurture_lead.",
             "privacy.purposes", "privacy.edit_purpose", "privacy.export_lead"}
-SALES = {"sales.queue", "sales.decide_on_page"}
+SALES = {"sales.decide_on_page"}
 ADMIN = {"sales.settings", "auth.users", "auth.edit_user", "privacy.erase_lead", "webhooks."}
 STAFF = {"admin.dashboard", "leads.", "scoring.", "reports.", "pickers.", "outcomes.record",
+         "sales.queue",
          "sales.export_form", "sales.export_csv", "api_admin."}
 # Open to anyone, each protected its own way (a signed token, a signature, a bearer token, the
 # Origin check), or public by nature. tests/security/test_tokens.py covers the token routes.
