@@ -148,9 +148,10 @@ class _Kicker:
             self.wanted.wait()
             self.wanted.clear()
             try:
-                with self.app.app_context():
-                    queue.enqueue(PROCESS_JOB, queue="default", result_ttl=0,
-                                  description="intake processor (kick)")
+                # The request path's guarded client (app.redisguard), though this thread has
+                # no request: a sick Redis costs one short try, then the breaker skips it.
+                queue.get_queue("default", conn=self.app.extensions["redis"]).enqueue(
+                    PROCESS_JOB, result_ttl=0, description="intake processor (kick)")
             except (RedisError, OSError) as exc:  # Redis away: the sweep finds the rows
                 log.warning("intake: kick not sent (%s); the sweep will find the rows", exc)
 
