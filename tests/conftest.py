@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -26,8 +27,36 @@ from app import create_app
 from app.config import normalise_database_url
 from tests.helpers import AuthActions
 
-POSTGRES_URL = os.environ.get("DATABASE_URL")
-REDIS_URL = os.environ.get("REDIS_URL")
+# Under pytest-xdist (CI runs the PostgreSQL suite with `-n 2`) each worker after the first gets a
+# database and a Redis db of its own, next to the ones given: `<db>_gw1`, Redis db + 1, ...
+XDIST_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+
+
+def _per_worker_postgres(url: str) -> str:
+    if not XDIST_WORKER:
+        return url
+    parsed = sa.engine.make_url(normalise_database_url(url))
+    name = f"{parsed.database}_gw{XDIST_WORKER}"
+    engine = sa.create_engine(parsed, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}) is None:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def _per_worker_redis(url: str) -> str:
+    if not XDIST_WORKER:
+        return url
+    parts = urlsplit(url)
+    db = int(parts.path.strip("/") or 0) + XDIST_WORKER
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+POSTGRES_URL = os.environ.get("DATABASE_URL") or None
+POSTGRES_URL = _per_worker_postgres(POSTGRES_URL) if POSTGRES_URL else None
+REDIS_URL = os.environ.get("REDIS_URL") or None
+REDIS_URL = _per_worker_redis(REDIS_URL) if REDIS_URL else None
 # The variables must not reach create_app through os.environ: fixtures pass them explicitly.
 for _name in ("DATABASE_URL", "REDIS_URL", "SENDGRID_API_KEY", "KINDLING_ENV", "SECRET_KEY",
               "BASE_URL", "INSTANCE_PATH"):
