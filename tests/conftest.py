@@ -53,9 +53,14 @@ def _per_worker_redis(url: str) -> str:
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
-POSTGRES_URL = os.environ.get("DATABASE_URL") or None
+# Kept under names create_app never reads, so that pytest-xdist's workers (started from this
+# process's environment, after the pop below) see them too.
+for _name in ("DATABASE_URL", "REDIS_URL"):
+    if _name in os.environ:
+        os.environ[f"KINDLING_TEST_{_name}"] = os.environ[_name]
+POSTGRES_URL = os.environ.get("KINDLING_TEST_DATABASE_URL") or None
 POSTGRES_URL = _per_worker_postgres(POSTGRES_URL) if POSTGRES_URL else None
-REDIS_URL = os.environ.get("REDIS_URL") or None
+REDIS_URL = os.environ.get("KINDLING_TEST_REDIS_URL") or None
 REDIS_URL = _per_worker_redis(REDIS_URL) if REDIS_URL else None
 # The variables must not reach create_app through os.environ: fixtures pass them explicitly.
 for _name in ("DATABASE_URL", "REDIS_URL", "SENDGRID_API_KEY", "KINDLING_ENV", "SECRET_KEY",
