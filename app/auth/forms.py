@@ -13,19 +13,21 @@ class LoginForm(FlaskForm):
     remember = BooleanField("Keep me signed in")
 
 
-class UserForm(FlaskForm):
+class _UserFields(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False),
                                             Length(max=320)])
     name = StringField("Name", validators=[Length(max=200)])
     role = SelectField("Role", choices=[SelectChoice(r.value, r.value.capitalize()) for r in Role])
+
+
+class UserForm(_UserFields):
+    # A new account starts with the least surprising role: an admin can raise it on purpose.
+    role = SelectField("Role", choices=[SelectChoice(r.value, r.value.capitalize()) for r in Role],
+                       default=Role.MARKETER.value)
     password = PasswordField("Password", validators=[DataRequired(), Length(min=10, max=200)])
 
 
-class UserEditForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False),
-                                            Length(max=320)])
-    name = StringField("Name", validators=[Length(max=200)])
-    role = SelectField("Role", choices=[SelectChoice(r.value, r.value.capitalize()) for r in Role])
+class UserEditForm(_UserFields):
     active = BooleanField("Active (may sign in)")
     password = PasswordField("New password", validators=[
         Optional(), Length(min=10, max=200, message="A password needs at least 10 characters.")],

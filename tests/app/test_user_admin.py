@@ -111,3 +111,12 @@ def test_only_admins_edit_users(client, auth):
 def test_an_unknown_user_is_not_found(client, auth):
     auth.login_as("admin")
     assert client.get("/admin/users/9999").status_code == 404
+
+
+def test_the_add_a_user_form_offers_marketer_not_admin_by_default(client, auth):
+    auth.login_as("admin")
+    html = client.get("/admin/users").get_data(as_text=True)
+    form = html[html.index('name="role"'):]
+    form = form[:form.index("</select>")]
+    assert 'value="marketer" selected' in form or 'selected value="marketer"' in form
+    assert 'value="admin" selected' not in form
