@@ -10,16 +10,22 @@ A view of a live page is the same bytes for every visitor (no session, no cookie
 per-visitor value: see `forms.hosted`), so the whole answer is kept with its ETag
 (`Rendered`) and served by `campaigns.pages.answer_from_cache` before any other hook. It lives
 exactly as long as the cached page it was rendered from.
+
+When the database refuses (down, silent past its timeouts), a page whose copy has expired is
+served from that copy (stale-if-error): a visitor can still submit while submits go to the
+spill journal (`forms.spill`), however long the outage lasts.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, joinedload
 
 from app.db import db
@@ -31,6 +37,7 @@ from forms.models import Form, FormConsent, FormField
 _CACHED_MODELS = (LandingPage, Campaign, Form, FormField, FormConsent, ConsentPurpose,
                   ConsentText, Asset)
 _lock = threading.Lock()
+log = logging.getLogger(__name__)
 MAX_ENTRIES = 1000
 _GENERATION = None  # the cache dict's key for its generation: bumped by every change
 
@@ -83,9 +90,16 @@ def cached_page(slug: str) -> LandingPage | None:
     if hit is not None and hit[0] > now:
         return hit[1]
     current = cache.get(_GENERATION, 0)
-    # Its own short session: nothing this request does (a commit) can expire these objects.
-    with Session(db.engine, expire_on_commit=False) as session:
-        page = load_page(session, slug)  # closing ends the transaction, no expiry
+    try:
+        # Its own short session: nothing this request does (a commit) can expire these objects.
+        with Session(db.engine, expire_on_commit=False) as session:
+            page = load_page(session, slug)  # closing ends the transaction, no expiry
+    except DBAPIError as exc:
+        if hit is None:
+            raise
+        log.warning("landing page %s: the database refused (%s); served from the copy read "
+                    "%.0f s ago", slug, type(exc).__name__, now - hit[0] + ttl)
+        return hit[1]
     _put(cache, slug, (now + ttl, page), current)
     return page
 

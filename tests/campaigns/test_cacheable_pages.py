@@ -77,3 +77,28 @@ def test_a_same_origin_post_with_no_cookie_at_all_is_accepted(app):
                           headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"})
     assert accepted.status_code == 303 and "/p/guide/thanks/" in accepted.headers["Location"]
     assert _count(Lead) == 1
+
+
+def test_an_expired_copy_is_served_while_the_database_refuses(app_config, make_app,
+                                                              monkeypatch):
+    """Stale-if-error: a visitor can still read the page and submit during an outage (the
+    submit then waits in the spill journal) however long the page has been cached."""
+    import time
+
+    from campaigns import pagecache
+
+    app = make_app({**app_config, "LANDING_PAGE_CACHE_SECONDS": 0.01})
+    with app.app_context():
+        make_page(form=make_form())
+        make_page(slug="other", campaign_slug="other", form=make_form("Other"))
+        visitor = app.test_client()
+        assert visitor.get("/p/guide").status_code == 200  # read once, then cached
+        time.sleep(0.05)  # the copy has expired
+
+        def refuse(session, slug):
+            raise sa.exc.OperationalError("SELECT …", {}, ConnectionRefusedError("refused"))
+
+        monkeypatch.setattr(pagecache, "load_page", refuse)
+        stale = visitor.get("/p/guide")
+        assert stale.status_code == 200 and "Get the guide" in stale.get_data(as_text=True)
+        assert visitor.get("/p/other").status_code == 503  # never read: nothing to serve

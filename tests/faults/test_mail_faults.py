@@ -18,6 +18,7 @@ from app import queue
 from app.db import db
 from tests.campaigns.helpers import fill_and_submit, make_file_asset, make_form, make_page
 from tests.fakes.sendgrid_server import Reply, both, custom_arg, to
+from tests.faults.invariants import all_hold
 from tests.faults.mail_processes import (
     HANG,
     Fleet,
@@ -126,6 +127,7 @@ def test_every_provider_fault_costs_no_email_twice_and_loses_none(
             assert sorted(statuses) == ["failed"] + ["sent"] * (len(faults) - 1)
         assert requests_by_row(fake_sendgrid) == received  # nothing was sent again
         assert len(fake_sendgrid.mail_sends) == 2 * len(faults) + 2 * 3  # 3 retried once each
+        all_hold(fake_sendgrid, faults, instance_path=config["INSTANCE_PATH"])
         db.session.remove()
 
 
@@ -167,6 +169,7 @@ def test_a_retry_runs_within_seconds_after_its_worker_is_killed(app_config, make
         wait_for(lambda: mail_rows()[0].status == "sent", 10, "the ledger to say sent", 0.2)
         assert [r.accepted for r in fake_sendgrid.mail_sends] == [False, True]
         assert row.key.startswith("asset:")
+        all_hold(fake_sendgrid, ["ann@example.com"], instance_path=config["INSTANCE_PATH"])
         db.session.remove()
 
 

@@ -15,6 +15,7 @@ from app.leads.models import Lead
 from app.redisguard import Breaker
 from forms import processor
 from tests.campaigns.helpers import fill_and_submit, make_form, make_page
+from tests.faults.invariants import assert_holds, no_enrollment_stuck, submissions_once
 from tests.faults.ports import in_thread, silent_server
 
 PRODUCTION_BUDGET = {name: defaults("/tmp/unused")[name]
@@ -51,6 +52,8 @@ def test_a_silent_redis_is_tried_once_then_skipped_and_no_lead_is_lost(app_confi
             db.session.expire_all()
             emails = set(db.session.scalars(sa.select(Lead.email)))
             assert emails == {"v1@example.com", "v2@example.com", "v3@example.com"}
+            assert_holds(submissions_once(emails, instance_path=app.config["INSTANCE_PATH"]),
+                         no_enrollment_stuck())
 
 
 def test_the_request_path_budget_is_about_a_quarter_second():

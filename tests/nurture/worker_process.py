@@ -22,10 +22,15 @@ def process_config(app_config: Mapping[str, Any], fast: Mapping[str, Any],
                    sendgrid_url: str) -> dict[str, Any]:
     """Settings for a test with real processes: `fast` written to the instance folder's
     kindling.cfg (worker and scheduler processes read it there), and SendGrid at the fake."""
+    write_settings(app_config, fast)
+    return {**app_config, **fast, "SENDGRID_API_KEY": "SG.test", "SENDGRID_API_HOST": sendgrid_url}
+
+
+def write_settings(app_config: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+    """Operator settings for the test's processes: the instance folder's kindling.cfg."""
     instance = Path(app_config["INSTANCE_PATH"])
     instance.mkdir(parents=True, exist_ok=True)
-    (instance / "kindling.cfg").write_text("".join(f"{k} = {v!r}\n" for k, v in fast.items()))
-    return {**app_config, **fast, "SENDGRID_API_KEY": "SG.test", "SENDGRID_API_HOST": sendgrid_url}
+    (instance / "kindling.cfg").write_text("".join(f"{k} = {v!r}\n" for k, v in values.items()))
 
 
 def worker_env(app_config: Mapping[str, Any], **extra: str) -> dict[str, str]:
