@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase
 
 # Stable constraint names, so Alembic can alter and drop them on SQLite and PostgreSQL alike.
@@ -73,6 +73,14 @@ def insert_or_skip(target: Any, index_elements: list[str], dialect: str) -> Any 
 
         return sqlite.insert(target).on_conflict_do_nothing(index_elements=index_elements)
     return None
+
+
+def any_of(column: Any, values: list[Any]) -> Any:
+    """`column IN values`; on PostgreSQL `column = ANY(array)`: one parameter for a thousand
+    values (the driver parses each placeholder of a long IN list)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def rows_matched(statement: Any) -> int:

@@ -9,58 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import marshmallow as ma
 import sqlalchemy as sa
 from flask import current_app
 from flask.views import MethodView
-from marshmallow import fields, validate
 
 from app.api.errors import field_problem
+from app.api.event_batch import EventBatchSchema, EventResultSchema
 from app.api.framework import api_blueprint, current_token
-from app.api.schemas import MAX_ID, Strict
-from app.db import db, insert_or_skip, utcnow
-from app.leads.models import Event, Lead
+from app.db import any_of, db, utcnow
+from app.leads import bulk_events
+from app.leads.models import Lead
 from app.leads.service import InvalidEmail, events_written, normalise_email, upsert_lead
 
 CUSTOM_PREFIX = "custom."
-BATCH_MAX = 1000
 
 blp = api_blueprint("api_events", __name__, "/events",
                     "Custom events: what a lead did elsewhere, for the timeline and scoring.")
-
-
-class EventInSchema(Strict):
-    id = fields.String(required=True, validate=validate.Length(min=1, max=100),
-                       metadata={"description": "Your id for the event: sending it again "
-                                                "stores nothing new"})
-    type = fields.String(required=True, validate=validate.Regexp(
-        r"^[a-z][a-z0-9_]{0,32}$", error="Lower-case letters, digits and _ (at most 33), "
-                                         "starting with a letter."),
-        metadata={"description": "Stored as custom.<type>", "example": "webinar_attended"})
-    email = fields.String(validate=validate.Length(min=1, max=320),
-                          metadata={"format": "email", "description": "The lead (created "
-                                                                      "when new); or lead_id"})
-    lead_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
-    occurred_at = fields.AwareDateTime(metadata={"description": "Default: now"})
-    url = fields.String(validate=validate.Length(max=2000))
-    data = fields.Dict(keys=fields.String(validate=validate.Length(max=100)),
-                       validate=validate.Length(max=50))
-
-    @ma.validates_schema
-    def _one_lead(self, item: dict[str, Any], **_kw: Any) -> None:
-        if ("email" in item) == ("lead_id" in item):
-            raise ma.ValidationError("Give either email or lead_id.", "email")
-
-
-class EventBatchSchema(Strict):
-    events = fields.List(fields.Nested(EventInSchema), required=True,
-                         validate=validate.Length(min=1, max=BATCH_MAX))
-
-
-class EventResultSchema(ma.Schema):
-    received = fields.Integer(required=True)
-    created = fields.Integer(required=True)
-    duplicates = fields.Integer(required=True)
 
 
 def _leads_for(items: list[dict[str, Any]]) -> dict[int, int] | Any:
@@ -78,7 +42,7 @@ def _leads_for(items: list[dict[str, Any]]) -> dict[int, int] | Any:
             by_id.setdefault(item["lead_id"], []).append(index)
     out: dict[int, int] = {}
     if by_id:
-        known = set(db.session.scalars(sa.select(Lead.id).where(Lead.id.in_(list(by_id)))))
+        known = set(db.session.scalars(sa.select(Lead.id).where(any_of(Lead.id, list(by_id)))))
         for lead_id, indexes in by_id.items():
             if lead_id not in known:
                 return field_problem(f"events.{indexes[0]}.lead_id",
@@ -86,7 +50,7 @@ def _leads_for(items: list[dict[str, Any]]) -> dict[int, int] | Any:
             out.update(dict.fromkeys(indexes, lead_id))
     if by_email:
         rows = db.session.execute(sa.select(Lead.email, Lead.id)
-                                  .where(Lead.email.in_(list(by_email)))).all()
+                                  .where(any_of(Lead.email, list(by_email)))).all()
         found = {email: lead_id for email, lead_id in rows}
         for email, indexes in by_email.items():
             if email not in found:
@@ -124,14 +88,10 @@ class Events(MethodView):
                  "occurred_at": item.get("occurred_at") or now, "url": item.get("url"),
                  "data": item.get("data") or {}, "is_bot": False, "dedupe_key": key}
                 for index, (item, key) in enumerate(zip(items, keys, strict=True))]
-        # One INSERT … ON CONFLICT (dedupe_key) DO NOTHING for the batch: an event already
-        # received (this batch sent before, or at the same moment) is skipped, not an error.
-        statement = insert_or_skip(Event.__table__, ["dedupe_key"],
-                                   db.session.get_bind().dialect.name)
-        assert statement is not None  # PostgreSQL and SQLite both have it
-        inserted = db.session.execute(statement.returning(Event.__table__.c.lead_id),
-                                      rows).all()
+        # An event already received (this batch sent before, or at the same moment) is
+        # skipped, not an error.
+        inserted = bulk_events.insert_new(rows)
         db.session.commit()
-        events_written({row[0] for row in inserted})
+        events_written(set(inserted))
         return {"received": len(items), "created": len(inserted),
                 "duplicates": len(items) - len(inserted)}

@@ -20,13 +20,13 @@ ATTRIBUTES_MAX = 50
 ATTRIBUTE_VALUE_MAX = 2000
 
 
-def _has_nul(value: Any) -> bool:
+def has_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+        return any(has_nul(v) for v in value)
     return False
 
 
@@ -40,7 +40,7 @@ class Strict(ma.Schema):
     def _refuse_nul(self, data: Any, **_kw: Any) -> Any:
         if isinstance(data, Mapping):
             bad = {str(k): ["Text may not contain NUL (\\u0000) characters."]
-                   for k, v in data.items() if _has_nul(k) or _has_nul(v)}
+                   for k, v in data.items() if has_nul(k) or has_nul(v)}
             if bad:
                 raise ma.ValidationError(bad)
         return data
