@@ -10,6 +10,7 @@ from campaigns.assets import DEFAULT_MAX_BYTES
 def init_app(app: Flask) -> None:
     """Register this package's blueprints, jobs and demo data with the app."""
     import campaigns.models  # this package's tables
+    from app.body_limits import add_body_limit
     from app.mail.ledger import add_settled_listener
     from app.pickers import Picker, add_picker, named
     from app.schedule import add_periodic
@@ -28,8 +29,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("LANDING_PAGE_CACHE_SECONDS", 60)
     for bp in (admin.bp, pages.bp, downloads.bp):
         app.register_blueprint(bp)
-    # The upload limit must be raised before CSRF protection reads the request body.
-    app.before_request_funcs.setdefault(None, []).insert(0, admin.allow_large_uploads)
+    add_body_limit(app, "campaigns.assets_index", admin.upload_limit)
     # Views of live pages are answered from their render before any other hook (campaigns.pages).
     app.before_request_funcs[None].insert(0, pages.answer_from_cache)
     # Their views are counted by the page's script's beacon (`/t/v.gif?lp=<page id>`).

@@ -23,10 +23,9 @@ bp = Blueprint("campaigns", __name__, url_prefix="/admin/campaigns", template_fo
 UPLOAD_OVERHEAD = 1024 * 1024  # form fields and multipart framing around the file
 
 
-def allow_large_uploads() -> None:
-    """Raise the request size limit for the asset upload only (before CSRF reads the body)."""
-    if request.endpoint == "campaigns.assets_index" and request.method == "POST":
-        request.max_content_length = assets.max_bytes() + UPLOAD_OVERHEAD
+def upload_limit() -> int:
+    """The asset upload's request size limit (app.body_limits raises it for that page)."""
+    return assets.max_bytes() + UPLOAD_OVERHEAD
 
 
 def _taken(model, slug: str, own_id: int | None) -> bool:

@@ -29,12 +29,6 @@ def _target_choices(imp: imports.LeadImport) -> list[tuple[str, str]]:
     return [(imports.IGNORE, "Leave out"), *labels.items()]
 
 
-@bp.before_request
-def _allow_big_uploads() -> None:
-    if request.endpoint == "leads.import_upload" and request.method == "POST":
-        request.max_content_length = imports.MAX_BYTES
-
-
 @bp.route("/import", methods=["GET", "POST"])
 @marketer_required
 def import_upload():

@@ -113,3 +113,46 @@ def test_the_cli_imports_with_a_mapping(app, runner, tmp_path):
     assert db.session.scalar(sa.select(Lead.company)) == "Acme"
     missing = runner.invoke(args=["leads", "import", str(path), "--map", "Mail=ignore"])
     assert missing.exit_code != 0 and "Choose the column that holds the email" in missing.output
+
+
+def _fifty_megabytes() -> tuple[bytes, int]:
+    """A 50 MB export as CRMs write them: a wide notes column the import leaves out."""
+    notes = "Met at the booth; wants a demo of the nurture builder. " * 47  # ~2.6 kB
+    rows = ["email,name,notes"]
+    size, count = 0, 0
+    while size < 50 * 1024 * 1024 - 4096:
+        line = f"person{count}@example.com,Person {count},\"{notes}\""
+        rows.append(line)
+        size += len(line) + 2
+        count += 1
+    return ("\r\n".join(rows) + "\r\n").encode("utf-8"), count
+
+
+def test_a_50_mb_file_uploads_previews_and_imports_every_row(app, client, auth):
+    auth.login_as("marketer")
+    body, count = _fifty_megabytes()
+    assert 49 * 1024 * 1024 < len(body) <= 50 * 1024 * 1024
+    response = _upload(client, body, "crm-export.csv")
+    assert response.status_code == 302
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "person0@example.com" in page
+    started = client.post(response.headers["Location"], data={
+        "csrf_token": csrf_from(page), "map-0": "email", "map-1": "first_name", "map-2": "",
+        "source": "CRM export", "consent_basis": "consent", "consent_text": "Yes"})
+    assert started.status_code == 302
+    (imp,) = db.session.scalars(sa.select(LeadImport)).all()
+    assert run_import(imp.id) == "done"
+    db.session.expire_all()
+    assert (imp.created, imp.rejected) == (count, 0)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == count
+    done = client.get(started.headers["Location"]).get_data(as_text=True)
+    assert "Finished" in done and 'value="100"' in done
+
+
+def test_a_file_over_50_mb_is_refused_with_a_clear_page_and_nothing_kept(app, client, auth):
+    auth.login_as("marketer")
+    body = b"email\r\n" + b"x" * (52 * 1024 * 1024)
+    response = _upload(client, body)
+    assert response.status_code == 413
+    assert "larger than we accept" in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(LeadImport)) == 0
