@@ -94,6 +94,11 @@ def run_migrations_online():
             # PRAGMA takes effect outside a transaction, so before it begins).
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
+        elif connection.dialect.name == "postgresql":
+            # DATABASE_STATEMENT_TIMEOUT bounds a visitor's request; an operator's migration on
+            # a big table (an index, a rewrite) may rightly take longer.
+            connection.exec_driver_sql("SET statement_timeout = 0")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
