@@ -32,7 +32,8 @@ def seed_forms() -> list[str]:
         form = Form(
             name=DEMO_FORM_NAME, submit_label="Send me the guide",
             consent_enabled=True, consent_required=True, consent_version="2026-11",
-            consent_text="Yes, email me the guide and occasional product news. "
+            # The guide itself; product news and events are asked for as purposes of their own.
+            consent_text="Yes, email me the guide and a few emails about it. "
                          "I can unsubscribe at any time.",
             success_message="Thank you! The guide is on its way to your inbox.",
             allowed_origins=[DEMO_EMBED_ORIGIN],
