@@ -21,6 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from flask import current_app
 
 from app.db import db, utcnow
 from app.leads.models import Event, Lead
@@ -44,7 +45,8 @@ def assert_holds(*problem_lists: list[str]) -> None:
 def submissions_once(accepted_emails: Iterable[str] = (), *,
                      instance_path: str | Path | None = None) -> list[str]:
     """Every intake row was processed exactly once into one submission; every submission is a
-    lead's (one `form_submitted` event, one outbox row per follow-up job) or quarantined;
+    lead's (one `form_submitted` event, its outbox row for each follow-up job: unique by
+    their keys) or quarantined;
     each of `accepted_emails` (the submits that got a 303 / 202) is one lead or one
     quarantined submission; the spill journal of `instance_path` is empty."""
     fresh()
@@ -65,9 +67,9 @@ def submissions_once(accepted_emails: Iterable[str] = (), *,
     events = Counter(db.session.scalars(
         sa.select(Event.data["submission_id"].as_integer())
         .where(Event.type == "form_submitted")))
-    follow_up = Counter(db.session.scalars(sa.select(OutboxJob.dedupe_key)
-                                           .where(OutboxJob.dedupe_key.is_not(None))))
-    problems += [f"outbox row {key} written {n} times" for key, n in follow_up.items() if n > 1]
+    follow_up = set(db.session.scalars(sa.select(OutboxJob.dedupe_key)
+                                       .where(OutboxJob.dedupe_key.is_not(None))))
+    listeners = current_app.extensions.get("submission_listeners", [])
     for s in submissions:
         if s.status == SubmissionStatus.QUARANTINED.value:
             if s.lead_id is not None:
@@ -77,6 +79,9 @@ def submissions_once(accepted_emails: Iterable[str] = (), *,
                 problems.append(f"{s.status} submission {s.id} has no lead")
             if events[s.id] != 1:
                 problems.append(f"submission {s.id} has {events[s.id]} form_submitted events")
+            if s.status == SubmissionStatus.ACCEPTED.value:  # its follow-up work is scheduled
+                problems += [f"submission {s.id} has no outbox row for {job}"
+                             for job in listeners if f"{job}:{s.id}" not in follow_up]
         else:
             problems.append(f"submission {s.id} is {s.status}")
     emails = Counter(db.session.scalars(sa.select(Lead.email)))
