@@ -3,17 +3,21 @@
 An RQ job (`forms.jobs.process_intake`), kicked after each submit (`forms.intake.kick`) and
 swept by the scheduler so no row waits when Redis lost the kick. Each batch takes up to
 `INTAKE_BATCH_SIZE` new rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several workers share
-the work), runs the pipeline for each (`forms.pipeline.apply`: spam verdict → quarantine, lead
-upsert, submission, `form_submitted` event, the listeners' outbox rows, double opt-in) in a
-savepoint of its own, marks the rows done and commits once. A worker killed mid-batch commits
-nothing: the rows are taken again, and the submission's unique `intake_id` keeps anything from
-being made twice. A row that fails is retried by later runs, then marked failed (kept, shown
-to operators via `flask intake`).
+the work) and makes their effect (spam verdict → quarantine, lead upsert, submission,
+`form_submitted` event, consent ledger rows, the listeners' outbox rows, double opt-in) set-based,
+a handful of statements for the whole batch (`forms.intake_batch`), in a savepoint. Rows that
+path leaves alone, or the whole batch when a concurrent writer got in its way, run through
+`forms.pipeline.apply` one by one, each in a savepoint of its own. Then the rows are marked
+done and the batch commits once. A worker killed mid-batch commits nothing: the rows are taken
+again, and the submission's unique `intake_id` keeps anything from being made twice. A row
+that fails is retried by later runs, then marked failed (kept, shown to operators via
+`flask intake`).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +28,8 @@ from sqlalchemy.orm import selectinload
 
 from app import outbox
 from app.db import db, utcnow
-from forms import pipeline
+from app.leads.service import events_written
+from forms import intake_batch, pipeline
 from forms.models import Form, Intake, IntakeStatus
 
 log = logging.getLogger(__name__)
@@ -61,26 +66,31 @@ def _forms(rows: list[Intake]) -> dict[int, Form]:
     return {form.id: form for form in found}
 
 
-def _context(row: Intake) -> pipeline.Context:
-    return pipeline.Context(
-        ip=row.ip, user_agent=row.user_agent, visitor_id=row.visitor_id, channel=row.channel,
-        campaign_id=row.campaign_id, landing_page_id=row.landing_page_id,
-        utm_defaults=dict(row.utm_defaults or {}), consent_text=row.consent_text,
-        consent_version=row.consent_version)
-
-
 def _apply(row: Intake, form: Form) -> int:
     data: dict[str, Any] = dict(row.data or {})
     for attempt in range(APPLY_ATTEMPTS):
         try:
             with db.session.begin_nested():
-                return pipeline.apply(form, data, row.raw or {}, _context(row),
+                return pipeline.apply(form, data, row.raw or {}, intake_batch.context(row),
                                       row.suspect_reason, intake_id=row.id,
                                       received_at=row.received_at)
         except (IntegrityError, pipeline._Twin):
             if attempt == APPLY_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _set_based(rows: list[Intake], forms: dict[int, Form], now: datetime,
+               ) -> intake_batch.Outcome | None:
+    """The batch's set-based path in a savepoint; None (nothing kept) when a concurrent writer
+    or an unexpected error got in the way: then every row goes the careful way."""
+    try:
+        with db.session.begin_nested():
+            return intake_batch.apply(rows, forms, now)
+    except Exception as exc:  # noqa: BLE001 - the row-by-row path retries or fails each row
+        log.warning("intake: batch of %d taken row by row (%s: %s)", len(rows),
+                 type(exc).__name__, exc)
+        return None
 
 
 def process_batch(limit: int | None = None, intake_id: str | None = None) -> int:
@@ -91,15 +101,19 @@ def process_batch(limit: int | None = None, intake_id: str | None = None) -> int
         return 0
     forms = _forms(rows)
     now = utcnow()
-    for row in rows:
+    outcome = _set_based(rows, forms, now)
+    careful = rows if outcome is None else outcome.left
+    if outcome is not None:
+        for row in rows:
+            if row.id in outcome.submission_ids:
+                _done(row, outcome.submission_ids[row.id], now)
+        db.session.info.setdefault("outbox_new", []).extend(outcome.outbox_ids)
+    for row in careful:
         form = forms.get(row.form_id)
         try:
             if form is None:
                 raise LookupError(f"form {row.form_id} no longer exists")
-            row.submission_id = _apply(row, form)
-            row.status = IntakeStatus.DONE.value
-            row.processed_at = now
-            row.error = None
+            _done(row, _apply(row, form), now)
         except Exception as exc:  # this row only: the batch goes on
             log.exception("intake %s could not be processed", row.id)
             row.attempts += 1
@@ -108,7 +122,16 @@ def process_batch(limit: int | None = None, intake_id: str | None = None) -> int
                 row.status = IntakeStatus.FAILED.value
                 row.processed_at = now
     db.session.commit()
+    if outcome is not None and outcome.lead_ids:
+        events_written(outcome.lead_ids)  # scoring: these events bypassed the ORM's flush
     return len(rows)
+
+
+def _done(row: Intake, submission_id: int, now: datetime) -> None:
+    row.submission_id = submission_id
+    row.status = IntakeStatus.DONE.value
+    row.processed_at = now
+    row.error = None
 
 
 def drain(max_batches: int = 1000) -> int:

@@ -84,28 +84,10 @@ def upsert_lead(
             StageChange(lead=lead, from_stage=None, to_stage=lead.stage, actor=source,
                         reason=f"Created by {source}", changed_at=utcnow())
         )
-    changes: dict[str, list[Any]] = {}
-    attributes = dict(lead.attributes or {})
-    for key, value in (values or {}).items():
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        if isinstance(value, str):
-            value = value.strip()
-        if key in PROFILE_FIELDS:
-            old = getattr(lead, key) or ""
-            # Longer than the column: keep what fits (the submission keeps every character),
-            # rather than lose the lead to a database error.
-            value = str(value)[: PROFILE_LENGTHS[key]]
-            if key == "country":
-                value = value.upper()
-            if old != value:
-                setattr(lead, key, value)
-                changes[key] = [old, value]
-        else:
-            old = attributes.get(key)
-            if old != value:
-                attributes[key] = value
-                changes[key] = [old, value]
+    profile = {key: getattr(lead, key) for key in PROFILE_FIELDS}
+    updates, attributes, changes = merge_values(profile, lead.attributes or {}, values or {})
+    for key, value in updates.items():
+        setattr(lead, key, value)
     if attributes != (lead.attributes or {}):
         lead.attributes = attributes
     if not created and display != lead.email_display:
@@ -116,6 +98,39 @@ def upsert_lead(
 
         on_new_lead(lead)  # an erased address comes back suppressed from marketing email
     return Upsert(lead=lead, created=created, changes=changes)
+
+
+def merge_values(profile: Mapping[str, Any], attributes: Mapping[str, Any],
+                 values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any],
+                                                     dict[str, list[Any]]]:
+    """Merge submitted `values` into a lead's profile columns and attributes, as `upsert_lead`
+    does: (profile columns to set, the whole new attributes, changes as field -> [old, new]).
+    New values fill blanks and replace changed values; a blank never erases data. Pure, so
+    batch writers (the intake processor) merge exactly as the ORM path does."""
+    updates: dict[str, Any] = {}
+    changes: dict[str, list[Any]] = {}
+    merged = dict(attributes)
+    for key, value in values.items():
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if isinstance(value, str):
+            value = value.strip()
+        if key in PROFILE_FIELDS:
+            old = updates.get(key, profile.get(key)) or ""
+            # Longer than the column: keep what fits (the submission keeps every character),
+            # rather than lose the lead to a database error.
+            value = str(value)[: PROFILE_LENGTHS[key]]
+            if key == "country":
+                value = value.upper()
+            if old != value:
+                updates[key] = value
+                changes[key] = [old, value]
+        else:
+            old = merged.get(key)
+            if old != value:
+                merged[key] = value
+                changes[key] = [old, value]
+    return updates, merged, changes
 
 
 def record_event(

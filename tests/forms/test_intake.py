@@ -7,7 +7,7 @@ from flask.testing import FlaskClient
 from app.db import db
 from app.leads.models import Event, Lead
 from app.outbox import OutboxJob
-from forms import pipeline, processor
+from forms import intake_batch, pipeline, processor
 from forms.models import Intake, Submission
 from tests.forms.support import LISTENER, HostedPage, count, events, leads, submissions
 
@@ -73,27 +73,54 @@ def test_the_same_post_again_within_the_window_is_the_first_intake_row(visitor, 
 
 def test_a_worker_dying_mid_batch_commits_nothing_and_the_rerun_makes_each_lead_once(
         app, visitor, make_form, monkeypatch):
+    """Killed after the batch wrote its leads, submissions and events, before the commit."""
+    form = make_form()
+    for n in range(5):
+        visitor.post(form, {"email": f"p{n}@example.com"})
+
+    def killed(*args, **kwargs):
+        assert count(Submission) == 5  # written, not yet committed
+        raise SystemExit("worker killed")  # not an error of the rows: the process ends
+
+    monkeypatch.setattr(intake_batch, "_write_outbox", killed)
+    with pytest.raises(SystemExit):
+        processor.drain()
+    db.session.rollback()  # the dead process's transaction never committed
+    assert count(Lead) == 0 and count(Submission) == 0 and count(OutboxJob) == 0
+    monkeypatch.undo()
+    assert processor.drain() == 5
+    assert count(Lead) == 5 and count(Submission) == 5 and len(events("form_submitted")) == 5
+    # one follow-up row per submission and listener
+    assert count(OutboxJob) == 5 * len(app.extensions["submission_listeners"])
+
+
+def test_a_worker_dying_in_the_row_by_row_path_commits_nothing_either(
+        app, visitor, make_form, monkeypatch):
+    """The path a batch takes when a concurrent writer got in the way of the set-based one."""
     form = make_form()
     for n in range(5):
         visitor.post(form, {"email": f"p{n}@example.com"})
     real = pipeline.apply
     done: list[str] = []
 
+    def raced(*args, **kwargs):
+        raise intake_batch.Conflict("a lead of this batch was made meanwhile")
+
     def dies_on_the_fourth(*args, **kwargs):
         if len(done) == 3:
-            raise SystemExit("worker killed")  # not an error of the row: the process ends
+            raise SystemExit("worker killed")
         done.append(kwargs["intake_id"])
         return real(*args, **kwargs)
 
+    monkeypatch.setattr(intake_batch, "apply", raced)
     monkeypatch.setattr(pipeline, "apply", dies_on_the_fourth)
     with pytest.raises(SystemExit):
         processor.drain()
-    db.session.rollback()  # the dead process's transaction never committed
+    db.session.rollback()
     assert count(Lead) == 0 and count(Submission) == 0 and count(OutboxJob) == 0
     monkeypatch.setattr(pipeline, "apply", real)
-    assert processor.drain() == 5
+    assert processor.drain() == 5  # still row by row: the set-based path keeps failing
     assert count(Lead) == 5 and count(Submission) == 5 and len(events("form_submitted")) == 5
-    # one follow-up row per submission and listener
     assert count(OutboxJob) == 5 * len(app.extensions["submission_listeners"])
 
 
