@@ -72,9 +72,9 @@ class Web:
 
 @contextmanager
 def web(app_config: Mapping[str, Any], logs: Path, *, workers: int = 2,
-        **env: str) -> Iterator[Web]:
+        threads: int | None = None, **env: str) -> Iterator[Web]:
     """gunicorn serving `wsgi:app` with the settings of `app_config` (and `env` on top),
     stopped afterwards. Its log is `logs/gunicorn-<port>.log`."""
     with gunicorn_server("wsgi:app", worker_env(app_config, **env), workers=workers,
-                         ready_path="/login", log_dir=logs) as base:
+                         threads=threads, ready_path="/login", log_dir=logs) as base:
         yield Web(base)

@@ -183,3 +183,37 @@ def test_submissions_are_rate_limited_per_address(app_config, make_app):
     assert statuses == [202, 202, 202, 429, 429]
     response = client.post(f"/api/forms/{key}/submissions", json={"email": "x@example.com"})
     assert "error" in response.get_json()
+
+
+def test_a_submit_while_the_database_refuses_is_kept_not_refused(app, client, embedded):
+    """The embed API validates against this process's last copy of the form and keeps the
+    submit in the spill journal (202); the next processor run makes the lead."""
+    from flask.testing import FlaskClient
+
+    from forms import spill
+    from forms.jobs import process_intake
+
+    token = definition(client, embedded)["token"]
+    posted = {"first_name": "Ann", "consent": True, "token": token}
+    url = f"/api/forms/{embedded.key}/submissions"
+    assert client.post(url, json={**posted, "email": "ann@example.com"}).status_code == 202
+
+    def refuse(dialect, record, cargs, cparams):
+        raise dialect.loaded_dbapi.OperationalError("unable to open database file")
+
+    sa.event.listen(db.engine, "do_connect", refuse)
+    db.session.remove()
+    db.engine.dispose()
+    try:
+        kept = FlaskClient(app).post(url, json={**posted, "email": "bob@example.com"})
+        assert kept.status_code == 202, kept.get_data(as_text=True)
+        assert kept.get_json()["status"] == "accepted" and spill.waiting()
+        other = FlaskClient(app).post("/api/forms/nope/submissions",
+                                      json={**posted, "email": "cy@example.com"})
+        assert other.status_code == 503  # no copy of an unknown form: the database decides
+    finally:
+        sa.event.remove(db.engine, "do_connect", refuse)
+        db.session.remove()
+        db.engine.dispose()
+    assert process_intake() == 1 and not spill.waiting()
+    assert sorted(lead.email for lead in leads()) == ["ann@example.com", "bob@example.com"]
