@@ -2,12 +2,20 @@
 SIGKILL in the middle of a batch; a new worker finishes. The killed batch committed nothing
 (its rows are taken again), and nothing is made twice: one lead, one submission, one
 `form_submitted` event and one outbox row per follow-up job for every intake row, each row
-processed once (`tests.faults.invariants`)."""
+processed once (`tests.faults.invariants`).
+
+On PostgreSQL the kill is certain to land mid-batch: the test holds an uncommitted lead with
+the address of a row in the second batch, so the worker's insert of that lead waits on the
+test's lock, with the rows before it in the batch done but not committed. On SQLite the
+processor holds the write lock for its whole batch; the kill comes while it does."""
 
 from __future__ import annotations
 
 import sqlite3
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +24,7 @@ from flask.testing import FlaskClient
 
 from app import queue
 from app.db import db
+from app.leads.models import Lead
 from forms.intake import PROCESS_JOB
 from forms.models import Intake, IntakeStatus
 from tests.campaigns.helpers import fill_and_submit, make_form, make_page
@@ -27,11 +36,12 @@ pytestmark = pytest.mark.slow
 
 ROWS = 900
 BATCH = 300  # three batches: the kill lands in the second
+BLOCKED = BATCH + BATCH // 2  # PostgreSQL: the row whose lead the test holds
 
 
 def _backlog(app) -> list[str]:
-    """One real submit (the request path's intake row), copied to ROWS rows of other people.
-    Returns their addresses."""
+    """One real submit (the request path's intake row), copied to ROWS rows of other people,
+    received in that order. Returns their addresses."""
     assert fill_and_submit(FlaskClient(app), "guide", email="kill-0@example.com",
                            first_name="Kim").status_code == 303
     template = db.session.scalars(sa.select(Intake)).one()
@@ -42,6 +52,7 @@ def _backlog(app) -> list[str]:
     for n, email in enumerate(emails[1:], start=1):
         rows.append({**columns, "id": uuid.uuid4().hex,
                      "dedupe_key": f"{template.dedupe_key}-{n}",
+                     "received_at": template.received_at + timedelta(milliseconds=n),
                      "data": {**template.data, "email": email},
                      "raw": {**template.raw, "email": email}})
     db.session.execute(sa.insert(Intake), rows)
@@ -55,9 +66,25 @@ def _done() -> int:
                              .where(Intake.status == IntakeStatus.DONE.value)) or 0
 
 
-def _batch_open(database_url: str) -> bool:
-    """Whether a batch transaction (the worker's) is open now, and has run for a moment."""
-    if database_url.startswith("sqlite"):  # the processor holds SQLite's write lock
+@contextmanager
+def _hold_lead(email: str) -> Iterator[None]:
+    """PostgreSQL: an uncommitted lead with this address in a transaction of the test's own,
+    rolled back at the end; another insert of the address waits for it meanwhile."""
+    with sa.orm.Session(db.engine) as session:
+        session.add(Lead(email=email, email_display=email))
+        session.flush()
+        try:
+            yield
+        finally:
+            session.rollback()
+
+
+def _mid_batch(database_url: str) -> bool:
+    """Whether the worker is in the middle of its second batch: the first one committed, and
+    (PostgreSQL) its insert waits on the test's lock / (SQLite) it holds the write lock."""
+    if _done() < BATCH:
+        return False
+    if database_url.startswith("sqlite"):
         conn = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=0,
                                isolation_level=None)
         try:
@@ -68,11 +95,9 @@ def _batch_open(database_url: str) -> bool:
             return True
         finally:
             conn.close()
-    fresh()
     return bool(db.session.scalar(sa.text(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle' "
-        "AND xact_start < now() - interval '300 milliseconds'")))
+        "AND backend_type = 'client backend' AND wait_event_type = 'Lock'")))
 
 
 def test_a_worker_killed_mid_batch_makes_nothing_twice(app_config, make_app, tmp_path):
@@ -84,14 +109,16 @@ def test_a_worker_killed_mid_batch_makes_nothing_twice(app_config, make_app, tmp
         with app.app_context():
             make_page(form=make_form())
             emails = _backlog(app)
-            queue.enqueue(PROCESS_JOB, result_ttl=0)  # the kick of the last submit
-            first = processes.start("worker-1")
-            processes.wait_for(lambda: _done() >= BATCH and _batch_open(url), 120,
-                               "the worker to be in the middle of its second batch")
-            first.kill()
+            postgres = url.startswith("postgresql")
+            with _hold_lead(emails[BLOCKED]) if postgres else _nothing():
+                queue.enqueue(PROCESS_JOB, result_ttl=0)  # the kick of the last submit
+                first = processes.start("worker-1")
+                processes.wait_for(lambda: _mid_batch(url), 120,
+                                   "the worker to be in the middle of its second batch")
+                first.kill()
             done = _done()
             # Batches are all or nothing: the killed one committed none of its rows.
-            assert done < ROWS and done % BATCH == 0, done
+            assert done == BATCH if postgres else (done < ROWS and done % BATCH == 0), done
 
             # A new worker; the processor run goes ahead of the follow-up jobs the killed
             # worker had enqueued (as a sweep's would, later).
@@ -103,3 +130,8 @@ def test_a_worker_killed_mid_batch_makes_nothing_twice(app_config, make_app, tmp
             db.session.remove()
     finally:
         processes.stop()
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
