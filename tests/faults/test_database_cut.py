@@ -4,7 +4,8 @@ to the machine's PostgreSQL through a TCP proxy the test cuts (`tests.faults.pro
 - Issue 15, finding 5: with the database refusing, visitors get the branded 503 with
   `Retry-After` and the API problem details; with a database port that accepts and never
   answers, the answer comes within the connect timeout (not after 130 s); when it is back the
-  same processes answer again.
+  same processes answer again; a statement that waits past the statement timeout (on a lock)
+  ends with the same 503.
 - Issue 10, item 5: a burst of submits (the landing page's form and the same form embedded on
   another site) while the database is away for 60 s: every visitor gets the thank-you page or
   the API's 202 (the submit waits in the spill journal), and afterwards every accepted submit
@@ -43,11 +44,16 @@ VISITORS = 3  # the first one posts to the embed API
 
 
 @pytest.fixture
-def postgres(app_config) -> Iterator[CuttableProxy]:
+def postgres_url(app_config) -> str:
     url = app_config["SQLALCHEMY_DATABASE_URI"]
     if not url.startswith("postgresql"):
         pytest.skip("needs PostgreSQL (DATABASE_URL): the test cuts a TCP proxy in front of it")
-    with proxy_to(url) as proxy:
+    return url
+
+
+@pytest.fixture
+def postgres(postgres_url) -> Iterator[CuttableProxy]:
+    with proxy_to(postgres_url) as proxy:
         yield proxy
 
 
@@ -85,6 +91,29 @@ def test_a_cut_database_gives_the_branded_503_and_a_silent_one_gives_up_in_time(
             # The same processes answer again once the database is back, without a restart.
             assert site.get("/p/guide").status == 200
     assert postgres.accepted > postgres.forwarded  # the silent port was really tried
+
+
+def test_a_statement_stuck_on_a_lock_gives_up_at_the_statement_timeout(
+        app_config, make_app, postgres_url, tmp_path):
+    """The database answers but a statement waits (here on a lock another session holds):
+    the request ends with the 503 page when DATABASE_STATEMENT_TIMEOUT is up, not later."""
+    with make_app(app_config).app_context():
+        make_page(form=make_form())
+        db.session.remove()
+    write_settings(app_config, {"LANDING_PAGE_CACHE_SECONDS": 0,
+                                "DATABASE_STATEMENT_TIMEOUT": 2})
+    engine = sa.create_engine(postgres_url)
+    try:
+        with web(app_config, tmp_path, workers=1) as site:
+            assert site.get("/p/guide").status == 200
+            with engine.begin() as locker:
+                locker.execute(sa.text("LOCK TABLE landing_pages IN ACCESS EXCLUSIVE MODE"))
+                page = site.get("/p/guide", timeout=ANSWER_WITHIN)
+                assert page.status == 503, (page.status, page.text[:300])
+                assert "Back shortly" in page.text and int(page.headers["retry-after"]) > 0
+            assert site.get("/p/guide").status == 200
+    finally:
+        engine.dispose()
 
 
 class Burst:
