@@ -77,11 +77,14 @@ class _Inserter(threading.Thread):
         self.count = 0
 
     def run(self) -> None:
+        from app.leads.event_types import code_of
+
+        opened = code_of("email_opened")
         with self.scratch.connect() as conn:
             while not self.stop.is_set():
                 started = time.perf_counter()
                 conn.execute("INSERT INTO events (lead_id, type, occurred_at, data, is_bot) "
-                             "VALUES (1, 'email_opened', now(), '{\"send_id\": \"1\"}', false)")
+                             f"VALUES (1, {opened}, now(), '{{\"send_id\": \"1\"}}', false)")
                 self.slowest = max(self.slowest, time.perf_counter() - started)
                 self.count += 1
                 time.sleep(0.005)

@@ -202,6 +202,22 @@ def _default_sql(column) -> str | None:
     return f"CAST({text} AS {pg_type})"
 
 
+def _stored_sql(column, sql: str) -> str:
+    """The SQL of what the column's type stores for a value given as its Python form: event
+    type names as their codes, dedupe keys as their digests, empty metadata as NULL
+    (app.leads.event_types, app.leads.event_columns)."""
+    from app.leads.event_columns import DedupeDigest, OptionalJSON
+    from app.leads.event_types import EventType, sql_case
+
+    if isinstance(column.type, EventType):
+        return sql_case(f"({sql})")
+    if isinstance(column.type, DedupeDigest):
+        return f"md5(({sql})::text)::uuid"
+    if isinstance(column.type, OptionalJSON):
+        return f"NULLIF(({sql})::jsonb, '{{}}'::jsonb)"
+    return sql
+
+
 def insert_select(scratch: Scratch, model: Any, values: dict[str, str], source: str,
                   *, reset_id: bool = True) -> None:
     """INSERT INTO model's table (values' keys) SELECT values' SQL FROM `source`, plus defaults
@@ -215,6 +231,7 @@ def insert_select(scratch: Scratch, model: Any, values: dict[str, str], source: 
         if sql is None:
             raise RuntimeError(f"bench loader: no value for {table.name}.{column.name}")
         given[column.name] = sql
+    given = {name: _stored_sql(table.c[name], sql) for name, sql in given.items()}
     cols = ", ".join(f'"{name}"' for name in given)
     exprs = ",\n       ".join(given.values())
     statements = [f"INSERT INTO {table.name} ({cols})\nSELECT {exprs}\nFROM {source}"]

@@ -32,6 +32,7 @@ from flask import Flask, current_app
 
 from app import pushbuffer, queue
 from app.db import db
+from app.leads.event_columns import present_keys
 from app.leads.models import Event
 from app.pushbuffer import Buffer
 from campaigns.models import LandingPage
@@ -119,10 +120,7 @@ def write(hits: list[dict[str, Any]]) -> list[Event]:
     if not hits:
         return []
     keys = [DEDUPE_PREFIX + str(h["id"]) for h in hits]
-    done: set[str] = set()
-    for part in _chunks(keys):
-        done.update(db.session.scalars(sa.select(Event.dedupe_key)
-                                       .where(Event.dedupe_key.in_(part))))
+    done = present_keys(Event.dedupe_key, keys)
     campaigns = _campaigns_of({h.get("page_id") for h in hits})
     for hit in hits:
         hit["at"] = _at(hit.get("ts"))

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import JSONType, Model, UTCDateTime, utcnow
+from app.leads.event_columns import DedupeDigest, OptionalJSON
+from app.leads.event_types import EventType
 
 # An integer primary key that is 64-bit on PostgreSQL and still autoincrements on SQLite.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -114,11 +116,17 @@ class Lead(Model):
 
 class Event(Model):
     """Append-only activity log. Scores are recomputable from it, so rows are never edited
-    except to attach an anonymous visitor's events to the lead it turns out to be."""
+    except to attach an anonymous visitor's events to the lead it turns out to be.
+
+    Kept small (issue 14): the type is an integer code (`app.leads.event_types`), `data` is
+    NULL when empty, the dedupe key a 16-byte digest (`app.leads.event_columns`)."""
 
     __tablename__ = "events"
     __table_args__ = (
-        sa.Index("ix_events_lead_time", "lead_id", "occurred_at"),
+        # A lead's events (timeline, scoring, last activity). On lead_id alone: PostgreSQL
+        # stores one entry per lead with its rows' addresses (B-tree deduplication), a few bytes
+        # per event instead of ~40 for (lead_id, occurred_at); a lead's events are sorted after.
+        sa.Index("ix_events_lead", "lead_id"),
         # The reports' daily rollups read one day of one type at a time (and type alone).
         sa.Index("ix_events_type_time", "type", "occurred_at"),
         # Most events have no browser id or campaign: index only those that do (every query
@@ -134,15 +142,15 @@ class Event(Model):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     lead_id: Mapped[int | None] = mapped_column(sa.ForeignKey("leads.id", ondelete="CASCADE"))
     visitor_id: Mapped[str | None] = mapped_column(sa.String(64))
-    type: Mapped[str] = mapped_column(sa.String(40))
+    type: Mapped[str] = mapped_column(EventType)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     campaign_id: Mapped[int | None] = mapped_column()
     url: Mapped[str | None] = mapped_column(sa.Text)
-    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(OptionalJSON, default=dict, nullable=True)
     is_bot: Mapped[bool] = mapped_column(default=False)
     bot_reason: Mapped[str | None] = mapped_column(sa.String(200))
     # Set by writers that may run twice (at-least-once jobs, webhook retries): one row per key.
-    dedupe_key: Mapped[str | None] = mapped_column(sa.String(200), unique=True)
+    dedupe_key: Mapped[str | None] = mapped_column(DedupeDigest, unique=True)
 
     lead = relationship("Lead", back_populates="events")
 

@@ -27,13 +27,9 @@ BLANK_ROWS = 2
 
 def _event_choices() -> list[SelectChoice]:
     """The built-in event types, then the custom ones other systems have sent (the API)."""
-    import sqlalchemy as sa
+    from app.leads.event_types import custom_names
 
-    from app.db import db
-    from app.leads.models import Event
-
-    custom = db.session.scalars(sa.select(Event.type).where(Event.type.like("custom.%"))
-                                .distinct().order_by(Event.type).limit(100)).all()
+    custom = custom_names("custom.")
     return ([SelectChoice("", "—")] + [SelectChoice(t, t.replace("_", " ")) for t in EVENT_TYPES]
             + [SelectChoice(t, t.replace("_", " ")) for t in custom])
 

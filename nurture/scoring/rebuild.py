@@ -96,7 +96,10 @@ def _event_sql(rules: Rules, postgres: bool, since: datetime | None = None) -> s
     if since is not None:  # a time we made, never user input: safe as a literal
         stamp = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
         window = f" AND occurred_at >= '{stamp}{'+00' if postgres else ''}'"
-    return (f"SELECT lead_id, id, type, {at}, url, campaign_id, {data} FROM events "
+    from app.leads.event_types import sql_name
+
+    return (f"SELECT lead_id, id, {sql_name('events.type')}, {at}, url, campaign_id, {data} "
+            "FROM events "
             f"WHERE lead_id BETWEEN {mark} AND {mark} AND is_bot = {'false' if postgres else '0'}"
             f"{window} ORDER BY lead_id, occurred_at, id")
 

@@ -22,8 +22,9 @@ def _demo_lead() -> Lead | None:
     leads = list(db.session.scalars(sa.select(Lead).where(Lead.email.in_(DEMO_MQL_EMAILS))))
     leads.sort(key=lambda lead: DEMO_MQL_EMAILS.index(lead.email))
     for lead in leads:  # the one a previous run chose
+        first = f"{DEMO_KEY}-{lead.id}-form_submitted-6"  # the first key _give_demo_activity writes
         if db.session.scalar(sa.select(Event.id).where(
-                Event.lead_id == lead.id, Event.dedupe_key.like(f"{DEMO_KEY}-%")).limit(1)):
+                Event.lead_id == lead.id, Event.dedupe_key == first).limit(1)):
             return lead
     return next((lead for lead in leads if lead.stage in service.ELIGIBLE_STAGES), None)
 

@@ -11,9 +11,10 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.db import db, insert_or_skip
+from app.leads.event_columns import DedupeDigest, present_keys
+from app.leads.event_types import EventType
 from app.leads.models import Event, Lead
 from nurture.models import Enrollment, Send
 from nurture.tracking import classify
@@ -175,6 +176,10 @@ def _dialect() -> str:
 
 def _array_type(column: sa.Column) -> str:
     kind: Any = column.type
+    if isinstance(kind, DedupeDigest):
+        return "uuid"
+    if isinstance(kind, EventType):
+        return "integer"
     if isinstance(kind, sa.types.TypeDecorator):
         kind = kind.impl
     if isinstance(kind, sa.JSON):
@@ -202,10 +207,10 @@ def _insert_unnest(table: sa.Table, columns: list[str], rows: list[dict[str, Any
         column = table.c[name]
         kind = _array_type(column)
         values = [row[name] for row in rows]
+        if isinstance(column.type, sa.types.TypeDecorator):
+            values = [column.type.process_bind_param(v, dialect) for v in values]
         if kind == "jsonb":
             values = [None if v is None else json.dumps(v) for v in values]
-        elif isinstance(column.type, sa.types.TypeDecorator):
-            values = [column.type.process_bind_param(v, dialect) for v in values]
         arrays.append(values)
         casts.append(f"%s::{kind}[]")
     quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in columns)
@@ -221,17 +226,5 @@ def insert_ignoring(model: Any, rows: list[dict[str, Any]], index_elements: list
 
 
 def existing_keys(keys: Iterable[str]) -> set[str]:
-    wanted = sorted(set(keys))
-    found: set[str] = set()
-    if not wanted:
-        return found
-    if _dialect() == "postgresql":  # one query, the keys as one array (the unique index)
-        for part in chunks(wanted, 20_000):
-            found.update(db.session.scalars(sa.select(Event.dedupe_key).where(
-                Event.dedupe_key == sa.any_(sa.cast(sa.bindparam("keys", part, type_=ARRAY(sa.Text)),
-                                                    ARRAY(sa.Text))))))
-        return found
-    for part in chunks(wanted):
-        found.update(db.session.scalars(sa.select(Event.dedupe_key)
-                                        .where(Event.dedupe_key.in_(part))))
-    return found
+    """Which of these dedupe keys are stored already (the unique index on their digests)."""
+    return present_keys(Event.dedupe_key, keys)

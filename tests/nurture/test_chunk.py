@@ -6,6 +6,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from app.db import db, utcnow
+from app.leads.event_columns import digest_hex
 from app.leads.models import Lead
 from app.queue import get_queue
 from nurture import chunk, jobs
@@ -63,7 +64,7 @@ def test_a_chunk_sends_its_email_steps_and_leaves_the_rest_to_run_step(app):
     assert event.data == {"send_id": str(send.id), "enrollment_id": str(sending.id),
                           "sequence_id": one_email.id, "step_id": send.step_id,
                           "subject": "Hello {{ lead.first_name }}"}
-    assert event.dedupe_key == f"nurture-send:{send.id}"
+    assert event.dedupe_key == digest_hex(f"nurture-send:{send.id}")  # stored as its digest
     (finished,) = events(ann.id, "nurture_finished")
     assert finished.data["reason"] == "completed every step"
     done = enrollment_of(ann.id)

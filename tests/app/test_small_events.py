@@ -1,0 +1,97 @@
+"""Small events (issue 14): the type is stored as an integer code and read as its name (custom
+names too, in a process that never wrote them), empty data is NULL, the dedupe key a 16-byte
+digest that still allows one row per key; the migration converts existing rows."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from flask_migrate import downgrade, upgrade
+
+from app.db import db
+from app.leads import event_types
+from app.leads.event_columns import digest_hex
+from app.leads.models import Event
+from app.leads.service import record_event, upsert_lead
+
+
+def _raw() -> list[tuple]:
+    return db.session.execute(sa.text(
+        "SELECT type, data, dedupe_key FROM events ORDER BY id")).all()
+
+
+def _another_process() -> None:
+    """Forget the names this process learnt by writing: only the fixed table is known."""
+    event_types._known.clear()
+    db.session.expire_all()
+
+
+def _digest_bytes(value) -> int:
+    return len(value.bytes if isinstance(value, uuid.UUID) else bytes(value))
+
+
+def test_a_custom_type_is_a_code_on_disk_and_its_name_everywhere_else(app):
+    lead = upsert_lead("ann@example.com").lead
+    record_event(lead, "custom.webinar_attended", data={"webinar": "Q4"})
+    record_event(lead, "email_opened")
+    db.session.commit()
+
+    (custom, _, _), (opened, empty, _) = _raw()
+    assert isinstance(custom, int) and isinstance(opened, int)
+    assert opened == event_types.FIXED["email_opened"]
+    assert empty is None  # no '{}' per row
+
+    _another_process()
+    events = db.session.scalars(sa.select(Event).order_by(Event.id)).all()
+    assert [e.type for e in events] == ["custom.webinar_attended", "email_opened"]
+    assert [e.data for e in events] == [{"webinar": "Q4"}, {}]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Event).where(
+        Event.type.in_(["custom.webinar_attended", "page_viewed"]))) == 1
+    rows = db.session.execute(sa.select(Event.type, sa.func.count()).group_by(Event.type)).all()
+    assert sorted(tuple(r) for r in rows) == [("custom.webinar_attended", 1), ("email_opened", 1)]
+    assert event_types.custom_names("custom.") == ["custom.webinar_attended"]
+    # A name only ever asked about stores nothing and matches nothing.
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)
+                             .where(Event.type == "custom.never_sent")) == 0
+    assert event_types.custom_names("custom.") == ["custom.webinar_attended"]
+
+
+def test_a_dedupe_key_is_a_16_byte_digest_and_still_writes_once(app):
+    lead = upsert_lead("ann@example.com").lead
+    assert record_event(lead, "email_opened", dedupe_key="sg:abc") is not None
+    assert record_event(lead, "email_opened", dedupe_key="sg:abd") is not None
+    assert record_event(lead, "email_opened", dedupe_key="sg:abc") is None
+    db.session.commit()
+    keys = [key for _, _, key in _raw()]
+    assert [_digest_bytes(k) for k in keys] == [16, 16]
+    _another_process()
+    stored = db.session.scalars(sa.select(Event.dedupe_key).order_by(Event.id)).all()
+    assert stored == [digest_hex("sg:abc"), digest_hex("sg:abd")]
+
+
+def test_the_migration_converts_existing_events(app):
+    lead = upsert_lead("ann@example.com").lead
+    db.session.commit()
+    downgrade(revision="0019_intake")
+    db.session.execute(sa.text(
+        "INSERT INTO events (lead_id, type, occurred_at, data, is_bot, dedupe_key) VALUES "
+        f"({lead.id}, 'email_opened', '2026-01-01 10:00:00', '{{}}', false, 't:1'), "
+        f"({lead.id}, 'custom.demo_booked', '2026-01-02 10:00:00', '{{\"seats\": 3}}', "
+        "false, NULL), "
+        f"({lead.id}, 'page_viewed', '2026-01-03 10:00:00', '{{}}', true, 't:2')"))
+    db.session.commit()
+    upgrade()
+    _another_process()
+
+    events = db.session.scalars(sa.select(Event).order_by(Event.id)).all()
+    assert [(e.type, e.data, e.is_bot) for e in events] == [
+        ("email_opened", {}, False), ("custom.demo_booked", {"seats": 3}, False),
+        ("page_viewed", {}, True)]
+    assert [e.dedupe_key for e in events] == [digest_hex("t:1"), None, digest_hex("t:2")]
+    assert [data for _, data, _ in _raw()][::2] == [None, None]
+    # The converted keys are the digests new writes compute: still written once.
+    assert record_event(lead, "email_opened", dedupe_key="t:1") is None
+    assert record_event(lead, "email_opened", dedupe_key="t:3") is not None
+    db.session.commit()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)) == 4
