@@ -163,7 +163,8 @@ def record_beacon_view(args: Mapping[str, str], url: str, vid: str | None) -> bo
 @bp.route("/p/<slug>/thanks/<token>")
 def thanks(slug: str, token: str):
     """From the intake id alone: it works before the intake processor has run (the status is
-    then the one the processor will give), and while the database refuses (a spilled submit)."""
+    then the one the processor will give), and while the database refuses (a spilled submit, or
+    one stored just before)."""
     page, preview = find_page(slug, cached=True)
     signed = load_receipt(token)
     if signed is None or signed.second != page.id:
@@ -206,6 +207,9 @@ def _receipt_status(intake_id: str, page_id: int) -> str | None:
         if form is None:
             return None
         return intake.expected_status(form, row.suspect_reason)
-    except DBAPIError:  # the database refuses now: a spilled submit still gets its page
+    except DBAPIError:
+        # The database refuses now. The receipt is ours (signed, for this page): the submit
+        # was taken, into the journal or into the intake table before the outage. Either way
+        # the visitor gets the thank-you page (the download link waits for the database).
         db.session.rollback()
-        return "spilled" if spill.holds(intake_id) else None
+        return "spilled" if spill.holds(intake_id) else "unreadable"

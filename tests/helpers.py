@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from flask import current_app
@@ -53,3 +55,23 @@ class AuthActions:
 def outbox_files() -> list[Path]:
     folder = Path(current_app.config["INSTANCE_PATH"]) / "outbox"
     return sorted(folder.glob("*.eml")) if folder.exists() else []
+
+
+@contextmanager
+def database_refusing() -> Iterator[None]:
+    """Every new database connection refused (the driver's OperationalError), as when the
+    server is down; the pool is emptied before and after."""
+    import sqlalchemy as sa
+
+    def refuse(dialect, record, cargs, cparams):
+        raise dialect.loaded_dbapi.OperationalError("unable to open database file")
+
+    sa.event.listen(db.engine, "do_connect", refuse)
+    db.session.remove()
+    db.engine.dispose()
+    try:
+        yield
+    finally:
+        sa.event.remove(db.engine, "do_connect", refuse)
+        db.session.remove()
+        db.engine.dispose()

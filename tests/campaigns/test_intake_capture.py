@@ -16,6 +16,7 @@ from tests.campaigns.helpers import (
     make_form,
     make_page,
 )
+from tests.helpers import database_refusing
 
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 
@@ -93,3 +94,19 @@ def test_a_refusing_database_loses_no_submit(app, client):
     (row,) = db.session.scalars(sa.select(Intake)).all()
     assert row.status == "done"
     assert process_intake() == 0  # replayed once
+
+
+def test_a_thank_you_page_opened_after_the_database_went_away_still_shows(app):
+    """The submit was stored; the database refuses before the visitor's browser follows the
+    303: the thank-you page, not a 404 (its signed address proves the submit was taken)."""
+    make_page(form=make_form())
+    browser = FlaskClient(app)
+    answer = _submit(browser)
+    assert answer.status_code == 303 and _count(Intake) == 1
+
+    with database_refusing():
+        thanks = browser.get(answer.headers["Location"])
+        assert thanks.status_code == 200, thanks.status_code
+        assert "Thanks, it is yours" in thanks.get_data(as_text=True)
+        forged = browser.get(answer.headers["Location"][:-3] + "xyz")
+        assert forged.status_code == 404

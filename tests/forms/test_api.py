@@ -10,6 +10,7 @@ from app.db import db
 from app.leads.models import Event, Lead
 from forms.models import Intake, Submission
 from tests.forms.support import count, leads, submissions
+from tests.helpers import database_refusing
 
 SITE = "https://www.acme.example"
 
@@ -198,22 +199,12 @@ def test_a_submit_while_the_database_refuses_is_kept_not_refused(app, client, em
     url = f"/api/forms/{embedded.key}/submissions"
     assert client.post(url, json={**posted, "email": "ann@example.com"}).status_code == 202
 
-    def refuse(dialect, record, cargs, cparams):
-        raise dialect.loaded_dbapi.OperationalError("unable to open database file")
-
-    sa.event.listen(db.engine, "do_connect", refuse)
-    db.session.remove()
-    db.engine.dispose()
-    try:
+    with database_refusing():
         kept = FlaskClient(app).post(url, json={**posted, "email": "bob@example.com"})
         assert kept.status_code == 202, kept.get_data(as_text=True)
         assert kept.get_json()["status"] == "accepted" and spill.waiting()
         other = FlaskClient(app).post("/api/forms/nope/submissions",
                                       json={**posted, "email": "cy@example.com"})
         assert other.status_code == 503  # no copy of an unknown form: the database decides
-    finally:
-        sa.event.remove(db.engine, "do_connect", refuse)
-        db.session.remove()
-        db.engine.dispose()
     assert process_intake() == 1 and not spill.waiting()
     assert sorted(lead.email for lead in leads()) == ["ann@example.com", "bob@example.com"]
