@@ -2,10 +2,10 @@
 
     read:  submissions already made from these rows · earlier submissions of the same values ·
            erased addresses · the leads of these addresses                    (4 SELECTs)
-    write: INSERT new leads (ON CONFLICT DO NOTHING) · UPDATE known leads · INSERT their first
-           stage changes · INSERT submissions (ON CONFLICT (intake_id) DO NOTHING) · INSERT
-           `form_submitted` events (ON CONFLICT (dedupe_key) DO NOTHING) · INSERT consent
-           ledger rows · attach anonymous events · INSERT outbox rows       (one each, at most)
+    write: INSERT new leads · UPDATE known leads · INSERT their first stage changes · INSERT
+           submissions · INSERT `form_submitted` events · INSERT consent ledger rows · attach
+           anonymous events · INSERT outbox rows; SELECT the new ids by their unique keys
+                                                          (one statement each, at most)
 
 Each row's effect is exactly what `forms.pipeline.apply` makes of the rows one after the other,
 in received order: a suspect becomes a quarantined submission; two rows of one address are one
@@ -14,11 +14,13 @@ within the duplicate window are the first submission. Rows this path leaves alon
 `pipeline.apply` one by one (`Outcome.left`): a deleted form, an address that does not validate
 (any more), an erased address (its suppression and opt-in events are the ORM path's).
 
-Nothing here commits, and nothing survives a `Conflict`: another writer made one of the batch's
-leads, events or submissions meanwhile (a second worker, the synchronous path). The processor
-then rolls the batch's savepoint back and runs every row through `pipeline.apply`, whose
-retries settle such races. Rows are written through the models' tables (`insert(Event)`), so
-their column types apply.
+The INSERTs are executemany (pipelined by psycopg), each row's idempotency key unique in the
+database: the lead's address, the submission's intake id, the event's dedupe key, the outbox
+row's dedupe key. Nothing here commits, and nothing survives a `Conflict`: another writer made
+one of the batch's leads, events or submissions meanwhile (a second worker, the synchronous
+path), so a unique key refused the batch. The processor then rolls the batch's savepoint back
+and runs every row through `pipeline.apply`, whose retries settle such races. Rows are written
+through the models' tables (`insert(Event)`), so their column types apply.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 
-from app.db import db, insert_or_skip
+from app.db import db
 from app.leads.models import Event, Lead, Stage, StageChange
 from app.leads.service import PROFILE_FIELDS, InvalidEmail, merge_values
 from app.outbox import OutboxJob
@@ -102,10 +105,6 @@ class _Plan:
     consents: list[tuple[int, int | None]] = field(default_factory=list)  # (purpose, text)
 
 
-def _dialect() -> str:
-    return db.session.get_bind().dialect.name
-
-
 def apply(rows: Sequence[Intake], forms: Mapping[int, Form], now: datetime) -> Outcome:
     """Work out and write the effect of `rows` (claimed, in received order) in the caller's
     transaction. Raises Conflict when a concurrent writer got in the way."""
@@ -154,13 +153,15 @@ def apply(rows: Sequence[Intake], forms: Mapping[int, Form], now: datetime) -> O
         plans.append(plan)
         recent.setdefault(key, []).append((row.received_at, plan))
 
-    _write_leads([state for state in leads.values() if state.id is not None or state.new],
-                 plans, now)
-    _write_submissions(plans, outcome)
-    _write_events(plans, now, outcome)
-    _write_consents(plans, now)
-    _attach_anonymous_events(plans)
-    _write_outbox(plans, outcome)
+    try:
+        _write_leads(list(leads.values()), plans, now)
+        _write_submissions(plans, outcome)
+        _write_events(plans, now, outcome)
+        _write_consents(plans, now)
+        _attach_anonymous_events(plans)
+        _write_outbox(plans, outcome)
+    except IntegrityError as exc:  # a unique key: someone else made one of these rows first
+        raise Conflict(str(exc.orig)[:300]) from exc
     for row, first in duplicates:
         outcome.submission_ids[row.id] = first if isinstance(first, int) \
             else first.submission["id"]
@@ -302,25 +303,30 @@ def _table(model: Any) -> sa.Table:
     return cast(sa.Table, model.__table__)
 
 
+def _ids(key: sa.Column[Any], values: list[Any]) -> dict[Any, int]:
+    """The ids of rows just inserted, by their unique key (one SELECT: a multi-row INSERT …
+    RETURNING would have psycopg rewrite thousands of placeholders in Python, most of a batch's
+    CPU time)."""
+    table = key.table
+    return dict(db.session.execute(sa.select(key, table.c.id).where(key.in_(values))).all())
+
+
 def _write_leads(states: list[_LeadState], plans: list[_Plan], now: datetime) -> None:
-    """New leads (ON CONFLICT DO NOTHING: one another writer made first is a Conflict), their
-    first stage change, and every known lead of the batch as it now stands."""
+    """New leads (one another writer made first breaks the unique address: the batch goes row
+    by row), their first stage change, and every known lead of the batch as it now stands."""
     touched = {id(plan.lead) for plan in plans if plan.lead is not None}
     states = [state for state in states if id(state) in touched]
     table = _table(Lead)
     # In address and id order: two workers' batches lock shared leads in the same order.
     new = sorted((state for state in states if state.new), key=lambda s: s.identity)
     if new:
-        statement = insert_or_skip(table, ["email"], _dialect())
-        assert statement is not None  # PostgreSQL and SQLite both have it
-        made = dict(db.session.execute(statement.returning(table.c.email, table.c.id), [
+        db.session.execute(sa.insert(table), [
             {"email": s.identity, "email_display": s.display,
              **{name: s.profile.get(name) or "" for name in PROFILE_FIELDS},
              "attributes": s.attributes, "stage": Stage.LEAD.value,
              "awaiting_confirmation": s.awaiting, "last_activity_at": s.last_activity_at,
-             "created_at": now, "updated_at": now} for s in new]).all())
-        if len(made) != len(new):
-            raise Conflict("a lead of this batch was made meanwhile")
+             "created_at": now, "updated_at": now} for s in new])
+        made = _ids(table.c.email, [s.identity for s in new])
         for state in new:
             state.id = made[state.identity]
         sources = {id(plan.lead): f"form “{plan.form.name}”" for plan in reversed(plans)
@@ -349,18 +355,15 @@ def _write_submissions(plans: list[_Plan], outcome: Outcome) -> None:
     for plan in plans:
         plan.submission["lead_id"] = plan.lead.id if plan.lead is not None else None
     table = _table(Submission)
-    statement = insert_or_skip(table, ["intake_id"], _dialect())
-    assert statement is not None
-    made = dict(db.session.execute(statement.returning(table.c.intake_id, table.c.id),
-                                   [plan.submission for plan in plans]).all())
-    if len(made) != len(plans):
-        raise Conflict("a submission of this batch was made meanwhile")
+    db.session.execute(sa.insert(table), [plan.submission for plan in plans])
+    made = _ids(table.c.intake_id, [plan.row.id for plan in plans])
     for plan in plans:
         plan.submission["id"] = outcome.submission_ids[plan.row.id] = made[plan.row.id]
 
 
 def _write_events(plans: list[_Plan], now: datetime, outcome: Outcome) -> None:
-    """`form_submitted`, keyed as `pipeline._write_lead` keys it: a twin is a Conflict."""
+    """`form_submitted`, keyed as `pipeline._write_lead` keys it: a twin recorded meanwhile
+    breaks the unique key, and the batch goes row by row."""
     rows = [{"lead_id": plan.lead.id, "type": "form_submitted", "occurred_at": now,
              "campaign_id": plan.submission["campaign_id"],
              "url": plan.submission["landing_url"] or None,
@@ -370,13 +373,8 @@ def _write_events(plans: list[_Plan], now: datetime, outcome: Outcome) -> None:
             for plan in plans if plan.lead is not None]
     if not rows:
         return
-    table = _table(Event)
-    statement = insert_or_skip(table, ["dedupe_key"], _dialect())
-    assert statement is not None
-    made = db.session.execute(statement.returning(table.c.lead_id), rows).scalars().all()
-    if len(made) != len(rows):
-        raise Conflict("a twin of a submission of this batch was recorded meanwhile")
-    outcome.lead_ids.update(lead_id for lead_id in made if lead_id is not None)
+    db.session.execute(sa.insert(_table(Event)), rows)
+    outcome.lead_ids.update(row["lead_id"] for row in rows)
 
 
 def _write_consents(plans: list[_Plan], now: datetime) -> None:
@@ -433,8 +431,9 @@ def _write_outbox(plans: list[_Plan], outcome: Outcome) -> None:
     if not rows:
         return
     table = _table(OutboxJob)
-    outcome.outbox_ids += db.session.execute(
-        sa.insert(table).returning(table.c.id), rows).scalars().all()
+    db.session.execute(sa.insert(table), rows)
+    outcome.outbox_ids += sorted(_ids(table.c.dedupe_key, [row["dedupe_key"] for row in rows])
+                                 .values())
 
 
 __all__ = ["Conflict", "Outcome", "apply", "context"]

@@ -82,15 +82,21 @@ def _apply(row: Intake, form: Form) -> int:
 
 def _set_based(rows: list[Intake], forms: dict[int, Form], now: datetime,
                ) -> intake_batch.Outcome | None:
-    """The batch's set-based path in a savepoint; None (nothing kept) when a concurrent writer
-    or an unexpected error got in the way: then every row goes the careful way."""
-    try:
-        with db.session.begin_nested():
-            return intake_batch.apply(rows, forms, now)
-    except Exception as exc:  # noqa: BLE001 - the row-by-row path retries or fails each row
-        log.warning("intake: batch of %d taken row by row (%s: %s)", len(rows),
-                 type(exc).__name__, exc)
-        return None
+    """The batch's set-based path in a savepoint. A concurrent writer that made one of its
+    leads first (`Conflict`) costs a retry, which sees that lead; None (nothing kept) after
+    the last retry or an unexpected error: then every row goes the careful way."""
+    for attempt in range(APPLY_ATTEMPTS):
+        try:
+            with db.session.begin_nested():
+                return intake_batch.apply(rows, forms, now)
+        except intake_batch.Conflict as exc:
+            if attempt == APPLY_ATTEMPTS - 1:
+                log.warning("intake: batch of %d taken row by row (%s)", len(rows), exc)
+        except Exception as exc:  # noqa: BLE001 - the row-by-row path retries or fails each row
+            log.warning("intake: batch of %d taken row by row (%s: %s)", len(rows),
+                        type(exc).__name__, exc)
+            break
+    return None
 
 
 def process_batch(limit: int | None = None, intake_id: str | None = None) -> int:
