@@ -54,6 +54,7 @@ def _trust_proxies(app: Flask) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
+    from app import db as db_module
     from app import mail, outbox, public_responses, queue
     from app.extensions import csrf, db, limiter, login_manager, migrate
 
@@ -64,6 +65,7 @@ def _init_extensions(app: Flask) -> None:
         app.config.setdefault("RATELIMIT_STORAGE_OPTIONS",
                               {"connection_pool": app.extensions["redis_pool"]})
     db.init_app(app)
+    db_module.init_app(app)  # after it: a dropped connection ends a request quietly
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,24 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+log = logging.getLogger(__name__)
+
+
+def init_app(app: Any) -> None:
+    """After `db.init_app`: end each app context's session before Flask-SQLAlchemy's own
+    teardown does (teardowns run last-registered first). A connection the database dropped
+    after the request's last query (an outage beginning) makes that rollback fail; it must
+    not turn the answer already made into a bare 500 from the server. The pool discards the
+    connection; the second try ends the session."""
+
+    @app.teardown_appcontext
+    def _end_session(exc: BaseException | None) -> None:
+        try:
+            db.session.remove()
+        except sa.exc.DBAPIError as error:
+            log.warning("database connection lost at the end of a request (%s); discarded",
+                        type(error).__name__)
+            db.session.remove()
 
 def insert_or_skip(target: Any, index_elements: list[str], dialect: str) -> Any | None:
     """`INSERT … ON CONFLICT (index_elements) DO NOTHING` into `target` for `dialect`, or None

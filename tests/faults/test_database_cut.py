@@ -116,6 +116,25 @@ def test_a_statement_stuck_on_a_lock_gives_up_at_the_statement_timeout(
         engine.dispose()
 
 
+def test_a_connection_dropped_after_the_last_query_does_not_spoil_the_answer(
+        app_config, make_app, postgres):
+    """The outage begins between a request's last query and its end: the answer it made
+    stands (the session's closing rollback on the dead connection is not an error page)."""
+    app = make_app(_through(postgres, app_config))
+
+    @app.get("/_read_then_cut")
+    def read_then_cut():
+        db.session.scalar(sa.text("SELECT 1"))
+        postgres.cut("refuse")
+        return "read"
+
+    response = app.test_client().get("/_read_then_cut")
+    assert (response.status_code, response.get_data(as_text=True)) == (200, "read")
+    postgres.restore()
+    with app.app_context():
+        assert db.session.scalar(sa.text("SELECT 2")) == 2  # and the pool works again
+
+
 class Burst:
     """Visitors who keep submitting the page's form (read once, as a CDN keeps it) and follow
     each 303 to the thank-you page, and one who submits the same form embedded on another
