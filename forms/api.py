@@ -211,13 +211,15 @@ def submit(key: str):
                             salt=spam.EMBED_SALT)
     ctx = pipeline.Context(ip=client_ip(), user_agent=request.headers.get("User-Agent", ""),
                            channel="embed")
+    # Read before the intake row's commit expires the form: no read after it (the database
+    # may be gone by then, and the submit is already taken).
+    pending, success_message = form.double_opt_in, form.success_message
     receipt = intake.receive(form, data, posted.to_dict(flat=True), ctx, reason)
     # A quarantined post answers exactly like a real one would: bots learn nothing.
-    pending = form.double_opt_in
     body = {"id": receipt.intake_id,
             "status": "pending_confirmation" if pending else "accepted",
             "message": ("Thank you! Please check your inbox and confirm your email address."
-                        if pending else form.success_message)}
+                        if pending else success_message)}
     # 202: received; the lead is made by the intake processor a moment later.
     return _cors(_json(body, 202), origin)
 

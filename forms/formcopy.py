@@ -35,13 +35,18 @@ def _copies() -> dict[str, tuple[float, Form]]:
     return current_app.extensions.setdefault("form_copies", {})
 
 
+def _query(key: str):
+    """The form with all a submit reads of it: nothing is loaded later, when the database
+    may have gone (the submit then still takes its spill-journal path)."""
+    return (sa.select(Form).where(Form.key == key)
+            .options(selectinload(Form.fields),
+                     selectinload(Form.consents).selectinload(FormConsent.purpose)
+                     .selectinload(ConsentPurpose.texts)))
+
+
 def _load_copy(key: str) -> Form | None:
-    query = (sa.select(Form).where(Form.key == key)
-             .options(selectinload(Form.fields),
-                      selectinload(Form.consents).selectinload(FormConsent.purpose)
-                      .selectinload(ConsentPurpose.texts)))
     with Session(db.engine, expire_on_commit=False) as session:
-        return session.scalar(query)
+        return session.scalar(_query(key))
 
 
 def form_by_key(key: str) -> Form | None:
@@ -49,7 +54,7 @@ def form_by_key(key: str) -> Form | None:
     process's last copy of it. Raises the database error when there is no copy."""
     copies = _copies()
     try:
-        form = db.session.scalar(sa.select(Form).where(Form.key == key))
+        form = db.session.scalar(_query(key))
         if form is not None:
             kept = copies.get(key)
             if kept is None or kept[0] < time.monotonic():

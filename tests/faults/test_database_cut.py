@@ -135,6 +135,34 @@ def test_a_connection_dropped_after_the_last_query_does_not_spoil_the_answer(
         assert db.session.scalar(sa.text("SELECT 2")) == 2  # and the pool works again
 
 
+def test_an_embed_submit_the_database_leaves_during_is_taken(app_config, make_app, postgres,
+                                                             monkeypatch):
+    """The cut comes after the embed API read the form and before it validated and stored the
+    submit: nothing more is read from the database, the submit goes to the spill journal and
+    the answer is the 202."""
+    from flask.testing import FlaskClient
+
+    from forms import api, spill
+
+    app = make_app(_through(postgres, app_config))
+    with app.app_context():
+        key = make_form().key
+        db.session.remove()
+    bind = api.bind
+
+    def cut_then_bind(*args: Any, **kwargs: Any):
+        postgres.cut("refuse")
+        return bind(*args, **kwargs)
+
+    monkeypatch.setattr(api, "bind", cut_then_bind)
+    response = FlaskClient(app).post(f"/api/forms/{key}/submissions",
+                                     json={"email": "ann@example.com"})
+    assert response.status_code == 202, response.get_data(as_text=True)
+    assert response.get_json()["status"] == "accepted"
+    with app.app_context():
+        assert spill.holds(response.get_json()["id"])
+
+
 class Burst:
     """Visitors who keep submitting the page's form (read once, as a CDN keeps it) and follow
     each 303 to the thank-you page, and one who submits the same form embedded on another
