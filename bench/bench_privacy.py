@@ -95,16 +95,20 @@ def run(ctx: Context) -> list[Row]:
     leads = max(1000, events // 20)
     with scratch_db(ctx.tmp, DB_NAME, REDIS_DB) as scratch:
         print(f"  privacy: loading {leads} leads and {events} events", file=sys.stderr)
+        began = time.perf_counter()
         load_leads(scratch, leads)
         _load(scratch, events, leads)
+        print(f"  privacy: loaded in {time.perf_counter() - began:.0f} s", file=sys.stderr)
         per_event, per_index, rows = _bytes_per_event(scratch)
         app = scratch.app()
         with app.app_context():
             from app.privacy import retention
             from app.reports import rollup
 
+            began = time.perf_counter()
             rollup.refresh()  # what the nightly prune does first, timed apart from the deletes
             rollup.refresh()
+            print(f"  privacy: rollups in {time.perf_counter() - began:.0f} s", file=sys.stderr)
             # Everything older than a day goes, whatever its type: the worst case for a prune.
             app.config["PRIVACY_EVENT_RETENTION"] = {
                 f"{t}{suffix}": 1 for t in ("email_opened", "email_clicked", "email_delivered",

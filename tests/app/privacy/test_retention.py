@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from app.db import db, utcnow
@@ -97,6 +98,32 @@ def test_a_prune_stopped_half_way_continues_without_counting_twice(app, monkeypa
     assert first.stopped_early and _count("page_viewed") == 3
     monkeypatch.setattr(retention, "_prune_events", original)
     retention.prune()
+    assert _count("page_viewed") == 1
+    assert _page_views() == 4
+
+
+def test_a_prune_that_crashes_half_way_resumes_without_losing_or_double_counting(app,
+                                                                                monkeypatch):
+    _world()
+    app.config["PRIVACY_PRUNE_BATCH"] = 1
+    original = retention._delete_batch
+    calls = {"n": 0}
+
+    def crash_on_the_second_delete(where):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("worker killed")
+        return original(where)
+
+    monkeypatch.setattr(retention, "_delete_batch", crash_on_the_second_delete)
+    with pytest.raises(RuntimeError):
+        retention.prune()
+    db.session.rollback()
+    assert _count("page_viewed") == 3  # the first batch's delete was committed, no more
+    assert _page_views() == 4
+    monkeypatch.setattr(retention, "_delete_batch", original)
+    report = retention.prune()
+    assert report.events["page_viewed (person) older than 180 days"] == 2  # the rest, once
     assert _count("page_viewed") == 1
     assert _page_views() == 4
 
