@@ -80,8 +80,11 @@ def _register_personal_data(app: Flask) -> None:
     suppression row goes (the keyed-hash list replaces it); browser links to the lead go."""
     import sqlalchemy as sa
 
-    from app.privacy.holders import TableHolder, add_holder
+    from app.privacy.holders import TableHolder, add_erasure_barrier, add_holder
+    from nurture.ledger import wait_for_sends_in_flight
     from nurture.models import Send
+
+    add_erasure_barrier(app, wait_for_sends_in_flight)
 
     def send_ids(lead_id: int):
         return sa.select(Send.id).where(Send.lead_id == lead_id)

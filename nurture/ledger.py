@@ -9,6 +9,7 @@ becomes `unknown` until `reconcile` learns from the provider what happened.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,6 +21,8 @@ from app.db import db, insert_or_skip, rows_matched, utcnow
 from app.leads.service import record_event
 from app.mail.ledger import PROVIDER_ACCEPTED, PROVIDER_REJECTED
 from nurture.models import Enrollment, Send, SendStatus, Step
+
+log = logging.getLogger(__name__)
 
 # SendGrid event names, as for the mail ledger; and "not_found" for a message the provider
 # never received.
@@ -229,3 +232,32 @@ def reconcile(send_id: int, provider_status: str) -> str | None:
         enrollment.next_run_at = utcnow()  # let the engine move on at the next tick
     db.session.flush()
     return send.status
+
+
+def wait_for_sends_in_flight(lead_id: int) -> int:
+    """The erasure barrier (`app.privacy.holders.add_erasure_barrier`): after the erasure's
+    commit, wait until no email to the lead is claimed and unsettled, i.e. between a worker's
+    claim and the provider's answer. A claim commits before its recheck of the lead (the lean
+    chunk's, in one transaction, holds the lead's key lock through its foreign key, which the
+    erasure's row lock waits for), so a send either saw the erasure and stops, or is seen here.
+    Waits at most PRIVACY_ERASE_WAIT_SECONDS; an older claim is a dead worker's (reconciled
+    from provider events) and is not waited for. Returns how many sends were waited for."""
+    import time
+
+    limit = float(current_app.config.get("PRIVACY_ERASE_WAIT_SECONDS", 30))
+    deadline = time.monotonic() + limit
+    waited: set[int] = set()
+    while True:
+        since = utcnow() - timedelta(seconds=limit)
+        claimed = set(db.session.scalars(sa.select(Send.id).where(
+            Send.lead_id == lead_id, Send.status == SendStatus.CLAIMED.value,
+            Send.claimed_at > since)))
+        db.session.rollback()  # the next look sees other transactions' commits (SQLite too)
+        if not claimed:
+            return len(waited)
+        waited |= claimed
+        if time.monotonic() > deadline:
+            log.warning("privacy: erasure of lead %s stopped waiting for sends %s", lead_id,
+                        sorted(claimed))
+            return len(waited)
+        time.sleep(0.05)

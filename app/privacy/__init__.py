@@ -19,6 +19,8 @@ DEFAULTS: dict[str, object] = {
     "PRIVACY_PRUNE_BATCH": 5000,  # rows per transaction
     "PRIVACY_PRUNE_BUDGET_SECONDS": 3600,  # a nightly run stops after this; the next continues
     "PRIVACY_PRUNE_EVERY": 24 * 3600,
+    # An erasure waits at most this long for emails to the person already in flight.
+    "PRIVACY_ERASE_WAIT_SECONDS": 30,
 }
 
 

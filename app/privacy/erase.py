@@ -21,7 +21,14 @@ from app.leads.models import Lead
 from app.leads.service import PROFILE_FIELDS, record_event
 from app.privacy import erased
 from app.privacy.export import find_lead
-from app.privacy.holders import Found, OtherHolder, erase_rows, registered, table_holders
+from app.privacy.holders import (
+    Found,
+    OtherHolder,
+    barriers,
+    erase_rows,
+    registered,
+    table_holders,
+)
 from app.privacy.models import Erasure
 
 log = logging.getLogger(__name__)
@@ -49,6 +56,10 @@ def erase(email: str, *, actor: str, reason: str) -> Erasure:
     audit_id, lead_id = audit.id, lead.id
     db.session.commit()
     _compact_sqlite()
+    # From the commit on, no new email starts (the tombstone is unsubscribed and every send
+    # re-reads the lead after its claim); one already handed to the provider is waited for.
+    for wait in barriers():
+        wait(lead_id)
     outside: dict[str, int] = {}
     for other in registered():
         if isinstance(other, OtherHolder):

@@ -87,6 +87,18 @@ def add_holder(app: Flask, holder: TableHolder | OtherHolder) -> None:
         holders.append(holder)
 
 
+def add_erasure_barrier(app: Flask, wait: Callable[[int], int]) -> None:
+    """Register `wait(lead_id) -> emails waited for`, run by an erasure after its commit and
+    before files and Redis are cleaned: a package whose work may be in flight for the lead (an
+    email being handed to the provider) waits for it to settle, so nothing it writes for the
+    person lands after the erasure (and the clean-up then finds it)."""
+    app.extensions.setdefault("privacy_erasure_barriers", []).append(wait)
+
+
+def barriers() -> list[Callable[[int], int]]:
+    return list(current_app.extensions.get("privacy_erasure_barriers", []))
+
+
 def registered() -> list[TableHolder | OtherHolder]:
     return list(current_app.extensions.get("privacy_holders", []))
 
