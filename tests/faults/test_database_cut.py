@@ -198,6 +198,12 @@ class Burst:
                 self.answers.append((email, mode, answer.status, thanks))
             self.stop.wait(0.5)
 
+    def answered(self, mode: str) -> set[str]:
+        """The visitors (by number) who got an answer to a submit sent in `mode`."""
+        with self.lock:
+            return {email.split("-")[1] for email, sent_in, *_ in self.answers
+                    if sent_in == mode}
+
     def __enter__(self) -> Self:
         for thread in self.threads:
             thread.start()
@@ -240,11 +246,18 @@ def test_no_submit_is_lost_while_the_database_is_away_for_a_minute(
             fields = site.page_fields("guide")
             embed = json.loads(site.get(f"/api/forms/{key}").text)
             with Burst(site, fields, embed, postgres) as burst:
-                time.sleep(2)  # submits that reach the database
+                everyone = {str(n) for n in range(VISITORS)}
+                # Every visitor submitted while the database answered (the process has its
+                # copies of the page and the form), then the cut...
+                processes.wait_for(lambda: burst.answered("open") == everyone, 60,
+                                   "a submit of every visitor before the cut")
                 postgres.cut("refuse")
                 time.sleep(CUT_SECONDS)
+                before = len(burst.answers)
                 postgres.restore()
-                time.sleep(2)  # submits after it is back (they replay the journal too)
+                # ...and submits after it is back (they replay the journal too).
+                processes.wait_for(lambda: len(burst.answers) >= before + 2 * VISITORS, 60,
+                                   "submits after the database is back")
             answers = list(burst.answers)
             during = [a for a in answers if a[1] == "refuse"]
             assert during and any(a[1] == "open" for a in answers)
