@@ -79,7 +79,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "REDIS_WEB_CONNECT_TIMEOUT": 0.1,
         "REDIS_WEB_SOCKET_TIMEOUT": 0.15,
         "REDIS_BREAKER_SECONDS": 5,
-        "RQ_QUEUES": ("default", "mail", "tracking", "scoring"),
+        # In the order a worker takes them: the intake processor first (one short job that
+        # turns every waiting submit into a lead), so freshness never waits behind follow-up work.
+        "RQ_QUEUES": ("intake", "default", "mail", "tracking", "scoring"),
         "SENDGRID_API_KEY": None,
         "SENDGRID_API_HOST": None,
         "SENDGRID_TIMEOUT": 10,

@@ -41,7 +41,8 @@ def init_app(app: Flask) -> None:
     # The sweep: intake rows whose kick Redis lost, and the spill journal (forms.processor).
     app.config.setdefault("INTAKE_SWEEP_SECONDS", 5)
     app.config.setdefault("INTAKE_BATCH_SIZE", 200)
-    add_periodic(app, "forms.jobs.process_intake", int(app.config["INTAKE_SWEEP_SECONDS"]))
+    add_periodic(app, "forms.jobs.process_intake", int(app.config["INTAKE_SWEEP_SECONDS"]),
+                 queue="intake")
     cli.init_app(app)  # flask intake process | status
     from app.leads.timeline import add_event_details
     from forms.timeline import submission_answers

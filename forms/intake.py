@@ -39,6 +39,11 @@ from forms.pipeline import (
 log = logging.getLogger(__name__)
 
 PROCESS_JOB = "forms.jobs.process_intake"
+PROCESS_QUEUE = "intake"  # first of a worker's queues (RQ_QUEUES)
+# Set while a kicked processor run waits in the queue; the run clears it when it starts. A lost
+# run stops shadowing new kicks after KICK_MARK_SECONDS (the sweep covers the gap).
+KICK_MARK = "kindling:intake:kick-pending"
+KICK_MARK_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -142,18 +147,28 @@ class _Kicker:
         self.thread.start()
 
     def _run(self) -> None:
-        from app import queue
-
         while True:
             self.wanted.wait()
             self.wanted.clear()
             try:
                 # The request path's guarded client (app.redisguard), though this thread has
                 # no request: a sick Redis costs one short try, then the breaker skips it.
-                queue.get_queue("default", conn=self.app.extensions["redis"]).enqueue(
-                    PROCESS_JOB, result_ttl=0, description="intake processor (kick)")
+                send_kick(self.app.extensions["redis"])
             except (RedisError, OSError) as exc:  # Redis away: the sweep finds the rows
                 log.warning("intake: kick not sent (%s); the sweep will find the rows", exc)
+
+
+def send_kick(conn: Any) -> bool:
+    """Enqueue a processor run unless one is already waiting: that one takes every row
+    committed before it starts (it clears the mark first), so at 50 submits/s the queue gets
+    a run now and then, not 50 a second. True when a run was enqueued."""
+    from app import queue
+
+    if not conn.set(KICK_MARK, "1", nx=True, ex=KICK_MARK_SECONDS):
+        return False
+    queue.get_queue(PROCESS_QUEUE, conn=conn).enqueue(PROCESS_JOB, result_ttl=0,
+                                                      description="intake processor (kick)")
+    return True
 
 
 _lock = threading.Lock()
@@ -172,4 +187,4 @@ def kick() -> None:
     kicker.wanted.set()
 
 
-__all__ = ["Receipt", "expected_status", "insert", "kick", "receive", "row_values"]
+__all__ = ["Receipt", "expected_status", "insert", "kick", "receive", "row_values", "send_kick"]

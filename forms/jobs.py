@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import render_template
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
-from app import mail
+from app import mail, queue
 from app.db import db, utcnow
 from app.jobs import job
 from app.leads.service import record_event
@@ -84,8 +85,12 @@ def expire_confirmations() -> int:
 def process_intake() -> int:
     """Turn new intake rows into leads (kicked after each submit, swept by the scheduler);
     replays the spill journal first. Returns the rows taken."""
-    from forms import processor, spill
+    from forms import intake, processor, spill
 
+    try:  # before the rows are taken: a submit committed after this kicks a new run
+        queue.connection().delete(intake.KICK_MARK)
+    except RedisError as exc:
+        log.warning("intake: kick mark not cleared (%s); it expires", exc)
     try:
         spill.replay()
     except DBAPIError as exc:  # the database still refuses: the rows wait in the journal

@@ -7,7 +7,7 @@ from flask.testing import FlaskClient
 from app.db import db
 from app.leads.models import Event, Lead
 from app.outbox import OutboxJob
-from forms import intake_batch, pipeline, processor
+from forms import intake, intake_batch, pipeline, processor
 from forms.models import Intake, Submission
 from tests.forms.support import LISTENER, HostedPage, count, events, leads, submissions
 
@@ -161,3 +161,28 @@ def test_the_processor_is_a_periodic_job_a_worker_runs(app, visitor, make_form):
     queue.enqueue(sweep.job, queue=sweep.queue)
     run_worker(burst=True)
     assert count(Lead) == 1
+
+
+def test_kicks_while_a_run_waits_enqueue_no_second_run(app, make_form):
+    """A burst of submits is one waiting processor run; once it starts, the next submit
+    kicks a new one (it may have missed that row)."""
+    from app import queue
+    from app.worker import run_worker
+    from forms.intake import KICK_MARK, PROCESS_JOB, send_kick
+
+    conn = queue.connection()
+    default = queue.get_queue("intake")  # first of a worker's queues
+    default.empty()
+    conn.delete(KICK_MARK)
+
+    def runs() -> int:
+        return sum(1 for job in default.jobs if job.func_name == PROCESS_JOB)
+
+    assert [send_kick(conn) for _ in range(3)] == [True, False, False]
+    assert runs() == 1
+    form = make_form()  # a row as a submit writes it, without the submit's own kick thread
+    intake.insert(intake.row_values(form, {"email": "ann@example.com"}, {}, pipeline.Context(),
+                                    None))
+    run_worker(burst=True)
+    assert count(Lead) == 1 and runs() == 0
+    assert send_kick(conn) is True and runs() == 1
