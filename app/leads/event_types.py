@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,6 +45,10 @@ FIRST_HASHED = 1000  # codes below are the fixed table's
 _SPAN = 2**31 - 1 - FIRST_HASHED
 
 _known: dict[int, str] = {}  # hashed codes seen in this process -> name
+# A code no one knows (a row written by raw SQL without its name) re-reads the table at most
+# this often, not once per row read.
+RELOAD_SECONDS = 5.0
+_loaded_at = [float("-inf")]
 _lock = threading.Lock()
 _pending = threading.local()  # names bound in this thread, not yet written to event_types
 
@@ -69,10 +74,17 @@ def name_of(code: int | None) -> str | None:
         return None
     code = int(code)
     name = NAMES.get(code) or _known.get(code)
-    if name is None:
+    if name is None and time.monotonic() - _loaded_at[0] > RELOAD_SECONDS:
         _load_names()
         name = _known.get(code)
     return name if name is not None else f"unknown-{code}"
+
+
+def forget() -> None:
+    """Forget the names this process learnt (as a fresh process; after a database restore)."""
+    with _lock:
+        _known.clear()
+        _loaded_at[0] = float("-inf")
 
 
 def _load_names() -> None:
@@ -87,6 +99,7 @@ def _load_names() -> None:
         return
     with _lock:
         _known.update({int(code): str(name) for code, name in rows})
+        _loaded_at[0] = time.monotonic()
 
 
 class EventType(sa.types.TypeDecorator):
@@ -171,5 +184,5 @@ def sql_case(column: str = "type") -> str:
     return f"CASE {column} {whens} END"
 
 
-__all__ = ["FIXED", "EventType", "code_of", "custom_names", "hashed_code", "name_of",
+__all__ = ["FIXED", "EventType", "code_of", "custom_names", "forget", "hashed_code", "name_of",
            "sql_case", "sql_name"]

@@ -23,7 +23,7 @@ def _raw() -> list[tuple]:
 
 def _another_process() -> None:
     """Forget the names this process learnt by writing: only the fixed table is known."""
-    event_types._known.clear()
+    event_types.forget()
     db.session.expire_all()
 
 
