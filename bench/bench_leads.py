@@ -23,7 +23,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.lib import Context, Row
-from bench.scratch import env_int, flask_cmd, insert_select, load_leads, run_measured, scratch_db
+from bench.scratch import (
+    Scratch,
+    env_int,
+    flask_cmd,
+    insert_select,
+    keep_db,
+    load_leads,
+    loaded_marker,
+    mark_loaded,
+    run_measured,
+    scratch_db,
+)
 
 DB_NAME = "kindling_bench_leads"
 REDIS_DB = 9
@@ -129,12 +140,15 @@ def _deep_cursor(app: Any, query: str) -> str | None:
 
 
 def _sign_in(app: Any) -> Any:
-    from app.auth.models import create_user
+    from app.auth.models import User, create_user
     from app.db import db
 
     with app.app_context():
-        create_user("bench-marketer@example.com", "bench-password-123", "marketer")
-        db.session.commit()
+        known = db.session.scalar(sa.select(User.id).where(
+            User.email == "bench-marketer@example.com"))
+        if known is None:  # a kept database (BENCH_KEEP_DB) already has it
+            create_user("bench-marketer@example.com", "bench-password-123", "marketer")
+            db.session.commit()
     client = app.test_client()
     import re
 
@@ -165,15 +179,47 @@ def _import(ctx: Context, scratch, rows: int) -> Row:
                rate / IMPORT_TARGET, rate >= IMPORT_TARGET)
 
 
+def _marker(leads: int, events: int) -> str:
+    return f"kindling bench leads: {leads} leads, {events} events"
+
+
+def _holds(scratch: Scratch, leads: int, events: int) -> bool:
+    """A kept database still holds exactly the loaded rows (the import's are removed)."""
+    return (scratch.scalar("SELECT count(*) FROM leads") == leads
+            and scratch.scalar("SELECT count(*) FROM events") == events)
+
+
+def _forget_import(scratch: Scratch, leads: int, events: int) -> None:
+    """Put a kept database back to the loaded rows: drop the leads and events the import
+    added (its updates to existing leads' profile fields stay)."""
+    scratch.execute(f"DELETE FROM events WHERE id > {events} OR lead_id > {leads}",
+                    f"DELETE FROM report_leads WHERE lead_id > {leads}",
+                    f"DELETE FROM leads WHERE id > {leads}",
+                    "ANALYZE leads", "ANALYZE events")
+
+
 def run(ctx: Context) -> list[Row]:
     leads = env_int("BENCH_LEADS", 1_000_000)
     events = env_int("BENCH_LEAD_EVENTS", 10_000_000)
     n = env_int("BENCH_LEADS_REQUESTS", 20)
+    keep = keep_db()
+    marker = _marker(leads, events)
     rows: list[Row] = []
-    with scratch_db(ctx.tmp, DB_NAME, REDIS_DB) as scratch:
-        print(f"  leads: loading {leads:,} leads and {events:,} events ...", file=sys.stderr,
-              flush=True)
-        _load(scratch, leads, events)
+    # A kept database is reused only if its load finished with these sizes; else it is remade.
+    reuse = keep and loaded_marker(DB_NAME) == marker
+    with scratch_db(ctx.tmp, DB_NAME, REDIS_DB, reuse=reuse, keep=keep) as scratch:
+        if reuse:
+            if not _holds(scratch, leads, events):
+                raise RuntimeError(f"the kept database {DB_NAME} no longer holds exactly "
+                                   f"'{marker}': DROP DATABASE {DB_NAME}, then run again")
+            print(f"  leads: reusing the kept database {DB_NAME} ({marker})", file=sys.stderr,
+                  flush=True)
+        else:
+            print(f"  leads: loading {leads:,} leads and {events:,} events ...",
+                  file=sys.stderr, flush=True)
+            _load(scratch, leads, events)
+            if keep:
+                mark_loaded(DB_NAME, marker)
         app = scratch.app(RATELIMIT_ENABLED=False)
         client = _sign_in(app)
         size = f"{leads:,} leads, {events:,} events"
@@ -202,5 +248,11 @@ def run(ctx: Context) -> list[Row]:
         rows.append(Row(f"lead page (timeline first page, ~{events // max(leads, 1)} events a "
                         "lead)", f"p95 < {P95_TARGET_MS:.0f} ms", f"p95 {p95:.0f} ms",
                         p95 / P95_TARGET_MS, p95 < P95_TARGET_MS))
-        rows.append(_import(ctx, scratch, env_int("BENCH_IMPORT_ROWS", 100_000)))
+        import_rows = env_int("BENCH_IMPORT_ROWS", 100_000)
+        if import_rows > 0:
+            try:
+                rows.append(_import(ctx, scratch, import_rows))
+            finally:
+                if keep:
+                    _forget_import(scratch, leads, events)
     return rows

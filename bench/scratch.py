@@ -99,15 +99,47 @@ class Scratch:
         return redis.Redis.from_url(self.redis_url)
 
 
+def keep_db() -> bool:
+    """BENCH_KEEP_DB=1: a benchmark that supports it keeps its scratch database after the run
+    and reuses it next time when it holds the data it expects (see `scratch_db(keep=...)`)."""
+    return os.environ.get("BENCH_KEEP_DB", "").strip().lower() in ("1", "true", "yes")
+
+
+def _admin_scalar(sql: str, *params: Any) -> Any:
+    import psycopg
+
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        row = conn.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+
+def loaded_marker(name: str) -> str | None:
+    """The marker a kept database was stamped with once fully loaded (its COMMENT), or None
+    when the database does not exist or its load never finished."""
+    return _admin_scalar("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                         "WHERE datname = %s", name)
+
+
+def mark_loaded(name: str, marker: str) -> None:
+    """Stamp database `name` as fully loaded with `marker` (e.g. its sizes)."""
+    _admin(f"COMMENT ON DATABASE {name} IS '" + marker.replace("'", "''") + "'")
+
+
 @contextmanager
 def scratch_db(tmp: Path, name: str, redis_db: int,
-               extra_env: dict[str, str] | None = None) -> Iterator[Scratch]:
-    """A fresh, migrated database `name` and Redis db `redis_db` (flushed); dropped on exit."""
+               extra_env: dict[str, str] | None = None, *,
+               reuse: bool = False, keep: bool = False) -> Iterator[Scratch]:
+    """A fresh, migrated database `name` and Redis db `redis_db` (flushed); dropped on exit.
+
+    reuse=True: an existing database `name` is kept as it is (only migrated to the current
+    head) instead of recreated; the caller decides that from `loaded_marker`.
+    keep=True: the database is left in place on exit (for BENCH_KEEP_DB)."""
     _loopback(ADMIN_URL)
     database_url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     redis_url = f"{REDIS_HOST_URL}/{redis_db}"
-    _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    _admin(f"CREATE DATABASE {name}")
+    if not reuse:
+        _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        _admin(f"CREATE DATABASE {name}")
     instance = tmp / f"instance-{name}"
     instance.mkdir(parents=True, exist_ok=True)
     env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "INSTANCE_PATH": str(instance),
@@ -116,13 +148,15 @@ def scratch_db(tmp: Path, name: str, redis_db: int,
     scratch = Scratch(name, database_url, redis_url, instance, env)
     try:
         scratch.redis().flushdb()
-        scratch.flask("db", "upgrade", timeout=120)
+        # A kept database may be behind by migrations that build indexes on millions of rows.
+        scratch.flask("db", "upgrade", timeout=3600 if reuse else 120)
         yield scratch
     finally:
         try:
             scratch.redis().flushdb()
         finally:
-            _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            if not keep:
+                _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @dataclass(frozen=True)
