@@ -162,6 +162,18 @@ def test_consent_text_and_version_are_stored_with_the_submission(page, make_form
     assert submissions()[0].consent_text == "Yes, email me news."  # what they agreed to, kept
 
 
+def test_a_required_consent_box_is_marked_required_like_the_other_fields(page, make_form):
+    required = page.get(make_form(consent_enabled=True, consent_required=True,
+                                  consent_text="Yes, email me news.")).get_data(as_text=True)
+    box = required[required.index('name="consent"') - 300:required.index("Yes, email me news.")
+                   + 80]
+    assert "required" in box and '<span class="req" aria-hidden="true">*</span>' in box
+    optional = page.get(make_form(consent_enabled=True, consent_required=False,
+                                  consent_text="Yes, email me news.")).get_data(as_text=True)
+    tail = optional[optional.index("Yes, email me news."):]
+    assert '<span class="req"' not in tail[:200]
+
+
 def test_tracking_values_filled_by_the_page_script_are_captured(page, make_form):
     """The page's script fills the hidden fields from the browser: the referrer, the landing
     address, the query string's values and the time zone."""
