@@ -58,9 +58,10 @@ def decayed(score: float, at: datetime | None, now: datetime | None = None,
     return score * 0.5 ** (age / (half_life or half_life_days())) if age > 0 else score
 
 
-def current(lead: Any, now: datetime | None = None) -> float:
-    """The lead's engagement as of `now` (anything with engagement_score and engagement_at)."""
-    return decayed(lead.engagement_score, getattr(lead, "engagement_at", None), now)
+def current(lead: Any, now: datetime | None = None, half_life: float | None = None) -> float:
+    """The lead's engagement as of `now` (anything with engagement_score and engagement_at).
+    Many leads at once: pass `half_life_days()` read once (reading it may take a query)."""
+    return decayed(lead.engagement_score, getattr(lead, "engagement_at", None), now, half_life)
 
 
 def store(lead: Any, score: float, at: datetime | None = None) -> None:

@@ -15,7 +15,7 @@ from app.auth.models import User
 from app.auth.roles import staff_required
 from app.db import db, utcnow
 from app.leads import bulk, saved_views
-from app.leads.engagement import current
+from app.leads.engagement import current, half_life_days
 from app.leads.models import Stage
 from app.leads.query import GRADES, SORT_LABELS, LeadQuery, count_upto, page
 from app.leads.views import bp
@@ -48,9 +48,10 @@ def index():
     leads, next_cursor = page(lq, request.args.get("after"), PAGE_SIZE, now)
     counted = count_upto(lq, COUNT_CAP, now) if not request.args.get("after") else None
     status = 400 if lq.errors else 200
+    half_life = half_life_days()  # once, not once per lead (it reads the active scoring rules)
     return render_template(
         "leads/index.html", lq=lq, leads=leads, next_cursor=next_cursor, counted=counted,
-        cap=COUNT_CAP, engagement={lead.id: current(lead, now) for lead in leads},
+        cap=COUNT_CAP, engagement={lead.id: current(lead, now, half_life) for lead in leads},
         stages=list(Stage), grades=GRADES, sorts=SORT_LABELS, owners=_owners(),
         campaigns=_campaigns(), views=saved_views.visible_to(current_user.id),
         actions=[a for a in bulk.actions().values() if current_user.has_role(*a.roles)],
