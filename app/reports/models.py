@@ -38,6 +38,13 @@ class ReportLead(Model):
     refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+# The leads list filters by first-touch source and UTM source (app.leads.query): these find a
+# source's leads without reading every lead's row here (utm_source is stored lower-case:
+# `facts.utm_of`).
+sa.Index("ix_report_leads_channel", ReportLead.channel, ReportLead.lead_id)
+sa.Index("ix_report_leads_utm_source", ReportLead.utm_source, ReportLead.lead_id)
+
+
 class ReportDaily(Model):
     """A count for one UTC day: a metric by campaign, channel, UTM source and a detail (the
     email step, ...). Reports add days up; a day is always rebuilt whole."""
