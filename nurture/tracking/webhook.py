@@ -164,8 +164,6 @@ def process(events: list[Any]) -> dict[str, int]:
             if not verdict.is_bot and send is not None:
                 verdict = classify.too_soon(at, send.reference, seconds) or verdict
             url = str(event["url"])[:2000] if kind == "click" and event.get("url") else None
-            if url:
-                data["url"] = url
             rows.append(store.event_row(EVENT_TYPES[name], lead_id=lead_id, at=at,
                                         verdict=verdict, data=data, url=url, dedupe_key=key))
             if kind == "click" and not verdict.is_bot and send is not None \

@@ -142,7 +142,7 @@ class _Batch:
             url=hit.get("url"),
             # A scanner's browser id must never become the lead's: only people's clicks keep it.
             visitor_id=None if verdict.is_bot else hit.get("vid"),
-            data=send.data(source="link", link_index=index, url=hit.get("url")),
+            data=send.data(source="link", link_index=index),  # the URL is in `url`, once
             dedupe_key=f"t:{hit['id']}"))
         if verdict.is_bot:
             return

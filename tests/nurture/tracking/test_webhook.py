@@ -43,6 +43,7 @@ def test_a_signed_batch_is_recorded(signer, app, client):
         (False, None), (True, classify.SG_MACHINE_OPEN)]
     (click,) = events("email_clicked")
     assert click.url == "https://example.com/guide" and not click.is_bot
+    assert "url" not in click.data  # stored once, in its column
     assert all(e.lead_id == send.lead_id and e.data["send_id"] == str(send.id)
                for e in events())
 
