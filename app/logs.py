@@ -57,6 +57,11 @@ def formatter(kind: str | None) -> logging.Formatter:
     return JsonFormatter() if (kind or "").lower() == "json" else TextFormatter()
 
 
+# After each job RQ logs "Successfully completed … in 0.2s", then "Job OK" and "result is kept
+# for N seconds": the last two are dropped.
+RQ_RESULT_KEPT = "result is kept for %s seconds"
+
+
 class QuietPeriodicJobs(logging.Filter):
     """Drops RQ's INFO lines about runs of the periodic jobs named in `paths`: the line that
     names the job (with its id) marks the id; later lines carrying that id are dropped too."""
@@ -71,6 +76,10 @@ class QuietPeriodicJobs(logging.Filter):
             return True
         if record.name == "rq.cron" and str(record.msg).startswith("Enqueued job"):
             return False  # the scheduler's line for each periodic run
+        if str(record.msg).endswith(RQ_RESULT_KEPT) or any(
+                isinstance(arg, str) and ANSI.sub("", arg) == "Job OK"
+                for arg in (record.args if isinstance(record.args, tuple) else ())):
+            return False  # "Successfully completed … in 0.2s" already said it
         args = record.args if isinstance(record.args, tuple) else ()
         texts = [ANSI.sub("", str(arg)) for arg in args]
         if any(text.split("(", 1)[0] in self.paths for text in texts):

@@ -89,3 +89,23 @@ def test_an_idle_worker_does_not_log_periodic_jobs(app_config, redis_conn, tmp_p
     assert "relay" not in text and "tick" not in text
     assert other.id in text
     assert all(r["pid"] > 0 and r["time"] for r in records)
+
+
+def test_a_finished_job_is_one_line_not_three():
+    from rq.logutils import make_colorizer
+
+    from app.logs import QuietPeriodicJobs
+
+    quiet = QuietPeriodicJobs(set())
+
+    def rq_line(msg: str, *args) -> logging.LogRecord:
+        return logging.LogRecord("rq.worker", logging.INFO, __file__, 1, msg, args, None)
+
+    started = rq_line("Worker %s: %s: %s (%s)", "w1", "default", "outbox 7: send()", "outbox-7")
+    completed = rq_line("Successfully completed %s job in %ss on worker %s",
+                        "outbox 7", "0.2", "w1")
+    job_ok = rq_line("Worker %s: %s: %s (%s)", "w1", "default", make_colorizer("blue")("Job OK"),
+                     "outbox-7")
+    kept = rq_line("Worker %s: job %s result is kept for %s seconds", "w1", "outbox-7", 500)
+    assert [quiet.filter(r) for r in (started, completed, job_ok, kept)] == [
+        True, True, False, False]
