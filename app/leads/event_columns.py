@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 
 def digest(key: str) -> bytes:
@@ -87,9 +87,17 @@ def present_keys(column: Any, keys: Iterable[str]) -> set[str]:
     by_digest = {digest_hex(k): k for k in keys}
     found: set[str] = set()
     wanted = list(by_digest.values())
-    for start in range(0, len(wanted), 1000):
-        part = wanted[start:start + 1000]
-        for stored in db.session.scalars(sa.select(column).where(column.in_(part))):
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    size = 20_000 if postgres else 1000
+    for start in range(0, len(wanted), size):
+        part = wanted[start:start + size]
+        if postgres:  # one array parameter (the unique index), not a parameter per key
+            digests = [uuid.UUID(bytes=digest(k)) for k in part]
+            where = column == sa.any_(sa.bindparam("digests", digests,
+                                                   type_=ARRAY(UUID(as_uuid=True))))
+        else:
+            where = column.in_(part)
+        for stored in db.session.scalars(sa.select(column).where(where)):
             if stored in by_digest:
                 found.add(by_digest[stored])
     return found
