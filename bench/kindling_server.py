@@ -1,7 +1,7 @@
 """Kindling itself under gunicorn for benchmarks: a fresh PostgreSQL database, migrated and seeded.
 
 PostgreSQL comes from `BENCH_DATABASE_URL` (default: the machine's server at 127.0.0.1:5432, a
-database `kindling_bench` created and dropped here); Redis from `BENCH_REDIS_URL` (default
+database `BENCH_DB_NAME`, default `kindling_bench`, created and dropped here); Redis from `BENCH_REDIS_URL` (default
 127.0.0.1:6379 db 15, flushed). Both stay on loopback.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from bench.lib import REPO_ROOT, gunicorn_server
 
 ADMIN_URL = os.environ.get("BENCH_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-DB_NAME = "kindling_bench"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "kindling_bench")  # one per concurrent bench run
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from bench.kindling_server import count, kindling
-from bench.lib import REPO_ROOT
+from bench.lib import REPO_ROOT, stop_processes
 
 SECONDS = float(os.environ.get("LOAD_SECONDS", "120"))
 VISITORS = int(os.environ.get("LOAD_VISITORS", "200"))
@@ -188,13 +188,7 @@ def main() -> int:
                 duplicates = _duplicated_emails(Path(env["INSTANCE_PATH"]) / "outbox")
                 sent = len(list((Path(env["INSTANCE_PATH"]) / "outbox").glob("**/*.eml")))
             finally:
-                for proc in procs:
-                    proc.terminate()
-                for proc in procs:
-                    try:
-                        proc.wait(15)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
+                stop_processes(procs)
 
     print(f"\n{'kind':<20} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p95 ms':>8} "
           f"{'p99 ms':>8} {'req/s':>8}")
