@@ -6,15 +6,13 @@ from typing import Any
 
 import marshmallow as ma
 import sqlalchemy as sa
-from flask import abort, current_app
+from flask import current_app
 from flask.views import MethodView
 from marshmallow import fields, validate
 
-from app.api.errors import field_problem
 from app.api.framework import api_blueprint
-from app.api.pagination import BadCursor, page
-from app.api.schemas import MAX_ID, PageArgs, page_schema
-from app.db import db
+from app.api.pagination import get_or_404, list_page
+from app.api.schemas import PageArgs, page_schema
 from campaigns.models import Campaign
 
 blp = api_blueprint("api_campaigns", __name__, "/campaigns", "Campaigns (read only).")
@@ -61,14 +59,8 @@ class Campaigns(MethodView):
     @blp.response(200, page_schema("CampaignPage", CampaignSchema))
     def get(self, args: dict[str, Any]):
         """Campaigns, oldest first; filter by status."""
-        query = sa.select(Campaign)
-        if "status" in args:
-            query = query.where(Campaign.status == args["status"])
-        try:
-            rows, next_cursor = page(query, Campaign.id, args)
-        except BadCursor as exc:
-            return field_problem("cursor", str(exc))
-        return {"data": [document(c) for c in rows], "next_cursor": next_cursor}
+        return list_page(sa.select(Campaign), Campaign.id, args, document,
+                         filters={"status": Campaign.status})
 
 
 @blp.route("/<int:campaign_id>")
@@ -76,7 +68,4 @@ class CampaignItem(MethodView):
     @blp.response(200, CampaignSchema)
     def get(self, campaign_id: int):
         """One campaign."""
-        row = db.session.get(Campaign, campaign_id) if 0 < campaign_id <= MAX_ID else None
-        if row is None:
-            abort(404, description=f"There is no campaign {campaign_id}.")
-        return document(row)
+        return document(get_or_404(Campaign, campaign_id, "campaign"))

@@ -6,19 +6,16 @@ from typing import Any
 
 import marshmallow as ma
 import sqlalchemy as sa
-from flask import abort
 from flask.views import MethodView
 from marshmallow import fields, validate
 
-from app.api.errors import field_problem
 from app.api.framework import api_blueprint
-from app.api.pagination import BadCursor, page
-from app.api.schemas import MAX_ID, PageArgs, page_schema
+from app.api.pagination import get_or_404, list_page
+from app.api.schemas import ID, PageArgs, page_schema
 from forms.models import Submission
 
 blp = api_blueprint("api_submissions", __name__, "/submissions",
                     "Form submissions (read only).")
-ID = validate.Range(min=1, max=MAX_ID)
 
 
 class SubmissionSchema(ma.Schema):
@@ -60,15 +57,9 @@ class Submissions(MethodView):
     @blp.response(200, page_schema("SubmissionPage", SubmissionSchema))
     def get(self, args: dict[str, Any]):
         """Submissions, oldest first; filter by form, lead or status."""
-        query = sa.select(Submission)
-        for name in ("form_id", "lead_id", "status"):
-            if name in args:
-                query = query.where(getattr(Submission, name) == args[name])
-        try:
-            rows, next_cursor = page(query, Submission.id, args)
-        except BadCursor as exc:
-            return field_problem("cursor", str(exc))
-        return {"data": [document(s) for s in rows], "next_cursor": next_cursor}
+        return list_page(sa.select(Submission), Submission.id, args, document, filters={
+            "form_id": Submission.form_id, "lead_id": Submission.lead_id,
+            "status": Submission.status})
 
 
 @blp.route("/<int:submission_id>")
@@ -76,9 +67,4 @@ class SubmissionItem(MethodView):
     @blp.response(200, SubmissionSchema)
     def get(self, submission_id: int):
         """One submission."""
-        from app.db import db
-
-        row = db.session.get(Submission, submission_id) if 0 < submission_id <= MAX_ID else None
-        if row is None:
-            abort(404, description=f"There is no submission {submission_id}.")
-        return document(row)
+        return document(get_or_404(Submission, submission_id, "submission"))

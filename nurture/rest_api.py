@@ -7,15 +7,14 @@ from typing import Any
 
 import marshmallow as ma
 import sqlalchemy as sa
-from flask import abort
 from flask.views import MethodView
-from marshmallow import fields, validate
+from marshmallow import fields
 from sqlalchemy.exc import IntegrityError
 
 from app.api.errors import field_problem
 from app.api.framework import api_blueprint, current_token
-from app.api.pagination import BadCursor, page
-from app.api.schemas import MAX_ID, PageArgs, Strict, page_schema
+from app.api.pagination import get_or_404, list_page
+from app.api.schemas import ID, PageArgs, Strict, page_schema
 from app.db import db
 from app.leads.models import Lead
 from nurture import engine
@@ -25,7 +24,6 @@ from nurture.models import Enrollment, Sequence
 log = logging.getLogger(__name__)
 blp = api_blueprint("api_enrollments", __name__, "/enrollments",
                     "Enrollments: leads in nurture sequences.")
-ID = validate.Range(min=1, max=MAX_ID)
 
 
 class EnrollmentSchema(ma.Schema):
@@ -69,16 +67,8 @@ class Enrollments(MethodView):
     @blp.response(200, page_schema("EnrollmentPage", EnrollmentSchema))
     def get(self, args: dict[str, Any]):
         """Enrollments, oldest first; filter by lead or sequence."""
-        query = sa.select(Enrollment)
-        if "lead_id" in args:
-            query = query.where(Enrollment.lead_id == args["lead_id"])
-        if "sequence_id" in args:
-            query = query.where(Enrollment.sequence_id == args["sequence_id"])
-        try:
-            rows, next_cursor = page(query, Enrollment.id, args)
-        except BadCursor as exc:
-            return field_problem("cursor", str(exc))
-        return {"data": [document(e) for e in rows], "next_cursor": next_cursor}
+        return list_page(sa.select(Enrollment), Enrollment.id, args, document, filters={
+            "lead_id": Enrollment.lead_id, "sequence_id": Enrollment.sequence_id})
 
     @blp.arguments(EnrollArgs)
     @blp.response(201, EnrollmentSchema)
@@ -112,20 +102,14 @@ class EnrollmentItem(MethodView):
     @blp.response(200, EnrollmentSchema)
     def get(self, enrollment_id: int):
         """One enrollment."""
-        return document(_enrollment(enrollment_id))
+        return document(get_or_404(Enrollment, enrollment_id, "enrollment"))
 
     @blp.response(200, EnrollmentSchema)
     def delete(self, enrollment_id: int):
         """Take the lead out of the sequence now (no further emails from it)."""
-        enrollment = _enrollment(enrollment_id)
+        enrollment = get_or_404(Enrollment, enrollment_id, "enrollment")
         enrollments.end(enrollment, f"removed through the API ({current_token().name})",
                         finished=False)
         db.session.commit()
         return document(enrollment)
 
-
-def _enrollment(enrollment_id: int) -> Enrollment:
-    row = db.session.get(Enrollment, enrollment_id) if 0 < enrollment_id <= MAX_ID else None
-    if row is None:
-        abort(404, description=f"There is no enrollment {enrollment_id}.")
-    return row

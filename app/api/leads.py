@@ -6,19 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import abort
 from flask.views import MethodView
 
 from app.api import schemas
 from app.api.documents import lead_document
 from app.api.errors import field_problem
 from app.api.framework import api_blueprint, current_token
-from app.api.pagination import BadCursor, page
-from app.api.schemas import MAX_ID
+from app.api.pagination import get_or_404
 from app.auth.models import User
 from app.db import db
+from app.leads import query
 from app.leads.lifecycle import ForbiddenMove, move
 from app.leads.models import Lead
+from app.leads.query import LeadQuery
 from app.leads.service import PROFILE_FIELDS, InvalidEmail, record_event, upsert_lead
 from app.outcomes.service import OUTCOME_STAGES, OutcomeError, record_outcome
 from app.webhooks.listeners import lead_written
@@ -26,11 +26,32 @@ from app.webhooks.listeners import lead_written
 blp = api_blueprint("api_leads", __name__, "/leads", "Leads: the people Kindling knows.")
 
 
+def _lead_query(args: dict[str, Any]) -> LeadQuery | None:
+    """The LeadQuery of the validated query arguments; None when `owner` is an unknown
+    address (nothing matches)."""
+    owner = ""
+    if "owner" in args:
+        email = args["owner"].strip().lower()
+        if email == "none":
+            owner = "none"
+        else:
+            user_id = db.session.scalar(sa.select(User.id).where(User.email == email))
+            if user_id is None:
+                return None
+            owner = str(user_id)
+    return LeadQuery(
+        q=args.get("q", "").strip(), stages=tuple(args.get("stage", ())),
+        grades=tuple(args.get("grade", ())), eng_min=args.get("eng_min"),
+        eng_max=args.get("eng_max"), campaign=args.get("campaign"), owner=owner,
+        source=args.get("source", ""), utm_source=args.get("utm_source", ""),
+        created_from=args.get("created_from"), created_to=args.get("created_to"),
+        active_from=args.get("active_from"), active_to=args.get("active_to"),
+        created_since=args.get("created_since"), updated_since=args.get("updated_since"),
+        suppressed=args.get("suppressed", ""), sort=args["sort"], direction=args["dir"])
+
+
 def lead_or_404(lead_id: int) -> Lead:
-    lead = db.session.get(Lead, lead_id) if 0 < lead_id <= MAX_ID else None
-    if lead is None:
-        abort(404, description=f"There is no lead {lead_id}.")
-    return lead
+    return get_or_404(Lead, lead_id, "lead")
 
 
 @blp.route("")
@@ -38,30 +59,15 @@ class Leads(MethodView):
     @blp.arguments(schemas.LeadListArgs, location="query")
     @blp.response(200, schemas.LeadPageSchema)
     def get(self, args: dict[str, Any]):
-        """List leads, oldest first, a page at a time (`next_cursor` fetches the next)."""
-        query = sa.select(Lead)
-        if "stage" in args:
-            query = query.where(Lead.stage == args["stage"])
-        if args.get("q"):
-            like = "%" + args["q"].lower().replace("\\", "\\\\").replace("%", "\\%") \
-                .replace("_", "\\_") + "%"
-            query = query.where(sa.or_(Lead.email.like(like, escape="\\"),
-                                       sa.func.lower(Lead.company).like(like, escape="\\"),
-                                       sa.func.lower(Lead.last_name).like(like, escape="\\")))
-        if "owner" in args:
-            if args["owner"].lower() == "none":
-                query = query.where(Lead.owner_id.is_(None))
-            else:
-                query = query.where(Lead.owner_id.in_(
-                    sa.select(User.id).where(User.email == args["owner"].strip().lower())))
-        if "updated_since" in args:
-            query = query.where(Lead.updated_at >= args["updated_since"])
-        if "created_since" in args:
-            query = query.where(Lead.created_at >= args["created_since"])
-        try:
-            rows, next_cursor = page(query, Lead.id, args)
-        except BadCursor as exc:
-            return field_problem("cursor", str(exc))
+        """List leads with the leads list's filters, oldest first unless `sort` / `dir` say
+        otherwise, a page at a time (`next_cursor` fetches the next)."""
+        lq = _lead_query(args)
+        if lq is None:  # an owner address nobody has
+            return {"data": [], "next_cursor": None}
+        if "cursor" in args and not query.cursor_is_valid(lq, args["cursor"]):
+            return field_problem("cursor", "Not a cursor from this API for this sort: use "
+                                           "next_cursor.")
+        rows, next_cursor = query.page(lq, args.get("cursor"), args["limit"])
         return {"data": [lead_document(lead) for lead in rows], "next_cursor": next_cursor}
 
     @blp.arguments(schemas.LeadCreateSchema)

@@ -10,12 +10,14 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from app.leads.models import Stage
+from app.leads.query import GRADES, SORTS
 from app.leads.service import PROFILE_LENGTHS
 
 STAGES = [s.value for s in Stage]
 # Ids are 32-bit integers on PostgreSQL (leads, enrollments, submissions, campaigns): a larger
 # number is refused as input instead of reaching the database as an out-of-range error.
 MAX_ID = 2**31 - 1
+ID = validate.Range(min=1, max=MAX_ID)  # an id given in a body or a query
 ATTRIBUTES_MAX = 50
 ATTRIBUTE_VALUE_MAX = 2000
 
@@ -142,20 +144,49 @@ def page_schema(name: str, item: type[ma.Schema]) -> type[ma.Schema]:
     }, name=name)
 
 
+def _query_text(length: int, description: str) -> fields.String:
+    return fields.String(validate=validate.Length(max=length),
+                         metadata={"description": description})
+
+
+def _engagement(description: str) -> fields.Float:
+    return fields.Float(allow_nan=False, validate=validate.Range(min=-1e6, max=1e6),
+                        metadata={"description": description})
+
+
 class LeadListArgs(PageArgs):
-    stage = fields.String(validate=validate.OneOf(STAGES))
-    q = fields.String(validate=validate.Length(max=200),
-                      metadata={"description": "Part of the email, company or last name"})
-    owner = fields.String(validate=validate.Length(max=320),
-                          metadata={"description": "The owner's email; `none` for unowned"})
+    """The leads list's filters and sorts (`app.leads.query.LeadQuery`), and two instants."""
+
+    stage = fields.List(fields.String(validate=validate.OneOf(STAGES)),
+                        metadata={"description": "One or more (repeat the parameter)"})
+    grade = fields.List(fields.String(validate=validate.OneOf(GRADES)),
+                        metadata={"description": "Fit grades A–F, one or more"})
+    q = _query_text(200, "The start of the email, company, last or first name (case does "
+                         "not matter)")
+    owner = _query_text(320, "The owner's email; `none` for unowned")
+    eng_min = _engagement("Engagement (as of now) at least this")
+    eng_max = _engagement("Engagement (as of now) below this")
+    campaign = fields.Integer(validate=validate.Range(min=1, max=MAX_ID),
+                              metadata={"description": "Leads with an event of this campaign"})
+    source = _query_text(20, "First-touch channel: hosted, embed, import, api …")
+    utm_source = _query_text(100, "First-touch UTM source")
+    created_from = fields.Date(metadata={"description": "Created on or after this day (UTC)"})
+    created_to = fields.Date(metadata={"description": "Created on or before this day (UTC)"})
+    active_from = fields.Date(metadata={"description": "Last activity on or after this day"})
+    active_to = fields.Date(metadata={"description": "Last activity on or before this day"})
+    suppressed = fields.String(validate=validate.OneOf(["yes", "no"]),
+                               metadata={"description": "Unsubscribed or bounced (yes), or "
+                                                        "neither (no)"})
     updated_since = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone"})
     created_since = fields.AwareDateTime()
+    sort = fields.String(load_default="created", validate=validate.OneOf(list(SORTS)),
+                         metadata={"description": "created (default), activity, fit, "
+                                                  "engagement or name"})
+    dir = fields.String(load_default="asc", validate=validate.OneOf(["asc", "desc"]),
+                        metadata={"description": "asc (default: oldest first) or desc"})
 
 
-class LeadPageSchema(ma.Schema):
-    data = fields.List(fields.Nested(LeadSchema), required=True)
-    next_cursor = fields.String(allow_none=True, required=True,
-                                metadata={"description": "null on the last page"})
+LeadPageSchema = page_schema("LeadPage", LeadSchema)
 
 
 class StageMoveSchema(Strict):

@@ -53,6 +53,17 @@ class Lead(Model):
         sa.Index("ix_leads_owner_created", "owner_id", "created_at", "id"),
         sa.Index("ix_leads_suppressed_created", "created_at", "id",
                  postgresql_where=sa.text(SUPPRESSED_SQL), sqlite_where=sa.text(SUPPRESSED_SQL)),
+        # A stage in the default order (the API's oldest first), without a sort.
+        sa.Index("ix_leads_stage_created", "stage", "created_at", "id"),
+        # The API's `updated_since` (an integration's "what changed since my last sync").
+        sa.Index("ix_leads_updated", "updated_at", "id"),
+        # The search: the start of the email, company, last or first name
+        # (app.leads.query); text_pattern_ops so LIKE 'abc%' uses them under any collation.
+        # The lower(...) ones on PostgreSQL only (SQLite is for development).
+        sa.Index("ix_leads_email_prefix", "email", postgresql_ops={"email": "text_pattern_ops"}),
+        *[sa.Index(f"ix_leads_{name}_prefix", sa.func.lower(sa.column(name)).label(name),
+                   postgresql_ops={name: "text_pattern_ops"}).ddl_if(dialect="postgresql")
+          for name in ("company", "last_name", "first_name")],
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -67,7 +78,7 @@ class Lead(Model):
     country: Mapped[str] = mapped_column(sa.String(2), default="")  # ISO 3166-1 alpha-2
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
-    stage: Mapped[str] = mapped_column(sa.String(20), default=Stage.LEAD.value, index=True)
+    stage: Mapped[str] = mapped_column(sa.String(20), default=Stage.LEAD.value)
     fit_score: Mapped[int] = mapped_column(default=0)
     # Engagement as computed at `engagement_at`; read it as of now with
     # `app.leads.engagement.current` (it decays). The key orders and filters it in SQL.

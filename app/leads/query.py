@@ -80,6 +80,19 @@ def _number(value: str, name: str, errors: dict[str, str]) -> float | None:
     return number
 
 
+def _instant(value: str, name: str, errors: dict[str, str]) -> datetime | None:
+    if not value:
+        return None
+    try:
+        found = datetime.fromisoformat(value)
+    except ValueError:
+        found = None
+    if found is None or found.tzinfo is None:
+        errors[name] = "Use a date and time with a zone, like 2026-03-31T09:00:00Z."
+        return None
+    return found
+
+
 def _int(value: str, name: str, errors: dict[str, str]) -> int | None:
     if not value:
         return None
@@ -104,6 +117,8 @@ class LeadQuery:
     created_to: date | None = None
     active_from: date | None = None
     active_to: date | None = None
+    created_since: datetime | None = None  # exact instants (the API's `created_since`, …)
+    updated_since: datetime | None = None
     suppressed: str = ""  # "", "yes", "no"
     sort: str = "created"
     direction: str = "desc"
@@ -155,6 +170,8 @@ class LeadQuery:
             created_to=_date(one("created_to"), "created_to", errors),
             active_from=_date(one("active_from"), "active_from", errors),
             active_to=_date(one("active_to"), "active_to", errors),
+            created_since=_instant(one("created_since"), "created_since", errors),
+            updated_since=_instant(one("updated_since"), "updated_since", errors),
             suppressed=suppressed, sort=sort, direction=direction, errors=errors)
         return found
 
@@ -219,6 +236,10 @@ class LeadQuery:
                 where.append(column >= datetime.combine(low, time.min, UTC))
             if high is not None:
                 where.append(column <= datetime.combine(high, time.max, UTC))
+        if self.created_since is not None:
+            where.append(Lead.created_at >= self.created_since)
+        if self.updated_since is not None:
+            where.append(Lead.updated_at >= self.updated_since)
         if self.suppressed == "yes":
             where.append(sa.or_(Lead.unsubscribed_at.is_not(None), Lead.bounced_at.is_not(None)))
         elif self.suppressed == "no":
@@ -251,7 +272,14 @@ def _encode(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
 
 
+_CURSOR_KINDS: dict[str, list[tuple[type, ...]]] = {
+    "created": [(datetime,)], "activity": [(datetime,)], "fit": [(int,)],
+    "engagement": [(int, float)], "name": [(str,), (str,)]}
+
+
 def _decode(cursor: str, lq: LeadQuery) -> list[Any] | None:
+    """The sort key a cursor carries, when it is one of `_encode`'s for this sort; else None
+    (a forged value never reaches the database as a wrong type)."""
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except ValueError:
@@ -263,7 +291,24 @@ def _decode(cursor: str, lq: LeadQuery) -> list[Any] | None:
             values[0] = datetime.fromisoformat(values[0])
         except (TypeError, ValueError):
             return None
+        if values[0].tzinfo is None:
+            return None
+    kinds = [*_CURSOR_KINDS[lq.sort], (int,)]  # the sort's columns, then the id
+    for value, kind in zip(values, kinds, strict=True):
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, int) and not -2**63 < value < 2**63:
+            return None
+        if isinstance(value, str) and "\x00" in value:
+            return None
     return values
+
+
+def cursor_is_valid(lq: LeadQuery, cursor: str) -> bool:
+    """Whether `cursor` is a next-page cursor of this sort (`page` starts again otherwise)."""
+    return _decode(cursor, lq) is not None
 
 
 def _row_key(lead: Lead, lq: LeadQuery) -> list[Any]:

@@ -1,5 +1,7 @@
 """The migrations produce exactly the schema the models describe, on this run's database."""
 
+import warnings
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -7,7 +9,12 @@ from app.db import db
 
 
 def test_migrated_schema_matches_the_models(app):
-    with db.engine.connect() as conn:
+    with db.engine.connect() as conn, warnings.catch_warnings():
+        if conn.dialect.name == "sqlite":
+            # The leads search's lower(...) indexes are PostgreSQL's only (ddl_if); Alembic
+            # cannot reflect expression indexes from SQLite, says so, and leaves them out.
+            warnings.filterwarnings("ignore", "autogenerate skipping metadata-specified "
+                                              "expression-based index 'ix_leads_")
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, db.metadata)
     assert diff == []

@@ -160,3 +160,52 @@ def test_nul_characters_and_ids_past_the_database_range_are_refused_cleanly(api:
     assert body["errors"][0]["field"] == "company"
     _problem(api.get(f"/api/v1/leads/{2**31}"), 404)
     _problem(api.get("/api/v1/leads?q=a%00b"), 422)
+
+
+def test_list_takes_the_leads_lists_filters_and_sorts(api: ApiClient):
+    import base64
+    import json
+    from datetime import timedelta
+
+    from app.db import utcnow
+    from tests.helpers import make_user
+
+    rep = make_user("rep@example.com", "sales")
+    leads = [upsert_lead(f"f{n}@example.com", {"last_name": f"Name{n}"}).lead for n in range(6)]
+    for n, lead in enumerate(leads):
+        lead.fit_score = 10 * n
+    leads[1].stage, leads[2].stage, leads[3].stage = "mql", "sql", "customer"
+    leads[4].owner_id = rep.id
+    leads[5].unsubscribed_at = utcnow()
+    db.session.commit()
+    db.session.execute(sa.update(Lead).where(Lead.id != leads[0].id)
+                       .values(updated_at=utcnow() - timedelta(days=3)))
+    db.session.commit()
+
+    def emails(query: str) -> list[str]:
+        response = api.get("/api/v1/leads?" + query)
+        assert response.status_code == 200, response.get_json()
+        return [d["email"] for d in response.get_json()["data"]]
+
+    assert emails("stage=mql&stage=sql") == ["f1@example.com", "f2@example.com"]
+    assert emails("owner=rep@example.com") == ["f4@example.com"]
+    assert emails("owner=nobody@example.com") == []
+    assert emails("suppressed=yes") == ["f5@example.com"]
+    assert emails("grade=A") == ["f3@example.com", "f4@example.com", "f5@example.com"]
+    since = (utcnow() - timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    assert emails(f"updated_since={since}") == ["f0@example.com"]
+    assert emails("q=name4") == ["f4@example.com"]
+    # Sorted by fit, highest first, a page at a time.
+    first = api.get("/api/v1/leads?sort=fit&dir=desc&limit=4").get_json()
+    assert [d["fit_score"] for d in first["data"]] == [50, 40, 30, 20]
+    rest = api.get(f"/api/v1/leads?sort=fit&dir=desc&limit=4&cursor={first['next_cursor']}")
+    assert [d["fit_score"] for d in rest.get_json()["data"]] == [10, 0]
+    # A cursor of another sort, or a forged one, is refused as bad input (never a 500).
+    body = _problem(api.get(f"/api/v1/leads?cursor={first['next_cursor']}"), 422)
+    assert body["errors"][0]["field"] == "cursor"
+    forged = base64.urlsafe_b64encode(json.dumps(["x", 1]).encode()).decode().rstrip("=")
+    _problem(api.get(f"/api/v1/leads?sort=fit&cursor={forged}"), 422)
+    naive = base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00", 1]).encode()).decode()
+    _problem(api.get(f"/api/v1/leads?cursor={naive.rstrip('=')}"), 422)
+    body = _problem(api.get("/api/v1/leads?sort=colour"), 422)
+    assert body["errors"][0]["field"] == "sort"
