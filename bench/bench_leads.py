@@ -129,8 +129,11 @@ def _deep_cursor(app: Any, query: str) -> str | None:
     lq = LeadQuery.parse({k: v for k, v in parse_qs(query).items()})
     with app.app_context():
         statement = lq.statement()
-        total = db.session.scalar(statement.with_only_columns(sa.func.count())
-                                  .order_by(None)) or 0
+        # Counted over the statement as a subquery: with_only_columns(count()) dropped the FROM
+        # (no filter, a sort, or only a correlated EXISTS: "SELECT count(*)" = 1, so those
+        # rows never got a deep page).
+        total = db.session.scalar(sa.select(sa.func.count())
+                                  .select_from(statement.subquery())) or 0
         if total < 100:
             return None
         order = [c.asc() if lq.direction == "asc" else c.desc() for c in _sort_columns(lq)]
