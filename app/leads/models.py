@@ -182,6 +182,16 @@ class Event(Model):
         return f"<Event {self.id} {self.type} lead={self.lead_id}>"
 
 
+class EventTypeName(Model):
+    """The name of each event type code outside the fixed table (`app.leads.event_types`
+    writes and reads it with plain SQL; declared here so the schema is the models')."""
+
+    __tablename__ = "event_types"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+
+
 class StageChange(Model):
     __tablename__ = "stage_changes"
 
