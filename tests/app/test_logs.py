@@ -109,3 +109,17 @@ def test_a_finished_job_is_one_line_not_three():
     kept = rq_line("Worker %s: job %s result is kept for %s seconds", "w1", "outbox-7", 500)
     assert [quiet.filter(r) for r in (started, completed, job_ok, kept)] == [
         True, True, False, False]
+
+
+def test_gunicorn_waits_for_the_databases_own_timeouts(monkeypatch):
+    """A statement stuck until DATABASE_STATEMENT_TIMEOUT must end in the 503 page, not in
+    gunicorn killing the worker first (its default timeout is 30 s)."""
+    import importlib
+
+    import app.gunicorn_conf as conf
+
+    monkeypatch.setenv("DATABASE_CONNECT_TIMEOUT", "5")
+    monkeypatch.setenv("DATABASE_STATEMENT_TIMEOUT", "60")
+    assert importlib.reload(conf).timeout > 65
+    monkeypatch.setenv("DATABASE_STATEMENT_TIMEOUT", "5")
+    assert 10 < importlib.reload(conf).timeout <= 30
