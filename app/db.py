@@ -102,6 +102,21 @@ def any_of(column: Any, values: list[Any]) -> Any:
     return column.in_(values)
 
 
+def driver_params(compiled: Any) -> dict[str, Any]:
+    """A compiled statement's parameters as the driver must get them when the SQL string is
+    run on a raw cursor: each value through its bind's type (e.g. an event type name becomes
+    its code), the elements of IN lists expanded by `render_postcompile` included."""
+    dialect = compiled.dialect
+    params: dict[str, Any] = {}
+    for name, value in compiled.params.items():
+        bind = compiled.binds.get(name)
+        if bind is None and "_" in name:  # an IN list's element: <bind name>_<n>
+            bind = compiled.binds.get(name.rsplit("_", 1)[0])
+        process = bind.type.bind_processor(dialect) if bind is not None else None
+        params[name] = process(value) if process is not None and value is not None else value
+    return params
+
+
 def rows_matched(statement: Any) -> int:
     """Run an UPDATE or DELETE in the current session and return how many rows it matched
     (the compare-and-set claims of jobs and links read this)."""

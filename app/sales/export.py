@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import JSONB, distinct_on
 from app import pickers
 from app.auth.models import Role, User
 from app.auth.roles import staff_required
-from app.db import db, utcnow
+from app.db import db, driver_params, utcnow
 from app.leads import engagement
 from app.leads.models import Event, Lead, Stage, StageChange
 from app.sales.web import bp
@@ -212,7 +212,7 @@ def batches(filters: Filters) -> Iterator[list[Any]]:
         raw = db.session.connection().connection.driver_connection
         assert raw is not None  # a live connection of this session
         with raw.cursor(name="kindling_leads_export") as cursor:
-            cursor.execute(str(compiled), compiled.params)
+            cursor.execute(str(compiled), driver_params(compiled))
             while rows := cursor.fetchmany(BATCH_SIZE):
                 yield rows
         return
