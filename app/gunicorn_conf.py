@@ -8,14 +8,15 @@ import os
 
 from gunicorn import glogging
 
-from app import logs
+from app import config, logs
 
 # A worker busy longer than this is killed (the visitor gets a closed connection). It must
 # outlast the database's own limits, so that a stuck statement ends in the branded 503 with
 # Retry-After instead: DATABASE_CONNECT_TIMEOUT + DATABASE_STATEMENT_TIMEOUT + 10 s (75 s with
 # the defaults; `--timeout` on the command line still wins).
-timeout = (int(os.environ.get("DATABASE_CONNECT_TIMEOUT") or 5)
-           + int(os.environ.get("DATABASE_STATEMENT_TIMEOUT") or 60) + 10)
+_database = {**config.defaults(""), **config.from_environ(os.environ)}
+timeout = (int(_database["DATABASE_CONNECT_TIMEOUT"])
+           + int(_database["DATABASE_STATEMENT_TIMEOUT"]) + 10)
 
 accesslog = "-"
 # client, request line, status, bytes, seconds, user agent
