@@ -141,9 +141,10 @@ def _percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def _duplicated_emails(outbox: Path) -> int:
-    """Recipient + subject pairs that more than one .eml to a simulated visitor carries (the
-    demo's own emails, e.g. two sales alerts to one rep, are not the load's). Printed."""
+def _visitor_emails(outbox: Path) -> Counter[tuple[str, str]]:
+    """(recipient, subject) -> how many .eml files in the local outbox carry it, for the
+    simulated visitors' emails only (the demo's own, e.g. two downloads for one demo lead who
+    submitted twice, are not the load's)."""
     seen: Counter[tuple[str, str]] = Counter()
     parser = BytesHeaderParser()
     for path in outbox.glob("**/*.eml"):
@@ -151,22 +152,15 @@ def _duplicated_emails(outbox: Path) -> int:
             headers = parser.parse(fh)
         if "load-" in str(headers.get("To", "")):
             seen[(str(headers.get("To", "")), str(headers.get("Subject", "")))] += 1
-    twice = [(pair, n) for pair, n in seen.items() if n > 1]
+    return seen
+
+
+def _duplicated(emails: Counter[tuple[str, str]]) -> int:
+    """Pairs sent more than once (printed)."""
+    twice = [(pair, n) for pair, n in emails.items() if n > 1]
     for (to, subject), n in twice[:10]:
         print(f"sent {n} times: to {to}, subject {subject!r}")
     return len(twice)
-
-
-def _load_recipients(outbox: Path) -> set[str]:
-    """The simulated visitors' addresses that have an email in the local outbox."""
-    parser = BytesHeaderParser()
-    found: set[str] = set()
-    for path in outbox.glob("**/*.eml"):
-        with path.open("rb") as fh:
-            to = str(parser.parse(fh).get("To", ""))
-        if "load-" in to:
-            found.add(to)
-    return found
 
 
 def main() -> int:
@@ -207,11 +201,12 @@ def main() -> int:
                 # load address has had one, so that the duplicate check sees the real traffic.
                 outbox = Path(env["INSTANCE_PATH"]) / "outbox"
                 while True:
-                    mailed = _load_recipients(outbox)
+                    emails = _visitor_emails(outbox)
+                    mailed = {to for to, _subject in emails}
                     if len(mailed) >= accepted or time.monotonic() >= settle_until:
                         break
                     time.sleep(5)
-                duplicates = _duplicated_emails(outbox)
+                duplicates = _duplicated(emails)
                 sent = len(list(outbox.glob("**/*.eml")))
             finally:
                 stop_processes(procs)
