@@ -52,9 +52,11 @@ class SendFacts:
         return max(times) if times else None
 
     def data(self, **extra: Any) -> dict[str, Any]:
-        # send_id as a string, like the ledger's email_sent event (conditions compare strings)
-        return {"send_id": str(self.id), "step_id": self.step_id,
-                "sequence_id": self.sequence_id, **extra}
+        """A provider event's data: the send it is about, and its step (scoring rules filter
+        on it). send_id as a string, like the ledger's email_sent event (conditions compare
+        strings). Nothing a join gives back (the sequence is the step's) and no constant the
+        type implies (issue 14: every key costs its name in each of millions of rows)."""
+        return {"send_id": str(self.id), "step_id": self.step_id, **extra}
 
 
 def send_facts(send_ids: Iterable[int]) -> dict[int, SendFacts]:

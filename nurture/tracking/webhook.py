@@ -147,9 +147,8 @@ def process(events: list[Any]) -> dict[str, int]:
         send = sends.get(_int(event.get("send_id")) or 0)
         email = str(event.get("email") or "").strip().lower()
         lead_id = send.lead_id if send else by_email.get(email)
-        data = send.data(source="sendgrid") if send else {"source": "sendgrid"}
-        if event.get("sg_message_id"):
-            data["sg_message_id"] = str(event["sg_message_id"])[:200]
+        # The provider's message id goes to the ledgers (reconcile, settle), not to each event.
+        data = send.data() if send else {}
         if send is not None and name in ("processed", "delivered", "bounce", "dropped"):
             effects.reconcile(send.id, name, event.get("sg_message_id"), at)
         delivery_id = _int(event.get(mail_ledger.CUSTOM_ARG))
@@ -172,7 +171,7 @@ def process(events: list[Any]) -> dict[str, int]:
                 rows.append(store.event_row(
                     "email_opened", lead_id=lead_id, at=at,
                     verdict=classify.Verdict(False, classify.IMPLIED_BY_CLICK),
-                    data=send.data(source="click"), dedupe_key=f"implied-open:{send.id}"))
+                    data=send.data(), dedupe_key=f"implied-open:{send.id}"))
             elif kind == "open" and not verdict.is_bot and send is not None:
                 send.human_open = True
             continue

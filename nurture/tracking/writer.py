@@ -125,7 +125,7 @@ class _Batch:
         verdict = self._verdict(hit, "open", send)
         self.rows.append(store.event_row(
             "email_opened", lead_id=send.lead_id, at=hit["at"], verdict=verdict,
-            data=send.data(source="pixel"), dedupe_key=f"t:{hit['id']}"))
+            data=send.data(), dedupe_key=f"t:{hit['id']}"))
         if not verdict.is_bot:
             send.human_open = True
 
@@ -142,7 +142,8 @@ class _Batch:
             url=hit.get("url"),
             # A scanner's browser id must never become the lead's: only people's clicks keep it.
             visitor_id=None if verdict.is_bot else hit.get("vid"),
-            data=send.data(source="link", link_index=index),  # the URL is in `url`, once
+            # The URL is in `url`, once; the link's position only past the first.
+            data=send.data(**({"link_index": index} if index else {})),
             dedupe_key=f"t:{hit['id']}"))
         if verdict.is_bot:
             return
@@ -151,7 +152,7 @@ class _Batch:
             self.rows.append(store.event_row(
                 "email_opened", lead_id=send.lead_id, at=hit["at"],
                 verdict=classify.Verdict(False, classify.IMPLIED_BY_CLICK),
-                data=send.data(source="click"), dedupe_key=f"implied-open:{send.id}"))
+                data=send.data(), dedupe_key=f"implied-open:{send.id}"))
         vid = hit.get("vid")
         if vid:
             self.visitors[vid] = send.lead_id
