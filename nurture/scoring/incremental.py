@@ -42,6 +42,16 @@ _SESSION_KEY = "scoring_lead_ids"
 
 _redis_down_until = 0.0
 
+# SET NX EX on every key; the (1-based) positions of the keys that were not set before. One
+# command for a thousand leads, where a pipeline of SETs costs the client a command object each.
+_MARK_SCRIPT = """
+local fresh = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, '1', 'NX', 'EX', ARGV[1]) then fresh[#fresh + 1] = i end
+end
+return fresh
+"""
+
 
 def pending_key(lead_id: int) -> str:
     return f"kindling:scoring:pending:{lead_id}"
@@ -78,7 +88,7 @@ def _after_rollback(session: Session) -> None:
 def enqueue_scoring(lead_ids: Any) -> int:
     """Enqueue scoring for each lead that has none pending (a job per BATCH of them). Returns
     how many leads were enqueued. Never raises for Redis: the sweep catches up. Two Redis round trips whatever
-    the number of leads: the pending marks (`SET NX`) in one pipeline, the jobs in another."""
+    the number of leads: the pending marks (`SET NX`) in one script, the jobs in a pipeline."""
     global _redis_down_until
     if time.monotonic() < _redis_down_until:
         return 0
@@ -87,11 +97,10 @@ def enqueue_scoring(lead_ids: Any) -> int:
         return 0
     conn = queue.connection()
     try:
-        marks = conn.pipeline(transaction=False)
-        for lead_id in ids:
-            marks.set(pending_key(lead_id), "1", nx=True, ex=PENDING_TTL)
         # A lead whose mark was already set has a job waiting: it will see these events.
-        marked = [lead_id for lead_id, fresh in zip(ids, marks.execute()) if fresh]
+        fresh = conn.register_script(_MARK_SCRIPT)(keys=[pending_key(lead_id) for lead_id in ids],
+                                                   args=[PENDING_TTL])
+        marked = [ids[int(index) - 1] for index in fresh]
         if marked:
             _enqueue_jobs(conn, marked)
     except RedisError as exc:
