@@ -30,10 +30,11 @@ from flask import current_app
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import User
-from app.db import JSONType, Model, UTCDateTime, db, utcnow
+from app.db import JSONType, Model, UTCDateTime, any_of, db, insert_rows, update_rows, utcnow
 from app.jobs import job
 from app.leads.models import Event, Lead, Stage, StageChange
 from app.leads.service import PROFILE_FIELDS, PROFILE_LENGTHS, InvalidEmail, normalise_email
+from app.privacy import erased
 
 BATCH = 1000
 MAX_BYTES = 50 * 1024 * 1024 + 1024 * 1024  # 50 MB of data and the form around it
@@ -226,12 +227,13 @@ def _values(imp: LeadImport, cells: list[str]) -> dict[str, str]:
     return values
 
 
-def apply_batch(imp: LeadImport, batch: list[tuple[int, dict[str, str]]],
-                report: Any) -> list[int]:
-    """Upsert one batch (dedupe by normalised email); returns the lead ids it touched."""
+def _parse(imp: LeadImport, batch: list[tuple[int, dict[str, str]]],
+           report: Any) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The batch's rows by normalised email (the same person twice: one, merged, later cells
+    winning): identity → (address as typed, profile fields and "_attrs"). Rows without a valid
+    address go to the error report."""
     from app.sales.export import defuse
 
-    now = utcnow()
     by_email: dict[str, tuple[str, dict[str, Any]]] = {}
     for line, values in batch:
         raw = values.pop("email", "")
@@ -255,60 +257,90 @@ def apply_batch(imp: LeadImport, batch: list[tuple[int, dict[str, str]]],
             known.setdefault("_attrs", {}).update(attributes)
             continue
         by_email[identity] = (display, {**profile, "_attrs": attributes})
+    return by_email
+
+
+_KNOWN = (Lead.id, Lead.email, *(getattr(Lead, name) for name in PROFILE_FIELDS),
+          Lead.attributes, Lead.unsubscribed_at, Lead.bounced_at)
+
+
+def apply_batch(imp: LeadImport, batch: list[tuple[int, dict[str, str]]],
+                report: Any) -> list[int]:
+    """Upsert one batch (dedupe by normalised email); returns the lead ids it touched.
+
+    A fixed number of statements per batch, whatever its size: one look-up of the known
+    leads, one UPDATE of those that changed, one INSERT each of new leads, their first stage
+    changes and the import's events (`app.db.insert_rows` / `update_rows`)."""
+    by_email = _parse(imp, batch, report)
     if not by_email:
         return []
-    existing = {lead.email: lead for lead in db.session.scalars(
-        sa.select(Lead).where(Lead.email.in_(list(by_email))))}
+    now = utcnow()
+    existing = {row.email: row for row in db.session.execute(
+        sa.select(*_KNOWN).where(any_of(Lead.email, list(by_email))))}
     touched: list[int] = []
     events: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     data = {"import_id": imp.id, "source": imp.source, "consent_basis": imp.consent_basis,
             "consent_text": imp.consent_text}
     for identity, lead in existing.items():
         _, wanted = by_email[identity]
         attrs: dict[str, Any] = wanted.pop("_attrs")
         changes: dict[str, list[Any]] = {}
+        update: dict[str, Any] = {"id": lead.id, **dict.fromkeys(PROFILE_FIELDS),
+                                  "attributes": None, "updated_at": now}
         for name, value in wanted.items():
-            if (getattr(lead, name) or "") != value:
-                changes[name] = [getattr(lead, name) or "", value]
-                setattr(lead, name, value)
-        merged = {**(lead.attributes or {}), **attrs}
-        if merged != (lead.attributes or {}):
-            changes.update({k: [(lead.attributes or {}).get(k), v] for k, v in attrs.items()
-                            if (lead.attributes or {}).get(k) != v})
-            lead.attributes = merged
+            old = getattr(lead, name) or ""
+            if old != value:
+                changes[name] = [old, value]
+                update[name] = value
+        current = lead.attributes or {}
+        merged = {**current, **attrs}
+        if merged != current:
+            changes.update({k: [current.get(k), v] for k, v in attrs.items()
+                            if current.get(k) != v})
+            update["attributes"] = merged
         if lead.unsubscribed_at is not None or lead.bounced_at is not None:
             imp.kept_suppressed += 1
         if changes:
             imp.updated += 1
-            events.append({"lead_id": lead.id, "type": "lead_imported", "occurred_at": now,
-                           "data": {**data, "changes": changes}, "is_bot": False})
+            updates.append(update)
+            events.append(_event(lead.id, now, {**data, "changes": changes}))
         else:
             imp.unchanged += 1
         touched.append(lead.id)
-    new = [(identity, display, values) for identity, (display, values) in by_email.items()
-           if identity not in existing]
+    update_rows(cast(sa.Table, Lead.__table__), updates)
+    new = {identity: entry for identity, entry in by_email.items() if identity not in existing}
     if new:
+        # An address erased on request comes back suppressed, as upsert_lead makes it.
+        gone = erased.among(list(new))
         rows = [{"email": identity, "email_display": display, "first_name": "",
                  "last_name": "", "company": "", "job_title": "", "phone": "", "country": "",
                  **{k: v for k, v in values.items() if k != "_attrs"},
                  "attributes": values["_attrs"], "stage": Stage.LEAD.value, "fit_score": 0,
                  "engagement_score": 0.0, "engagement_key": -1.0e9, "created_at": now,
-                 "updated_at": now, "last_activity_at": now}
-                for identity, display, values in new]
-        # Core statements (one multi-row INSERT each): no ORM bookkeeping per row.
+                 "updated_at": now, "last_activity_at": now,
+                 "unsubscribed_at": now if identity in gone else None}
+                for identity, (display, values) in new.items()]
         leads = cast(sa.Table, Lead.__table__)
-        ids = list(db.session.execute(sa.insert(leads).returning(leads.c.id), rows).scalars())
-        db.session.execute(sa.insert(cast(sa.Table, StageChange.__table__)), [
+        ids = dict(insert_rows(leads, rows, (leads.c.email, leads.c.id)))
+        created = [ids[identity] for identity in new]  # in the file's order
+        insert_rows(cast(sa.Table, StageChange.__table__), [
             {"lead_id": lead_id, "from_stage": None, "to_stage": Stage.LEAD.value,
              "changed_at": now, "reason": f"Created by {imp.source}", "actor": "import",
-             "actor_user_id": imp.created_by_id} for lead_id in ids])
-        events += [{"lead_id": lead_id, "type": "lead_imported", "occurred_at": now,
-                    "data": {**data, "new_lead": True}, "is_bot": False} for lead_id in ids]
-        imp.created += len(ids)
-        touched += ids
-    if events:
-        db.session.execute(sa.insert(cast(sa.Table, Event.__table__)), events)
+             "actor_user_id": imp.created_by_id} for lead_id in created])
+        events += [_event(lead_id, now, {**data, "new_lead": True}) for lead_id in created]
+        events += [{**_event(ids[identity], now, erased.SUPPRESSED_DATA),
+                    "type": erased.SUPPRESSED_EVENT} for identity in new if identity in gone]
+        imp.kept_suppressed += len(gone)
+        imp.created += len(created)
+        touched += created
+    insert_rows(cast(sa.Table, Event.__table__), events)
     return touched
+
+
+def _event(lead_id: int, now: datetime, data: dict[str, Any]) -> dict[str, Any]:
+    return {"lead_id": lead_id, "type": "lead_imported", "occurred_at": now, "data": data,
+            "is_bot": False}
 
 
 def run_import(import_id: int, progress: Any = None) -> str:

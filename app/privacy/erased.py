@@ -15,7 +15,7 @@ import hmac
 import sqlalchemy as sa
 from flask import current_app
 
-from app.db import db, utcnow
+from app.db import any_of, db, utcnow
 from app.leads.models import Lead
 from app.privacy.models import ErasedAddress
 
@@ -39,6 +39,21 @@ def is_erased(identity: str) -> bool:
     return db.session.get(ErasedAddress, digest(identity)) is not None
 
 
+SUPPRESSED_EVENT = "suppressed_after_erasure"
+SUPPRESSED_DATA = {"reason": "this address was erased on request; no marketing email until the "
+                             "person opts in again through a form"}
+
+
+def among(identities: list[str]) -> set[str]:
+    """Which of these normalised addresses were erased (one query; batch writers)."""
+    if not identities:
+        return set()
+    digests = {digest(identity): identity for identity in identities}
+    found = db.session.scalars(sa.select(ErasedAddress.digest)
+                               .where(any_of(ErasedAddress.digest, list(digests))))
+    return {digests[value] for value in found}
+
+
 def on_new_lead(lead: Lead) -> None:
     """Called by `upsert_lead` for a lead it created: an erased address stays unsubscribed."""
     if db.session.scalar(sa.select(ErasedAddress.digest)
@@ -47,9 +62,7 @@ def on_new_lead(lead: Lead) -> None:
     lead.unsubscribed_at = utcnow()
     from app.leads.service import record_event
 
-    record_event(lead, "suppressed_after_erasure",
-                 data={"reason": "this address was erased on request; no marketing email "
-                                 "until the person opts in again through a form"})
+    record_event(lead, SUPPRESSED_EVENT, data=SUPPRESSED_DATA)
 
 
 def opted_in_again(lead: Lead, source: str) -> bool:

@@ -161,3 +161,70 @@ def test_a_file_over_50_mb_is_refused_with_a_clear_page_and_nothing_kept(app, cl
     assert response.status_code == 413
     assert "larger than we accept" in response.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(LeadImport)) == 0
+
+
+def _run_file(runner, tmp_path, text: str, name: str = "people.csv") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    result = runner.invoke(args=["leads", "import", str(path), "--map", "Mail=email"])
+    assert result.exit_code == 0, result.output  # other columns by their names
+    return result.output
+
+
+def test_an_erased_address_imported_again_comes_back_suppressed(app, runner, tmp_path):
+    from app.privacy import erased
+
+    erased.remember("gone@example.com")
+    db.session.commit()
+    output = _run_file(runner, tmp_path, "Mail,Org\nGone@Example.com,Acme\nann@example.com,B\n")
+    assert "2 new leads" in output
+    gone = db.session.scalar(sa.select(Lead).where(Lead.email == "gone@example.com"))
+    ann = db.session.scalar(sa.select(Lead).where(Lead.email == "ann@example.com"))
+    assert gone.unsubscribed_at is not None and not gone.can_be_emailed  # as upsert_lead does
+    assert ann.unsubscribed_at is None
+    kinds = set(db.session.scalars(sa.select(Event.type).where(Event.lead_id == gone.id)))
+    assert kinds == {"lead_imported", "suppressed_after_erasure"}
+    assert db.session.scalar(sa.select(LeadImport.kept_suppressed)) == 1
+
+
+def test_a_batch_is_a_fixed_number_of_statements_whatever_its_rows(app, runner, tmp_path):
+    """No statement per row: known leads that change different fields are one UPDATE."""
+    people = [upsert_lead(f"p{n}@example.com", {"first_name": f"P{n}", "company": "Old"}).lead
+              for n in range(40)]
+    people[0].attributes = {"Plan": "free", "Seats": "3"}
+    db.session.commit()
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()[:3]).upper())
+
+    def run(text: str, name: str) -> list[str]:
+        statements.clear()
+        sa.event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            _run_file(runner, tmp_path, text, name)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", record)
+        return list(statements)
+
+    small = run("Mail,First name,Company,Plan\np0@example.com,,New,pro\nnew0@example.com,N,,\n",
+                "small.csv")
+    rows = ["Mail,First name,Company,Plan"]
+    for n in range(1, 40):  # each known lead changes another mix of fields
+        rows.append(f"p{n}@example.com,{'Q' if n % 2 else ''}{n},{'New' if n % 3 else ''},"
+                    f"{'pro' if n % 5 else ''}")
+        rows.append(f"new{n}@example.com,N{n},C{n},")
+    big = run("\n".join(rows) + "\n", "big.csv")
+    assert sorted(big) == sorted(small)
+    db.session.expire_all()
+    first = db.session.get(Lead, people[0].id)
+    assert (first.first_name, first.company) == ("P0", "New")  # a blank cell erases nothing
+    assert first.attributes == {"Plan": "pro", "Seats": "3"}  # merged, not replaced
+    third = db.session.get(Lead, people[3].id)
+    assert (third.first_name, third.company, third.attributes) == ("Q3", "Old", {"Plan": "pro"})
+    sixth = db.session.get(Lead, people[6].id)
+    assert (sixth.first_name, sixth.company) == ("6", "Old")
+    changed = db.session.scalar(sa.select(Event).where(Event.lead_id == people[3].id,
+                                                        Event.type == "lead_imported"))
+    assert changed.data["changes"] == {"first_name": ["P3", "Q3"], "Plan": [None, "pro"]}
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 80
