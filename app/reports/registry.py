@@ -32,6 +32,9 @@ class Rollup:
     build: Callable[[date], list[Row]]
     event_types: tuple[str, ...] = ()  # events of these types make their day dirty
     from_facts: bool = False  # rebuilt for the days the lead facts touched
+    # Optional: many days in one pass (`rebuild` uses it), where `build` a day at a time would
+    # read the same rows again for every day. Must give what `build` gives for each day.
+    build_days: Callable[[set[date]], dict[date, list[Row]]] | None = None
 
 
 @dataclass(frozen=True)

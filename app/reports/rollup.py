@@ -195,8 +195,10 @@ def rebuild(*, progress: Callable[[str], None] | None = None,
                 .distinct())}
             days |= stored  # days that had counts and may have none now
             days = {d for d in days if d <= today and (since is None or d >= since)}
+            built = rollup.build_days(days) if rollup.build_days and days else None
             for day in sorted(days):
-                written = replace_day(rollup, day, rollup.build(day))
+                rows = built.get(day, []) if built is not None else rollup.build(day)
+                written = replace_day(rollup, day, rows)
                 db.session.commit()
                 stats.rows += written
                 stats.days += 1
