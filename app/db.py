@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
+from psycopg.types.json import Json, Jsonb
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase
 
@@ -102,17 +105,38 @@ def any_of(column: Any, values: list[Any]) -> Any:
     return column.in_(values)
 
 
-def _unnest(table: sa.Table, rows: list[dict[str, Any]], names: list[str]) -> list[Any]:
-    """PostgreSQL: the rows' columns as `unnest(array, array, …)`, one array parameter a
-    column, each value through its column's type (UTC datetimes, JSON, event codes). A column
-    with the same value in every row goes as that one value (the driver dumps each array
-    element in Python: a few microseconds each). The columns' expressions, in `names` order."""
+def json_plain(value: Any) -> Any:
+    """`json.dumps(default=…)` for bound values: what each is in JSON text that PostgreSQL casts
+    back to its column's type (psycopg's JSON wrappers, datetimes, UUIDs)."""
+    if isinstance(value, (Json, Jsonb)):
+        return value.obj
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+def _records(table: sa.Table, rows: list[dict[str, Any]], names: list[str]) -> list[Any]:
+    """PostgreSQL: the rows as `json_to_recordset(<one JSON text>)`, each value through its
+    column's bind processing first (UTC datetimes, JSON, event codes). One parameter however
+    many rows, encoded by the json module in C: a multi-row VALUES list costs the driver a
+    parse of thousands of placeholders, an array a column a Python call per value. A column
+    with the same value in every row goes as that one value. The columns' expressions, in
+    `names` order."""
+    dialect = db.session.get_bind().dialect
     varying = [name for name in names
                if any(row[name] != rows[0][name] for row in rows)] or names[:1]
-    arrays = [sa.bindparam(f"in_{name}", [row[name] for row in rows],
-                           type_=ARRAY(table.c[name].type)) for name in varying]
-    source = sa.func.unnest(*arrays).table_valued(
-        *[sa.column(name, table.c[name].type) for name in varying]).render_derived()
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                  for name in varying]
+    text = json.dumps([{name: row[name] if process is None or row[name] is None
+                        else process(row[name])
+                        for name, process in zip(varying, processors, strict=True)}
+                       for row in rows], default=json_plain, separators=(",", ":"))
+    source = sa.func.json_to_recordset(sa.cast(sa.bindparam("rows_json", text, type_=sa.Text),
+                                               sa.JSON)).table_valued(
+        *[sa.column(name, table.c[name].type.dialect_impl(dialect)) for name in varying]
+    ).render_derived(with_types=True)
     return [source.c[name] if name in varying
             else sa.bindparam(f"one_{name}", rows[0][name], type_=table.c[name].type)
             for name in names]
@@ -121,16 +145,14 @@ def _unnest(table: sa.Table, rows: list[dict[str, Any]], names: list[str]) -> li
 def insert_rows(table: sa.Table, rows: list[dict[str, Any]],
                 returning: tuple[Any, ...] = ()) -> list[Any]:
     """INSERT many rows (dicts with the same keys) in one statement; the `returning` columns of
-    each inserted row (in no promised order). On PostgreSQL the columns go as one array each
-    (`INSERT … SELECT FROM unnest(…)`): a handful of parameters however many rows, where a
-    multi-row VALUES list costs the driver a parse of thousands of placeholders per statement.
-    Elsewhere (SQLite) a multi-row insert."""
+    each inserted row (in no promised order). On PostgreSQL `INSERT … SELECT FROM
+    json_to_recordset(…)` (see `_records`); elsewhere (SQLite) a multi-row insert."""
     if not rows:
         return []
     names = list(rows[0])
     if db.session.get_bind().dialect.name == "postgresql":
         statement: Any = sa.insert(table).from_select(
-            names, sa.select(*_unnest(table, rows, names)))
+            names, sa.select(*_records(table, rows, names)))
         if not returning:
             db.session.execute(statement)
             return []
@@ -145,12 +167,12 @@ def update_rows(table: sa.Table, rows: list[dict[str, Any]], key: str = "id") ->
     """UPDATE many rows by `key` in one statement: each row a dict with the key and the same
     other columns, where None means "leave this column as it is" (COALESCE), so a batch of rows
     that change different columns is still one statement. PostgreSQL: `UPDATE … FROM
-    unnest(…)`; elsewhere an executemany of the same UPDATE."""
+    json_to_recordset(…)`; elsewhere an executemany of the same UPDATE."""
     if not rows:
         return
     names = [name for name in rows[0] if name != key]
     if db.session.get_bind().dialect.name == "postgresql":
-        keys, *values = _unnest(table, rows, [key, *names])
+        keys, *values = _records(table, rows, [key, *names])
         db.session.execute(sa.update(table).where(table.c[key] == keys).values(
             {name: sa.func.coalesce(value, table.c[name])
              for name, value in zip(names, values, strict=True)}))

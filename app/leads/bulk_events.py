@@ -14,30 +14,16 @@ The caller commits, then tells scoring with `app.leads.service.events_written`.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from psycopg.types.json import Json, Jsonb
 from sqlalchemy.dialects import postgresql
 
-from app.db import db, insert_or_skip
+from app.db import db, insert_or_skip, json_plain
 from app.leads.models import Event
 
 COLUMNS = ("lead_id", "type", "occurred_at", "url", "data", "is_bot", "dedupe_key")
-
-
-def _plain(value: Any) -> Any:
-    """What a bound value is in JSON text that PostgreSQL casts back to the column's type."""
-    if isinstance(value, (Json, Jsonb)):
-        return value.obj
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"cannot send {type(value).__name__} as JSON")
 
 
 def _as_json(rows: Sequence[dict[str, Any]], dialect: Any) -> str:
@@ -49,7 +35,7 @@ def _as_json(rows: Sequence[dict[str, Any]], dialect: Any) -> str:
     values = [[row[name] if process is None else process(row[name])
                for name, process in zip(COLUMNS, processors, strict=True)] for row in rows]
     return json.dumps([dict(zip(COLUMNS, row, strict=True)) for row in values],
-                      default=_plain, separators=(",", ":"))
+                      default=json_plain, separators=(",", ":"))
 
 
 def insert_new(rows: Sequence[dict[str, Any]]) -> list[int]:
