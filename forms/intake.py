@@ -1,6 +1,6 @@
 """The submit path's only write: one intake row, committed, then a best-effort kick.
 
-    validate (WTForms) → spam signals → INSERT intake → COMMIT → 303 / 202
+    validate (WTForms) → spam signals → INSERT intake (autocommit: one round trip) → 303 / 202
 
 Nothing else runs while the visitor waits: the lead, the submission, the event and the follow-up
 work are made by the intake processor (`forms.processor`), kicked here without waiting on Redis
@@ -101,15 +101,15 @@ def expected_status(form: Form, suspect_reason: str | None) -> str:
 
 def receive(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Context,
             suspect_reason: str | None) -> Receipt:
-    """Store one submit as an intake row (one INSERT, one commit) and kick the processor."""
+    """Store one submit as an intake row (one INSERT, committed as it runs) and kick the
+    processor."""
     from forms import spill
 
     values = row_values(form, storable(data), storable(raw), ctx, suspect_reason)
     status = expected_status(form, suspect_reason)
     try:
         intake_id, duplicate = insert(values)
-    except sa.exc.DBAPIError as exc:  # down, read-only, pool exhausted: keep it locally
-        db.session.rollback()
+    except REFUSED as exc:  # down, read-only, out of connections: keep it locally
         log.warning("intake: the database refused a submit (%s); kept in the spill journal",
                     type(exc).__name__)
         spill.append(values)
@@ -120,20 +120,29 @@ def receive(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Co
     return Receipt(intake_id, status, duplicate)
 
 
+# What the database raises when it cannot take the row: down, read-only, silent past its
+# timeouts (the driver's errors), or every pooled connection busy past the pool's timeout.
+REFUSED = (sa.exc.DBAPIError, sa.exc.TimeoutError)
+_INSERT = sa.insert(Intake.__table__)  # type: ignore[arg-type]
+
+
 def insert(values: Mapping[str, Any]) -> tuple[str, bool]:
-    """(id of the stored row, whether it was already there: the same post in the window)."""
-    try:
-        db.session.execute(sa.insert(Intake).values(**values))
-        db.session.commit()
-        return values["id"], False
-    except IntegrityError:
-        db.session.rollback()
-        first = db.session.scalar(sa.select(Intake.id)
-                                  .where(Intake.dedupe_key == values["dedupe_key"]))
-        if first is None:  # not a duplicate after all (e.g. the id): a real error
-            raise
-        db.session.rollback()  # end the read
-        return first, True
+    """(id of the stored row, whether it was already there: the same post in the window).
+
+    One statement on a connection of its own in autocommit: the INSERT is its own
+    transaction, so the database gets one round trip (no BEGIN, no COMMIT of their own) and
+    the row is durable when it answers. No ORM session is made for it."""
+    table = Intake.__table__
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        try:
+            conn.execute(_INSERT, dict(values))
+            return values["id"], False
+        except IntegrityError:
+            first = conn.scalar(sa.select(table.c.id)
+                                .where(table.c.dedupe_key == values["dedupe_key"]))
+            if first is None:  # not a duplicate after all (e.g. the id): a real error
+                raise
+            return first, True
 
 
 # -- the kick: a per-process thread enqueues the processor; the request never waits on Redis --

@@ -52,6 +52,55 @@ def test_the_thank_you_page_and_its_download_work_before_the_worker_runs(app):
     assert db.session.scalar(sa.select(Intake.status)) == "done"
 
 
+def test_the_submit_is_one_insert_and_no_transaction_of_its_own(app):
+    """The visitor waits for one statement: the intake INSERT, in autocommit (no BEGIN and
+    COMMIT round trips around it), durable when the database answers."""
+    import threading
+
+    make_page(form=make_form())
+    browser = FlaskClient(app)
+    data = form_values(browser.get("/p/guide").get_data(as_text=True))
+    me = threading.get_ident()
+    statements: list[tuple[str, str | None]] = []
+
+    def statement(conn, cursor, sql, params, context, executemany):
+        if threading.get_ident() == me:  # not the kick thread's
+            isolation = conn.get_execution_options().get("isolation_level")
+            statements.append((" ".join(sql.split()[:3]), isolation))
+
+    sa.event.listen(db.engine, "before_cursor_execute", statement)
+    try:
+        answer = browser.post("/p/guide", data={**data, "email": "ann@example.com"},
+                              headers=SAME_ORIGIN)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", statement)
+    assert answer.status_code == 303
+    assert statements == [("INSERT INTO intake", "AUTOCOMMIT")]
+    with db.engine.connect() as other:  # committed: another connection sees it
+        assert other.scalar(sa.select(sa.func.count()).select_from(Intake)) == 1
+
+
+def test_a_pool_with_no_free_connection_loses_no_submit(app_config, make_app):
+    """Every pooled connection busy past the pool's timeout: the submit goes to the spill
+    journal and the visitor gets the thank-you page, not a 503."""
+    options = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.2}
+    app = make_app({**app_config, "SQLALCHEMY_ENGINE_OPTIONS": options})
+    with app.app_context():
+        make_page(form=make_form())
+        browser = FlaskClient(app)
+        data = form_values(browser.get("/p/guide").get_data(as_text=True))
+        db.session.remove()
+        with db.engine.connect():  # the pool's only connection, held
+            answer = browser.post("/p/guide", data={**data, "email": "ann@example.com"},
+                                  headers=SAME_ORIGIN)
+            assert answer.status_code == 303
+            assert spill.waiting()
+        from forms.jobs import process_intake
+
+        assert process_intake() == 1 and not spill.waiting()
+        assert _count(Lead) == 1
+
+
 def test_a_tampered_thank_you_address_is_404(app, client):
     make_page(form=make_form())
     answer = _submit(client)
