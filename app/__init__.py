@@ -56,7 +56,7 @@ def _trust_proxies(app: Flask) -> None:
 def _init_extensions(app: Flask) -> None:
     from app import db as db_module
     from app import mail, outbox, public_responses, queue
-    from app.extensions import csrf, db, limiter, login_manager, migrate
+    from app.extensions import csrf, db, form_limiter, limiter, login_manager, migrate
 
     public_responses.init_app(app)
     queue.init_app(app)  # first: the rate limiter stores its counters in the same Redis
@@ -71,6 +71,7 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to see that page."
     limiter.init_app(app)  # before CSRF: a flood is refused before any other work
+    form_limiter.init_app(app)
     csrf.init_app(app)
     mail.init_app(app)
     outbox.init_app(app)

@@ -70,9 +70,19 @@ def _http_error(exc: HTTPException) -> Response:
     if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
         return api_problem(exc.code or 500, exc)  # the REST API's own problems (field errors)
     response = answer(exc.code or 500)
-    if exc.code == 429 and getattr(exc, "retry_after", None):
-        response.headers["Retry-After"] = str(exc.retry_after)  # type: ignore[attr-defined]
+    if exc.code == 429:
+        retry_after = getattr(exc, "retry_after", None) or _window_of(exc)
+        if retry_after:
+            response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+def _window_of(exc: HTTPException) -> int | None:
+    """A Flask-Limiter refusal's window in seconds: when the caller may surely try again,
+    known without asking the counters' store (a limiter that sends headers replaces it with
+    the exact time)."""
+    limit = getattr(getattr(exc, "limit", None), "limit", None)
+    return int(limit.get_expiry()) if limit is not None else None
 
 
 def _unavailable(exc: Exception) -> Response:

@@ -14,5 +14,10 @@ migrate = Migrate(compare_type=True, render_as_batch=True)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+# Public form posts (landing pages, the embed API): the same per-address counters in the same
+# Redis, without Flask-Limiter's X-RateLimit-* headers on every answer. Reading them back for
+# the headers costs two more Redis round trips per post, for headers no browser reads; a
+# refusal still says when to come back (`Retry-After`, app.errors).
+form_limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=False)
 
-__all__ = ["csrf", "db", "limiter", "login_manager", "migrate"]
+__all__ = ["csrf", "db", "form_limiter", "limiter", "login_manager", "migrate"]

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from flask import abort, current_app, make_response, render_template, request
 from flask_wtf import FlaskForm
 
-from app.extensions import limiter
+from app.extensions import form_limiter
 from app.visitors import visitor_id
 from forms import intake, origin, pipeline, spam
 from forms.builder import TIMESTAMP, TRACKING_FIELDS, form_class
@@ -100,5 +100,6 @@ def process(form: Form, instance: FlaskForm, ctx: pipeline.Context) -> intake.Re
 
 
 def submit_limit():
-    """Per-IP rate limit for submit routes (Flask-Limiter on Redis): `@submit_limit()`."""
-    return limiter.limit(lambda: current_app.config["FORM_RATE_LIMIT"], methods=["POST"])
+    """Per-IP rate limit for submit routes (Flask-Limiter on Redis, one round trip: no
+    X-RateLimit-* headers, see `app.extensions.form_limiter`): `@submit_limit()`."""
+    return form_limiter.limit(lambda: current_app.config["FORM_RATE_LIMIT"], methods=["POST"])

@@ -93,6 +93,48 @@ def test_landing_page_posts_are_rate_limited_per_address_on_redis(app_config, ma
         assert redis_conn.keys("LIMITS:LIMITER*")  # counted in Redis, not in this process
 
 
+def test_a_landing_page_post_asks_redis_once_and_sends_no_limit_headers(
+        app_config, make_app, monkeypatch):
+    """The per-address limit costs one Redis round trip (the counter's increment): no
+    X-RateLimit-* headers, which would read the counter back (two more) for no browser. A
+    refusal still says when to come back."""
+    import threading
+
+    import redis
+    from flask.testing import FlaskClient
+
+    from tests.campaigns.helpers import form_values
+
+    config = {k: v for k, v in app_config.items() if k != "RATELIMIT_STORAGE_URI"}
+    limited = make_app({**config, "RATELIMIT_ENABLED": True, "FORM_RATE_LIMIT": "2 per minute"})
+    with limited.app_context():
+        make_page(form=make_form())
+        visitor = FlaskClient(limited)  # no worker behind it: its Redis calls are not counted
+        data = form_values(visitor.get("/p/guide").get_data(as_text=True))
+
+        def post(n: int):
+            return visitor.post("/p/guide", data={**data, "email": f"p{n}@example.com"},
+                                headers={"Sec-Fetch-Site": "same-origin"})
+
+        assert post(1).status_code == 303  # the first loads the limiter's script
+        me, sent = threading.get_ident(), []
+        real = redis.connection.AbstractConnection.send_packed_command
+        handshake = (b"HELLO", b"CLIENT", b"SELECT", b"AUTH")  # a new connection's own
+
+        def counted(self, command, *args, **kwargs):
+            words = b"".join(command if isinstance(command, list) else [command]).split(b"\r\n")
+            if threading.get_ident() == me and words[2].upper() not in handshake:
+                sent.append(words[2])  # the request's, not the kick thread's
+            return real(self, command, *args, **kwargs)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+        second = post(2)
+        assert second.status_code == 303 and len(sent) == 1
+        assert not [name for name, _ in second.headers if "ratelimit" in name.lower()]
+        refused = post(3)
+        assert refused.status_code == 429 and 0 < int(refused.headers["Retry-After"]) <= 60
+
+
 def test_every_control_of_every_field_type_is_labelled_and_errors_are_tied_to_it(app, client):
     from html.parser import HTMLParser
 
