@@ -115,7 +115,7 @@ def receive(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Co
         spill.append(values)
         return Receipt(values["id"], status)
     kick()
-    if spill.waiting():  # the database answers again: replay what it refused earlier
+    if spill.worth_replaying():  # the database answers again: replay what it refused
         spill.replay_soon()
     return Receipt(intake_id, status, duplicate)
 

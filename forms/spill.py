@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,9 @@ from sqlalchemy.exc import DBAPIError
 log = logging.getLogger(__name__)
 
 FOLDER = "intake-spill"
+# A submit looks at the folder for files other processes spilled at most this often (this
+# process's own spills are replayed at its next submit; the scheduler's sweep replays too).
+LOOK_SECONDS = 5.0
 
 
 def folder() -> Path:
@@ -53,6 +57,7 @@ def append(values: Mapping[str, Any]) -> Path:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+    _looks()["spilled"] = True
     return final
 
 
@@ -74,6 +79,22 @@ def _any_file(test) -> bool:
 def waiting() -> bool:
     """Whether any refused submit waits in the journal."""
     return _any_file(lambda name: name.endswith(".json"))
+
+
+def _looks() -> dict[str, Any]:
+    return current_app.extensions.setdefault("intake_spill_looks",
+                                             {"spilled": False, "next": 0.0})
+
+
+def worth_replaying() -> bool:
+    """`waiting()` for the submit path, without listing the folder on every submit: after
+    this process spilled a submit, or when the last look is `LOOK_SECONDS` old."""
+    looks = _looks()
+    now = time.monotonic()
+    if not looks["spilled"] and now < looks["next"]:
+        return False
+    looks["spilled"], looks["next"] = False, now + LOOK_SECONDS
+    return waiting()
 
 
 def replay() -> int:

@@ -101,6 +101,30 @@ def test_a_pool_with_no_free_connection_loses_no_submit(app_config, make_app):
         assert _count(Lead) == 1
 
 
+def test_a_spilled_submit_is_replayed_at_the_next_submit_without_listing_the_folder_each_time(
+        app, monkeypatch):
+    import time
+
+    make_page(form=make_form())
+    browser = FlaskClient(app)
+    data = form_values(browser.get("/p/guide").get_data(as_text=True))
+    with database_refusing():
+        assert browser.post("/p/guide", data={**data, "email": "ann@example.com"},
+                            headers=SAME_ORIGIN).status_code == 303
+    listed = spill.waiting
+    assert listed()
+    looks: list[int] = []
+    monkeypatch.setattr(spill, "waiting", lambda: looks.append(1) or listed())
+    for n in range(3):
+        assert browser.post("/p/guide", data={**data, "email": f"v{n}@example.com"},
+                            headers=SAME_ORIGIN).status_code == 303
+    deadline = time.monotonic() + 20
+    while listed() and time.monotonic() < deadline:  # replayed in the background
+        time.sleep(0.05)
+    assert not listed() and _count(Intake) == 4
+    assert len(looks) == 1  # after this process's spill; not at every submit
+
+
 def test_a_tampered_thank_you_address_is_404(app, client):
     make_page(form=make_form())
     answer = _submit(client)
