@@ -240,13 +240,13 @@ def _stored_sql(column, sql: str) -> str:
     """The SQL of what the column's type stores for a value given as its Python form: event
     type names as their codes, dedupe keys as their digests, empty metadata as NULL
     (app.leads.event_types, app.leads.event_columns)."""
-    from app.leads.event_columns import DedupeDigest, OptionalJSON
+    from app.leads.event_columns import DedupeDigest, OptionalJSON, digest_sql
     from app.leads.event_types import EventType, sql_case
 
     if isinstance(column.type, EventType):
         return sql_case(f"({sql})")
     if isinstance(column.type, DedupeDigest):
-        return f"md5(({sql})::text)::uuid"
+        return digest_sql(f"({sql})::text")
     if isinstance(column.type, OptionalJSON):
         return f"NULLIF(({sql})::jsonb, '{{}}'::jsonb)"
     return sql

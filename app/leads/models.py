@@ -141,7 +141,7 @@ class Event(Model):
     except to attach an anonymous visitor's events to the lead it turns out to be.
 
     Kept small (issue 14): the type is an integer code (`app.leads.event_types`), `data` is
-    NULL when empty, the dedupe key a 16-byte digest (`app.leads.event_columns`)."""
+    NULL when empty, the dedupe key an 8-byte digest (`app.leads.event_columns`)."""
 
     __tablename__ = "events"
     __table_args__ = (

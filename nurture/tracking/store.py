@@ -179,7 +179,7 @@ def _dialect() -> str:
 def _array_type(column: sa.Column) -> str:
     kind: Any = column.type
     if isinstance(kind, DedupeDigest):
-        return "uuid"
+        return "bigint"
     if isinstance(kind, EventType):
         return "integer"
     if isinstance(kind, sa.types.TypeDecorator):

@@ -1,9 +1,10 @@
 """Small events (issue 14): the type is stored as an integer code and read as its name (custom
-names too, in a process that never wrote them), empty data is NULL, the dedupe key a 16-byte
-digest that still allows one row per key; the migration converts existing rows."""
+names too, in a process that never wrote them), empty data is NULL, the dedupe key an 8-byte
+digest that still allows one row per key; the migrations convert existing rows."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import sqlalchemy as sa
@@ -11,7 +12,7 @@ from flask_migrate import downgrade, upgrade
 
 from app.db import db
 from app.leads import event_types
-from app.leads.event_columns import digest_hex
+from app.leads.event_columns import digest_hex, digest_int
 from app.leads.models import Event
 from app.leads.service import record_event, upsert_lead
 
@@ -25,10 +26,6 @@ def _another_process() -> None:
     """Forget the names this process learnt by writing: only the fixed table is known."""
     event_types.forget()
     db.session.expire_all()
-
-
-def _digest_bytes(value) -> int:
-    return len(value.bytes if isinstance(value, uuid.UUID) else bytes(value))
 
 
 def test_a_custom_type_is_a_code_on_disk_and_its_name_everywhere_else(app):
@@ -57,14 +54,17 @@ def test_a_custom_type_is_a_code_on_disk_and_its_name_everywhere_else(app):
     assert event_types.custom_names("custom.") == ["custom.webinar_attended"]
 
 
-def test_a_dedupe_key_is_a_16_byte_digest_and_still_writes_once(app):
+def test_a_dedupe_key_is_an_8_byte_digest_and_still_writes_once(app):
     lead = upsert_lead("ann@example.com").lead
     assert record_event(lead, "email_opened", dedupe_key="sg:abc") is not None
     assert record_event(lead, "email_opened", dedupe_key="sg:abd") is not None
     assert record_event(lead, "email_opened", dedupe_key="sg:abc") is None
     db.session.commit()
     keys = [key for _, _, key in _raw()]
-    assert [_digest_bytes(k) for k in keys] == [16, 16]
+    # A 64-bit integer on disk (bigint; SQLite's integer), the start of the key's MD5.
+    assert keys == [digest_int("sg:abc"), digest_int("sg:abd")]
+    assert all(isinstance(k, int) and -2**63 <= k < 2**63 for k in keys)
+    assert digest_hex("sg:abc") == hashlib.md5(b"sg:abc").hexdigest()[:16]
     _another_process()
     stored = db.session.scalars(sa.select(Event.dedupe_key).order_by(Event.id)).all()
     assert stored == [digest_hex("sg:abc"), digest_hex("sg:abd")]
@@ -95,3 +95,23 @@ def test_the_migration_converts_existing_events(app):
     assert record_event(lead, "email_opened", dedupe_key="t:3") is not None
     db.session.commit()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)) == 4
+
+
+def test_16_byte_digests_become_8_byte_ones_and_still_match_their_keys(app):
+    """0026a: a key stored as its 16-byte digest is, after the migration, the same key."""
+    lead = upsert_lead("ann@example.com").lead
+    assert record_event(lead, "email_opened", dedupe_key="t:old") is not None
+    db.session.commit()
+    downgrade(revision="0025a_leads_api_indexes")
+    # What 0023a's code wrote for this key: its whole MD5.
+    whole = hashlib.md5(b"t:old").digest()
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    db.session.execute(sa.text("UPDATE events SET dedupe_key = :key"),
+                       {"key": uuid.UUID(bytes=whole) if postgres else whole})
+    db.session.commit()
+    upgrade()
+    (after,) = [key for _, _, key in _raw()]
+    assert after == digest_int("t:old")
+    assert record_event(lead, "email_opened", dedupe_key="t:old") is None
+    db.session.commit()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)) == 1
