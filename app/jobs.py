@@ -7,12 +7,16 @@ run twice; the database, not Redis, says whether its work is already done.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, has_app_context
 
+from app.db import db
+
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 _process_app: Flask | None = None
 
@@ -49,3 +53,23 @@ class RetryLater(Exception):
     def __init__(self, reason: str, after: float | None = None):
         super().__init__(reason)
         self.after = after
+
+
+def each(ids: Iterable[int], func: Callable[[int], Any]) -> list[Any]:
+    """Run `func(id)` for every id of a batch job; returns the results. One that fails does
+    not stop the others (its transaction is rolled back); the first failure is raised at the
+    end, so the outbox retries the batch, and `func` (safe to run twice) finds the ones done.
+    `RetryLater` (a provider asked to wait) stops the batch at once: the rest waits too."""
+    results, failed = [], None
+    for item in ids:
+        try:
+            results.append(func(item))
+        except RetryLater:
+            raise
+        except Exception as exc:
+            db.session.rollback()
+            log.exception("batch job: %s(%s) failed; the batch is retried", func.__name__, item)
+            failed = failed or exc
+    if failed is not None:
+        raise failed
+    return results

@@ -44,8 +44,9 @@ def init_app(app: Flask) -> None:
     # Landing-page views wait in Redis; this writes them as page_viewed events.
     add_periodic(app, "campaigns.jobs.flush_page_views",
                  int(app.config["PAGE_VIEW_FLUSH_INTERVAL"]), queue="tracking")
-    # Each accepted (or released, or confirmed) submission: email its page's asset link.
-    add_submission_listener(app, "campaigns.jobs.send_asset_email")
+    # Each accepted (or released, or confirmed) submission: email its page's asset link. One
+    # job per intake batch, on the mail queue: a worker takes enrollments (default) first.
+    add_submission_listener(app, "campaigns.jobs.send_asset_emails", batch=True, queue="mail")
     # An asset email whose answer never came, settled by SendGrid's events: on the timeline.
     for purpose in ("asset", "asset-resend"):
         add_settled_listener(app, purpose, "campaigns.jobs.on_asset_email_settled")

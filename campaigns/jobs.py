@@ -1,7 +1,8 @@
 """Campaign jobs. The email ones run through the outbox (inside its job context), so they are
 plain functions taking ids; all are safe to run twice.
 
-- `send_asset_email(submission_id)`: the submission listener; emails the page's asset link.
+- `send_asset_emails(submission_ids)`: the submission listener (a batch of them per job);
+  `send_asset_email(submission_id)` for each: emails the page's asset link.
 - `resend_asset_email(submission_id, asset_id, key)`: a fresh link asked for on an expired one.
   Both send through the mail ledger (`app.mail.deliver`): at most once per key.
 - `on_asset_email_settled(row)`: SendGrid's events settled one whose answer never came.
@@ -17,7 +18,7 @@ from flask import current_app, render_template
 
 from app import mail
 from app.db import db
-from app.jobs import job
+from app.jobs import each, job
 from app.leads.models import Event
 from app.leads.service import record_event
 from app.mail.ledger import DeliveryStatus, MailDelivery
@@ -26,6 +27,13 @@ from campaigns.tokens import download_url
 from forms.models import Submission
 
 log = logging.getLogger(__name__)
+
+
+def send_asset_emails(submission_ids: list[int]) -> list[str | None]:
+    """The batch submission listener: `send_asset_email` for each submission, in one job (the
+    intake processor writes one per batch). A redelivered or retried batch sends nothing
+    twice: each email's ledger key (`asset:<submission>`) lets it leave once."""
+    return each(submission_ids, send_asset_email)
 
 
 def send_asset_email(submission_id: int) -> str | None:

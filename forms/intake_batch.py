@@ -31,7 +31,6 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from app.db import db
@@ -40,6 +39,7 @@ from app.leads.service import PROFILE_FIELDS, InvalidEmail, merge_values
 from app.outbox import OutboxJob
 from app.privacy import erased
 from app.privacy.models import ConsentPurpose, ConsentRecord, ConsentText, ErasedAddress
+from forms import pipeline
 from forms.builder import CONSENT, form_class, normalised_email
 from forms.models import Form, Intake, Submission, SubmissionStatus
 from forms.pipeline import (
@@ -415,9 +415,11 @@ def _attach_anonymous_events(plans: list[_Plan]) -> None:
 
 
 def _write_outbox(plans: list[_Plan], outcome: Outcome) -> None:
-    """The opt-in email of a double opt-in submission, else one row per submission listener."""
-    listeners = list(current_app.extensions.get("submission_listeners", []))
+    """The opt-in email of a double opt-in submission; else, per submission listener, one row
+    per submission, or one for the whole batch when the listener takes batches."""
+    listeners = pipeline.listeners()
     rows = []
+    accepted: list[int] = []
     for plan in plans:
         if plan.lead is None:
             continue
@@ -426,8 +428,11 @@ def _write_outbox(plans: list[_Plan], outcome: Outcome) -> None:
             rows.append({"job": CONFIRMATION_JOB, "args": [submission_id], "queue": "mail",
                          "dedupe_key": f"confirm:{submission_id}"})
         else:
-            rows += [{"job": path, "args": [submission_id], "queue": "default",
-                      "dedupe_key": f"{path}:{submission_id}"} for path in listeners]
+            accepted.append(submission_id)
+    for listener in listeners:
+        groups = [accepted] if listener.batch and accepted else [[i] for i in accepted]
+        rows += [{"job": listener.job, "args": listener.args(ids), "queue": listener.queue,
+                  "dedupe_key": listener.dedupe_key(ids)} for ids in groups]
     if not rows:
         return
     table = _table(OutboxJob)

@@ -45,11 +45,43 @@ RAW_VALUE_CAP = 2000  # characters kept per raw value
 RAW_KEYS_CAP = 100  # raw values kept per submission
 
 
-def add_submission_listener(app: Flask, job_path: str) -> None:
-    """Run `job_path(submission_id)` (via the outbox) for every accepted submission."""
+def add_submission_listener(app: Flask, job_path: str, *, batch: bool = False,
+                            queue: str = "default") -> None:
+    """Run `job_path(submission_id)` (via the outbox, on `queue`) for every accepted submission.
+
+    `batch=True`: `job_path(submission_ids)` takes a list of ids instead. The intake processor
+    then writes one outbox row (one RQ job) per batch for it, not one per submission; every
+    other path (release, confirmation, the row-by-row fallback) hands it a list of one. Such a
+    job must be safe to run again over ids it has done (`app.jobs.each` helps): a retried or
+    redelivered batch sees them again."""
     listeners = app.extensions.setdefault("submission_listeners", [])
     if job_path not in listeners:
         listeners.append(job_path)
+    app.extensions.setdefault("submission_listener_options", {})[job_path] = (batch, queue)
+
+
+@dataclass(frozen=True)
+class Listener:
+    job: str
+    batch: bool = False
+    queue: str = "default"
+
+    def dedupe_key(self, submission_ids: list[int]) -> str:
+        """The outbox row's key: one row per listener and submission, or per listener and
+        batch (named by its first submission: a submission is in one batch only)."""
+        if self.batch and len(submission_ids) > 1:
+            return f"{self.job}:batch:{min(submission_ids)}"
+        return f"{self.job}:{submission_ids[0]}"
+
+    def args(self, submission_ids: list[int]) -> list[Any]:
+        return [sorted(submission_ids)] if self.batch else [submission_ids[0]]
+
+
+def listeners() -> list[Listener]:
+    """The registered submission listeners, in registration order."""
+    options = current_app.extensions.get("submission_listener_options", {})
+    return [Listener(path, *options.get(path, (False, "default")))
+            for path in current_app.extensions.get("submission_listeners", [])]
 
 
 @dataclass
@@ -328,8 +360,10 @@ def release(submission: Submission, user_id: int | None) -> Result:
 
 def schedule_follow_up(submission: Submission) -> None:
     """One outbox row per registered listener (asset email, enrollment, ...)."""
-    for job_path in current_app.extensions.get("submission_listeners", []):
-        outbox.add(job_path, submission.id, dedupe_key=f"{job_path}:{submission.id}")
+    for listener in listeners():
+        ids = [submission.id]
+        outbox.add(listener.job, *listener.args(ids), queue_name=listener.queue,
+                   dedupe_key=listener.dedupe_key(ids))
 
 
 def _attach_anonymous_events(lead: Lead, visitor_id: str) -> None:
@@ -401,11 +435,13 @@ def apply(form: Form, data: Mapping[str, Any], raw: Mapping[str, Any], ctx: Cont
 __all__ = [
     "HONEYPOT",
     "Context",
+    "Listener",
     "NotReleasable",
     "Result",
     "accept",
     "add_submission_listener",
     "apply",
+    "listeners",
     "quarantine",
     "release",
     "schedule_follow_up",

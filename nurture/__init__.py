@@ -56,7 +56,7 @@ def init_app(app: Flask) -> None:
                                     roles=("marketer",)))
     add_nav(app, "nurture.index", "Sequences", "marketer")
     add_periodic(app, "nurture.jobs.tick", int(app.config["NURTURE_TICK_INTERVAL"]))
-    add_submission_listener(app, "nurture.jobs.enroll_from_submission")
+    add_submission_listener(app, "nurture.jobs.enroll_from_submissions", batch=True)
     add_stage_listener(app, "nurture.jobs.on_stage_change")
     add_seeder(app, seed_demo)
     add_withdrawal_listener(app, end_for_purpose)  # no journey without its purpose's consent

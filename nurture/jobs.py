@@ -6,6 +6,7 @@ import logging
 
 import sqlalchemy as sa
 from flask import Flask, current_app
+from sqlalchemy.exc import IntegrityError
 
 from app import mail
 from app.auth.models import User
@@ -51,26 +52,41 @@ def run_steps(pairs: list[list[int]] | list[tuple[int, int]]) -> dict[str, str]:
 
 @job
 def enroll_from_submission(submission_id: int) -> list[int]:
-    """Submission listener: enroll the lead in every active sequence this form triggers, and
-    start their first step at once (first email within seconds of the submit)."""
+    """Submission listener (outbox rows written before listeners took batches)."""
+    return enroll_from_submissions([submission_id])
+
+
+def enroll_from_submissions(submission_ids: list[int]) -> list[int]:
+    """Batch submission listener (one job per intake batch): enroll each submission's lead in
+    every active sequence its form triggers, in one commit, and start their first steps at once
+    (first email within seconds of the submit). Safe to run again: a lead already on a
+    sequence is not enrolled twice (`enroll` refuses, or the partial unique index does when
+    another writer got there first: that one enrollment is skipped, the batch goes on)."""
     from forms.models import Submission, SubmissionStatus
 
-    submission = db.session.get(Submission, submission_id)
     accepted = (SubmissionStatus.ACCEPTED.value, SubmissionStatus.RELEASED.value)
-    if submission is None or submission.lead_id is None or submission.status not in accepted:
-        return []
-    sequences = db.session.scalars(
-        sa.select(Sequence).where(Sequence.trigger_form_id == submission.form_id,
-                                  Sequence.status == SequenceStatus.ACTIVE.value)
-        .order_by(Sequence.id)
-    ).all()
+    submissions = db.session.execute(
+        sa.select(Submission.id, Submission.form_id, Submission.lead_id, Submission.campaign_id)
+        .where(Submission.id.in_(submission_ids), Submission.lead_id.is_not(None),
+               Submission.status.in_(accepted))
+        .order_by(Submission.id)).all()
+    triggered: dict[int, list[int]] = {}
+    for form_id in sorted({row.form_id for row in submissions}):
+        triggered[form_id] = list(db.session.scalars(
+            sa.select(Sequence.id).where(Sequence.trigger_form_id == form_id,
+                                         Sequence.status == SequenceStatus.ACTIVE.value)
+            .order_by(Sequence.id)))
     ids = []
-    for sequence in sequences:
-        enrollment = enroll(submission.lead_id, sequence.id,
-                            f"form submission {submission.id}",
-                            campaign_id=submission.campaign_id)
-        if enrollment is not None:
-            ids.append(enrollment.id)
+    for row in submissions:
+        for sequence_id in triggered[row.form_id]:
+            try:
+                with db.session.begin_nested():
+                    enrollment = enroll(row.lead_id, sequence_id, f"form submission {row.id}",
+                                        campaign_id=row.campaign_id)
+            except IntegrityError:  # enrolled meanwhile by another writer: nothing to do
+                continue
+            if enrollment is not None:
+                ids.append(enrollment.id)
     db.session.commit()
     engine.kick(ids)
     return ids

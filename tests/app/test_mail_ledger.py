@@ -239,7 +239,7 @@ def test_a_rate_limited_asset_email_is_retried_no_sooner_than_the_provider_asks(
     run_worker(burst=True)  # a real worker: SendGrid answers 429
     assert len(fake_sendgrid.mail_sends) == 1
     (row,) = db.session.scalars(sa.select(OutboxJob).where(
-        OutboxJob.job == "campaigns.jobs.send_asset_email")).all()
+        OutboxJob.job == "campaigns.jobs.send_asset_emails")).all()
     job = Job.fetch(row.rq_job_id, connection=queue.connection())
     assert job.get_status() == "scheduled"
     registry = ScheduledJobRegistry(job.origin, connection=queue.connection())

@@ -27,7 +27,7 @@ from tests.campaigns.helpers import (
 )
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
-LISTENER = "campaigns.jobs.send_asset_email"
+LISTENER = "campaigns.jobs.send_asset_emails"
 
 
 def _events(lead_id):
@@ -66,7 +66,7 @@ def test_visitor_gets_the_asset_by_page_email_and_download(app, client):
     types = [e.type for e in _events(lead.id)]
     assert "page_viewed" in types
     (row,) = db.session.scalars(sa.select(OutboxJob).where(OutboxJob.job == LISTENER)).all()
-    assert row.args == [submission.id] and row.status == "queued"
+    assert row.args == [[submission.id]] and row.status == "queued"
     assert asset_emails() == []
     lead_id, submission_id, campaign_id = lead.id, submission.id, page.campaign_id
 
@@ -90,9 +90,9 @@ def test_visitor_gets_the_asset_by_page_email_and_download(app, client):
     assert downloaded.campaign_id == campaign_id
 
     # The listener running again (RQ delivers at least once) sends nothing more.
-    from campaigns.jobs import send_asset_email
+    from campaigns.jobs import send_asset_emails
 
-    assert send_asset_email(submission_id) is None
+    assert send_asset_emails([submission_id]) == [None]
     assert len(asset_emails()) == 1
 
 

@@ -45,8 +45,8 @@ def assert_holds(*problem_lists: list[str]) -> None:
 def submissions_once(accepted_emails: Iterable[str] = (), *,
                      instance_path: str | Path | None = None) -> list[str]:
     """Every intake row was processed exactly once into one submission; every submission is a
-    lead's (one `form_submitted` event, its outbox row for each follow-up job: unique by
-    their keys) or quarantined;
+    lead's (one `form_submitted` event, in one outbox row of each follow-up job: a batch
+    listener's row carries many) or quarantined;
     each of `accepted_emails` (the submits that got a 303 / 202) is one lead or one
     quarantined submission; the spill journal of `instance_path` is empty."""
     fresh()
@@ -67,9 +67,14 @@ def submissions_once(accepted_emails: Iterable[str] = (), *,
     events = Counter(db.session.scalars(
         sa.select(Event.data["submission_id"].as_integer())
         .where(Event.type == "form_submitted")))
-    follow_up = set(db.session.scalars(sa.select(OutboxJob.dedupe_key)
-                                       .where(OutboxJob.dedupe_key.is_not(None))))
+    # (listener, submission) -> how many outbox rows carry it: a batch listener's row
+    # carries a batch of submission ids, any other listener's row one.
     listeners = current_app.extensions.get("submission_listeners", [])
+    follow_up: Counter[tuple[str, int]] = Counter()
+    for job, args in db.session.execute(sa.select(OutboxJob.job, OutboxJob.args)
+                                        .where(OutboxJob.job.in_(listeners))):
+        ids = args[0] if args and isinstance(args[0], list) else args[:1]
+        follow_up.update((job, int(i)) for i in ids)
     for s in submissions:
         if s.status == SubmissionStatus.QUARANTINED.value:
             if s.lead_id is not None:
@@ -80,8 +85,8 @@ def submissions_once(accepted_emails: Iterable[str] = (), *,
             if events[s.id] != 1:
                 problems.append(f"submission {s.id} has {events[s.id]} form_submitted events")
             if s.status == SubmissionStatus.ACCEPTED.value:  # its follow-up work is scheduled
-                problems += [f"submission {s.id} has no outbox row for {job}"
-                             for job in listeners if f"{job}:{s.id}" not in follow_up]
+                problems += [f"submission {s.id} is in {follow_up[job, s.id]} outbox rows "
+                             f"of {job}" for job in listeners if follow_up[job, s.id] != 1]
         else:
             problems.append(f"submission {s.id} is {s.status}")
     emails = Counter(db.session.scalars(sa.select(Lead.email)))

@@ -179,4 +179,4 @@ def _outbox_id() -> int:
     from app.outbox import OutboxJob
 
     return db.session.scalar(sa.select(OutboxJob.id).where(
-        OutboxJob.job == "campaigns.jobs.send_asset_email"))
+        OutboxJob.job == "campaigns.jobs.send_asset_emails"))

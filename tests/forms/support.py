@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 
 from app.db import db
 from app.leads.models import Event, Lead
@@ -63,3 +64,25 @@ def events(type: str | None = None) -> list[Event]:
     if type:
         query = query.where(Event.type == type)
     return list(db.session.scalars(query))
+
+
+def follow_up_rows() -> list[tuple[str, list[int]]]:
+    """(listener job, the submission ids its row carries) of every submission listener's
+    outbox row: a batch listener's row carries a list of ids, any other listener's one."""
+    from app.outbox import OutboxJob
+
+    db.session.expire_all()
+    listeners = current_app.extensions.get("submission_listeners", [])
+    rows = db.session.execute(sa.select(OutboxJob.job, OutboxJob.args)
+                              .where(OutboxJob.job.in_(listeners)).order_by(OutboxJob.id))
+    return [(job, list(args[0]) if isinstance(args[0], list) else [args[0]])
+            for job, args in rows]
+
+
+def assert_follow_up_once(submission_ids: list[int]) -> list[tuple[str, list[int]]]:
+    """Each submission is in exactly one outbox row of each listener. Returns the rows."""
+    rows = follow_up_rows()
+    covered = sorted((job, i) for job, ids in rows for i in ids)
+    listeners = current_app.extensions.get("submission_listeners", [])
+    assert covered == sorted((job, i) for job in listeners for i in submission_ids)
+    return rows

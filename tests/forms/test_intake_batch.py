@@ -104,8 +104,9 @@ def _snapshot() -> dict[str, Any]:
                     for e in db.session.scalars(sa.select(Event)))
     ledger = sorted((email[r.lead_id], r.purpose_id, r.text_id, r.granted, r.source, r.detail,
                      r.ip) for r in db.session.scalars(sa.select(ConsentRecord)))
-    jobs = sorted((j.job, [sub(a) for a in j.args], j.queue) for j in
-                  db.session.scalars(sa.select(OutboxJob)))
+    # Per submission: a batch listener's row (args: a list of ids) counts for each of its ids.
+    jobs = sorted((j.job, [sub(a)], j.queue) for j in db.session.scalars(sa.select(OutboxJob))
+                  for a in (j.args[0] if isinstance(j.args[0], list) else j.args))
     rows = sorted((r.dedupe_key, r.status, r.attempts, sub(r.submission_id), bool(r.error))
                   for r in db.session.scalars(sa.select(Intake)))
     return {"leads": leads, "stage changes": changes, "submissions": submissions,
