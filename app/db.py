@@ -143,24 +143,31 @@ def _records(table: sa.Table, rows: list[dict[str, Any]], names: list[str]) -> l
 
 
 def insert_rows(table: sa.Table, rows: list[dict[str, Any]],
-                returning: tuple[Any, ...] = ()) -> list[Any]:
+                returning: tuple[Any, ...] = (), skip_conflicts: list[str] | None = None
+                ) -> list[Any]:
     """INSERT many rows (dicts with the same keys) in one statement; the `returning` columns of
     each inserted row (in no promised order). On PostgreSQL `INSERT … SELECT FROM
-    json_to_recordset(…)` (see `_records`); elsewhere (SQLite) a multi-row insert."""
+    json_to_recordset(…)` (see `_records`); elsewhere (SQLite) a multi-row insert.
+    `skip_conflicts`: the columns of a unique key; a row whose key is stored already is
+    skipped (`ON CONFLICT … DO NOTHING`), not an error."""
     if not rows:
         return []
     names = list(rows[0])
-    if db.session.get_bind().dialect.name == "postgresql":
-        statement: Any = sa.insert(table).from_select(
-            names, sa.select(*_records(table, rows, names)))
+    dialect = db.session.get_bind().dialect.name
+    statement: Any = sa.insert(table)
+    if skip_conflicts:
+        statement = insert_or_skip(table, skip_conflicts, dialect)
+        assert statement is not None, f"no INSERT … ON CONFLICT on {dialect}"
+    if dialect == "postgresql":
+        statement = statement.from_select(names, sa.select(*_records(table, rows, names)))
         if not returning:
             db.session.execute(statement)
             return []
         return list(db.session.execute(statement.returning(*returning)))
     if not returning:
-        db.session.execute(sa.insert(table), rows)
+        db.session.execute(statement, rows)
         return []
-    return list(db.session.execute(sa.insert(table).returning(*returning), rows))
+    return list(db.session.execute(statement.returning(*returning), rows))
 
 
 def update_rows(table: sa.Table, rows: list[dict[str, Any]], key: str = "id") -> None:

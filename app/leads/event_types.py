@@ -45,6 +45,7 @@ FIRST_HASHED = 1000  # codes below are the fixed table's
 _SPAN = 2**31 - 1 - FIRST_HASHED
 
 _known: dict[int, str] = {}  # hashed codes seen in this process -> name
+_codes: dict[str, int] = {}  # and the other way (a hash per bound value costs a bulk insert)
 # A code no one knows (a row written by raw SQL without its name) re-reads the table at most
 # this often, not once per row read.
 RELOAD_SECONDS = 5.0
@@ -60,12 +61,12 @@ def hashed_code(name: str) -> int:
 
 def code_of(name: str) -> int:
     """The stored code of an event type name (pure: the same in every process)."""
-    fixed = FIXED.get(name)
-    if fixed is not None:
-        return fixed
-    code = hashed_code(name)
-    with _lock:
-        _known[code] = name
+    code = FIXED.get(name) or _codes.get(name)
+    if code is None:
+        code = hashed_code(name)
+        with _lock:
+            _known[code] = name
+            _codes[name] = code
     return code
 
 
@@ -84,6 +85,7 @@ def forget() -> None:
     """Forget the names this process learnt (as a fresh process; after a database restore)."""
     with _lock:
         _known.clear()
+        _codes.clear()
         _loaded_at[0] = float("-inf")
 
 
