@@ -112,13 +112,13 @@ def run(ctx: Context) -> list[Row]:
         with app.app_context():
             user = create_user("bench@example.com", "bench-password-1", "marketer")
             db.session.commit()
-            user_id = user.id
             today = utcnow().date()
             span = f"since={(today - timedelta(days=89)).isoformat()}&until={today.isoformat()}"
         client = app.test_client()
-        with client.session_transaction() as session:
-            session["_user_id"] = str(user_id)
-            session["_fresh"] = True
+        signed_in = client.post("/login", data={"email": "bench@example.com",
+                                                "password": "bench-password-1"})
+        if signed_in.status_code != 302 or "/login" in signed_in.headers.get("Location", ""):
+            raise RuntimeError(f"could not sign in: HTTP {signed_in.status_code}")
         for slug in REPORTS:
             for extra in ("", "&mode=moved") if slug == "funnel" else ("",):
                 best = None
