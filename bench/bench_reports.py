@@ -110,7 +110,7 @@ def run(ctx: Context) -> list[Row]:
         from app.db import db, utcnow
 
         with app.app_context():
-            user = create_user("bench@example.com", "bench-password-1", "marketer")
+            create_user("bench@example.com", "bench-password-1", "marketer")
             db.session.commit()
             today = utcnow().date()
             span = f"since={(today - timedelta(days=89)).isoformat()}&until={today.isoformat()}"
