@@ -4,7 +4,7 @@
            erased addresses · the leads of these addresses                    (4 SELECTs)
     write: INSERT new leads · UPDATE known leads · INSERT their first stage changes · INSERT
            submissions · INSERT `form_submitted` events · INSERT consent ledger rows · attach
-           anonymous events · INSERT outbox rows; SELECT the new ids by their unique keys
+           anonymous events · INSERT outbox rows (RETURNING the new ids by their unique keys)
                                                           (one statement each, at most)
 
 Each row's effect is exactly what `forms.pipeline.apply` makes of the rows one after the other,
@@ -14,13 +14,14 @@ within the duplicate window are the first submission. Rows this path leaves alon
 `pipeline.apply` one by one (`Outcome.left`): a deleted form, an address that does not validate
 (any more), an erased address (its suppression and opt-in events are the ORM path's).
 
-The INSERTs are executemany (pipelined by psycopg), each row's idempotency key unique in the
-database: the lead's address, the submission's intake id, the event's dedupe key, the outbox
+Each INSERT or UPDATE is one statement however many rows (`app.db.insert_rows` /
+`update_rows`: on PostgreSQL the rows go as one JSON text), each row's idempotency key unique
+in the database: the lead's address, the submission's intake id, the event's dedupe key, the outbox
 row's dedupe key. Nothing here commits, and nothing survives a `Conflict`: another writer made
 one of the batch's leads, events or submissions meanwhile (a second worker, the synchronous
 path), so a unique key refused the batch. The processor then rolls the batch's savepoint back
 and runs every row through `pipeline.apply`, whose retries settle such races. Rows are written
-through the models' tables (`insert(Event)`), so their column types apply.
+through the models' tables' column types (their bind processing), so those apply.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from app.db import db
+from app.db import db, insert_rows, update_rows
 from app.leads.models import Event, Lead, Stage, StageChange
 from app.leads.service import PROFILE_FIELDS, InvalidEmail, merge_values
 from app.outbox import OutboxJob
@@ -303,12 +304,14 @@ def _table(model: Any) -> sa.Table:
     return cast(sa.Table, model.__table__)
 
 
-def _ids(key: sa.Column[Any], values: list[Any]) -> dict[Any, int]:
-    """The ids of rows just inserted, by their unique key (one SELECT: a multi-row INSERT …
-    RETURNING would have psycopg rewrite thousands of placeholders in Python, most of a batch's
-    CPU time)."""
-    table = key.table
-    return dict(db.session.execute(sa.select(key, table.c.id).where(key.in_(values))).all())
+def _insert(model: Any, rows: list[dict[str, Any]], key: str | None = None) -> dict[Any, int]:
+    """INSERT the rows in one statement (`app.db.insert_rows`: on PostgreSQL one JSON text
+    however many rows); with `key`, the new rows' ids by that unique column."""
+    table = _table(model)
+    if key is None:
+        insert_rows(table, rows)
+        return {}
+    return dict(insert_rows(table, rows, (table.c[key], table.c.id)))
 
 
 def _write_leads(states: list[_LeadState], plans: list[_Plan], now: datetime) -> None:
@@ -320,33 +323,28 @@ def _write_leads(states: list[_LeadState], plans: list[_Plan], now: datetime) ->
     # In address and id order: two workers' batches lock shared leads in the same order.
     new = sorted((state for state in states if state.new), key=lambda s: s.identity)
     if new:
-        db.session.execute(sa.insert(table), [
+        made = _insert(Lead, [
             {"email": s.identity, "email_display": s.display,
              **{name: s.profile.get(name) or "" for name in PROFILE_FIELDS},
              "attributes": s.attributes, "stage": Stage.LEAD.value,
              "awaiting_confirmation": s.awaiting, "last_activity_at": s.last_activity_at,
-             "created_at": now, "updated_at": now} for s in new])
-        made = _ids(table.c.email, [s.identity for s in new])
+             "created_at": now, "updated_at": now} for s in new], "email")
         for state in new:
             state.id = made[state.identity]
         sources = {id(plan.lead): f"form “{plan.form.name}”" for plan in reversed(plans)
                    if plan.lead is not None}
-        db.session.execute(sa.insert(_table(StageChange)), [
+        _insert(StageChange, [
             {"lead_id": s.id, "from_stage": None, "to_stage": Stage.LEAD.value,
              "actor": sources[id(s)], "reason": f"Created by {sources[id(s)]}",
              "actor_user_id": None, "changed_at": now} for s in new])
     known = sorted((state for state in states if not state.new), key=lambda s: s.id or 0)
     if known:
-        db.session.execute(
-            sa.update(table).where(table.c.id == sa.bindparam("lead_id")).values(
-                email_display=sa.bindparam("display"), attributes=sa.bindparam("attrs"),
-                awaiting_confirmation=sa.bindparam("awaiting"),
-                last_activity_at=sa.bindparam("activity"), updated_at=now,
-                **{name: sa.bindparam(f"p_{name}") for name in PROFILE_FIELDS}),
-            [{"lead_id": s.id, "display": s.display, "attrs": s.attributes,
-              "awaiting": s.awaiting, "activity": s.last_activity_at,
-              **{f"p_{name}": s.profile.get(name) or "" for name in PROFILE_FIELDS}}
-             for s in known])
+        # Every value is set (none is None: `update_rows` would keep the stored one).
+        update_rows(table, [
+            {"id": s.id, "email_display": s.display, "attributes": s.attributes,
+             "awaiting_confirmation": s.awaiting, "last_activity_at": s.last_activity_at,
+             "updated_at": now, **{name: s.profile.get(name) or "" for name in PROFILE_FIELDS}}
+            for s in known])
 
 
 def _write_submissions(plans: list[_Plan], outcome: Outcome) -> None:
@@ -354,9 +352,7 @@ def _write_submissions(plans: list[_Plan], outcome: Outcome) -> None:
         return
     for plan in plans:
         plan.submission["lead_id"] = plan.lead.id if plan.lead is not None else None
-    table = _table(Submission)
-    db.session.execute(sa.insert(table), [plan.submission for plan in plans])
-    made = _ids(table.c.intake_id, [plan.row.id for plan in plans])
+    made = _insert(Submission, [plan.submission for plan in plans], "intake_id")
     for plan in plans:
         plan.submission["id"] = outcome.submission_ids[plan.row.id] = made[plan.row.id]
 
@@ -373,7 +369,7 @@ def _write_events(plans: list[_Plan], now: datetime, outcome: Outcome) -> None:
             for plan in plans if plan.lead is not None]
     if not rows:
         return
-    db.session.execute(sa.insert(_table(Event)), rows)
+    _insert(Event, rows)
     outcome.lead_ids.update(row["lead_id"] for row in rows)
 
 
@@ -393,7 +389,7 @@ def _write_consents(plans: list[_Plan], now: datetime) -> None:
                          "source": "form", "detail": f"form “{plan.form.name}”"[:300],
                          "ip": plan.submission["ip"][:45], "created_at": now})
     if rows:
-        db.session.execute(sa.insert(_table(ConsentRecord)), rows)
+        _insert(ConsentRecord, rows)
 
 
 def _attach_anonymous_events(plans: list[_Plan]) -> None:
@@ -435,10 +431,7 @@ def _write_outbox(plans: list[_Plan], outcome: Outcome) -> None:
                   "dedupe_key": listener.dedupe_key(ids)} for ids in groups]
     if not rows:
         return
-    table = _table(OutboxJob)
-    db.session.execute(sa.insert(table), rows)
-    outcome.outbox_ids += sorted(_ids(table.c.dedupe_key, [row["dedupe_key"] for row in rows])
-                                 .values())
+    outcome.outbox_ids += sorted(_insert(OutboxJob, rows, "dedupe_key").values())
 
 
 __all__ = ["Conflict", "Outcome", "apply", "context"]

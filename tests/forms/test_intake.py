@@ -150,6 +150,32 @@ def test_a_row_processed_again_makes_nothing_twice(app, visitor, make_form):
     assert row.status == "done" and row.submission_id == submissions()[0].id
 
 
+def test_a_row_that_failed_before_is_marked_done_without_its_old_error(
+        visitor, make_form, monkeypatch):
+    form = make_form()
+    visitor.post(form, {"email": "ann@example.com"})
+    visitor.post(form, {"email": "bob@example.com"})
+
+    def refused(*args, **kwargs):
+        raise intake_batch.Conflict("row by row")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database hiccup")
+
+    monkeypatch.setattr(intake_batch, "apply", refused)
+    monkeypatch.setattr(pipeline, "apply", broken)
+    processor.drain()
+    rows = db.session.scalars(sa.select(Intake)).all()
+    assert [(r.status, r.attempts, r.error) for r in rows] == \
+        [("new", 1, "RuntimeError: database hiccup")] * 2
+    monkeypatch.undo()
+    assert processor.drain() == 2  # the set-based path this time
+    db.session.expire_all()
+    rows = db.session.scalars(sa.select(Intake).order_by(Intake.received_at)).all()
+    assert [(r.status, r.error) for r in rows] == [("done", None)] * 2
+    assert [r.submission_id for r in rows] == [s.id for s in submissions()]
+
+
 def test_a_row_whose_form_was_deleted_is_failed_and_kept(visitor, make_form):
     form = make_form()
     visitor.post(form, {"email": "ann@example.com"})
