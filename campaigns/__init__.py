@@ -17,7 +17,7 @@ def init_app(app: Flask) -> None:
     from app.seed import add_seeder
     from app.templating import add_nav
     from app.visitors import add_beacon_listener
-    from campaigns import admin, downloads, pages, reporting
+    from campaigns import admin, downloads, fastpath, pages, reporting
     from campaigns.demo_history import seed_demo_history
     from campaigns.seed import seed_campaigns
     from forms.pipeline import add_submission_listener
@@ -30,8 +30,8 @@ def init_app(app: Flask) -> None:
     for bp in (admin.bp, pages.bp, downloads.bp):
         app.register_blueprint(bp)
     add_body_limit(app, "campaigns.assets_index", admin.upload_limit)
-    # Views of live pages are answered from their render before any other hook (campaigns.pages).
-    app.before_request_funcs[None].insert(0, pages.answer_from_cache)
+    # Views of live pages are answered from their render before Flask (campaigns.fastpath).
+    fastpath.install(app)
     # Their views are counted by the page's script's beacon (`/t/v.gif?lp=<page id>`).
     add_beacon_listener(app, pages.record_beacon_view)
     add_nav(app, "campaigns.index", "Campaigns", "marketer")

@@ -8,7 +8,7 @@ submits and thank-you pages always read the database.
 
 A view of a live page is the same bytes for every visitor (no session, no cookie, no
 per-visitor value: see `forms.hosted`), so the whole answer is kept with its ETag
-(`Rendered`) and served by `campaigns.pages.answer_from_cache` before any other hook. It lives
+(`Rendered`) and served by `campaigns.fastpath` before the request reaches Flask. It lives
 exactly as long as the cached page it was rendered from.
 
 When the database refuses (down, silent past its timeouts), a page whose copy has expired is
@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, joinedload
 
@@ -66,8 +66,8 @@ class Rendered:
     etag: str
 
 
-def _cache() -> dict:
-    return current_app.extensions.setdefault("landing_page_cache", {})
+def _cache(app: Flask | None = None) -> dict:
+    return (app or current_app).extensions.setdefault("landing_page_cache", {})
 
 
 def _ttl() -> float:
@@ -104,9 +104,10 @@ def cached_page(slug: str) -> LandingPage | None:
     return page
 
 
-def rendered_for(slug: str) -> Rendered | None:
-    """The render of the live page at `slug`, while its cached page is fresh."""
-    cache = _cache()
+def rendered_for(slug: str, app: Flask | None = None) -> Rendered | None:
+    """The render of the live page at `slug`, while its cached page is fresh (`app`: outside
+    an app context, the WSGI fast path's)."""
+    cache = _cache(app)
     hit = cache.get(("render", slug))
     if hit is None or hit[0] <= time.monotonic():
         return None

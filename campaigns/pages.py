@@ -135,18 +135,6 @@ def _public(rendered: pagecache.Rendered):
     return response.make_conditional(request)
 
 
-def answer_from_cache():
-    """The app's first `before_request` hook: a view of a live page whose render is at hand is
-    answered here, before the rate limiter, CSRF protection or the login loader run (none of
-    which a page view needs). Anything else (a miss, a draft, a post) goes on to the view."""
-    if request.endpoint != "landing.show" or request.method not in ("GET", "HEAD"):
-        return None
-    rendered = pagecache.rendered_for((request.view_args or {}).get("slug", ""))
-    if rendered is None:
-        return None
-    return _public(rendered)
-
-
 def record_beacon_view(args: Mapping[str, str], url: str, vid: str | None) -> bool:
     """A view of one of our landing pages reported by its script's beacon (`/t/v.gif?lp=<id>`):
     queued as `page_viewed`. False for any other page (the beacon counts a site visit)."""

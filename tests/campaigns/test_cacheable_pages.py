@@ -102,3 +102,35 @@ def test_an_expired_copy_is_served_while_the_database_refuses(app_config, make_a
         stale = visitor.get("/p/guide")
         assert stale.status_code == 200 and "Get the guide" in stale.get_data(as_text=True)
         assert visitor.get("/p/other").status_code == 503  # never read: nothing to serve
+
+
+def test_a_rendered_page_is_answered_before_flask_with_the_views_bytes_and_headers(app):
+    """Once the view has rendered a live page, later views are answered by the WSGI fast path
+    (no Flask request, no hook): the same body and headers, 304 to a matching ETag, HEAD."""
+    make_page(form=make_form())
+    hooks: list[str] = []
+    app.before_request_funcs.setdefault(None, []).insert(0, lambda: hooks.append("flask"))
+    visitor = app.test_client()
+    by_view = visitor.get("/p/guide")
+    assert hooks == ["flask"]  # the first view renders it
+    fast = visitor.get("/p/guide")
+    assert hooks == ["flask"]  # answered before Flask
+
+    def without_date(response):
+        return sorted((k, v) for k, v in response.headers.items() if k != "Date")
+
+    assert fast.status_code == by_view.status_code == 200 and fast.data == by_view.data
+    assert without_date(fast) == without_date(by_view) and "Date" in fast.headers
+    head = visitor.head("/p/guide")
+    assert head.status_code == 200 and head.data == b""
+    assert head.headers["Content-Length"] == str(len(by_view.data))
+    etag = by_view.headers["ETag"]
+    for sent in (etag, f'W/{etag}', f'"other", {etag}'):
+        again = visitor.get("/p/guide", headers={"If-None-Match": sent})
+        assert again.status_code == 304 and again.data == b""
+        assert again.headers["ETag"] == etag and "Content-Type" not in again.headers
+        assert again.headers["Cache-Control"] == "public, max-age=60"
+        assert again.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert visitor.get("/p/guide", headers={"If-None-Match": '"other"'}).status_code == 200
+    assert hooks == ["flask"]
+    assert visitor.get("/p/guide/").status_code == 404 and visitor.get("/p/nope").status_code == 404
