@@ -72,6 +72,11 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_message = "Please sign in to see that page."
     limiter.init_app(app)  # before CSRF: a flood is refused before any other work
     form_limiter.init_app(app)
+    # It has no default or application limits, so its app-wide check would only cost every
+    # request a look-up: its routes are checked by its decorator (forms.hosted.submit_limit).
+    hooks = app.before_request_funcs.get(None, [])
+    if form_limiter._check_request_limit in hooks:  # registered only while limits are enabled
+        hooks.remove(form_limiter._check_request_limit)
     csrf.init_app(app)
     mail.init_app(app)
     outbox.init_app(app)

@@ -133,6 +133,10 @@ def test_a_landing_page_post_asks_redis_once_and_sends_no_limit_headers(
         assert not [name for name, _ in second.headers if "ratelimit" in name.lower()]
         refused = post(3)
         assert refused.status_code == 429 and 0 < int(refused.headers["Retry-After"]) <= 60
+        # Its limiter checks in its decorator only: no app-wide hook on every other request.
+        from app.extensions import form_limiter
+
+        assert form_limiter._check_request_limit not in limited.before_request_funcs[None]
 
 
 def test_every_control_of_every_field_type_is_labelled_and_errors_are_tied_to_it(app, client):
