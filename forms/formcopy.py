@@ -1,13 +1,17 @@
-"""The embed API's last good copy of each form, for submits while the database refuses.
+"""The embed API's copy of each form: read once, then only its version per submit.
 
-A submit to `POST /api/forms/<key>/submissions` reads its form from the database, as always.
-When that read fails (the database down, silent past its timeouts, out of connections), the
-copy this process kept is used instead (stale-if-error), so the submit can still be validated
-and go to the spill journal (`forms.spill`): a 202, not a 503. The copy is detached and fully
-loaded (fields, consent purposes and their texts), read in a session of its own, and made
-again at most every `COPY_SECONDS` while the database answers (one extra read a minute per
-form and process, none per submit). A process that has not taken a submit for the form
-since it started has no copy: it answers 503, as for any request the database must answer.
+A submit to `POST /api/forms/<key>/submissions` needs the whole form (fields, consent
+purposes and their texts: five queries). This process keeps a detached, fully loaded copy of
+each form it took a submit for and, per submit, reads only the form's version (one small
+query, in autocommit: one round trip). The copy is used while its version is the current one
+and it is younger than `COPY_SECONDS` (edits that do not bump the version, such as a consent
+purpose's text, show within that); otherwise it is read again.
+
+When the version read fails (the database down, silent past its timeouts, out of
+connections), the copy is used anyway (stale-if-error), so the submit can still be validated
+and go to the spill journal (`forms.spill`): a 202, not a 503. A process that has not taken a
+submit for the form since it started has no copy: it answers 503, as for any request the
+database must answer.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ import time
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload
 
 from app.db import db
 from app.privacy.models import ConsentPurpose
+from forms.intake import REFUSED
 from forms.models import Form, FormConsent
 
 log = logging.getLogger(__name__)
@@ -49,25 +53,30 @@ def _load_copy(key: str) -> Form | None:
         return session.scalar(_query(key))
 
 
+def _current_version(key: str) -> int | None:
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return conn.scalar(sa.select(Form.version).where(Form.key == key))
+
+
 def form_by_key(key: str) -> Form | None:
-    """The form with this key (None: no such form); while the database refuses, this
-    process's last copy of it. Raises the database error when there is no copy."""
+    """The form with this key (None: no such form), as this process's copy; while the
+    database refuses, the last copy. Raises the database error when there is no copy."""
     copies = _copies()
+    kept = copies.get(key)
     try:
-        form = db.session.scalar(_query(key))
-        if form is not None:
-            kept = copies.get(key)
-            if kept is None or kept[0] < time.monotonic():
-                copy = _load_copy(key)
-                if copy is not None:
-                    with _lock:
-                        copies[key] = (time.monotonic() + COPY_SECONDS, copy)
-        return form
-    except DBAPIError as exc:
-        kept = copies.get(key)
+        version = _current_version(key)
+        if version is None:
+            return None
+        if kept is not None and kept[0] > time.monotonic() and kept[1].version == version:
+            return kept[1]
+        copy = _load_copy(key)
+    except REFUSED as exc:
         if kept is None:
             raise
-        db.session.rollback()
         log.warning("form %s: the database refused (%s); the submit uses this process's copy",
                     key, type(exc).__name__)
         return kept[1]
+    if copy is not None:
+        with _lock:
+            copies[key] = (time.monotonic() + COPY_SECONDS, copy)
+    return copy

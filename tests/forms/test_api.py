@@ -208,3 +208,38 @@ def test_a_submit_while_the_database_refuses_is_kept_not_refused(app, client, em
         assert other.status_code == 503  # no copy of an unknown form: the database decides
     assert process_intake() == 1 and not spill.waiting()
     assert sorted(lead.email for lead in leads()) == ["ann@example.com", "bob@example.com"]
+
+
+def test_a_submit_reads_only_the_forms_version_and_an_edit_shows_at_once(app, client, embedded):
+    """The form's whole definition is read once per process; each submit then reads its
+    version (one small statement) besides the intake INSERT. A new version is read again."""
+    import threading
+
+    from flask.testing import FlaskClient
+
+    from forms.models import FormField
+
+    token = definition(client, embedded)["token"]
+    posted = {"first_name": "Ann", "consent": True, "token": token}
+    url = f"/api/forms/{embedded.key}/submissions"
+    visitor = FlaskClient(app)  # no worker behind it: only the request's statements
+    assert visitor.post(url, json={**posted, "email": "ann@example.com"}).status_code == 202
+    me, statements = threading.get_ident(), []
+
+    def statement(conn, cursor, sql, params, context, executemany):
+        if threading.get_ident() == me:
+            statements.append(" ".join(sql.split()[:4]))
+
+    sa.event.listen(db.engine, "before_cursor_execute", statement)
+    try:
+        assert visitor.post(url, json={**posted, "email": "bob@example.com"}).status_code == 202
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", statement)
+    assert statements == ["SELECT forms.version FROM forms", "INSERT INTO intake (id,"]
+
+    embedded.fields.append(FormField(name="job_title", label="Job title", type="text",
+                                     required=True, position=9))
+    embedded.touch()
+    db.session.commit()
+    refused = visitor.post(url, json={**posted, "email": "cy@example.com"})
+    assert refused.status_code == 422 and "job_title" in refused.get_json()["errors"]
