@@ -18,7 +18,7 @@ import logging
 import operator
 import queue as queue_module
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -85,10 +85,12 @@ def lead_batches(batch_size: int, *where: Any) -> Iterator[list[Any]]:
         after = leads[-1].id
 
 
-def _event_sql(rules: Rules, postgres: bool, since: datetime | None = None) -> str:
+def _event_sql(rules: Rules, postgres: bool, since: datetime | None = None,
+               types: Iterable[str] | None = None) -> str:
     """The human events of a range of leads, as rebuild tuples (`compute.EV_*`), ordered by
     lead, time and id. Two integer placeholders: the lowest and highest lead id. `since`
-    (aware): only events from then on (the what-if replay's window)."""
+    (aware): only events from then on (the what-if replay's window). `types`: only events of
+    these types (the replay's: those some rule counts)."""
     at = "timezone('UTC', occurred_at)" if postgres else "occurred_at"
     data = "data" if rules.needs_event_data else "NULL"
     mark = "%s" if postgres else "?"
@@ -96,7 +98,10 @@ def _event_sql(rules: Rules, postgres: bool, since: datetime | None = None) -> s
     if since is not None:  # a time we made, never user input: safe as a literal
         stamp = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
         window = f" AND occurred_at >= '{stamp}{'+00' if postgres else ''}'"
-    from app.leads.event_types import sql_name
+    from app.leads.event_types import code_of, sql_name
+
+    if types is not None:  # integer codes: safe as literals
+        window += f" AND type IN ({', '.join(str(code_of(t)) for t in sorted(types)) or 'NULL'})"
 
     return (f"SELECT lead_id, id, {sql_name('events.type')}, {at}, url, campaign_id, {data} "
             "FROM events "
@@ -120,8 +125,9 @@ def _read_events(sql: str, low: int, high: int, postgres: bool) -> list[tuple]:
 class _RangeReader:
     """The events of each batch's id range, one query per batch (SQLite)."""
 
-    def __init__(self, rules: Rules, since: datetime | None = None) -> None:
-        self._sql = _event_sql(rules, postgres=False, since=since)
+    def __init__(self, rules: Rules, since: datetime | None = None,
+                 types: Iterable[str] | None = None) -> None:
+        self._sql = _event_sql(rules, postgres=False, since=since, types=types)
 
     def take(self, low: int, high: int) -> list[tuple]:
         return _read_events(self._sql, low, high, postgres=False)
@@ -138,8 +144,9 @@ class _StreamReader:
 
     CHUNK = 50_000
 
-    def __init__(self, rules: Rules, since: datetime | None = None) -> None:
-        sql = _event_sql(rules, postgres=True, since=since).replace(
+    def __init__(self, rules: Rules, since: datetime | None = None,
+                 types: Iterable[str] | None = None) -> None:
+        sql = _event_sql(rules, postgres=True, since=since, types=types).replace(
             "lead_id BETWEEN %s AND %s", "lead_id IS NOT NULL")
         self._connection = db.engine.connect()
         try:
@@ -180,8 +187,10 @@ class _StreamReader:
             self._connection.close()
 
 
-def _event_reader(rules: Rules, since: datetime | None = None) -> _RangeReader | _StreamReader:
-    return _StreamReader(rules, since) if _postgres() else _RangeReader(rules, since)
+def _event_reader(rules: Rules, since: datetime | None = None,
+                  types: Iterable[str] | None = None) -> _RangeReader | _StreamReader:
+    return (_StreamReader(rules, since, types) if _postgres()
+            else _RangeReader(rules, since, types))
 
 
 def assess_batch(leads: list[Any], rules: Rules, now: datetime, *,

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.db import db, utcnow
+from app.db import any_of, db, utcnow
 from app.leads.models import Lead, Stage, StageChange
 from app.sales.models import Assignment
 from nurture.scoring import rebuild, service
@@ -102,7 +102,7 @@ def _history(lead_ids: list[int], start: datetime) -> tuple[set[int], dict[int, 
     for part in range(0, len(lead_ids), 1000):
         for lead_id, stage, when in db.session.execute(
                 sa.select(StageChange.lead_id, StageChange.to_stage, StageChange.changed_at)
-                .where(StageChange.lead_id.in_(lead_ids[part:part + 1000]))
+                .where(any_of(StageChange.lead_id, lead_ids[part:part + 1000]))
                 .order_by(StageChange.lead_id, StageChange.changed_at, StageChange.id)):
             if when < start:
                 stage_at_start[lead_id] = stage
@@ -123,7 +123,10 @@ def replay(rule_sets: list[Rules], days: int, *, now: datetime | None = None,
     start = now - timedelta(days=days)
     players = [Replayer(rules, now) for rules in rule_sets]
     reading = next((r for r in rule_sets if r.needs_event_data), rule_sets[0])
-    reader = rebuild._event_reader(reading, since=start)
+    # Events of a type no rule counts add nothing and qualify no one: not read at all.
+    counted = {rule.event_type for rules in rule_sets
+               for rule in (*rules.engagement, *rules.instant)}
+    reader = rebuild._event_reader(reading, since=start, types=counted)
     leads_seen = events_seen = 0
     highest = int(db.session.scalar(sa.select(sa.func.max(Lead.id))) or 0)
     try:
@@ -137,17 +140,17 @@ def replay(rule_sets: list[Rules], days: int, *, now: datetime | None = None,
             events_seen += sum(map(len, by_lead.values()))
             # Only the leads some rule set could send: the profile read, the fit and the
             # history are asked for those alone.
-            hopeful = [i for i, rows in by_lead.items() if any(p.could(rows) for p in players)]
-            closed, resets = _history(sorted(hopeful), start)
+            hope = {i: [p for p in players if p.could(rows)] for i, rows in by_lead.items()}
+            hopeful = sorted(i for i, some in hope.items() if some)
+            closed, resets = _history(hopeful, start)
             leads = db.session.execute(sa.select(*rebuild.LEAD_COLUMNS).where(
-                Lead.id.in_([i for i in hopeful if i not in closed]))).all() if hopeful else []
+                any_of(Lead.id, [i for i in hopeful if i not in closed]))).all() \
+                if hopeful else []
             for lead in leads:
                 mine = by_lead[lead.id]
                 leads_seen += 1
                 fits: dict[int, int] = {}
-                for player in players:
-                    if not player.could(mine):
-                        continue
+                for player in hope[lead.id]:
                     key = id(player.rules.fit)
                     if key not in fits:  # thresholds-only what-ifs share the fit rules
                         fits[key] = player.scorer.fit_points(lead)

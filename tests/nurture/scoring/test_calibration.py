@@ -71,6 +71,17 @@ def test_replay_asks_after_each_event_with_the_rebuilds_scorer(story):
         assert BatchScorer(rules, NOW).engagement(rows, at=at) == pytest.approx(58.6, abs=0.05)
 
 
+def test_replay_reads_only_events_some_rule_counts(story):
+    """Deliveries count in no rule: the replay reads none of them, and decides the same."""
+    with time_machine.travel(NOW, tick=False):
+        for lead in (story["hot"], story["cold"]):
+            add_events(lead, *[("email_delivered", d, {}) for d in (9, 8, 3)])
+        db.session.commit()
+        (qualified,), leads, events = whatif.replay([default_rules()], 30, now=NOW)
+        assert qualified == {story["hot"].id}
+        assert (leads, events) == (2, 13)
+
+
 def test_what_if_counts_fewer_mqls_and_what_became_of_the_dropped_leads(story):
     with time_machine.travel(NOW, tick=False):
         higher = default_rules().to_dict() | {"mql_engagement": 80}
