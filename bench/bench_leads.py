@@ -87,7 +87,7 @@ def _load(scratch, leads: int, events: int) -> None:
     # VACUUM too: as autovacuum leaves a table of this age, its visibility map set, so capped
     # counts can be index-only scans (a table just written has none).
     scratch.execute("VACUUM ANALYZE leads", "VACUUM ANALYZE events", "VACUUM ANALYZE report_leads",
-                    "ANALYZE users")
+                    "VACUUM ANALYZE lead_campaigns", "ANALYZE users")
 
 
 FILTERS: dict[str, str] = {

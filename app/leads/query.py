@@ -6,7 +6,8 @@ its saved views and bulk actions, and (stable on purpose) the API's lead listing
     leads, next_cursor = page(lq, cursor)   # no OFFSET; the cursor is the last row's sort key
     for ids in id_batches(lq): …            # every match, by id, for bulk work
 
-Engagement is compared as of now (`app.leads.engagement`). The source (channel) and UTM source
+Engagement is compared as of now (`app.leads.engagement`). The campaign filter is "has had
+activity in the campaign" (`app.leads.campaign_members`, kept from the events by triggers). The source (channel) and UTM source
 are the lead's first touch as the reports keep it (`report_leads`, refreshed every minute).
 No page counts the whole table: `count_upto` stops at a cap.
 """
@@ -25,7 +26,8 @@ import sqlalchemy as sa
 
 from app.db import db, utcnow
 from app.leads import engagement
-from app.leads.models import Event, Lead, Stage
+from app.leads.campaign_members import LeadCampaign
+from app.leads.models import Lead, Stage
 
 SORTS: dict[str, tuple[Any, ...]] = {
     "created": (Lead.created_at,),
@@ -197,7 +199,9 @@ class LeadQuery:
     def is_filtered(self) -> bool:
         return bool(set(self.args()) - {"sort", "dir"})
 
-    def conditions(self, now: datetime | None = None) -> list[Any]:
+    def conditions(self, now: datetime | None = None, *, campaign: bool = True) -> list[Any]:
+        """The filter as WHERE clauses on leads (`campaign=False`: all but the campaign, for
+        a statement that walks the campaign's members itself)."""
         now = now or utcnow()
         where: list[Any] = []
         if self.q:
@@ -214,9 +218,11 @@ class LeadQuery:
             where.append(engagement.sql_at_least(Lead.engagement_key, self.eng_min, now))
         if self.eng_max is not None:
             where.append(engagement.sql_below(Lead.engagement_key, self.eng_max, now))
-        if self.campaign is not None:
-            where.append(sa.exists().where(Event.lead_id == Lead.id,
-                                           Event.campaign_id == self.campaign))
+        if self.campaign is not None and campaign:
+            # Has had activity in the campaign (app.leads.campaign_members): one probe of
+            # the primary key (lead_id, campaign_id).
+            where.append(sa.exists().where(LeadCampaign.lead_id == Lead.id,
+                                           LeadCampaign.campaign_id == self.campaign))
         if self.owner == "none":
             where.append(Lead.owner_id.is_(None))
         elif self.owner:
@@ -315,11 +321,23 @@ def _row_key(lead: Lead, lq: LeadQuery) -> list[Any]:
     return [getattr(lead, c.key) for c in SORTS[lq.sort]] + [lead.id]
 
 
+def _walk(lq: LeadQuery, now: datetime | None) -> tuple[sa.Select, tuple[Any, ...]]:
+    """The page's statement and the columns it is ordered and continued by. The campaign
+    filter in the default order walks the campaign's members newest first from their index
+    (campaign_id, created_at, lead_id): the member's created_at and lead_id are the lead's, so
+    the order and the cursor are the same as `_sort_columns`'."""
+    if lq.campaign is not None and lq.sort == "created":
+        statement = (sa.select(Lead).join(LeadCampaign, LeadCampaign.lead_id == Lead.id)
+                     .where(LeadCampaign.campaign_id == lq.campaign,
+                            *lq.conditions(now, campaign=False)))
+        return statement, (LeadCampaign.created_at, LeadCampaign.lead_id)
+    return lq.statement(now), _sort_columns(lq)
+
+
 def page(lq: LeadQuery, cursor: str | None = None, size: int = 50,
          now: datetime | None = None) -> tuple[list[Lead], str | None]:
     """One page of matches after `cursor` (a bad cursor starts again), and the next cursor."""
-    columns = _sort_columns(lq)
-    statement = lq.statement(now)
+    statement, columns = _walk(lq, now)
     after = _decode(cursor, lq) if cursor else None
     if after is not None:
         row = sa.tuple_(*columns)
@@ -333,8 +351,17 @@ def page(lq: LeadQuery, cursor: str | None = None, size: int = 50,
 
 
 def count_upto(lq: LeadQuery, cap: int = 10_000, now: datetime | None = None) -> int:
-    """How many match, counting at most `cap` + 1 (the page says "more than 10,000")."""
-    inner = sa.select(Lead.id).where(*lq.conditions(now)).limit(cap + 1).subquery()
+    """How many match, counting at most `cap` + 1 (the page says "more than 10,000"). With a
+    campaign, counted from the campaign's members (from the index alone when it is the only
+    filter)."""
+    if lq.campaign is not None:
+        others = lq.conditions(now, campaign=False)
+        members = sa.select(LeadCampaign.lead_id).where(LeadCampaign.campaign_id == lq.campaign)
+        if others:
+            members = members.join(Lead, Lead.id == LeadCampaign.lead_id).where(*others)
+        inner = members.limit(cap + 1).subquery()
+    else:
+        inner = sa.select(Lead.id).where(*lq.conditions(now)).limit(cap + 1).subquery()
     return db.session.scalar(sa.select(sa.func.count()).select_from(inner)) or 0
 
 

@@ -190,3 +190,79 @@ def test_a_bulk_action_on_ten_thousand_leads_runs_as_a_job(app, client, auth):
                              .where(Lead.owner_id == rep.id)) == 10_000
     finished = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Finished: 10,000 leads done" in finished and 'value="100"' in finished
+
+
+def test_the_campaign_filter_follows_every_event_writer_and_pages_by_keyset(app, client, auth):
+    """A lead is in campaign C once any event of C is written for it: one by one, in bulk, or
+    an anonymous visitor's event attached to it later (the triggers of lead_campaigns). Pages
+    walk the members newest first (or any other sort) once each; created_at moves follow."""
+    from app.leads.models import Event
+    from app.leads.service import record_event
+
+    auth.login_as("marketer")
+    start = utcnow() - timedelta(days=30)
+    leads = []
+    for n in range(130):
+        lead = _lead(f"c{n:03d}@example.com", first_name=f"C{n:03d}")
+        lead.created_at = start + timedelta(minutes=n % 23)  # ties: the id breaks them
+        lead.fit_score = (n % 7) * 6  # grade C (10–19 points): n % 7 in (2, 3)
+        leads.append(lead)
+    db.session.commit()
+    for lead in leads[:40]:
+        record_event(lead, "page_viewed", campaign_id=7)
+        record_event(lead, "email_clicked", campaign_id=7)  # twice: still one membership
+    record_event(leads[40], "page_viewed", campaign_id=8)  # another campaign
+    record_event(leads[41], "page_viewed")  # no campaign
+    db.session.execute(sa.insert(Event), [  # a bulk writer (Core, many rows)
+        {"lead_id": lead.id, "type": "form_submitted", "occurred_at": utcnow(),
+         "campaign_id": 7, "is_bot": False} for lead in leads[50:120]])
+    db.session.execute(sa.insert(Event), [  # a visitor's, before anyone knows who they are
+        {"lead_id": None, "visitor_id": "v-1", "type": "page_viewed", "occurred_at": utcnow(),
+         "campaign_id": 7, "is_bot": False}])
+    db.session.commit()
+    db.session.execute(sa.update(Event).where(Event.visitor_id == "v-1")
+                       .values(lead_id=leads[125].id))
+    leads[0].created_at = start + timedelta(days=5)  # now the newest member
+    db.session.commit()
+    members = [*leads[:40], *leads[50:120], leads[125]]
+    assert len(members) == 111
+
+    def walk(query: str) -> list[str]:
+        seen: list[str] = []
+        url: str | None = f"/admin/leads/?{query}"
+        while url:
+            html = client.get(url).get_data(as_text=True)
+            seen += re.findall(r'<small>([^<]+@example\.com)</small>', html)
+            url = _next(html)
+        return seen
+
+    newest = sorted(members, key=lambda lead: (lead.created_at, lead.id), reverse=True)
+    assert walk("campaign=7") == [lead.email_display for lead in newest]
+    assert walk("campaign=7&dir=asc") == [lead.email_display for lead in reversed(newest)]
+    by_fit = sorted(members, key=lambda lead: (lead.fit_score, lead.id), reverse=True)
+    assert walk("campaign=7&sort=fit") == [lead.email_display for lead in by_fit]
+    grade_c = [lead for lead in newest if 10 <= lead.fit_score < 20]
+    assert 0 < len(grade_c) < len(members)
+    assert walk("campaign=7&grade=C") == [lead.email_display for lead in grade_c]
+    assert walk("campaign=8") == [leads[40].email_display]
+    assert walk("campaign=9") == []
+    statements: list[str] = []
+    record = lambda conn, cursor, statement, *args: statements.append(" ".join(statement.split()))
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = client.get("/admin/leads/?campaign=7").get_data(as_text=True)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    assert "111 leads match" in page
+    # The page and its count walk the campaign's members (their index), never the events.
+    assert not [s for s in statements if "FROM events" in s or "JOIN events" in s]
+    walked = [s for s in statements if "FROM leads JOIN lead_campaigns" in s]
+    assert walked and "ORDER BY lead_campaigns.created_at DESC" in walked[0]
+    counted = client.get("/admin/leads/?campaign=7&grade=C").get_data(as_text=True)
+    assert f"{len(grade_c)} leads match" in counted
+    # Filter results as "has an event of the campaign" said them before the table.
+    has_event = set(db.session.scalars(sa.select(Event.lead_id).where(Event.campaign_id == 7)))
+    assert has_event == {lead.id for lead in members}
+    db.session.execute(sa.delete(Lead).where(Lead.id == leads[1].id))  # memberships go too
+    db.session.commit()
+    assert len(walk("campaign=7")) == 110
