@@ -223,3 +223,36 @@ def test_kicks_while_a_run_waits_enqueue_no_second_run(app, make_form):
     run_worker(burst=True)
     assert count(Lead) == 1 and runs() == 0
     assert send_kick(conn) is True and runs() == 1
+
+
+def test_kicks_during_the_pause_after_a_kick_are_sent_as_one(app, monkeypatch):
+    """A burst of submits costs the kick thread one Redis round trip per pause, not one each."""
+    import threading
+    import time
+
+    sent: list[int] = []
+    paused, resume = threading.Event(), threading.Event()
+
+    def pause() -> None:
+        paused.set()
+        resume.wait(10)
+        resume.clear()
+
+    monkeypatch.setattr(intake, "send_kick", lambda conn: sent.append(1) or True)
+    monkeypatch.setattr(intake, "_pause", pause)
+    app.extensions.pop("intake_kicker", None)  # a thread of this test's own
+
+    def settled(count: int) -> bool:
+        deadline = time.monotonic() + 10
+        while not (len(sent) == count and paused.is_set()) and time.monotonic() < deadline:
+            paused.wait(0.01)
+        return len(sent) == count and paused.is_set()
+
+    intake.kick()
+    assert settled(1)
+    paused.clear()
+    for _ in range(10):
+        intake.kick()  # while the thread pauses
+    resume.set()
+    assert settled(2)
+    resume.set()
