@@ -67,7 +67,10 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "KINDLING_ENV": "development",
         "INSTANCE_PATH": instance_path,
         "SQLALCHEMY_DATABASE_URI": "sqlite:///" + os.path.join(instance_path, "kindling.db"),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pool_pre_ping (a round trip at every checkout): app.db pings only a connection
+        # that has been idle in the pool for DATABASE_PING_AFTER_IDLE_SECONDS.
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
+        "DATABASE_PING_AFTER_IDLE_SECONDS": 2,
         # PostgreSQL: give up connecting after this many seconds (a silent port otherwise holds
         # a request for minutes), and cancel any one statement running longer (0: no limit).
         "DATABASE_CONNECT_TIMEOUT": 5,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import uuid
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,10 @@ def init_app(app: Any) -> None:
     after the request's last query (an outage beginning) makes that rollback fail; it must
     not turn the answer already made into a bare 500 from the server. The pool discards the
     connection; the second try ends the session."""
+
+    with app.app_context():
+        for engine in db.engines.values():
+            ping_when_idle(engine, float(app.config.get("DATABASE_PING_AFTER_IDLE_SECONDS", 2)))
 
     @app.teardown_appcontext
     def _end_session(exc: BaseException | None) -> None:
@@ -211,6 +216,29 @@ def rows_matched(statement: Any) -> int:
     (the compare-and-set claims of jobs and links read this)."""
     result: sa.CursorResult[Any] = db.session.execute(statement)  # type: ignore[assignment]
     return result.rowcount
+
+
+def ping_when_idle(engine: sa.Engine, idle_seconds: float) -> None:
+    """Pessimistic disconnect handling where it can matter: a connection is pinged at checkout
+    only when it has sat in the pool for `idle_seconds` (a restarted server, a proxy's idle
+    cut); a dead one is replaced before the request uses it. A connection checked in a moment
+    ago answered then: SQLAlchemy's `pool_pre_ping` would cost it one more round trip (the
+    submit path's whole work is one INSERT). If it died in between, its statement fails, the
+    pool is invalidated, and the request answers as for any outage (a submit is spilled)."""
+
+    @sa.event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < idle_seconds:
+            return  # just connected, or used a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DisconnectionError(f"idle connection is gone: {exc}") from exc
 
 
 # Models subclass `Model`: Flask-SQLAlchemy's `db.Model` at run time (table names, the session
