@@ -28,6 +28,33 @@ def test_invalid_addresses_are_refused(raw):
         normalise_email(raw)
 
 
+def test_a_domain_checked_before_gives_the_same_answers_again():
+    """The domain checks are remembered (an import's rows share few domains): the second
+    time round, every address is normalised or refused exactly as the first time."""
+    import importlib
+
+    check = importlib.import_module("email_validator.validate_email").validate_email_domain_name
+    addresses = ["Ann@Example.COM", "bob@EXAMPLE.com", "josé@Bücher.de", "jo@bücher.DE",
+                 "x@example.test", "y@localhost", "z@-bad-.com", "w@exa_mple.com",
+                 "v@" + "a" * 64 + ".com", "u@xn--bcher-kva.de"]
+
+    def answers() -> list[object]:
+        out: list[object] = []
+        for raw in addresses:
+            try:
+                out.append(normalise_email(raw))
+            except InvalidEmail as exc:
+                out.append(str(exc))
+        return out
+
+    first = answers()
+    hits = check.cache_info().hits
+    assert answers() == first
+    assert check.cache_info().hits > hits  # the second round did not check them again
+    assert first[0] == ("ann@example.com", "Ann@example.com")
+    assert first[3] == ("jo@bücher.de", "jo@bücher.de") and isinstance(first[4], str)
+
+
 def test_same_person_in_another_case_is_one_lead(app):
     first = upsert_lead("Ann@Example.com", {"first_name": "Ann"}, source="form")
     second = upsert_lead(" ann@example.COM", {"company": "Acme"}, source="form")
