@@ -51,7 +51,7 @@ def _remember_domain_checks() -> None:
     by character: two thirds of its time), though an import's 100,000 rows, like a form's
     visitors, share few domains. The check is a pure function of its arguments and its result
     only read: keep the last 4,096 that passed (one that fails raises, and is not kept)."""
-    module = importlib.import_module("email_validator.validate_email")
+    module: Any = importlib.import_module("email_validator.validate_email")
     check = getattr(module, "validate_email_domain_name", None)
     if check is not None and not hasattr(check, "cache_info"):
         module.validate_email_domain_name = functools.lru_cache(maxsize=4096)(check)
