@@ -218,10 +218,12 @@ def _rows(imp: LeadImport) -> Iterator[tuple[int, list[str], int]]:
 
 
 def _values(imp: LeadImport, cells: list[str]) -> dict[str, str]:
+    """A record's mapped cells, trimmed. NUL characters are dropped: PostgreSQL text cannot
+    hold them (one would fail the whole batch, and with it the import)."""
     values: dict[str, str] = {}
     for column, cell in zip(imp.columns, cells):
         target = imp.mapping.get(column, IGNORE)
-        cell = cell.strip()
+        cell = cell.replace("\x00", "").strip()
         if target and cell:
             values[target] = cell
     return values

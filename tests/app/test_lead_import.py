@@ -228,3 +228,11 @@ def test_a_batch_is_a_fixed_number_of_statements_whatever_its_rows(app, runner, 
                                                         Event.type == "lead_imported"))
     assert changed.data["changes"] == {"first_name": ["P3", "Q3"], "Plan": [None, "pro"]}
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 80
+
+
+def test_a_nul_character_in_a_cell_is_dropped_not_fatal(app, runner, tmp_path):
+    output = _run_file(runner, tmp_path, "Mail,First name,Plan\nnul@example.com,A\x00B,p\x00ro\n"
+                                         "ok@example.com,Ok,\n")
+    assert "2 new leads" in output
+    lead = db.session.scalar(sa.select(Lead).where(Lead.email == "nul@example.com"))
+    assert (lead.first_name, lead.attributes) == ("AB", {"Plan": "pro"})
