@@ -20,8 +20,11 @@ import codecs
 import csv
 import io
 import os
+import queue
+import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, cast
 
@@ -204,32 +207,107 @@ def check_mapping(mapping: dict[str, str]) -> None:
                             "is chosen more than once.")
 
 
-def _rows(imp: LeadImport) -> Iterator[tuple[int, list[str], int]]:
+@dataclass(frozen=True)
+class _Reading:
+    """What reading the file needs, copied off the import (the read-ahead thread must not
+    touch the session's objects)."""
+
+    path: str
+    delimiter: str
+    targets: tuple[str, ...]  # the field of each column, IGNORE for none
+    skip: int  # records done already
+
+
+def _rows(reading: _Reading) -> Iterator[tuple[int, list[str], int]]:
     """(record number, cells, bytes read so far) of each data record after the ones already
     done. Quoted cells may hold line breaks; CRLF and a BOM are fine."""
-    with open(path_of(imp), "rb") as raw:
+    with open(reading.path, "rb") as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        reader = csv.reader(text, delimiter=imp.delimiter)
+        reader = csv.reader(text, delimiter=reading.delimiter)
         next(reader, None)  # the header
         for number, cells in enumerate(reader, start=1):
-            if number <= imp.rows_done:
+            if number <= reading.skip:
                 continue
             yield number + 1, cells, raw.tell()  # +1: the header is line 1
 
 
-def _values(imp: LeadImport, cells: list[str]) -> dict[str, str]:
+def _values(targets: tuple[str, ...], cells: list[str]) -> dict[str, str]:
     """A record's mapped cells, trimmed. NUL characters are dropped: PostgreSQL text cannot
     hold them (one would fail the whole batch, and with it the import)."""
     values: dict[str, str] = {}
-    for column, cell in zip(imp.columns, cells):
-        target = imp.mapping.get(column, IGNORE)
+    for target, cell in zip(targets, cells):
         cell = cell.replace("\x00", "").strip()
         if target and cell:
             values[target] = cell
     return values
 
 
-def _parse(imp: LeadImport, batch: list[tuple[int, dict[str, str]]],
+# A data record ready for `apply_batch`: (line, mapped cells, (identity, display) of its
+# address or why it is not one).
+Record = tuple[int, dict[str, str], tuple[str, str] | str]
+
+
+def _batches(reading: _Reading) -> Iterator[tuple[list[Record], int, int | None]]:
+    """The file's records read, mapped and their addresses normalised, BATCH records at a
+    time: (records, records read, bytes read; None at the end). Blank lines are skipped."""
+    batch: list[Record] = []
+    read = 0
+    for line, cells, position in _rows(reading):
+        read += 1
+        if any(c.strip() for c in cells):  # blank lines are skipped, not rejected
+            values = _values(reading.targets, cells)
+            try:
+                address: tuple[str, str] | str = normalise_email(values.get("email", ""))
+            except InvalidEmail as exc:
+                address = str(exc)
+            batch.append((line, values, address))
+        if read >= BATCH:
+            yield batch, read, position
+            batch, read = [], 0
+    yield batch, read, None
+
+
+def _read_ahead(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """`batches`, produced by a thread up to `depth` ahead: the file is read and the addresses
+    checked (Python) while the database writes the batch before (the driver lets the other
+    thread run while it waits). The thread's error is raised here; stopping early stops it."""
+    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(("batch", batch)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="lead-import-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = ready.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _parse(imp: LeadImport, batch: list[Record],
            report: Any) -> dict[str, tuple[str, dict[str, Any]]]:
     """The batch's rows by normalised email (the same person twice: one, merged, later cells
     winning): identity → (address as typed, profile fields and "_attrs"). Rows without a valid
@@ -237,14 +315,13 @@ def _parse(imp: LeadImport, batch: list[tuple[int, dict[str, str]]],
     from app.sales.export import defuse
 
     by_email: dict[str, tuple[str, dict[str, Any]]] = {}
-    for line, values in batch:
+    for line, values, address in batch:
         raw = values.pop("email", "")
-        try:
-            identity, display = normalise_email(raw)
-        except InvalidEmail as exc:
+        if isinstance(address, str):
             imp.rejected += 1
-            report.writerow([line, defuse(raw), defuse(f"not an email address: {exc}")])
+            report.writerow([line, defuse(raw), defuse(f"not an email address: {address}")])
             continue
+        identity, display = address
         profile: dict[str, Any] = {}
         attributes: dict[str, Any] = {}
         for target, value in values.items():
@@ -266,8 +343,7 @@ _KNOWN = (Lead.id, Lead.email, *(getattr(Lead, name) for name in PROFILE_FIELDS)
           Lead.attributes, Lead.unsubscribed_at, Lead.bounced_at)
 
 
-def apply_batch(imp: LeadImport, batch: list[tuple[int, dict[str, str]]],
-                report: Any) -> list[int]:
+def apply_batch(imp: LeadImport, batch: list[Record], report: Any) -> list[int]:
     """Upsert one batch (dedupe by normalised email); returns the lead ids it touched.
 
     A fixed number of statements per batch, whatever its size: one look-up of the known
@@ -357,23 +433,18 @@ def run_import(import_id: int, progress: Any = None) -> str:
         report = csv.writer(errors)
         if errors.tell() == 0:
             report.writerow(["line", "email", "reason"])
-        batch: list[tuple[int, dict[str, str]]] = []
-        read = 0
-        position = imp.byte_offset
-        for line, cells, position in _rows(imp):
-            read += 1
-            if any(c.strip() for c in cells):  # blank lines are skipped, not rejected
-                batch.append((line, _values(imp, cells)))
-            if read >= BATCH:
-                _commit(imp, batch, report, read, position, enroll, errors, progress)
-                batch, read = [], 0
-        _commit(imp, batch, report, read, imp.size, enroll, errors, progress)
+        reading = _Reading(path_of(imp), imp.delimiter,
+                           tuple(imp.mapping.get(column, IGNORE) for column in imp.columns),
+                           imp.rows_done)
+        for batch, read, position in _read_ahead(_batches(reading)):
+            _commit(imp, batch, report, read, imp.size if position is None else position,
+                    enroll, errors, progress)
     imp.status, imp.finished_at = "done", utcnow()
     db.session.commit()
     return imp.status
 
 
-def _commit(imp: LeadImport, batch: list[tuple[int, dict[str, str]]], report: Any, read: int,
+def _commit(imp: LeadImport, batch: list[Record], report: Any, read: int,
             position: int, enroll: Any, errors: IO[str], progress: Any) -> None:
     ids = apply_batch(imp, batch, report) if batch else []
     if enroll is not None and ids:

@@ -9,6 +9,7 @@ import csv
 import io
 import re
 
+import pytest
 import sqlalchemy as sa
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
@@ -236,3 +237,48 @@ def test_a_nul_character_in_a_cell_is_dropped_not_fatal(app, runner, tmp_path):
     assert "2 new leads" in output
     lead = db.session.scalar(sa.select(Lead).where(Lead.email == "nul@example.com"))
     assert (lead.first_name, lead.attributes) == ("AB", {"Plan": "pro"})
+
+
+def test_an_import_stopped_by_an_error_resumes_where_it_stopped(app, runner, tmp_path,
+                                                                 monkeypatch):
+    """Batches are read ahead in a thread: an error in either side stops the run, and the
+    redelivered job carries on after the last committed batch, nothing twice."""
+    from app.leads import imports
+
+    monkeypatch.setattr(imports, "BATCH", 3)
+    path = tmp_path / "people.csv"
+    path.write_text("email\n" + "".join(f"p{n}@example.com\n" for n in range(10)) + "bad\n",
+                    encoding="utf-8")
+    with open(path, "rb") as handle:
+        imp = imports.create(handle, "people.csv", None)
+    imp.status = "queued"
+    db.session.commit()
+    real = imports.apply_batch
+    calls = []
+
+    def failing(imp, batch, report):
+        calls.append(len(batch))
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+        return real(imp, batch, report)
+
+    monkeypatch.setattr(imports, "apply_batch", failing)
+    with pytest.raises(RuntimeError, match="database went away"):
+        run_import(imp.id)
+    db.session.rollback()
+    db.session.expire_all()
+    assert (imp.rows_done, imp.created) == (3, 3)
+    monkeypatch.setattr(imports, "apply_batch", real)
+    assert run_import(imp.id) == "done"
+    db.session.expire_all()
+    assert (imp.rows_done, imp.created, imp.rejected) == (11, 10, 1)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 10
+    # An error while reading (a cell over the csv module's limit) stops the job with it.
+    path.write_text("email,notes\nq@example.com," + "x" * (1024 * 1024 + 1) + "\n",
+                    encoding="utf-8")
+    with open(path, "rb") as handle:
+        huge = imports.create(handle, "huge.csv", None)
+    huge.status = "queued"
+    db.session.commit()
+    with pytest.raises(csv.Error):
+        run_import(huge.id)
