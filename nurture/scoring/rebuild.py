@@ -152,6 +152,11 @@ class _StreamReader:
         try:
             raw = self._connection.connection.driver_connection
             assert raw is not None
+            if since is not None:
+                # Every row is read: let the planner take the window's rows by time and sort
+                # them, not walk the whole log in lead order because that returns a first row
+                # sooner (a cursor's default plan, cursor_tuple_fraction 0.1).
+                raw.execute("SET LOCAL cursor_tuple_fraction = 1.0")
             self._cursor = raw.cursor(name="kindling_scores_rebuild")
             self._cursor.itersize = self.CHUNK
             self._cursor.execute(sql)
