@@ -36,6 +36,7 @@ from app.auth.models import Role, User
 from app.auth.roles import staff_required
 from app.db import db, driver_params, utcnow
 from app.leads import engagement
+from app.leads.campaign_members import LeadCampaign
 from app.leads.models import Event, Lead, Stage, StageChange
 from app.sales.web import bp
 from app.templating import plural
@@ -184,9 +185,9 @@ def statement(filters: Filters) -> sa.Select:
     if filters.min_engagement is not None:
         query = query.where(engagement.sql_at_least(Lead.engagement_key,
                                                     filters.min_engagement, now))
-    if filters.campaign_id is not None:
-        query = query.where(sa.exists().where(Event.lead_id == Lead.id,
-                                              Event.campaign_id == filters.campaign_id))
+    if filters.campaign_id is not None:  # as the leads list says it (app.leads.query)
+        query = query.where(sa.exists().where(LeadCampaign.lead_id == Lead.id,
+                                              LeadCampaign.campaign_id == filters.campaign_id))
     if filters.owner:
         query = query.where(User.email == filters.owner.strip().lower())
     if filters.since is not None:
