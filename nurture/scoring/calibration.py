@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
-from app.db import db, utcnow
-from app.leads.models import Lead, Stage, StageChange
+from app.db import any_of, db, utcnow
+from app.leads.models import Event, Lead, Stage, StageChange
 from app.reports.models import ReportLead
 from app.sales.models import Assignment
 from nurture.scoring import service
@@ -74,14 +75,33 @@ def snapshot_pending(limit: int = SNAPSHOT_BATCH) -> int:
         return 0
     history = RuleHistory()
     now = utcnow()
+    versions = {change_id: history.version_at(mql_at) for change_id, _, mql_at in pending}
+    # The batch's leads, their human events and their recycle moves: three queries, not three
+    # a snapshot. The events' columns are those the most demanding rule set reads.
+    ids = sorted({lead_id for _, lead_id, _ in pending})
+    leads = {lead.id: lead for lead in db.session.scalars(
+        sa.select(Lead).where(any_of(Lead.id, ids)))}
+    reading = max((history.rules(v) for v in set(versions.values())),
+                  key=lambda rules: rules.needs_event_data)
+    events_of: dict[int, list[Any]] = {}
+    for row in db.session.execute(
+            sa.select(Event.lead_id, *service.event_columns(reading))
+            .where(any_of(Event.lead_id, ids), Event.is_bot.is_(False))
+            .order_by(Event.lead_id, Event.occurred_at, Event.id)):
+        events_of.setdefault(row.lead_id, []).append(row)
+    recycles: dict[int, list[datetime]] = {}
+    for lead_id, when in db.session.execute(
+            sa.select(StageChange.lead_id, StageChange.changed_at)
+            .where(any_of(StageChange.lead_id, ids),
+                   StageChange.to_stage == Stage.RECYCLED.value)):
+        recycles.setdefault(lead_id, []).append(when)
     for change_id, lead_id, mql_at in pending:
-        lead = db.session.get(Lead, lead_id)
-        version = history.version_at(mql_at)
+        lead = leads[lead_id]
+        version = versions[change_id]
         rules = history.rules(version)
-        events = [e for e in service.human_events(lead_id, rules) if e.occurred_at <= mql_at]
-        reset = db.session.scalar(sa.select(sa.func.max(StageChange.changed_at)).where(
-            StageChange.lead_id == lead_id, StageChange.to_stage == Stage.RECYCLED.value,
-            StageChange.changed_at < mql_at))
+        events = [e for e in events_of.get(lead_id, []) if e.occurred_at <= mql_at]
+        reset = max((when for when in recycles.get(lead_id, []) if when < mql_at),
+                    default=None)
         result = assess(lead, events, rules, mql_at, since=reset, decide=False)
         db.session.add(MqlSnapshot(stage_change_id=change_id, lead_id=lead_id,
                                    ruleset_version=version, fit_points=result.fit.points,
