@@ -37,7 +37,8 @@ def _flask(env: dict[str, str], *args: str) -> str:
 
 
 @contextmanager
-def kindling(tmp: Path, settings: str = "", workers: int = 2) -> Iterator[tuple[str, dict[str, str]]]:
+def kindling(tmp: Path, settings: str = "", workers: int = 2,
+             threads: int | None = None) -> Iterator[tuple[str, dict[str, str]]]:
     """Yield (base URL, env) of Kindling under gunicorn on a fresh, seeded PostgreSQL database."""
     database_url = os.environ.get("BENCH_DATABASE_URL")
     created = False
@@ -58,8 +59,8 @@ def kindling(tmp: Path, settings: str = "", workers: int = 2) -> Iterator[tuple[
     try:
         _flask(env, "db", "upgrade")
         _flask(env, "seed-demo")
-        with gunicorn_server("wsgi:app", env, workers=workers, ready_path="/login",
-                             log_dir=tmp) as base:
+        with gunicorn_server("wsgi:app", env, workers=workers, threads=threads,
+                             ready_path="/login", log_dir=tmp) as base:
             yield base, env
     finally:
         if created:

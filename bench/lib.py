@@ -79,21 +79,24 @@ class Context:
     duration: int
     connections: int
     tmp: Path
-    _baselines: dict[tuple[str, str | None], WrkResult] = field(default_factory=dict, repr=False)
+    _baselines: dict[tuple[str, str | None, int | None], WrkResult] = field(default_factory=dict, repr=False)
 
     def baseline(self) -> WrkResult:
         """wrk result for ``GET /`` on the bare baseline app (measured once per run)."""
         return self.baseline_for("/")
 
-    def baseline_for(self, path: str, script: str | None = None) -> WrkResult:
+    def baseline_for(self, path: str, script: str | None = None,
+                     threads: int | None = None) -> WrkResult:
         """wrk result for ``path`` (and optional Lua ``script``) on the baseline app.
 
-        The baseline app runs under gunicorn with 2 workers, exactly like the
-        benchmarks compare against. Results are cached per (path, script).
+        The baseline app runs under gunicorn with 2 workers (and ``threads`` each, when
+        given), exactly like the benchmarks compare against. Results are cached per (path,
+        script, threads).
         """
-        key = (path, script)
+        key = (path, script, threads)
         if key not in self._baselines:
-            with gunicorn_server(BASELINE_APP, {}, workers=2, log_dir=self.tmp) as base:
+            with gunicorn_server(BASELINE_APP, {}, workers=2, threads=threads,
+                                 log_dir=self.tmp) as base:
                 self._baselines[key] = self.wrk(base + path, script=script)
         return self._baselines[key]
 
