@@ -8,13 +8,16 @@ import os
 
 from gunicorn import glogging
 
-from app import config, logs
+# gunicorn takes every public name of this module as a setting: `config` is one (a config
+# file's path), so the modules go under private names.
+from app import config as _config
+from app import logs as _logs
 
 # A worker busy longer than this is killed (the visitor gets a closed connection). It must
 # outlast the database's own limits, so that a stuck statement ends in the branded 503 with
 # Retry-After instead: DATABASE_CONNECT_TIMEOUT + DATABASE_STATEMENT_TIMEOUT + 10 s (75 s with
 # the defaults; `--timeout` on the command line still wins).
-_database = {**config.defaults(""), **config.from_environ(os.environ)}
+_database = {**_config.defaults(""), **_config.from_environ(os.environ)}
 timeout = (int(_database["DATABASE_CONNECT_TIMEOUT"])
            + int(_database["DATABASE_STATEMENT_TIMEOUT"]) + 10)
 
@@ -26,7 +29,7 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss "%(a)s"'
 class Logger(glogging.Logger):
     def setup(self, cfg) -> None:
         super().setup(cfg)
-        fmt = logs.formatter(os.environ.get("LOG_FORMAT"))
+        fmt = _logs.formatter(os.environ.get("LOG_FORMAT"))
         for logger in (self.error_log, self.access_log):
             for handler in logger.handlers:
                 handler.setFormatter(fmt)

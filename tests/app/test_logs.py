@@ -123,3 +123,23 @@ def test_gunicorn_waits_for_the_databases_own_timeouts(monkeypatch):
     assert importlib.reload(conf).timeout > 65
     monkeypatch.setenv("DATABASE_STATEMENT_TIMEOUT", "5")
     assert 10 < importlib.reload(conf).timeout <= 30
+
+
+def test_gunicorn_loads_the_config_module_as_the_readme_command_does():
+    """`gunicorn -c python:app.gunicorn_conf` (the README's production command and `flask
+    run-all`) reads every public name of the module as a setting: a module imported under a
+    setting's name (`config`) made gunicorn refuse to start, and `make run` with it."""
+    from gunicorn.app.base import Application
+
+    class Probe(Application):  # gunicorn's own loader, without its command line
+        def load_config(self) -> None:
+            self.load_config_from_module_name_or_filename("python:app.gunicorn_conf")
+
+        def load(self) -> None:
+            return None
+
+    application = Probe()  # exited with "Invalid value for config" before
+    import app.gunicorn_conf as conf
+
+    assert application.cfg.timeout == conf.timeout
+    assert application.cfg.logger_class.__module__ == "app.gunicorn_conf"
