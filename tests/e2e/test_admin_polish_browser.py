@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 
@@ -108,14 +109,15 @@ def test_a_marketer_picks_a_lead_and_a_campaign_for_the_preview(live_server, new
     page.get_by_label("With campaign").select_option(label="Demo campaign")  # a short list
     page.get_by_role("button", name="Show").click()
 
-    assert page.get_by_text("For Dana Okafor, with the campaign “Demo campaign”").is_visible()
+    # The preview page is a new page load: wait for it (a busy machine takes a while).
+    expect(page.get_by_text("For Dana Okafor, with the campaign “Demo campaign”")).to_be_visible()
     frame = page.frame_locator("iframe.mail-preview")
-    assert frame.get_by_text("Hi Dana").is_visible()
+    expect(frame.get_by_text("Hi Dana")).to_be_visible()
     assert page.get_by_label("Preview for lead").input_value() == suggestion  # kept, by name
 
     page.get_by_label("Preview for lead").fill("nobody@example.com")
     page.get_by_role("button", name="Show").click()
-    assert page.get_by_text("No lead matches “nobody@example.com”").is_visible()
+    expect(page.get_by_text("No lead matches “nobody@example.com”")).to_be_visible()
     assert page.locator("iframe.mail-preview").count() == 0
 
 
