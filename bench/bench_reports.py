@@ -8,6 +8,10 @@ handoffs decided. `flask reports rebuild-rollups` runs once (its time is shown),
 report page is requested three times for the last 90 days (the best time counts: the first
 request warms the caches) and the what-if runs once. Targets from issue 12: a report under
 1 s, the replay under 30 s. Absolute times: the machine's load shows in them.
+
+BENCH_KEEP_DB=1 keeps the database (`kindling_bench_reports`) after the run, stamped with its
+sizes once loaded and rebuilt, and a later run with the same sizes reuses it: only the report
+and what-if rows are measured again (the load and rebuild rows say "reused").
 """
 
 from __future__ import annotations
@@ -16,7 +20,17 @@ import sys
 import time
 
 from bench.lib import Context, Row
-from bench.scratch import env_int, flask_cmd, insert_select, load_leads, run_measured, scratch_db
+from bench.scratch import (
+    env_int,
+    flask_cmd,
+    insert_select,
+    keep_db,
+    load_leads,
+    loaded_marker,
+    mark_loaded,
+    run_measured,
+    scratch_db,
+)
 
 DB_NAME = "kindling_bench_reports"
 REDIS_DB = 13
@@ -90,19 +104,31 @@ def run(ctx: Context) -> list[Row]:
     n_leads = env_int("BENCH_REPORT_LEADS", 1_000_000)
     n_events = env_int("BENCH_REPORT_EVENTS", 10_000_000)
     rows: list[Row] = []
-    with scratch_db(ctx.tmp, DB_NAME, REDIS_DB) as scratch:
-        print(f"  reports: loading {n_leads:,} leads and {n_events:,} events ...",
-              file=sys.stderr, flush=True)
-        started = time.monotonic()
-        _load(scratch, n_leads, n_events)
-        loaded = time.monotonic() - started
-        built = run_measured(flask_cmd("reports", "rebuild-rollups"), scratch.env, timeout=7200)
-        if built.returncode != 0:
-            raise RuntimeError(f"rebuild-rollups failed:\n{built.output[-2000:]}")
-        rows.append(Row(f"reports: data loaded ({n_leads:,} leads, {n_events:,} events)", "—",
-                        f"{loaded:.0f} s", None, None))
-        rows.append(Row("reports rebuild-rollups, from scratch", "—",
-                        f"{built.seconds:.0f} s, peak RSS {built.max_rss_mb:.0f} MB", None, None))
+    keep = keep_db()
+    marker = f"kindling bench reports: {n_leads} leads, {n_events} events"
+    reuse = keep and loaded_marker(DB_NAME) == marker
+    with scratch_db(ctx.tmp, DB_NAME, REDIS_DB, reuse=reuse, keep=keep) as scratch:
+        if reuse:
+            print(f"  reports: reusing {DB_NAME} ({marker})", file=sys.stderr, flush=True)
+            rows.append(Row(f"reports: data reused ({n_leads:,} leads, {n_events:,} events)",
+                            "—", "reused", None, None))
+        else:
+            print(f"  reports: loading {n_leads:,} leads and {n_events:,} events ...",
+                  file=sys.stderr, flush=True)
+            started = time.monotonic()
+            _load(scratch, n_leads, n_events)
+            loaded = time.monotonic() - started
+            built = run_measured(flask_cmd("reports", "rebuild-rollups"), scratch.env,
+                                 timeout=7200)
+            if built.returncode != 0:
+                raise RuntimeError(f"rebuild-rollups failed:\n{built.output[-2000:]}")
+            rows.append(Row(f"reports: data loaded ({n_leads:,} leads, {n_events:,} events)",
+                            "—", f"{loaded:.0f} s", None, None))
+            rows.append(Row("reports rebuild-rollups, from scratch", "—",
+                            f"{built.seconds:.0f} s, peak RSS {built.max_rss_mb:.0f} MB",
+                            None, None))
+            if keep:
+                mark_loaded(DB_NAME, marker)
         app = scratch.app(TESTING=True, WTF_CSRF_ENABLED=False)
         from datetime import timedelta
 
@@ -110,8 +136,11 @@ def run(ctx: Context) -> list[Row]:
         from app.db import db, utcnow
 
         with app.app_context():
-            create_user("bench@example.com", "bench-password-1", "marketer")
-            db.session.commit()
+            from app.auth.models import User
+
+            if db.session.query(User.id).filter_by(email="bench@example.com").first() is None:
+                create_user("bench@example.com", "bench-password-1", "marketer")
+                db.session.commit()
             today = utcnow().date()
             span = f"since={(today - timedelta(days=89)).isoformat()}&until={today.isoformat()}"
         client = app.test_client()
