@@ -9,6 +9,7 @@ range, so in a short range an email sent before it but opened in it can lift a r
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import date
 from typing import Any
@@ -128,6 +129,19 @@ def build(day: date) -> list[Row]:
     return rows
 
 
+_PLACEHOLDER = re.compile(r"\{\{-?\s*(?:lead\.)?([A-Za-z_][\w.]*)[^}]*?-?\}\}")
+_STATEMENT = re.compile(r"\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+
+
+def readable_subject(source: str) -> str:
+    """A step's subject as a reader of the report knows it: `Your guide, {{ lead.first_name }}`
+    reads `Your guide, [first name]` (the template's own syntax is for its editor)."""
+    text = _PLACEHOLDER.sub(lambda m: "[" + m.group(1).split(".")[-1].replace("_", " ") + "]",
+                            source or "")
+    text = " ".join(_STATEMENT.sub("", text).split())
+    return text or "(no subject)"
+
+
 def email(f) -> Result:
     found = query.sums(METRICS, f.since, f.until, campaign_id=f.campaign_id,
                        by=("metric", "detail"))
@@ -142,7 +156,8 @@ def email(f) -> Result:
         step = steps.get(step_id)
         if step is None:
             return "(removed)", f"step {step_id}"
-        return sequences.get(step.sequence_id, "?"), f"{step.position + 1}. {step.subject}"
+        return (sequences.get(step.sequence_id, "?"),
+                f"{step.position + 1}. {readable_subject(step.subject)}")
 
     ordered = sorted(counts, key=lambda s: (label(s)[0], steps[s].position if s in steps else 0))
     rows: list[list[Any]] = []

@@ -104,3 +104,22 @@ def test_a_rebuild_counts_what_the_daily_refresh_counts(app):
         daily = reports.email(span).table("steps").rows
         rebuild()
         assert reports.email(span).table("steps").rows == daily
+
+
+def test_a_subject_with_placeholders_reads_as_text_in_the_report(app):
+    """The report names an email by its subject as a reader knows it, not by template source:
+    `Your guide, {{ lead.first_name }}` is shown as `Your guide, [first name]`."""
+    with time_machine.travel(NOW, tick=False):
+        sequence = make_sequence(email_step(subject="Your guide, {{ lead.first_name }}"),
+                                 email_step(subject="{% if lead.company %}For {{ lead.company }}"
+                                                    "{% endif %}"))
+        lead = make_lead("reader@example.com")
+        for step in sequence.steps:
+            _send(lead, sequence, step, NOW - timedelta(days=1))
+        db.session.commit()
+        refresh()
+        result = reports.email(Filters(since=(NOW - timedelta(days=6)).date(), until=NOW.date()))
+    names = [r[0] for r in result.table("steps").rows]
+    assert names == [f"{sequence.name} · 1. Your guide, [first name]",
+                     f"{sequence.name} · 2. For [company]"]
+    assert "{{" not in str(result.table("steps").chart)
