@@ -27,20 +27,22 @@ from forms import pipeline
 from forms.builder import CONSENT
 
 # (email, first name, company, job title, country, days ago, channel, utm_source, fate)
+# Everyone was created in the last 30 days (the reports' default range), so the default
+# funnel already shows opportunities and customers.
 PEOPLE = [
-    ("ava@northwind.example.com", "Ava", "Northwind", "VP Operations", "US", 40, "hosted",
+    ("ava@northwind.example.com", "Ava", "Northwind", "VP Operations", "US", 28, "hosted",
      "google", ("customer", "18000")),
-    ("ben@contoso.example.com", "Ben", "Contoso", "Director of IT", "GB", 37, "hosted",
+    ("ben@contoso.example.com", "Ben", "Contoso", "Director of IT", "GB", 26, "hosted",
      "linkedin", ("customer", "9500")),
-    ("chloe@fabrikam.example.com", "Chloe", "Fabrikam", "Head of Growth", "DE", 33, "embed",
+    ("chloe@fabrikam.example.com", "Chloe", "Fabrikam", "Head of Growth", "DE", 24, "embed",
      "newsletter", ("lost", "12000")),
-    ("dev@tailspin.example.com", "Dev", "Tailspin", "Director of Sales", "US", 30, "hosted",
+    ("dev@tailspin.example.com", "Dev", "Tailspin", "Director of Sales", "US", 22, "hosted",
      "google", ("opportunity", "7000")),
-    ("emma@woodgrove.example.com", "Emma", "Woodgrove", "VP Marketing", "CA", 26, "hosted",
+    ("emma@woodgrove.example.com", "Emma", "Woodgrove", "VP Marketing", "CA", 19, "hosted",
      "linkedin", ("sql", None)),
-    ("farid@litware.example.com", "Farid", "Litware", "Director of Finance", "FR", 22, "embed",
+    ("farid@litware.example.com", "Farid", "Litware", "Director of Finance", "FR", 16, "embed",
      "newsletter", ("rejected", "Timing: budget frozen until next year")),
-    ("gia@adatum.example.com", "Gia", "Adatum", "Head of Data", "NL", 18, "hosted", "google",
+    ("gia@adatum.example.com", "Gia", "Adatum", "Head of Data", "NL", 14, "hosted", "google",
      ("rejected", "Student project, not a buyer")),
     ("hugo@proseware.example.com", "Hugo", "Proseware", "Director of Ops", "IE", 12, "hosted",
      "google", ("mql", None)),
@@ -164,7 +166,7 @@ def seed_demo_history() -> list[str]:
                 Event.data["outcome_id"].as_integer() == outcome.id).values(occurred_at=when))
             closed += stage in ("customer", "lost")
         db.session.flush()
-    # Ava came back a month later for another guide: a repeat submission, not a new lead.
+    # Ava came back four weeks later for another guide: a repeat submission, not a new lead.
     _submit(campaign, page, PEOPLE[0], repeat=True)
     db.session.commit()
     won = db.session.scalar(sa.select(sa.func.sum(Outcome.amount))

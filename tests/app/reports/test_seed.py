@@ -20,5 +20,10 @@ def test_the_demo_gives_every_report_numbers(app, client, auth):
     for slug in ("funnel", "over-time", "cost", "speed", "scores"):
         html = client.get(f"/admin/reports/{slug}?since=2020-01-01").get_data(as_text=True)
         assert "Nothing to show" not in html, slug
+    # What a newcomer opens: the default range (the last 30 days) already reaches the bottom
+    # of the funnel.
+    rows = client.get("/admin/reports/funnel.csv?table=funnel").get_data(as_text=True)
+    counts = dict(line.split(",")[:2] for line in rows.splitlines()[1:])
+    assert int(counts["Opportunity"]) >= 1 and int(counts["Customer"]) == 2, rows
     html = client.get("/admin/scoring/calibration").get_data(as_text=True)
     assert "decided handoffs" in html
