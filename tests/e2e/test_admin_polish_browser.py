@@ -91,6 +91,23 @@ def test_every_main_admin_page_fits_a_390_px_screen(live_server, new_page, demo)
         .every(a => a.getBoundingClientRect().right <= document.documentElement.clientWidth)""")
 
 
+def test_every_report_table_fits_a_1280_px_screen(live_server, new_page, demo):
+    """On a laptop, a report's numbers are all in view: no table hides columns off to the
+    right of its card (the funnel per campaign and the cost table have 10-15 columns)."""
+    page = new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, live_server.url, "marketer@example.com")
+    hidden = {}
+    for slug in ("funnel", "over-time", "cost", "speed", "email", "scores"):
+        page.goto(f"{live_server.url}/admin/reports/{slug}")
+        expect(page.locator("h1")).to_be_visible()
+        cut = page.evaluate("""() => [...document.querySelectorAll('.table-scroll')]
+            .filter(box => box.scrollWidth > box.clientWidth + 1)
+            .map(box => box.getAttribute('aria-label'))""")
+        if cut:
+            hidden[slug] = cut
+    assert hidden == {}
+
+
 def test_a_marketer_picks_a_lead_and_a_campaign_for_the_preview(live_server, new_page, demo):
     page = new_page(viewport={"width": 1280, "height": 900})
     sign_in(page, live_server.url, "marketer@example.com")
