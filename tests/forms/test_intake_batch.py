@@ -8,6 +8,7 @@ values, stage changes, submissions, events, consent ledger rows, follow-up work,
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -186,3 +187,30 @@ def test_the_batch_path_takes_a_batch_in_a_handful_of_statements(forms, page, ap
 def events(type: str) -> list[Event]:
     db.session.expire_all()
     return list(db.session.scalars(sa.select(Event).where(Event.type == type)))
+
+
+def test_a_drained_backlog_leaves_the_planner_statistics_of_what_it_wrote(app, forms):
+    """A backlog drained on a young database (or with autovacuum off) must not leave the planner
+    guessing: without statistics each batch's `fingerprint IN (…)` scans every submission, so
+    the processor slowed down with the backlog's size (1,210 rows/s at 2,000 rows, 547 at
+    23,000). It ANALYZEs the tables it grew once they changed by more than their size."""
+    if db.engine.dialect.name != "postgresql":
+        assert processor.refresh_statistics(force=True) == []  # SQLite plans need none
+        return
+    for start in range(0, 1200, 400):
+        for at in range(start, start + 400):
+            _row(forms["plain"], {"email": f"reader-{at}@example.com", "first_name": "Reader"},
+                 at)
+        db.session.commit()
+    assert processor.drain() == 1200
+    analyzed: list[str] = []
+    for _ in range(40):  # the server's activity counters catch up within about a second
+        analyzed += processor.refresh_statistics(force=True)
+        if "submissions" in analyzed:
+            break
+        time.sleep(0.5)
+    assert {"submissions", "leads", "events"} <= set(analyzed)
+    tuples = db.session.scalar(sa.text(
+        "SELECT reltuples FROM pg_class WHERE relname = 'submissions'"))
+    assert tuples >= 1000
+    assert processor.refresh_statistics(force=True) == []  # nothing changed since
