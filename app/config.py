@@ -106,6 +106,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # to the provider before its worker counts as dead (the email's fate is then unknown).
         "MAIL_MAX_ATTEMPTS": 5,
         "MAIL_CLAIM_TIMEOUT": 300,
+        # Batched senders (the asset emails of an intake batch): provider calls at once.
+        "MAIL_SEND_THREADS": 8,
         # Workers: modules imported once in the worker before it forks work-horses, so a job
         # does not pay for importing them (and for what they build at import) every time.
         "RQ_PRELOAD_MODULES": ("app.mail.jobs", "nurture.jobs", "nurture.sender",

@@ -1,8 +1,9 @@
 """Campaign jobs. The email ones run through the outbox (inside its job context), so they are
 plain functions taking ids; all are safe to run twice.
 
-- `send_asset_emails(submission_ids)`: the submission listener (a batch of them per job);
-  `send_asset_email(submission_id)` for each: emails the page's asset link.
+- `send_asset_emails(submission_ids)`: the submission listener (a batch of them per job, one
+  per intake batch): emails each page's asset link, the batch at once (below);
+  `send_asset_email(submission_id)` sends one, as the careful path.
 - `resend_asset_email(submission_id, asset_id, key)`: a fresh link asked for on an expired one.
   Both send through the mail ledger (`app.mail.deliver`): at most once per key.
 - `on_asset_email_settled(row)`: SendGrid's events settled one whose answer never came.
@@ -12,28 +13,172 @@ plain functions taking ids; all are safe to run twice.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import current_app, render_template
+from sqlalchemy.orm import joinedload
 
 from app import mail
-from app.db import db
-from app.jobs import each, job
-from app.leads.models import Event
+from app.db import db, insert_rows, utcnow
+from app.jobs import RetryLater, each, job
+from app.leads.models import Event, Lead
 from app.leads.service import record_event
-from app.mail.ledger import DeliveryStatus, MailDelivery
+from app.mail.ledger import CUSTOM_ARG, DeliveryStatus, MailDelivery
 from campaigns.models import DELIVERABLE_STATUSES, Asset, LandingPage
 from campaigns.tokens import download_url
 from forms.models import Submission
 
 log = logging.getLogger(__name__)
+_LEDGER = cast(sa.Table, MailDelivery.__table__)
+
+
+@dataclass
+class _Ready:
+    """An asset email the batch path sends: built, its ledger row not yet claimed."""
+
+    submission: Submission
+    asset: Asset
+    key: str
+    email: mail.Email
+    row_id: int = 0
 
 
 def send_asset_emails(submission_ids: list[int]) -> list[str | None]:
-    """The batch submission listener: `send_asset_email` for each submission, in one job (the
-    intake processor writes one per batch). A redelivered or retried batch sends nothing
-    twice: each email's ledger key (`asset:<submission>`) lets it leave once."""
-    return each(submission_ids, send_asset_email)
+    """The batch submission listener: the asset email of each submission (as
+    `send_asset_email`), per submission its message id or None. A redelivered or retried batch
+    sends nothing twice: each email's ledger key (`asset:<submission>`) lets it leave once.
+
+    The common case costs a handful of statements for the whole batch, not ~20 per email:
+    one read of the submissions, their leads, pages and assets, and of the ledger rows and
+    events already there; every new email's ledger row claimed in one INSERT (skipping any
+    key another run holds) and committed before any email leaves; then up to
+    MAIL_SEND_THREADS provider calls at once; then the answers and the `asset_email_sent`
+    events in one commit. An email with a ledger row already (a retry, a redelivery, another
+    worker's) or that cannot be built goes through `send_asset_email`, which decides it."""
+    ids = list(dict.fromkeys(int(i) for i in submission_ids))
+    results: dict[int, str | None] = dict.fromkeys(ids)
+    ready, careful = _plan(ids)
+    problem: Exception | None = None
+    if ready:
+        careful += _claim(ready)
+        ready = [item for item in ready if item.row_id]
+        problem = _send_and_record(ready, results)
+    try:
+        for submission_id, outcome in zip(careful, each(careful, send_asset_email)):
+            results[submission_id] = outcome
+    except Exception as exc:  # noqa: BLE001 - raised below (a RetryLater first)
+        problem = problem if isinstance(problem, RetryLater) else exc
+    if problem is not None:
+        raise problem  # the outbox retries the batch; what was sent stays sent
+    return [results[int(i)] for i in submission_ids]
+
+
+def _plan(ids: list[int]) -> tuple[list[_Ready], list[int]]:
+    """(emails the batch sends, submissions for the careful path), from four reads."""
+    submissions = list(db.session.scalars(
+        sa.select(Submission).where(Submission.id.in_(ids))
+        .options(joinedload(Submission.lead)).order_by(Submission.id)))
+    page_ids = {s.landing_page_id for s in submissions if s.landing_page_id}
+    pages = {page.id: page for page in db.session.scalars(
+        sa.select(LandingPage).where(LandingPage.id.in_(page_ids))
+        .options(joinedload(LandingPage.asset)))} if page_ids else {}
+    sent_before = set(db.session.scalars(sa.select(Event.dedupe_key).where(
+        Event.dedupe_key.in_([f"asset-email:{i}" for i in ids]))))
+    claimed_before = set(db.session.scalars(sa.select(MailDelivery.key).where(
+        MailDelivery.key.in_([f"asset:{i}" for i in ids]))))
+    ready: list[_Ready] = []
+    careful: list[int] = []
+    for submission in submissions:
+        page = pages.get(submission.landing_page_id or 0)
+        lead = submission.lead
+        if (submission.status not in DELIVERABLE_STATUSES or page is None or page.asset is None
+                or not _emailable(lead)
+                or f"asset-email:{submission.id}" in sent_before):
+            continue  # nothing to send (as `send_asset_email` decides)
+        key = f"asset:{submission.id}"
+        if key in claimed_before:
+            careful.append(submission.id)
+            continue
+        try:
+            email = _asset_email(submission, page.asset, page)
+        except Exception:  # noqa: BLE001 - the careful path builds it again and says why
+            careful.append(submission.id)
+            continue
+        ready.append(_Ready(submission, page.asset, key, email))
+    return ready, careful
+
+
+def _claim(ready: list[_Ready]) -> list[int]:
+    """Claim the ledger rows of `ready` in one INSERT, committed: each email has its unique row
+    before it leaves. A key another run took meanwhile is skipped here; its submission is
+    returned, for the careful path."""
+    now = utcnow()
+    made = dict(insert_rows(_LEDGER, [
+        {"key": item.key, "purpose": "asset", "lead_id": item.submission.lead_id,
+         "subject": (item.email.subject or "")[:300], "status": DeliveryStatus.CLAIMED.value,
+         "attempts": 1, "claimed_at": now, "created_at": now, "updated_at": now}
+        for item in ready], (_LEDGER.c.key, _LEDGER.c.id), skip_conflicts=["key"]))
+    session = db.session()
+    expire, session.expire_on_commit = session.expire_on_commit, False  # read-only objects:
+    try:  # no reload of each one after the commit
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
+    taken = []
+    for item in ready:
+        item.row_id = made.get(item.key, 0)
+        if item.row_id:
+            item.email.custom_args = {**item.email.custom_args,
+                                      CUSTOM_ARG: str(item.row_id)}
+        else:
+            taken.append(item.submission.id)
+    return taken
+
+
+def _send_and_record(ready: list[_Ready], results: dict[int, str | None]) -> Exception | None:
+    """Send the claimed emails at once, then record the answers in one commit. Returns the
+    first problem (RetryLater first): the caller raises it once the batch is done."""
+    threads = int(current_app.config.get("MAIL_SEND_THREADS", 8))
+    answers = mail.transmit_all([(item.key, item.email) for item in ready], threads)
+    now = utcnow()
+    sent = [(item, answer) for item, answer in zip(ready, answers) if isinstance(answer, str)]
+    if sent:
+        db.session.execute(
+            sa.update(_LEDGER).where(_LEDGER.c.id == sa.bindparam("row_id"),
+                                     _LEDGER.c.status == DeliveryStatus.CLAIMED.value)
+            .values(status=DeliveryStatus.SENT.value, sent_at=now, error=None, updated_at=now,
+                    provider_message_id=sa.bindparam("message_id")),
+            [{"row_id": item.row_id, "message_id": (answer or "")[:200] or None}
+             for item, answer in sent])
+        for item, message_id in sent:
+            results[item.submission.id] = message_id
+            _record(item.submission, "asset_email_sent", f"asset-email:{item.submission.id}",
+                    {"asset_id": item.asset.id, "asset": item.asset.name,
+                     "message_id": message_id}, commit=False)
+        db.session.commit()
+    problem: Exception | None = None
+    for item, reply in zip(ready, answers):
+        if isinstance(reply, str):
+            continue
+        if not isinstance(reply, mail.MailError):  # its row stays claimed: never sent again
+            log.error("asset email %s: %s: %s", item.key, type(reply).__name__, reply)
+            problem = problem or reply
+            continue
+        row = db.session.get(MailDelivery, item.row_id)
+        assert row is not None
+        try:
+            outcome = mail.refused(row, reply)
+        except RetryLater as exc:
+            problem = problem if isinstance(problem, RetryLater) else exc
+            continue
+        _after(item.submission, item.asset, outcome, f"asset-email:{item.submission.id}")
+    return problem
+
+
+def _emailable(lead: Lead | None) -> bool:
+    return lead is not None and lead.unsubscribed_at is None and lead.bounced_at is None
 
 
 def send_asset_email(submission_id: int) -> str | None:
@@ -66,28 +211,37 @@ def _send(submission: Submission, asset: Asset, page: LandingPage | None, *, key
     """Send through the mail ledger (`key`): at most once, and never again after an answer that
     never came. The lead's timeline gets `asset_email_sent` or `asset_email_failed`."""
     lead = submission.lead
-    if lead is None or lead.unsubscribed_at is not None or lead.bounced_at is not None:
+    if not _emailable(lead):
         return None
     # Sent before the mail ledger existed (its event is there): nothing to do.
     if db.session.scalar(sa.select(Event.id).where(Event.dedupe_key == event_key)) is not None:
         return None
+    outcome = mail.deliver(key, lambda: _asset_email(submission, asset, page),
+                           lead_id=submission.lead_id)  # RetryLater: the outbox retries
+    return _after(submission, asset, outcome, event_key)
 
-    def build() -> mail.Email:
-        link = download_url(submission.id, asset.id)
-        context = {"lead": lead, "asset": asset, "page": page, "link": link,
-                   "hours": asset.link_ttl_hours,
-                   "postal_address": current_app.config["POSTAL_ADDRESS"]}
-        # Only the validated address goes into a header; the name a lead typed stays in the body.
-        return mail.new_email(
-            to=lead.email_display or lead.email,
-            subject=f"Your download: {asset.name}",
-            html=render_template("campaigns/mail/asset.html", **context),
-            text=render_template("campaigns/mail/asset.txt", **context),
-            categories=["asset"],
-            custom_args={"submission_id": str(submission.id), "asset_id": str(asset.id)},
-        )
 
-    outcome = mail.deliver(key, build, lead_id=lead.id)  # RetryLater: the outbox retries
+def _asset_email(submission: Submission, asset: Asset, page: LandingPage | None) -> mail.Email:
+    lead = submission.lead
+    assert lead is not None
+    link = download_url(submission.id, asset.id)
+    context = {"lead": lead, "asset": asset, "page": page, "link": link,
+               "hours": asset.link_ttl_hours,
+               "postal_address": current_app.config["POSTAL_ADDRESS"]}
+    # Only the validated address goes into a header; the name a lead typed stays in the body.
+    return mail.new_email(
+        to=lead.email_display or lead.email,
+        subject=f"Your download: {asset.name}",
+        html=render_template("campaigns/mail/asset.html", **context),
+        text=render_template("campaigns/mail/asset.txt", **context),
+        categories=["asset"],
+        custom_args={"submission_id": str(submission.id), "asset_id": str(asset.id)},
+    )
+
+
+def _after(submission: Submission, asset: Asset, outcome: mail.Delivery,
+           event_key: str) -> str | None:
+    """The lead's timeline after a send: `asset_email_sent`, or `asset_email_failed` once."""
     if outcome.status == "sent":
         _record(submission, "asset_email_sent", event_key,
                 {"asset_id": asset.id, "asset": asset.name, "message_id": outcome.message_id})
@@ -98,10 +252,13 @@ def _send(submission: Submission, asset: Asset, page: LandingPage | None, *, key
     return None
 
 
-def _record(submission: Submission, type_: str, dedupe_key: str, data: dict) -> None:
+def _record(submission: Submission, type_: str, dedupe_key: str, data: dict[str, Any], *,
+            commit: bool = True) -> None:
     record_event(submission.lead, type_, campaign_id=submission.campaign_id,
-                 data={**data, "submission_id": submission.id}, dedupe_key=dedupe_key)
-    db.session.commit()
+                 data={**data, "submission_id": submission.id}, dedupe_key=dedupe_key,
+                 flush=commit)
+    if commit:
+        db.session.commit()
 
 
 def on_asset_email_settled(row: MailDelivery) -> None:

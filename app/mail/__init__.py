@@ -12,7 +12,7 @@ from typing import Protocol
 
 from flask import Flask, current_app
 
-from app.mail.delivery import Delivery, deliver, transmit
+from app.mail.delivery import Delivery, deliver, refused, transmit, transmit_all
 from app.mail.errors import MailError
 from app.mail.message import Attachment, Email
 
@@ -56,4 +56,4 @@ def new_email(to: str, subject: str, html: str, text: str, **kwargs) -> Email:
 
 
 __all__ = ["Attachment", "Delivery", "Email", "MailBackend", "MailError", "backend", "deliver",
-           "new_email", "transmit"]
+           "new_email", "refused", "transmit", "transmit_all"]

@@ -14,7 +14,8 @@ before: nothing to do), `failed` (refused for good, or out of attempts: recorded
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -49,6 +50,27 @@ def transmit(email: Email, *, key: str) -> str:
     return message_id
 
 
+def transmit_all(emails: Sequence[tuple[str, Email]], threads: int) -> list[str | Exception]:
+    """`transmit` each (key, email), up to `threads` at once (their provider round trips
+    overlap); per email, its message id or the exception it raised, in order. The caller has
+    claimed each email's ledger row (committed) and records what came back. The threads touch
+    no database, only the mail backend (thread-safe)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def one(item: tuple[str, Email]) -> str | Exception:
+        with app.app_context():
+            try:
+                return transmit(item[1], key=item[0])
+            except Exception as exc:  # noqa: BLE001 - the caller decides, email by email
+                return exc
+
+    if threads <= 1 or len(emails) <= 1:
+        return [one(item) for item in emails]
+    with ThreadPoolExecutor(max_workers=min(threads, len(emails)),
+                            thread_name_prefix="mail-send") as pool:
+        return list(pool.map(one, emails))
+
+
 def deliver(key: str, build: Callable[[], Email], *, lead_id: int | None = None,
             max_attempts: int | None = None) -> Delivery:
     """Send the email `key` names at most once: claim its ledger row (committed), `build()` it,
@@ -74,7 +96,7 @@ def deliver(key: str, build: Callable[[], Email], *, lead_id: int | None = None,
     try:
         message_id = transmit(email, key=key)
     except MailError as exc:
-        return _refused(row, exc, max_attempts or int(current_app.config["MAIL_MAX_ATTEMPTS"]))
+        return refused(row, exc, max_attempts)
     if ledger.move(row, DeliveryStatus.CLAIMED, status=DeliveryStatus.SENT.value,
                    sent_at=utcnow(), error=None,
                    provider_message_id=(message_id or "")[:200] or None):
@@ -83,8 +105,10 @@ def deliver(key: str, build: Callable[[], Email], *, lead_id: int | None = None,
     return Delivery("done" if row.status == DeliveryStatus.SENT else row.status, row)
 
 
-def _refused(row: MailDelivery, exc: MailError, max_attempts: int) -> Delivery:
-    """The provider did not take it: unknown (it may have it), failed, or retry later."""
+def refused(row: MailDelivery, exc: MailError, max_attempts: int | None = None) -> Delivery:
+    """The provider did not take the claimed email `row`: unknown (it may have it), failed, or
+    retry later (raises RetryLater). Commits."""
+    max_attempts = max_attempts or int(current_app.config["MAIL_MAX_ATTEMPTS"])
     error = str(exc)[:2000]
     if exc.uncertain:
         ledger.move(row, DeliveryStatus.CLAIMED, status=DeliveryStatus.UNKNOWN.value, error=error)

@@ -1,10 +1,17 @@
-"""The asset email listener takes a batch of submissions per job (one per intake batch)."""
+"""The asset email listener takes a batch of submissions per job (one per intake batch), and
+sends the batch at once: each email once, however often (or concurrently) its job runs."""
+
+import threading
 
 import pytest
 import sqlalchemy as sa
 
-from app import mail
-from app.db import db
+from app.db import db, utcnow
+from app.jobs import RetryLater
+from app.leads.models import Event
+from app.mail.errors import MailError
+from app.mail.ledger import DeliveryStatus, MailDelivery
+from campaigns import jobs
 from campaigns.jobs import send_asset_emails
 from forms.models import Submission
 from tests.campaigns.helpers import (
@@ -42,19 +49,104 @@ def test_a_batch_sends_each_email_once_however_often_it_runs(app, client):
 def test_one_failing_email_does_not_hold_up_the_others_and_the_retry_sends_only_it(
         app, client, monkeypatch):
     ids = _submissions(client, 3)
-    real = mail.deliver
-    broken = db.session.get(Submission, ids[1]).lead_id
+    real = jobs._asset_email
 
-    def deliver(key, build, *, lead_id=None, **kwargs):
-        if lead_id == broken:
+    def build(submission, asset, page):
+        if submission.id == ids[1]:
             raise RuntimeError("template exploded")
-        return real(key, build, lead_id=lead_id, **kwargs)
+        return real(submission, asset, page)
 
-    monkeypatch.setattr(mail, "deliver", deliver)
+    monkeypatch.setattr(jobs, "_asset_email", build)
     with pytest.raises(RuntimeError, match="template exploded"):  # the outbox retries the batch
         send_asset_emails(ids)
     assert _recipients() == ["p0@example.com", "p2@example.com"]
-    monkeypatch.setattr(mail, "deliver", real)
+    monkeypatch.setattr(jobs, "_asset_email", real)
     sent = send_asset_emails(ids)  # the retry
     assert sent[0] is None and sent[1] and sent[2] is None
     assert _recipients() == ["p0@example.com", "p1@example.com", "p2@example.com"]
+
+
+class _Provider:
+    """A mail backend that answers each address as told, and records what it was handed."""
+
+    name = "fake"
+
+    def __init__(self, answers=None, meet: int = 0):
+        self.answers = answers or {}
+        self.sent: list[str] = []
+        self.lock = threading.Lock()
+        # `meet` sends must be in flight together before any is answered (a sequential sender
+        # breaks the barrier instead).
+        self.barrier = threading.Barrier(meet, timeout=10) if meet else None
+
+    def send(self, email) -> str:
+        if self.barrier is not None:
+            self.barrier.wait()
+        answer = self.answers.get(email.to)
+        if isinstance(answer, Exception):
+            raise answer
+        with self.lock:
+            self.sent.append(email.to)
+            return f"msg-{len(self.sent)}"
+
+    def check(self) -> str:
+        return "fake"
+
+
+def test_n_submissions_give_n_asset_emails_sent_at_once_each_with_its_ledger_row_and_event(
+        app, client):
+    ids = _submissions(client, 4)
+    provider = app.extensions["mail"] = _Provider(meet=4)  # all four in flight together
+    message_ids = send_asset_emails(ids)
+    assert sorted(provider.sent) == [f"p{i}@example.com" for i in range(4)]
+    assert sorted(message_ids) == [f"msg-{n}" for n in range(1, 5)]
+    rows = db.session.scalars(sa.select(MailDelivery).order_by(MailDelivery.key)).all()
+    assert [(r.key, r.status, r.subject) for r in rows] == [
+        (f"asset:{i}", "sent", "Your download: The guide") for i in sorted(ids)]
+    assert {r.provider_message_id for r in rows} == set(message_ids)
+    events = db.session.scalars(sa.select(Event).where(Event.type == "asset_email_sent")).all()
+    assert sorted(e.data["submission_id"] for e in events) == sorted(ids)
+    provider.barrier = None
+    assert send_asset_emails(ids) == [None] * 4  # redelivered by RQ: nothing twice
+    assert len(provider.sent) == 4
+
+
+def test_an_email_claimed_by_another_run_is_left_to_it(app, client):
+    """Two deliveries of the same job at once: the second finds the first's ledger claim and
+    does not send that email (it is the first run's to send)."""
+    ids = _submissions(client, 3)
+    db.session.add(MailDelivery(key=f"asset:{ids[0]}", purpose="asset", status="claimed",
+                                attempts=1, claimed_at=utcnow()))
+    db.session.commit()
+    provider = app.extensions["mail"] = _Provider()
+    assert send_asset_emails(ids)[0] is None
+    assert sorted(provider.sent) == ["p1@example.com", "p2@example.com"]
+
+
+def test_a_provider_that_asks_to_wait_for_one_email_retries_only_that_one(app, client):
+    ids = _submissions(client, 3)
+    provider = app.extensions["mail"] = _Provider(
+        {"p1@example.com": MailError("429", permanent=False, retry_after=30)})
+    with pytest.raises(RetryLater):
+        send_asset_emails(ids)
+    assert sorted(provider.sent) == ["p0@example.com", "p2@example.com"]
+    row = db.session.scalar(sa.select(MailDelivery).where(MailDelivery.key == f"asset:{ids[1]}"))
+    assert row.status == DeliveryStatus.RETRY and row.not_before is not None
+    row.not_before = None
+    db.session.commit()
+    provider.answers = {}
+    sent = send_asset_emails(ids)  # the outbox's retry
+    assert sent[0] is None and sent[1] and sent[2] is None
+    assert sorted(provider.sent) == ["p0@example.com", "p1@example.com", "p2@example.com"]
+
+
+def test_an_answer_that_never_came_is_never_sent_again(app, client):
+    ids = _submissions(client, 2)
+    provider = app.extensions["mail"] = _Provider(
+        {"p0@example.com": MailError("read timed out", permanent=False, uncertain=True)})
+    assert send_asset_emails(ids)[0] is None
+    row = db.session.scalar(sa.select(MailDelivery).where(MailDelivery.key == f"asset:{ids[0]}"))
+    assert row.status == DeliveryStatus.UNKNOWN
+    provider.answers = {}
+    assert send_asset_emails(ids) == [None, None]
+    assert provider.sent == ["p1@example.com"]  # the provider's events settle p0's, not a resend
