@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -242,6 +242,20 @@ class Send(Model):
         sa.UniqueConstraint("enrollment_id", "step_id"),
         sa.Index("ix_nurture_sends_lead_sent", "lead_id", "sent_at"),
     )
+
+
+class EmailFirst(Model):
+    """The day each sequence email first had each kind of event the Email report counts (sent,
+    a person's open, a machine's click, ...). The report counts an email once per kind, on
+    that day; this table is how a later day knows it was counted before, without reading the
+    event log again, and it outlives a prune of the log. Kept by the email rollup's `prepare`
+    (`nurture.reports.record_firsts`). Ids and metric names only: no personal data."""
+
+    __tablename__ = "nurture_email_firsts"
+
+    send_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    metric: Mapped[str] = mapped_column(sa.String(24), primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date)
 
 
 class Suppression(Model):

@@ -15,14 +15,16 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
-from app.db import db
+from app.db import any_of, db
 from app.leads.models import Event
 from app.reports import charts, query
 from app.reports.days import as_date, bounds, day_sql
+from app.reports.models import ReportState
 from app.reports.registry import Report, Rollup, Row
 from app.reports.tables import Rate, Result, Table
-from nurture.models import Enrollment, Send, Sequence, Step
+from nurture.models import EmailFirst, Enrollment, Send, Sequence, Step
 
 # (event type, machine?) -> metric
 KINDS = {("email_sent", False): "email_sent", ("email_opened", False): "email_open_human",
@@ -64,62 +66,110 @@ def _metric_sql() -> Any:
     return sa.case(*whens, else_=None)
 
 
+FIRSTS_STATE = "email_firsts"
+FIRSTS_CHUNK = 500_000  # event ids per `record_firsts` call
+
+
+def record_firsts() -> int:
+    """The email rollup's `prepare`: the first day of each (email, kind) among the events
+    written since the last call, into `nurture_email_firsts` (an earlier day wins). It reads
+    from where the call before the last one stopped, so an event whose transaction committed
+    late is still seen (recording it twice changes nothing). Returns how many new event ids it
+    covered: 0 once caught up. Does not commit."""
+    state = db.session.get(ReportState, FIRSTS_STATE)
+    if state is None:
+        state = ReportState(name=FIRSTS_STATE, value={"low": 0, "high": 0})
+        db.session.add(state)
+    low, high = int(state.value.get("low", 0)), int(state.value.get("high", 0))
+    newest = int(db.session.scalar(sa.select(sa.func.max(Event.id))) or 0)
+    top = max(high, min(newest, high + FIRSTS_CHUNK))
+    metric, send_key = _metric_sql(), _send_key()
+    each = (sa.select(send_key.label("send_key"), metric.label("metric"),
+                      day_sql(Event.occurred_at).label("day"))
+            .where(Event.id > low, Event.id <= top, Event.type.in_(TYPES),
+                   send_key.is_not(None))).subquery()
+    rows = []
+    for key, kind, day in db.session.execute(
+            sa.select(each.c.send_key, each.c.metric, sa.func.min(each.c.day))
+            .where(each.c.metric.is_not(None)).group_by(each.c.send_key, each.c.metric)):
+        send_id = _send_id(key)
+        if send_id is not None:
+            rows.append({"send_id": send_id, "metric": kind, "day": as_date(day)})
+    table = EmailFirst.__table__
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    for part in range(0, len(rows), 1000):
+        upsert = dialect.insert(table)
+        db.session.execute(upsert.on_conflict_do_update(
+            index_elements=[table.c.send_id, table.c.metric], set_={"day": upsert.excluded.day},
+            where=upsert.excluded.day < table.c.day), rows[part:part + 1000])
+    state.value = {"low": high, "high": top}
+    return top - high
+
+
 def build_days(days: set[date]) -> dict[date, list[Row]]:
     """`build` for many days in one pass (a rebuild): each email's first event of each kind,
-    over all stored email events, counted on its day when that day is one of `days`."""
+    over all stored email events, counted on its day when that day is one of `days`. A first
+    day recorded earlier (`nurture_email_firsts`, kept when old events are pruned) wins over
+    the stored events: a rebuild after a prune counts nothing twice."""
     each = (sa.select(_send_key().label("send_key"), _metric_sql().label("metric"),
                       Event.occurred_at.label("at"))
             .where(Event.type.in_(TYPES), _send_key().is_not(None))).subquery()
     firsts = (sa.select(each.c.send_key, each.c.metric, sa.func.min(each.c.at).label("first_at"))
               .where(each.c.metric.is_not(None))
               .group_by(each.c.send_key, each.c.metric)).subquery()
-    located = (sa.select(day_sql(firsts.c.first_at).label("day"), firsts.c.metric,
-                         Enrollment.campaign_id, Send.step_id)
+    located = (sa.select(day_sql(firsts.c.first_at).label("day"), EmailFirst.day.label("known"),
+                         firsts.c.metric, Enrollment.campaign_id, Send.step_id)
                .select_from(firsts)
                .join(Send, sa.cast(Send.id, sa.String) == firsts.c.send_key)
-               .join(Enrollment, Enrollment.id == Send.enrollment_id)).subquery()
-    out: dict[date, list[Row]] = {}
-    for day, metric, campaign_id, step_id, value in db.session.execute(
-            sa.select(located.c.day, located.c.metric, located.c.campaign_id, located.c.step_id,
-                      sa.func.count())
-            .group_by(located.c.day, located.c.metric, located.c.campaign_id,
+               .join(Enrollment, Enrollment.id == Send.enrollment_id)
+               .outerjoin(EmailFirst, sa.and_(EmailFirst.send_id == Send.id,
+                                              EmailFirst.metric == firsts.c.metric))).subquery()
+    counted: dict[tuple[date, str, int, int], int] = {}
+    for day, known, metric, campaign_id, step_id, value in db.session.execute(
+            sa.select(located.c.day, located.c.known, located.c.metric, located.c.campaign_id,
+                      located.c.step_id, sa.func.count())
+            .group_by(located.c.day, located.c.known, located.c.metric, located.c.campaign_id,
                       located.c.step_id)):
-        when = as_date(day)
+        when = as_date(day) if known is None else min(as_date(day), as_date(known))
         if when in days:
-            out.setdefault(when, []).append((metric, campaign_id or 0, "", "", str(step_id),
-                                             int(value)))
+            key = (when, metric, campaign_id or 0, step_id)
+            counted[key] = counted.get(key, 0) + int(value)
+    out: dict[date, list[Row]] = {}
+    for (when, metric, campaign_id, step_id), value in counted.items():
+        out.setdefault(when, []).append((metric, campaign_id, "", "", str(step_id), value))
     return out
 
 
 def build(day: date) -> list[Row]:
     start, end = bounds(day)
     send_key = _send_key()
-    found: dict[tuple[int, str], int] = {}
-    for lead_id, kind, is_bot, key in db.session.execute(
-            sa.select(Event.lead_id, Event.type, Event.is_bot, send_key)
+    found: set[tuple[int, str]] = set()
+    for kind, is_bot, key in db.session.execute(
+            sa.select(Event.type, Event.is_bot, send_key)
             .where(Event.type.in_(TYPES), Event.occurred_at >= start, Event.occurred_at < end,
                    send_key.is_not(None))):
         metric, send_id = _metric(kind, is_bot), _send_id(key)
         if metric and send_id is not None:
-            found[(send_id, metric)] = lead_id
+            found.add((send_id, metric))
     if not found:
         return []
-    # Drop what already happened to the same email on an earlier day (counted then).
-    leads = sorted({lead for lead in found.values() if lead is not None})
-    keys = sorted({str(send_id) for send_id, _ in found})
-    for part in range(0, len(leads), 500):
-        for kind, is_bot, key in db.session.execute(
-                sa.select(Event.type, Event.is_bot, send_key)
-                .where(Event.lead_id.in_(leads[part:part + 500]), Event.type.in_(TYPES),
-                       Event.occurred_at < start, send_key.in_(keys)).distinct()):
-            found.pop((_send_id(key) or 0, _metric(kind, is_bot) or ""), None)
+    # Drop what already happened to the same email on an earlier day (counted then): its first
+    # day is recorded (`record_firsts`, run before the days are built), so the event log is
+    # not read again, and a pruned log cannot make a later open look like a first.
+    sends = sorted({send_id for send_id, _ in found})
+    for part in range(0, len(sends), 5000):
+        for send_id, metric in db.session.execute(
+                sa.select(EmailFirst.send_id, EmailFirst.metric)
+                .where(any_of(EmailFirst.send_id, sends[part:part + 5000]),
+                       EmailFirst.day < day)):
+            found.discard((send_id, metric))
     sends = sorted({send_id for send_id, _ in found})
     where: dict[int, tuple[int, int]] = {}
-    for part in range(0, len(sends), 500):
+    for part in range(0, len(sends), 5000):
         for send_id, step_id, campaign_id in db.session.execute(
                 sa.select(Send.id, Send.step_id, Enrollment.campaign_id)
                 .join(Enrollment, Enrollment.id == Send.enrollment_id)
-                .where(Send.id.in_(sends[part:part + 500]))):
+                .where(any_of(Send.id, sends[part:part + 5000]))):
             where[send_id] = (step_id, campaign_id or 0)
     rows: list[Row] = []
     for (send_id, metric) in found:
@@ -191,7 +241,8 @@ def email(f) -> Result:
 
 PALETTE_EMAIL = charts.PALETTE[3]
 
-ROLLUP = Rollup("email", METRICS, build, event_types=TYPES, build_days=build_days)
+ROLLUP = Rollup("email", METRICS, build, event_types=TYPES, build_days=build_days,
+                prepare=record_firsts)
 REPORT = Report("email", "Email", email, 50,
                 "Per sequence step: sends, people's opens and clicks, unsubscribes, bounces; "
                 "machine opens apart.", filters=("range", "campaign"))

@@ -35,6 +35,10 @@ class Rollup:
     # Optional: many days in one pass (`rebuild` uses it), where `build` a day at a time would
     # read the same rows again for every day. Must give what `build` gives for each day.
     build_days: Callable[[set[date]], dict[date, list[Row]]] | None = None
+    # Optional: brings derived state that `build` reads up to date; refresh and rebuild call it
+    # before they build the rollup's days, again while it returns something truthy (more to
+    # do). Idempotent; it must not commit (the caller does, between calls).
+    prepare: Callable[[], Any] | None = None
 
 
 @dataclass(frozen=True)

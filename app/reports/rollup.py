@@ -108,8 +108,17 @@ def _lock() -> Callable[[], None] | None:
     return release
 
 
+def _prepare(rollup: Rollup) -> None:
+    if rollup.prepare is None:
+        return
+    while rollup.prepare():
+        db.session.commit()
+    db.session.commit()
+
+
 def _rebuild_days(days_by_rollup: dict[str, set[date]], stats: Stats, today: date) -> None:
     for rollup in rollups():
+        _prepare(rollup)
         for day in sorted(d for d in days_by_rollup.get(rollup.name, set()) if d <= today):
             written = replace_day(rollup, day, rollup.build(day))
             stats.rows += written
@@ -195,6 +204,7 @@ def rebuild(*, progress: Callable[[str], None] | None = None,
                 .distinct())}
             days |= stored  # days that had counts and may have none now
             days = {d for d in days if d <= today and (since is None or d >= since)}
+            _prepare(rollup)
             built = rollup.build_days(days) if rollup.build_days and days else None
             for day in sorted(days):
                 rows = built.get(day, []) if built is not None else rollup.build(day)
