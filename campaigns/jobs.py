@@ -23,6 +23,7 @@ from sqlalchemy.orm import joinedload
 from app import mail
 from app.db import db, insert_rows, utcnow
 from app.jobs import RetryLater, each, job
+from app.leads.event_columns import digest_int
 from app.leads.models import Event, Lead
 from app.leads.service import record_event
 from app.mail.ledger import CUSTOM_ARG, DeliveryStatus, MailDelivery
@@ -84,8 +85,10 @@ def _plan(ids: list[int]) -> tuple[list[_Ready], list[int]]:
     pages = {page.id: page for page in db.session.scalars(
         sa.select(LandingPage).where(LandingPage.id.in_(page_ids))
         .options(joinedload(LandingPage.asset)))} if page_ids else {}
-    sent_before = set(db.session.scalars(sa.select(Event.dedupe_key).where(
-        Event.dedupe_key.in_([f"asset-email:{i}" for i in ids]))))
+    # Stored as a digest (`DedupeDigest`): compare the digests.
+    sent_before = set(db.session.scalars(
+        sa.select(sa.type_coerce(Event.dedupe_key, sa.BigInteger))
+        .where(Event.dedupe_key.in_([f"asset-email:{i}" for i in ids]))))
     claimed_before = set(db.session.scalars(sa.select(MailDelivery.key).where(
         MailDelivery.key.in_([f"asset:{i}" for i in ids]))))
     ready: list[_Ready] = []
@@ -95,7 +98,7 @@ def _plan(ids: list[int]) -> tuple[list[_Ready], list[int]]:
         lead = submission.lead
         if (submission.status not in DELIVERABLE_STATUSES or page is None or page.asset is None
                 or not _emailable(lead)
-                or f"asset-email:{submission.id}" in sent_before):
+                or digest_int(f"asset-email:{submission.id}") in sent_before):
             continue  # nothing to send (as `send_asset_email` decides)
         key = f"asset:{submission.id}"
         if key in claimed_before:

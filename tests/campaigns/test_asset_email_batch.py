@@ -150,3 +150,15 @@ def test_an_answer_that_never_came_is_never_sent_again(app, client):
     provider.answers = {}
     assert send_asset_emails(ids) == [None, None]
     assert provider.sent == ["p1@example.com"]  # the provider's events settle p0's, not a resend
+
+
+def test_an_email_sent_before_the_mail_ledger_existed_is_not_sent_again(app, client):
+    """Its `asset_email_sent` event is all there is of it (no ledger row)."""
+    ids = _submissions(client, 2)
+    submission = db.session.get(Submission, ids[0])
+    db.session.add(Event(lead_id=submission.lead_id, type="asset_email_sent", data={},
+                         dedupe_key=f"asset-email:{ids[0]}"))
+    db.session.commit()
+    provider = app.extensions["mail"] = _Provider()
+    assert send_asset_emails(ids)[0] is None
+    assert provider.sent == ["p1@example.com"]
