@@ -83,8 +83,10 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "REDIS_WEB_SOCKET_TIMEOUT": 0.15,
         "REDIS_BREAKER_SECONDS": 5,
         # In the order a worker takes them: the intake processor first (one short job that
-        # turns every waiting submit into a lead), so freshness never waits behind follow-up work.
-        "RQ_QUEUES": ("intake", "default", "mail", "tracking", "scoring"),
+        # turns every waiting submit into a lead), so freshness never waits behind follow-up work;
+        # the first nurture step of a journey just started (nurture.engine.FIRST_STEPS_QUEUE)
+        # before the other mail (asset emails, the tick's steps).
+        "RQ_QUEUES": ("intake", "default", "first-steps", "mail", "tracking", "scoring"),
         "SENDGRID_API_KEY": None,
         "SENDGRID_API_HOST": None,
         "SENDGRID_TIMEOUT": 10,

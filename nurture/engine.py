@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 
 RUN_STEP = "nurture.jobs.run_step"  # one (enrollment, step)
 RUN_STEPS = "nurture.jobs.run_steps"  # a chunk of them, what the tick and kicks enqueue
+STEPS_QUEUE = "mail"
+# The first step of a journey a person's own action just started (a form submit, a stage
+# reached): a queue the workers take before `mail` (RQ_QUEUES), so that first email does not
+# wait behind the asset emails and the tick's backlog.
+FIRST_STEPS_QUEUE = "first-steps"
 JOB_FAILURE_TTL = 7 * 24 * 3600
 COMPLETED = "completed every step"  # the exit reason of a journey past its last step
 
@@ -88,7 +93,7 @@ def chunks(claimed: list[tuple[int, int]], size: int) -> list[list[tuple[int, in
     return [claimed[i:i + size] for i in range(0, len(claimed), size)]
 
 
-def dispatch(claimed: list[tuple[int, int]]) -> int:
+def dispatch(claimed: list[tuple[int, int]], queue_name: str = STEPS_QUEUE) -> int:
     """Enqueue run_steps jobs for claimed rows, one per chunk of NURTURE_RUN_CHUNK, all in one
     Redis pipeline. A Redis failure hands every row back to the tick (a job that did reach
     Redis anyway only finds its steps done: run_step is idempotent)."""
@@ -97,7 +102,7 @@ def dispatch(claimed: list[tuple[int, int]]) -> int:
     jobs = [([[e, s] for e, s in part],) for part in chunks(claimed, _setting("NURTURE_RUN_CHUNK"))]
     try:
         queue.enqueue_many(
-            RUN_STEPS, jobs, queue="mail", failure_ttl=JOB_FAILURE_TTL,
+            RUN_STEPS, jobs, queue=queue_name, failure_ttl=JOB_FAILURE_TTL,
             description=lambda args: "nurture steps " + ", ".join(
                 f"{e}:{s}" for e, s in args[0][:10]) + (" …" if len(args[0]) > 10 else ""))
     except RedisError as exc:
@@ -123,11 +128,12 @@ def tick() -> int:
     return total
 
 
-def kick(enrollment_ids: list[int]) -> int:
-    """Run these enrollments' due steps now rather than at the next tick (after a commit)."""
+def kick(enrollment_ids: list[int], queue_name: str = STEPS_QUEUE) -> int:
+    """Run these enrollments' due steps now rather than at the next tick (after a commit), on
+    `queue_name` (FIRST_STEPS_QUEUE for journeys a person's action just started)."""
     if not enrollment_ids:
         return 0
-    return dispatch(claim_due(len(enrollment_ids), only_ids=list(enrollment_ids)))
+    return dispatch(claim_due(len(enrollment_ids), only_ids=list(enrollment_ids)), queue_name)
 
 
 def advance(enrollment: Enrollment, to: Step | None, at=None) -> None:

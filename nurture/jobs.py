@@ -88,7 +88,7 @@ def enroll_from_submissions(submission_ids: list[int]) -> list[int]:
             if enrollment is not None:
                 ids.append(enrollment.id)
     db.session.commit()
-    engine.kick(ids)
+    engine.kick(ids, engine.FIRST_STEPS_QUEUE)
     return ids
 
 
@@ -120,7 +120,7 @@ def on_stage_change(stage_change_id: int) -> list[int]:
         if entered is not None:
             ids.append(entered.id)
     db.session.commit()
-    engine.kick(ids)
+    engine.kick(ids, engine.FIRST_STEPS_QUEUE)
     return ids
 
 

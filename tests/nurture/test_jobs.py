@@ -1,12 +1,35 @@
 """Jobs: a form submission enrolls the lead and starts the first email at once."""
 
+import time
+
 import sqlalchemy as sa
 
 from app import queue
 from app.db import db
-from nurture import jobs
+from nurture import engine, jobs
 from tests.helpers import outbox_files
-from tests.nurture.factories import drain, enrollment_of, make_lead, make_sequence
+from tests.nurture.factories import drain, enrollment_of, make_lead, make_sequence, sends
+
+
+def stand_in_for_asset_emails(path: str) -> None:
+    """An RQ job on the mail queue (the asset emails of earlier submits): notes when it ran."""
+    with open(path, "w") as fh:
+        fh.write(str(time.time()))
+
+
+def test_the_first_email_of_a_submit_goes_before_the_mail_queued_ahead_of_it(app, tmp_path):
+    """At a steady stream of submits the asset emails fill the mail queue; a new lead's first
+    nurture email must not wait behind them (workers take FIRST_STEPS_QUEUE first)."""
+    lead = make_lead()
+    form, submission = _submission(lead)
+    make_sequence(name="Triggered", trigger_form_id=form.id)
+    marker = tmp_path / "asset-emails-ran"
+    queue.enqueue(f"{__name__}.stand_in_for_asset_emails", str(marker), queue="mail")
+    jobs.enroll_from_submission(submission.id)
+    drain()
+    (send,) = sends()
+    assert send.sent_at is not None
+    assert send.sent_at.timestamp() < float(marker.read_text())
 
 
 def _submission(lead, status="accepted"):
@@ -30,7 +53,8 @@ def test_a_submission_enrolls_in_every_sequence_its_form_triggers(app):
 
     (_enrollment_id,) = jobs.enroll_from_submission(submission.id)
     assert enrollment_of(lead.id).sequence_id == triggered.id
-    assert queue.get_queue("mail").count == 1  # the first step is queued, not left to the tick
+    # The first step is queued, not left to the tick, ahead of other mail.
+    assert queue.get_queue(engine.FIRST_STEPS_QUEUE).count == 1
     assert jobs.enroll_from_submission(submission.id) == []  # delivered twice: no second one
     drain()
     assert len(outbox_files()) == 1
@@ -52,7 +76,7 @@ def test_a_batch_of_submissions_enrolls_each_lead_once_however_often_it_runs(app
     batch = [first.id, again.id, bobs.id, held.id]
 
     assert len(jobs.enroll_from_submissions(batch)) == 4  # two leads on two sequences
-    assert queue.get_queue("mail").count == 1  # their first steps, in one chunk, at once
+    assert queue.get_queue(engine.FIRST_STEPS_QUEUE).count == 1  # in one chunk, at once
     assert jobs.enroll_from_submissions(batch) == []  # redelivered: nothing twice
     assert jobs.enroll_from_submissions(list(reversed(batch))) == []
     made = sorted(db.session.execute(sa.select(Enrollment.lead_id, Enrollment.sequence_id)).all())
