@@ -80,6 +80,25 @@ def _load(scratch, leads: int, events: int) -> None:
                 "jsonb_build_object('utm_source', (ARRAY['google','linkedin','newsletter',"
                 "'partner','bing'])[1 + g % 5], 'utm_campaign', 'utm-' || (1 + g % 10)))",
         "is_bot": "false"}, f"generate_series(1, {leads}) AS g", reset_id=False)
+    # One nurture sequence of three emails and the ledger rows of the 500,000 emails the email
+    # events below name (send_id = g % 500000), so the Email report has real steps to show.
+    from nurture.models import Enrollment, Send, Sequence, Step
+
+    insert_select(scratch, Sequence, {"id": "1", "name": "'Bench nurture'", "status": "'active'"},
+                  "(SELECT 1) AS one")
+    insert_select(scratch, Step, {"id": "g", "sequence_id": "1", "position": "g - 1",
+                                  "kind": "'email'", "subject": "'Email ' || g || ', {{ lead.first_name }}'"},
+                  "generate_series(1, 3) AS g")
+    sends = min(500_000, leads // 2)
+    insert_select(scratch, Enrollment, {
+        "id": "g", "lead_id": "g * 2", "sequence_id": "1", "step_id": "1 + g % 3",
+        "status": "'finished'", "campaign_id": "1 + g % 10"},
+        f"generate_series(1, {sends}) AS g")
+    insert_select(scratch, Send, {
+        "id": "g", "enrollment_id": "g", "step_id": "1 + g % 3", "lead_id": "g * 2",
+        "status": "'sent'", "subject": "'Email'",
+        "sent_at": "now() - ((g::bigint * 104729) % 31536000) * interval '1 second'"},
+        f"generate_series(1, {sends}) AS g")
     rest = max(0, events - leads)
     kind = ("(ARRAY['page_viewed','page_viewed','page_viewed','email_sent','email_opened',"
             "'email_opened','email_clicked','email_delivered','page_viewed','unsubscribed'])"
@@ -105,7 +124,7 @@ def run(ctx: Context) -> list[Row]:
     n_events = env_int("BENCH_REPORT_EVENTS", 10_000_000)
     rows: list[Row] = []
     keep = keep_db()
-    marker = f"kindling bench reports: {n_leads} leads, {n_events} events"
+    marker = f"kindling bench reports v2 (with sends): {n_leads} leads, {n_events} events"
     reuse = keep and loaded_marker(DB_NAME) == marker
     with scratch_db(ctx.tmp, DB_NAME, REDIS_DB, reuse=reuse, keep=keep) as scratch:
         if reuse:
