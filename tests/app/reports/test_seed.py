@@ -1,4 +1,7 @@
-"""After the demo seed every report has something real to show (email: once the worker sent)."""
+"""After the demo seed every report has something real to show."""
+
+import csv
+import io
 
 import sqlalchemy as sa
 
@@ -25,5 +28,13 @@ def test_the_demo_gives_every_report_numbers(app, client, auth):
     rows = client.get("/admin/reports/funnel.csv?table=funnel").get_data(as_text=True)
     counts = dict(line.split(",")[:2] for line in rows.splitlines()[1:])
     assert int(counts["Opportunity"]) >= 1 and int(counts["Customer"]) == 2, rows
+    # The Email report: the demo people got the sequence when they came; people's opens and
+    # clicks, and machines' (Apple's proxy, a link scanner) counted apart.
+    rows = client.get("/admin/reports/email.csv?table=steps").get_data(as_text=True)
+    welcome = next(row for row in csv.DictReader(io.StringIO(rows))
+                   if "Your guide" in row["email"])
+    assert int(welcome["sent"]) >= 10 and int(welcome["human_opens"]) >= 3, rows
+    assert int(welcome["human_clicks"]) >= 1 and int(welcome["machine_opens"]) >= 1, rows
+    assert int(welcome["machine_clicks"]) >= 1, rows
     html = client.get("/admin/scoring/calibration").get_data(as_text=True)
     assert "decided handoffs" in html
