@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -101,7 +101,8 @@ def _email_history(sequence: Sequence) -> int:
             db.session.flush()
             sent += 1
             data = {"send_id": str(send.id), "step_id": step.id, "sequence_id": sequence.id}
-            happened = [("email_sent", at, False, None),
+            happened: list[tuple[str, datetime, bool, str | None]] = [
+                ("email_sent", at, False, None),
                         ("email_delivered", at + timedelta(seconds=20), False, None)]
             if n % 4 == 0:  # Apple Mail fetches the images on arrival: a machine's open
                 happened.append(("email_opened", at + timedelta(minutes=1), True,
