@@ -103,7 +103,7 @@ def _email_history(sequence: Sequence) -> int:
             data = {"send_id": str(send.id), "step_id": step.id, "sequence_id": sequence.id}
             happened: list[tuple[str, datetime, bool, str | None]] = [
                 ("email_sent", at, False, None),
-                        ("email_delivered", at + timedelta(seconds=20), False, None)]
+                ("email_delivered", at + timedelta(seconds=20), False, None)]
             if n % 4 == 0:  # Apple Mail fetches the images on arrival: a machine's open
                 happened.append(("email_opened", at + timedelta(minutes=1), True,
                                  "Apple Mail privacy proxy"))
