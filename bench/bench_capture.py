@@ -11,6 +11,8 @@ Freshness runs on a fresh database with BENCH_FRESH_WORKERS (2) RQ workers: a st
 submits/s for BENCH_FRESH_SECONDS (30), each timed from the moment its POST was sent until its
 lead, and then its first nurture email's ledger row, became visible in PostgreSQL (polled every
 0.1 s). After each run: accepted submits = leads + quarantined submissions.
+BENCH_CAPTURE_HTTP_ONLY=1 stops after the submit row (landing, revalidation and submit only),
+for iterating on the request path.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ BACKLOG_ROWS = int(os.environ.get("BENCH_INTAKE_BACKLOG", "20000"))  # seeded pe
 FRESH_RATE = 50.0  # submits/s
 FRESH_SECONDS = float(os.environ.get("BENCH_FRESH_SECONDS", "30"))
 FRESH_WORKERS = int(os.environ.get("BENCH_FRESH_WORKERS", "2"))
+# BENCH_CAPTURE_HTTP_ONLY=1: only the landing, revalidation and submit rows (while tuning them).
+HTTP_ONLY = os.environ.get("BENCH_CAPTURE_HTTP_ONLY", "") not in ("", "0")
 FRESH_SETTLE_SECONDS = 60.0  # after the last submit, for the stragglers
 FRESH_LEAD_P99_S = 1.0
 FRESH_EMAIL_P99_S = 2.0
@@ -116,6 +120,8 @@ def run(ctx: Context) -> list[Row]:
         rows.append(Row(f"form submit POST /p/demo, p99 < {SUBMIT_P99_MS:.0f} ms (PostgreSQL)",
                         f"≥ {SUBMIT_TARGET:.2f}×",
                         f"{submit.summary()}; {received:,} intake rows", ratio, ok))
+        if HTTP_ONLY:
+            return rows
 
         burst = count(env, "SELECT count(*) FROM intake WHERE status = 'new'")
         seeded = seed_backlog(env, BACKLOG_ROWS)
