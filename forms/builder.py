@@ -102,6 +102,7 @@ class CachedSelect(Select):
     def __init__(self) -> None:
         super().__init__(multiple=False)
         self._source: list[Any] | None = None  # the SelectChoice objects the cache was built from
+        self._shared: tuple[Any, ...] | None = None  # those choices, when they are a tuple
         self._plain: tuple[str, ...] = ()
         self._selected: tuple[str, ...] = ()
         self._index: dict[str, list[int]] = {}
@@ -110,11 +111,15 @@ class CachedSelect(Select):
     def _options(self, field: SelectField) -> bool:
         """Make sure the cache matches `field.choices`. False when it cannot serve this field."""
         choices = field.choices
-        if field.coerce is not str or not isinstance(choices, list):
+        if choices is self._shared:  # the definition's own tuple (`ChoiceField`): cannot change
+            return True
+        if field.coerce is not str or not isinstance(choices, (list, tuple)):
             return False
         source = self._source
         if source is not None and len(source) == len(choices) and \
                 all(a is b for a, b in zip(source, choices)):
+            if isinstance(choices, tuple):
+                self._shared = choices
             return True
         if any(not isinstance(c, SelectChoice) or c.optgroup is not None for c in choices):
             return False
@@ -129,6 +134,7 @@ class CachedSelect(Select):
         with self._lock:
             self._plain, self._selected, self._index = tuple(plain), tuple(selected), index
             self._source = list(choices)
+            self._shared = choices if isinstance(choices, tuple) else None
         return True
 
     def __call__(self, field: SelectField, **kwargs: Any) -> Markup:
@@ -156,7 +162,19 @@ class CachedSelect(Select):
 class ChoiceField(SelectField):
     """A SelectField whose choice check uses its CachedSelect's index of values instead of
     building a Choice per option (~250 for countries) on every submit. Same outcome and
-    message as SelectField's check; anything the widget cannot serve takes SelectField's."""
+    message as SelectField's check; anything the widget cannot serve takes SelectField's.
+
+    Its choices are one tuple shared by every instance of the form class: SelectField would
+    check and copy the ~250 countries for each instance (each submit), and the widget would
+    compare them one by one with its cache; an immutable tuple is the same choices by
+    identity. Setting `field.choices` on an instance works as for any SelectField."""
+
+    def __init__(self, *args: Any, choices: Any = None, **kwargs: Any) -> None:
+        if not isinstance(choices, tuple):
+            super().__init__(*args, choices=choices, **kwargs)
+            return
+        super().__init__(*args, **kwargs)
+        self.choices = choices  # as it is: no check, no copy
 
     def pre_validate(self, form: Any) -> None:
         widget = self.widget
@@ -186,11 +204,11 @@ def _field(spec: FormField) -> Field:
         return TextAreaField(validators=required + [length],
                              render_kw={"maxlength": spec.max_length}, **kwargs)
     if kind is FieldType.SELECT:
-        choices = [SelectChoice("", "Choose…")] + [SelectChoice(c, c) for c in spec.choices]
+        choices = (SelectChoice("", "Choose…"), *[SelectChoice(c, c) for c in spec.choices])
         return ChoiceField(choices=choices, validators=required, validate_choice=True,
                            widget=CachedSelect(), **kwargs)
     if kind is FieldType.COUNTRY:
-        return ChoiceField(choices=countries(), validators=required, widget=CachedSelect(),
+        return ChoiceField(choices=tuple(countries()), validators=required, widget=CachedSelect(),
                            render_kw={"autocomplete": "country"}, **kwargs)
     if kind is FieldType.CHECKBOX:
         validators = [InputRequired(message="Please tick this box.")] if spec.required else []

@@ -83,3 +83,34 @@ def test_cached_select_renders_exactly_what_wtforms_renders(posted):
     picked.c.choices = [SelectChoice("GB", "Britain")]  # changed choices: never stale
     assert str(picked.c()) == ('<select autocomplete="x" id="c" name="c">'
                                '<option selected value="GB">Britain</option></select>')
+
+
+@pytest.mark.parametrize("posted", ["GB", "", "nowhere", '"><b>'])
+def test_choice_field_shares_its_tuple_and_answers_as_a_select_field(posted):
+    """A ChoiceField given a tuple keeps that very tuple on every instance (no per-submit check
+    and copy of ~250 countries), and validates and renders exactly as WTForms' SelectField."""
+    from werkzeug.datastructures import MultiDict
+    from wtforms import Form, SelectField
+    from wtforms.validators import DataRequired
+
+    from forms.builder import CachedSelect, ChoiceField, countries
+
+    choices = tuple(countries())
+
+    class Shared(Form):
+        c = ChoiceField(choices=choices, widget=CachedSelect(), validators=[DataRequired()])
+
+    class Plain(Form):
+        c = SelectField(choices=list(choices), validators=[DataRequired()])
+
+    for _ in range(2):  # the second time from the widget's cache
+        shared, plain = Shared(MultiDict({"c": posted})), Plain(MultiDict({"c": posted}))
+        assert shared.c.choices is choices
+        assert shared.validate() == plain.validate()
+        assert shared.errors == plain.errors
+        assert str(shared.c()) == str(plain.c())
+    changed = Shared(MultiDict({"c": "GB"}))
+    changed.c.choices = [SelectChoice("FR", "France")]  # an instance's own choices still count
+    assert not changed.validate() and changed.errors["c"] == ["Not a valid choice."]
+    assert str(changed.c()) == ('<select id="c" name="c" required>'
+                              '<option value="FR">France</option></select>')
