@@ -89,7 +89,7 @@ def _submit(slug: str):
     form_def = page.form
     if form_def is None:
         abort(405)
-    wtform = hosted.build(form_def)
+    wtform = hosted.build(form_def, signed=False)  # signed only if it is shown again
     ctx = Context(channel="hosted", campaign_id=page.campaign_id, landing_page_id=page.id,
                   utm_defaults=utm_defaults(page.campaign), visitor_id=visitor_id())
     page_id = page.id  # the commit in `process` expires the page
@@ -97,7 +97,8 @@ def _submit(slug: str):
     if result is not None:
         token = receipt_token(result.intake_id, page_id)
         return remember(redirect(url_for(".thanks", slug=slug, token=token), code=303))
-    # Invalid: the same instance, with every typed value and its errors.
+    # Invalid: the same instance, with every typed value and its errors, and a new render time.
+    hosted.sign(form_def, wtform)
     response = make_response(_render(page, wtform, preview), 422)
     response.headers["Cache-Control"] = "private, no-store"
     return response

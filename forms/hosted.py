@@ -30,13 +30,21 @@ def client_ip() -> str:
     return (request.remote_addr or "")[:45]
 
 
-def build(form: Form) -> FlaskForm:
+def build(form: Form, *, signed: bool = True) -> FlaskForm:
     """A form instance bound to this request's post (on POST), without a CSRF token. On GET its
-    hidden values stay empty: the page's script fills them in the visitor's browser."""
+    hidden values stay empty: the page's script fills them in the visitor's browser.
+    `signed=False`: without a fresh render time (a post's own is checked by `process`; `sign`
+    it before rendering the instance again)."""
     instance = form_class(form)(meta={"csrf": False})
-    # The render time, to the second: renders within one second are the same bytes.
-    getattr(instance, TIMESTAMP).data = spam.render_token(form, now=float(int(time.time())))
+    if signed:
+        sign(form, instance)
     return instance
+
+
+def sign(form: Form, instance: FlaskForm) -> None:
+    """Give `instance` a fresh signed render time, to the second: renders within one second
+    are the same bytes."""
+    getattr(instance, TIMESTAMP).data = spam.render_token(form, now=float(int(time.time())))
 
 
 def refuse_cross_site(form: Form) -> None:
