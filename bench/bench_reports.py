@@ -111,8 +111,9 @@ def _load(scratch, leads: int, events: int) -> None:
             "campaign_id": "CASE WHEN (g * 7) % 10 IN (0, 1) THEN 1 + g % 10 END",
             "url": "CASE WHEN (g * 7) % 10 IN (0, 1, 2, 8) THEN (CASE WHEN g % 20 = 0 THEN "
                    "'/pricing' ELSE '/p/c' || (1 + g % 10) END) END",
-            "data": "CASE WHEN (g * 7) % 10 IN (3, 4, 5, 6, 9) THEN jsonb_build_object("
-                    "'send_id', (g % 500000)::text, 'step_id', 1 + g % 3) ELSE '{}'::jsonb END",
+            # The email's send and step in their columns, as the writers store them now.
+            "send_id": "CASE WHEN (g * 7) % 10 IN (3, 4, 5, 6, 9) THEN g % 500000 END",
+            "step_id": "CASE WHEN (g * 7) % 10 IN (3, 4, 5, 6, 9) THEN 1 + g % 3 END",
             "is_bot": "(g % 13 = 0)"},
             f"generate_series({start}, {min(start + step - 1, rest)}) AS g", reset_id=False)
     scratch.execute("SELECT setval(pg_get_serial_sequence('events', 'id'), "

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app import mail
 from app.db import db, utcnow
+from app.leads.event_columns import split_send
 from app.leads.models import Event, Lead
 from nurture import engine, ledger, sender
 from nurture import enrollment as enrollments
@@ -366,8 +367,10 @@ _EVENTS = sa.insert(Event)
 
 
 def _event(lead_id: int, type_: str, at, data: dict, dedupe_key: str | None) -> dict:
-    return {"lead_id": lead_id, "type": type_, "occurred_at": at, "data": data,
-            "dedupe_key": dedupe_key}
+    """An event row as `record_event` stores it: the send and step in their columns."""
+    rest, send_id, step_id = split_send(data)
+    return {"lead_id": lead_id, "type": type_, "occurred_at": at, "data": rest,
+            "send_id": send_id, "step_id": step_id, "dedupe_key": dedupe_key}
 
 
 def _after_mail_error(app: Flask, planned: Planned, send_id: int, exc: mail.MailError) -> str:

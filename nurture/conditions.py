@@ -25,7 +25,7 @@ def send_has_event(send: Send, event_type: str) -> bool:
     found = db.session.scalar(
         sa.select(Event.id).where(
             Event.lead_id == send.lead_id, Event.type == event_type,
-            Event.is_bot.is_(False), Event.data["send_id"].as_string() == str(send.id),
+            Event.is_bot.is_(False), Event.send_id == send.id,
         ).limit(1)
     )
     return found is not None

@@ -52,7 +52,8 @@ def _send_id(text: object) -> int | None:
 
 
 def _send_key() -> Any:
-    return Event.data["send_id"].as_string()
+    """The email an event is about (its `send_id` column)."""
+    return Event.send_id
 
 
 def _metric_sql() -> Any:
@@ -120,7 +121,7 @@ def build_days(days: set[date]) -> dict[date, list[Row]]:
     located = (sa.select(day_sql(firsts.c.first_at).label("day"), EmailFirst.day.label("known"),
                          firsts.c.metric, Enrollment.campaign_id, Send.step_id)
                .select_from(firsts)
-               .join(Send, sa.cast(Send.id, sa.String) == firsts.c.send_key)
+               .join(Send, Send.id == firsts.c.send_key)
                .join(Enrollment, Enrollment.id == Send.enrollment_id)
                .outerjoin(EmailFirst, sa.and_(EmailFirst.send_id == Send.id,
                                               EmailFirst.metric == firsts.c.metric))).subquery()

@@ -31,7 +31,7 @@ def step_stats(sequence: Sequence) -> dict[int, dict[str, int]]:
     events = db.session.execute(
         sa.select(Send.step_id, Event.type, sa.func.count(sa.distinct(Send.id)))
         .join(Send, sa.and_(Event.lead_id == Send.lead_id,
-                            Event.data["send_id"].as_string() == sa.cast(Send.id, sa.String)))
+                            Event.send_id == Send.id))
         .where(Send.step_id.in_(step_ids), Event.type.in_(list(EVENT_COLUMNS)),
                Event.is_bot.is_(False))
         .group_by(Send.step_id, Event.type)

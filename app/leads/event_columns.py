@@ -14,6 +14,9 @@
   earlier and not written: one open or delivery missing from a log of 100 million.
 - `OptionalJSON`: JSON metadata that is SQL NULL when empty (no `'{}'` per row) and `{}` again
   when read.
+- `send_id` / `step_id`: the nurture email an event is about, in two integer columns; writers
+  that are handed a `data` dict holding them (`record_event`, the API's bulk rows) move them out
+  with `split_send`, readers that show an event put them back with `with_send`.
 """
 
 from __future__ import annotations
@@ -80,8 +83,62 @@ class OptionalJSON(sa.types.TypeDecorator):
 
     @property
     def comparator_factory(self):
-        # `Event.data["send_id"].as_string()` and friends: JSON's own operators.
+        # `Event.data["link_index"].as_integer()` and friends: JSON's own operators.
         return sa.JSON.Comparator
+
+
+SEND_KEYS = ("send_id", "step_id")
+_INT4 = 2**31
+
+
+def _column_int(value: Any, shape: type) -> int | None:
+    """`value` as a column integer when it has the shape the writers stored it in (send_id a
+    string of digits, step_id a JSON number), so `with_send` gives back exactly what it was.
+    Anything else stays in `data`."""
+    if type(value) is not shape:
+        return None
+    text = str(value)
+    if not (text.isascii() and text.isdigit() and len(text) < 11):
+        return None  # negative, or not a plain decimal integer
+    number = int(text)
+    return number if number < _INT4 and str(number) == text else None
+
+
+def split_send(data: dict[str, Any] | None) -> tuple[dict[str, Any], int | None, int | None]:
+    """(data without send_id / step_id, send_id, step_id): the keys that `with_send` gives back
+    unchanged move to the columns; a key of another shape (a custom event's own "send_id")
+    stays in `data`."""
+    rest = dict(data or {})
+    send_id = _column_int(rest.get("send_id"), str)
+    step_id = _column_int(rest.get("step_id"), int)
+    if send_id is not None:
+        del rest["send_id"]
+    if step_id is not None:
+        del rest["step_id"]
+    return rest, send_id, step_id
+
+
+def with_send(data: dict[str, Any] | None, send_id: int | None, step_id: int | None
+              ) -> dict[str, Any]:
+    """An event's data as it reads to users: its columns send_id (as a string) and step_id
+    put back among its keys."""
+    out = dict(data or {})
+    if send_id is not None:
+        out["send_id"] = str(send_id)
+    if step_id is not None:
+        out["step_id"] = step_id
+    return out
+
+
+def with_send_sql(postgres: bool) -> str:
+    """`with_send(data, send_id, step_id)` of an `events` row in SQL (raw readers)."""
+    if postgres:
+        return ("CASE WHEN send_id IS NULL AND step_id IS NULL THEN data ELSE "
+                "COALESCE(data, '{}'::jsonb) || jsonb_strip_nulls(jsonb_build_object("
+                "'send_id', send_id::text, 'step_id', step_id)) END")
+    sent = ("CASE WHEN send_id IS NULL THEN data "
+            "ELSE json_set(COALESCE(data, '{}'), '$.send_id', CAST(send_id AS TEXT)) END")
+    return f"CASE WHEN step_id IS NULL THEN {sent} ELSE json_set({sent}, '$.step_id', step_id) END"
 
 
 def present_keys(column: Any, keys: Iterable[str]) -> set[str]:
@@ -107,5 +164,5 @@ def present_keys(column: Any, keys: Iterable[str]) -> set[str]:
     return found
 
 
-__all__ = ["DedupeDigest", "OptionalJSON", "digest", "digest_hex", "digest_int", "digest_sql",
-           "present_keys"]
+__all__ = ["SEND_KEYS", "DedupeDigest", "OptionalJSON", "digest", "digest_hex", "digest_int",
+           "digest_sql", "present_keys", "split_send", "with_send", "with_send_sql"]

@@ -20,6 +20,7 @@ from flask import Flask, current_app
 
 from app import outbox
 from app.db import db, utcnow
+from app.leads.event_columns import split_send
 from app.leads.models import Event, Lead, Stage, StageChange
 
 # Lead columns a submission or an import may set; anything else goes to `attributes`.
@@ -171,13 +172,17 @@ def record_event(
         exists = db.session.scalar(sa.select(Event.id).where(Event.dedupe_key == dedupe_key))
         if exists is not None:
             return None
+    # The nurture email it is about goes to its columns (`Event.details` shows it in data).
+    rest, send_id, step_id = split_send(dict(data or {}))
     event = Event(
         lead=lead,
         type=type,
         occurred_at=occurred_at or utcnow(),
         campaign_id=campaign_id,
         url=url,
-        data=dict(data or {}),
+        data=rest,
+        send_id=send_id,
+        step_id=step_id,
         is_bot=is_bot,
         bot_reason=bot_reason,
         visitor_id=visitor_id,

@@ -92,14 +92,14 @@ def _changes_lines(changes: dict[str, Any]) -> list[str]:
 
 def _email_subjects(lead: Lead, events: list[Event]) -> dict[str, str]:
     """send id → subject, for provider events of this page that name a send."""
-    wanted = {str(e.data.get("send_id")) for e in events
-              if e.type in EMAIL_EVENTS and (e.data or {}).get("send_id")}
+    wanted = {str(e.details.get("send_id")) for e in events
+              if e.type in EMAIL_EVENTS and e.details.get("send_id")}
     if not wanted:
         return {}
     rows = db.session.scalars(sa.select(Event).where(
         Event.lead_id == lead.id, Event.type == "email_sent")).all()
-    return {str(e.data.get("send_id")): str(e.data.get("subject") or "") for e in rows
-            if str(e.data.get("send_id")) in wanted}
+    return {str(e.details.get("send_id")): str(e.data.get("subject") or "") for e in rows
+            if str(e.details.get("send_id")) in wanted}
 
 
 def events_source(lead: Lead, cursor: Cursor | None, limit: int) -> list[Item]:
@@ -116,7 +116,7 @@ def events_source(lead: Lead, cursor: Cursor | None, limit: int) -> list[Item]:
                 extra.setdefault(event_id, []).extend(found)
     items = []
     for event in events:
-        data = event.data or {}
+        data = event.details
         lines: list[str] = []
         subject = data.get("subject") or subjects.get(str(data.get("send_id")))
         if subject:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from app.db import db
+from app.leads.event_columns import SEND_KEYS, with_send
 from app.leads.models import Event, Lead, StageChange
 from app.privacy import consent, stores
 from app.privacy.holders import Found, OtherHolder, TableHolder, add_holder, jsonable
@@ -22,6 +23,21 @@ def _consents(lead: Lead) -> list[dict[str, Any]]:
              "text_version": row.text.version if row.text else None, "source": row.source,
              "detail": row.detail, "ip": row.ip, "at": jsonable(row.created_at)}
             for row in consent.history(lead.id)]
+
+
+def _events(lead: Lead) -> list[dict[str, Any]]:
+    """The lead's events as stored, with the nurture email each is about (the columns
+    send_id / step_id) shown in its data, as the timeline and the webhooks show it."""
+    table = Event.__table__
+    rows = db.session.execute(sa.select(table).where(table.c.lead_id == lead.id)
+                              .order_by(table.c.occurred_at, table.c.id))
+    out = []
+    for row in rows:
+        document = {key: jsonable(value) for key, value in row._mapping.items()
+                    if key not in SEND_KEYS}
+        document["data"] = with_send(row.data, row.send_id, row.step_id)
+        out.append(document)
+    return out
 
 
 # Event data the rollups read and that says nothing about the person: where it came from.
@@ -69,7 +85,8 @@ def _webhook_message_ids(lead_id: int) -> Any:
 def register(app: Flask) -> None:
     holders: list[TableHolder | OtherHolder] = [
         TableHolder("consents", "consent_records", export=_consents),
-        TableHolder("events", "events", scrub={}, erase=_erase_events, order_by="occurred_at"),
+        TableHolder("events", "events", scrub={}, erase=_erase_events, export=_events,
+                    order_by="occurred_at"),
         TableHolder("stage_history", "stage_changes", scrub={"reason": ""},
                     order_by="changed_at"),
         TableHolder("notes", "lead_notes", order_by="created_at"),

@@ -45,7 +45,7 @@ def lead_written(lead: Lead, *, created: bool, changes: dict[str, list[Any]]) ->
 
 def _event_document(event: Event) -> dict[str, Any]:
     return {"id": event.id, "type": event.type, "occurred_at": event.occurred_at.isoformat(),
-            "url": event.url, "campaign_id": event.campaign_id, "data": event.data or {}}
+            "url": event.url, "campaign_id": event.campaign_id, "data": event.details}
 
 
 def _bridged_payload(event: Event) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from flask import current_app
 from app import outbox
 from app.db import db, utcnow
 from app.leads import engagement
+from app.leads.event_columns import with_send_sql
 from app.leads.models import Lead, Stage, StageChange
 from nurture.scoring.compute import EV_ID, BatchScorer, Score
 from nurture.scoring.models import LeadScore
@@ -92,7 +93,8 @@ def _event_sql(rules: Rules, postgres: bool, since: datetime | None = None,
     (aware): only events from then on (the what-if replay's window). `types`: only events of
     these types (the replay's: those some rule counts)."""
     at = "timezone('UTC', occurred_at)" if postgres else "occurred_at"
-    data = "data" if rules.needs_event_data else "NULL"
+    # The data with the email it is about put back in (send_id / step_id are columns).
+    data = with_send_sql(postgres) if rules.needs_event_data else "NULL"
     mark = "%s" if postgres else "?"
     window = ""
     if since is not None:  # a time we made, never user input: safe as a literal

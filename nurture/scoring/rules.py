@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from app.leads.event_columns import with_send
+
 # Lead columns a fit rule may read; `email_domain` and `attributes.<name>` are derived.
 LEAD_FIELDS = ("first_name", "last_name", "company", "job_title", "phone", "country")
 FIT_FIELDS = LEAD_FIELDS + ("email_domain",)
@@ -269,8 +271,12 @@ class EventFilter:
     def matches(self, event: Any) -> bool:
         if event.type != self.event_type:
             return False
+        data = getattr(event, "data", None)
+        if self.send_id or self.step_id:  # the columns of the email it is about, as data
+            data = with_send(data, getattr(event, "send_id", None),
+                             getattr(event, "step_id", None))
         return self.matches_fields(event.url, event.campaign_id if self.campaign_id else None,
-                                   getattr(event, "data", None))
+                                   data)
 
     def matches_fields(self, url: str | None, campaign_id: Any, data: Any) -> bool:
         """The filters beyond the event type, on an event's parts (`matches` and the

@@ -85,8 +85,8 @@ def event_columns(rules: Rules) -> list[Any]:
     """Only what scoring reads; the JSON `data` only when a rule filters on it."""
     columns = [Event.id, Event.type, _occurred_at(), Event.url, Event.campaign_id,
                Event.is_bot]
-    if rules.needs_event_data:
-        columns.append(Event.data)
+    if rules.needs_event_data:  # with the email it is about (`Rule.matches` reads them)
+        columns += [Event.data, Event.send_id, Event.step_id]
     return columns
 
 

@@ -51,12 +51,11 @@ class SendFacts:
         times = [t for t in (self.sent_at, self.delivered_at) if t is not None]
         return max(times) if times else None
 
-    def data(self, **extra: Any) -> dict[str, Any]:
-        """A provider event's data: the send it is about, and its step (scoring rules filter
-        on it). send_id as a string, like the ledger's email_sent event (conditions compare
-        strings). Nothing a join gives back (the sequence is the step's) and no constant the
-        type implies (issue 14: every key costs its name in each of millions of rows)."""
-        return {"send_id": str(self.id), "step_id": self.step_id, **extra}
+    def columns(self) -> dict[str, Any]:
+        """A provider event's columns about its email: the send, and its step (scoring rules
+        filter on it). Integer columns, not keys of `data` (issue 14: small events); nothing
+        a join gives back (the sequence is the step's) and no constant the type implies."""
+        return {"send_id": self.id, "step_id": self.step_id}
 
 
 def send_facts(send_ids: Iterable[int]) -> dict[int, SendFacts]:
@@ -74,18 +73,17 @@ def send_facts(send_ids: Iterable[int]) -> dict[int, SendFacts]:
     if not facts:
         return facts
     lead_ids = sorted({f.lead_id for f in facts.values()})
-    keys = [str(i) for i in facts]
-    send_key = Event.data["send_id"].as_string()
+    keys = sorted(facts)
     for part in chunks(lead_ids):
         found = db.session.execute(
-            sa.select(send_key, Event.type, sa.func.max(Event.occurred_at))
-            .where(Event.lead_id.in_(part), send_key.in_(keys),
+            sa.select(Event.send_id, Event.type, sa.func.max(Event.occurred_at))
+            .where(Event.lead_id.in_(part), Event.send_id.in_(keys),
                    sa.or_(Event.type == "email_delivered",
                           sa.and_(Event.type == "email_opened", Event.is_bot.is_(False))))
-            .group_by(send_key, Event.type)
+            .group_by(Event.send_id, Event.type)
         ).all()
-        for key, type_, at in found:
-            fact = facts.get(int(key))
+        for send_id, type_, at in found:
+            fact = facts.get(send_id) if send_id is not None else None
             if fact is None:
                 continue
             if type_ == "email_delivered":
@@ -124,14 +122,17 @@ def consent_answer(value: Any) -> bool | None:
 
 
 def event_row(type: str, *, lead_id: int | None, at: datetime, verdict: classify.Verdict
-              = classify.HUMAN, data: dict[str, Any] | None = None, url: str | None = None,
+              = classify.HUMAN, send: SendFacts | None = None,
+              data: dict[str, Any] | None = None, url: str | None = None,
               visitor_id: str | None = None, dedupe_key: str | None = None) -> dict[str, Any]:
+    """One event's row for `insert_events`; `send`: the nurture email it is about."""
     data = dict(data or {})
     if verdict.reason and not verdict.is_bot:
         data["reason"] = verdict.reason
+    about = send.columns() if send is not None else {"send_id": None, "step_id": None}
     return {"lead_id": lead_id, "visitor_id": visitor_id, "type": type, "occurred_at": at,
             "campaign_id": None, "url": url, "data": data, "is_bot": verdict.is_bot,
-            "bot_reason": verdict.bot_reason, "dedupe_key": dedupe_key}
+            "bot_reason": verdict.bot_reason, "dedupe_key": dedupe_key, **about}
 
 
 def human_lead_ids(rows: list[dict[str, Any]]) -> set[int]:

@@ -147,8 +147,9 @@ def process(events: list[Any]) -> dict[str, int]:
         send = sends.get(_int(event.get("send_id")) or 0)
         email = str(event.get("email") or "").strip().lower()
         lead_id = send.lead_id if send else by_email.get(email)
-        # The provider's message id goes to the ledgers (reconcile, settle), not to each event.
-        data = send.data() if send else {}
+        # The provider's message id goes to the ledgers (reconcile, settle), not to each
+        # event; the send and its step go to the event's columns (`send=`).
+        data: dict[str, Any] = {}
         if send is not None and name in ("processed", "delivered", "bounce", "dropped"):
             effects.reconcile(send.id, name, event.get("sg_message_id"), at)
         delivery_id = _int(event.get(mail_ledger.CUSTOM_ARG))
@@ -164,43 +165,43 @@ def process(events: list[Any]) -> dict[str, int]:
                 verdict = classify.too_soon(at, send.reference, seconds) or verdict
             url = str(event["url"])[:2000] if kind == "click" and event.get("url") else None
             rows.append(store.event_row(EVENT_TYPES[name], lead_id=lead_id, at=at,
-                                        verdict=verdict, data=data, url=url, dedupe_key=key))
+                                        verdict=verdict, send=send, url=url, dedupe_key=key))
             if kind == "click" and not verdict.is_bot and send is not None \
                     and not send.human_open:
                 send.human_open = True
                 rows.append(store.event_row(
                     "email_opened", lead_id=lead_id, at=at,
                     verdict=classify.Verdict(False, classify.IMPLIED_BY_CLICK),
-                    data=send.data(), dedupe_key=f"implied-open:{send.id}"))
+                    send=send, dedupe_key=f"implied-open:{send.id}"))
             elif kind == "open" and not verdict.is_bot and send is not None:
                 send.human_open = True
             continue
         if name == "delivered":
-            rows.append(store.event_row("email_delivered", lead_id=lead_id, at=at, data=data,
+            rows.append(store.event_row("email_delivered", lead_id=lead_id, at=at, send=send, data=data,
                                         dedupe_key=key))
         elif name == "bounce":
             hard = (event.get("type") or "bounce") == "bounce"
             data.update(bounce_type="hard" if hard else str(event.get("type")),
                         reason=str(event.get("reason") or "")[:500])
             rows.append(store.event_row("bounced" if hard else "email_blocked", lead_id=lead_id,
-                                        at=at, data=data, dedupe_key=key))
+                                        at=at, send=send, data=data, dedupe_key=key))
             if hard:
                 effects.suppress(lead_id, email, "bounce", "SendGrid: hard bounce")
         elif name == "dropped":
             reason = str(event.get("reason") or "")
             data["reason"] = reason[:500]
-            rows.append(store.event_row("email_dropped", lead_id=lead_id, at=at, data=data,
+            rows.append(store.event_row("email_dropped", lead_id=lead_id, at=at, send=send, data=data,
                                         dedupe_key=key))
             effects.suppress(lead_id, email, outcomes.dropped_reason(reason),
                              f"SendGrid: dropped ({reason[:100]})")
         elif name == "spamreport":
-            rows.append(store.event_row(health.SPAM_TYPE, lead_id=lead_id, at=at, data=data,
+            rows.append(store.event_row(health.SPAM_TYPE, lead_id=lead_id, at=at, send=send, data=data,
                                         dedupe_key=key))
             effects.suppress(lead_id, email, "spamreport", "SendGrid: spam report")
         elif name in ("unsubscribe", "group_unsubscribe"):
             if event.get("asm_group_id") is not None:
                 data["asm_group_id"] = str(event["asm_group_id"])
-            rows.append(store.event_row("unsubscribed", lead_id=lead_id, at=at,
+            rows.append(store.event_row("unsubscribed", lead_id=lead_id, at=at, send=send,
                                         data={**data, "source": f"sendgrid {name}"},
                                         dedupe_key=key))
             effects.suppress(lead_id, email, "unsubscribe", f"SendGrid: {name}")

@@ -125,7 +125,7 @@ class _Batch:
         verdict = self._verdict(hit, "open", send)
         self.rows.append(store.event_row(
             "email_opened", lead_id=send.lead_id, at=hit["at"], verdict=verdict,
-            data=send.data(), dedupe_key=f"t:{hit['id']}"))
+            send=send, dedupe_key=f"t:{hit['id']}"))
         if not verdict.is_bot:
             send.human_open = True
 
@@ -143,7 +143,7 @@ class _Batch:
             # A scanner's browser id must never become the lead's: only people's clicks keep it.
             visitor_id=None if verdict.is_bot else hit.get("vid"),
             # The URL is in `url`, once; the link's position only past the first.
-            data=send.data(**({"link_index": index} if index else {})),
+            send=send, data={"link_index": index} if index else None,
             dedupe_key=f"t:{hit['id']}"))
         if verdict.is_bot:
             return
@@ -152,7 +152,7 @@ class _Batch:
             self.rows.append(store.event_row(
                 "email_opened", lead_id=send.lead_id, at=hit["at"],
                 verdict=classify.Verdict(False, classify.IMPLIED_BY_CLICK),
-                data=send.data(), dedupe_key=f"implied-open:{send.id}"))
+                send=send, dedupe_key=f"implied-open:{send.id}"))
         vid = hit.get("vid")
         if vid:
             self.visitors[vid] = send.lead_id
@@ -255,14 +255,13 @@ def _recent_clicks(sends: dict[int, store.SendFacts], hits: list[dict[str, Any]]
     if not clicks:
         return {}
     since = min(h["at"] for h in clicks) - timedelta(seconds=1)
-    send_key = Event.data["send_id"].as_string()
-    wanted = {str(int(h["send_id"])) for h in clicks}
+    wanted = {int(h["send_id"]) for h in clicks}
     lead_ids = sorted({sends[int(h["send_id"])].lead_id for h in clicks})
     out: dict[int, list[tuple[datetime, int]]] = {}
     for part in store.chunks(lead_ids):
         for key, at, data in db.session.execute(
-                sa.select(send_key, Event.occurred_at, Event.data)
+                sa.select(Event.send_id, Event.occurred_at, Event.data)
                 .where(Event.lead_id.in_(part), Event.type == "email_clicked",
-                       Event.occurred_at >= since, send_key.in_(sorted(wanted)))):
+                       Event.occurred_at >= since, Event.send_id.in_(sorted(wanted)))):
             out.setdefault(int(key), []).append((at, int((data or {}).get("link_index") or 0)))
     return out

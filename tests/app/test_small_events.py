@@ -5,6 +5,7 @@ digest that still allows one row per key; the migrations convert existing rows."
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 
 import sqlalchemy as sa
@@ -115,3 +116,65 @@ def test_16_byte_digests_become_8_byte_ones_and_still_match_their_keys(app):
     assert record_event(lead, "email_opened", dedupe_key="t:old") is None
     db.session.commit()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)) == 1
+
+
+def _send_columns() -> list[tuple]:
+    return [tuple(r) for r in db.session.execute(sa.text(
+        "SELECT send_id, step_id, data FROM events ORDER BY id")).all()]
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def test_the_email_an_event_is_about_is_two_integer_columns_and_shown_in_its_data(app):
+    lead = upsert_lead("ann@example.com").lead
+    record_event(lead, "email_opened", data={"send_id": "41", "step_id": 7})
+    record_event(lead, "email_sent", data={"send_id": "42", "step_id": 8, "subject": "Hi"})
+    # Another shape (a custom event's own key) stays in data as it was.
+    record_event(lead, "custom.call", data={"send_id": "A-1", "step_id": "2"})
+    db.session.commit()
+
+    stored = _send_columns()
+    assert [row[:2] for row in stored] == [(41, 7), (42, 8), (None, None)]
+    assert [_json(row[2]) for row in stored] == [
+        None, {"subject": "Hi"}, {"send_id": "A-1", "step_id": "2"}]
+    _another_process()
+    events = db.session.scalars(sa.select(Event).order_by(Event.id)).all()
+    assert [e.details for e in events] == [
+        {"send_id": "41", "step_id": 7}, {"send_id": "42", "step_id": 8, "subject": "Hi"},
+        {"send_id": "A-1", "step_id": "2"}]
+    assert db.session.scalars(sa.select(Event.type).where(Event.send_id == 42)).all() \
+        == ["email_sent"]
+
+
+def test_the_migration_moves_send_and_step_out_of_data_and_back(app):
+    lead = upsert_lead("ann@example.com").lead
+    db.session.commit()
+    downgrade(revision="0027a_email_firsts")
+    opened, sent, custom = (event_types.code_of(t)
+                            for t in ("email_opened", "email_sent", "custom.call"))
+    docs = [{"send_id": "5", "step_id": 2}, {"send_id": "6", "step_id": 3, "subject": "Hi"},
+            {"send_id": "007", "step_id": 2.5}, {"send_id": "9", "link_index": 2}]
+    for code, doc in zip((opened, sent, custom, opened), docs, strict=True):
+        db.session.execute(sa.text(
+            "INSERT INTO events (lead_id, type, occurred_at, data, is_bot) "
+            "VALUES (:lead, :type, '2026-01-01 10:00:00', :data, false)"),
+            {"lead": lead.id, "type": code, "data": json.dumps(doc)})
+    db.session.commit()
+    upgrade()
+    _another_process()
+
+    stored = _send_columns()
+    assert [row[:2] for row in stored] == [(5, 2), (6, 3), (None, None), (9, None)]
+    assert [_json(row[2]) for row in stored] == [
+        None, {"subject": "Hi"}, {"send_id": "007", "step_id": 2.5}, {"link_index": 2}]
+    events = db.session.scalars(sa.select(Event).order_by(Event.id)).all()
+    assert [e.details for e in events] == docs
+    db.session.rollback()  # no open transaction in the way of the ALTER TABLE
+
+    downgrade(revision="0027a_email_firsts")
+    back = db.session.execute(sa.text("SELECT data FROM events ORDER BY id")).scalars().all()
+    assert [_json(d) for d in back] == docs
+    db.session.rollback()
+    upgrade()

@@ -61,9 +61,13 @@ def test_a_chunk_sends_its_email_steps_and_leaves_the_rest_to_run_step(app):
     assert (send.lead_id, send.status, send.attempts) == (ann.id, "sent", 1)
     assert send.provider_message_id and send.sent_at
     (event,) = events(ann.id, "email_sent")
-    assert event.data == {"send_id": str(send.id), "enrollment_id": str(sending.id),
-                          "sequence_id": one_email.id, "step_id": send.step_id,
+    # The send and its step in their integer columns, shown in the data as before.
+    assert (event.send_id, event.step_id) == (send.id, send.step_id)
+    assert event.data == {"enrollment_id": str(sending.id), "sequence_id": one_email.id,
                           "subject": "Hello {{ lead.first_name }}"}
+    assert event.details == {"send_id": str(send.id), "enrollment_id": str(sending.id),
+                             "sequence_id": one_email.id, "step_id": send.step_id,
+                             "subject": "Hello {{ lead.first_name }}"}
     assert event.dedupe_key == digest_hex(f"nurture-send:{send.id}")  # stored as its digest
     (finished,) = events(ann.id, "nurture_finished")
     assert finished.data["reason"] == "completed every step"

@@ -45,7 +45,7 @@ def test_an_enrolled_lead_gets_the_first_email_at_once(app):
     (send,) = sends()
     assert send.status == "sent" and send.attempts == 1 and send.provider_message_id
     (event,) = events(lead.id, "email_sent")
-    assert event.data["send_id"] == str(send.id)
+    assert event.send_id == send.id
     enrollment = enrollment_of(lead.id)
     assert enrollment.status == "finished" and enrollment.exit_reason == "completed every step"
 

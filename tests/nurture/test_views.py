@@ -45,7 +45,8 @@ def test_one_click_post_without_cookies_unsubscribes(app):
     enrollment = enrollment_of(lead_id)
     assert enrollment.status == "exited" and enrollment.exit_reason == "unsubscribed"
     (event,) = events(lead_id, "unsubscribed")
-    assert event.data == {"source": "one-click", "send_id": "5"}
+    assert (event.data, event.send_id) == ({"source": "one-click"}, 5)
+    assert event.details == {"source": "one-click", "send_id": "5"}
 
 
 def test_the_confirm_button_unsubscribes_and_a_second_time_changes_nothing(app, client):

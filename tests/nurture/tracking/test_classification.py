@@ -114,7 +114,7 @@ def test_a_human_click_upgrades_a_machine_open_once(app, client):
     opens = events("email_opened")
     assert [o.is_bot for o in opens] == [True, False]
     assert opens[1].data["reason"] == classify.IMPLIED_BY_CLICK
-    assert opens[1].data["send_id"] == str(send.id)
+    assert opens[1].send_id == send.id
     assert [c.is_bot for c in events("email_clicked")] == [False, False]
 
 
