@@ -9,17 +9,21 @@ the email's `send_id` / `step_id` columns and `data` as the writers fill them
 data without its send and step; NULL when nothing is left), browser ids shaped as the cookie's
 (`secrets.token_urlsafe(18)`: 24 characters), dedupe keys `t:<hit>` / `sg:<event id>`. Events
 are written as they happen, so ids follow time: the year of events is loaded oldest first
-(the B-tree on (type, occurred_at) then fills its pages as in production, where it only grows
-at its right edge; random times would leave its pages two-thirds full).
+(the BRIN index on occurred_at then summarises narrow ranges as in production, and the
+primary key's B-tree only grows at its right edge; random times would make every range span
+the year).
 
 - bytes per event: (table + its TOAST + every index) ÷ rows, and the index share. Target < 200.
 - prune: every event made older than its retention, then `app.privacy.retention.prune` (after
   the rollups) deletes them in its batches; rows deleted per second of the delete phase.
   Target ≥ 50,000 rows/s.
 - inserts during the prune: a second connection inserts one event at a time, as the tracking
-  writer does, all through the delete phase; the slowest insert. Target ≤ 100 ms. The same
-  inserter runs for as long again with no prune first: its slowest insert is what the loaded
-  machine does anyway (fsync, other people's work), printed beside it.
+  writer does, all through the prune, with `lock_timeout = 100ms`: an insert that a lock holds
+  up longer fails, and is counted. Target: none (the issue's "without blocking concurrent
+  inserts for more than 100 ms"). A thread samples the inserter's backend in pg_stat_activity
+  every 5 ms for lock waits (the longest seen is printed). The wall time of the slowest insert
+  is printed too, not judged: the same inserter runs for as long again with no prune, and on
+  a loaded 2-core machine its slowest insert is as slow (fsync, other people's work).
 - stderr: the bytes per event broken down (heap, each index, TOAST).
 """
 
@@ -94,19 +98,56 @@ def _bytes_per_event(scratch) -> tuple[float, float, int]:
     return total / max(rows, 1), indexes / max(rows, 1), rows
 
 
-def _insert_loop(database_url: str, opened: int, stop, out) -> None:
-    """The inserter's process: one event at a time until `stop` is set, then its times."""
+LOCK_TIMEOUT_MS = 100  # the issue's "without blocking concurrent inserts for more than 100 ms"
+
+
+def _lock_waits(database_url: str, pid: int, stop, found: dict) -> None:
+    """Every 5 ms, is the inserter's backend waiting for a lock (pg_stat_activity's
+    wait_event_type 'Lock')? The longest run of such samples, in ms."""
     import psycopg
 
-    times: list[float] = []
+    longest = current = 0.0
     with psycopg.connect(database_url, autocommit=True) as conn:
         while not stop.is_set():
             started = time.perf_counter()
-            conn.execute("INSERT INTO events (lead_id, type, occurred_at, send_id, step_id, "
-                         f"is_bot) VALUES (1, {opened}, now(), 1, 1, false)")
+            waiting = conn.execute("SELECT wait_event_type = 'Lock' FROM pg_stat_activity "
+                                   "WHERE pid = %s", (pid,)).fetchone()
+            time.sleep(0.005)
+            if waiting and waiting[0]:
+                current += time.perf_counter() - started
+                longest = max(longest, current)
+            else:
+                current = 0.0
+    found["longest"] = longest
+
+
+def _insert_loop(database_url: str, opened: int, stop, out) -> None:
+    """The inserter's process: one event at a time until `stop` is set, then its times and
+    how many inserts a lock held up longer than LOCK_TIMEOUT_MS (`lock_timeout` makes such an
+    insert fail instead of waiting: each failure is an insert blocked that long)."""
+    import threading
+
+    import psycopg
+
+    times: list[float] = []
+    blocked = 0
+    waits: dict = {}
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
+        watcher = threading.Thread(target=_lock_waits,
+                                   args=(database_url, conn.info.backend_pid, stop, waits))
+        watcher.start()
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                conn.execute("INSERT INTO events (lead_id, type, occurred_at, send_id, step_id, "
+                             f"is_bot) VALUES (1, {opened}, now(), 1, 1, false)")
+            except psycopg.errors.LockNotAvailable:
+                blocked += 1
             times.append(time.perf_counter() - started)
             time.sleep(0.005)
-    out.send(times)
+        watcher.join()
+    out.send((times, blocked, waits.get("longest", 0.0)))
 
 
 class _Inserter:
@@ -124,6 +165,8 @@ class _Inserter:
             target=_insert_loop, daemon=True,
             args=(scratch.database_url, code_of("email_opened"), self.stop, send))
         self.times: list[float] = []
+        self.blocked = 0  # inserts that waited on a lock for more than LOCK_TIMEOUT_MS
+        self.longest_lock_wait = 0.0  # seconds, as sampled from pg_stat_activity
 
     def start(self) -> None:
         self._process.start()
@@ -131,7 +174,7 @@ class _Inserter:
 
     def join(self) -> None:
         self.stop.set()
-        self.times = self._receive.recv()
+        self.times, self.blocked, self.longest_lock_wait = self._receive.recv()
         self._process.join()
 
     @property
@@ -145,6 +188,12 @@ class _Inserter:
     def p99(self) -> float:
         ordered = sorted(self.times)
         return ordered[int(len(ordered) * 0.99)] if ordered else 0.0
+
+    def summary(self) -> str:
+        return (f"{self.blocked} of {self.count:,} inserts blocked > {LOCK_TIMEOUT_MS} ms by a "
+                f"lock; longest lock wait seen {self.longest_lock_wait * 1000:.0f} ms; "
+                f"slowest insert (wall) {self.slowest * 1000:.0f} ms, "
+                f"p99 {self.p99() * 1000:.1f} ms")
 
 
 def run(ctx: Context) -> list[Row]:
@@ -193,10 +242,11 @@ def run(ctx: Context) -> list[Row]:
         Row(f"privacy prune, rollups already current{scale}", "≥ 50,000 rows/s",
             f"{rate:,.0f} rows/s ({deleted:,} rows deleted in {report.delete_seconds:.1f} s; "
             f"the whole prune {seconds:.1f} s)", None, rate >= 50_000),
-        Row("slowest single insert during the prune", "≤ 100 ms",
-            f"{inserter.slowest * 1000:.0f} ms over {inserter.count:,} inserts "
-            f"(p99 {inserter.p99() * 1000:.1f} ms)", None, inserter.slowest <= 0.1),
-        Row("slowest single insert with no prune (same run, as long)", "—",
-            f"{quiet.slowest * 1000:.0f} ms over {quiet.count:,} inserts "
-            f"(p99 {quiet.p99() * 1000:.1f} ms)", None, None),
+        # The verdict is about blocking: no insert waited on a lock for more than 100 ms.
+        # Wall times also hold the machine's own stalls (fsync, CPU taken by other work):
+        # printed, during the prune and without one, not judged.
+        Row("inserts blocked > 100 ms by a lock during the prune", "0",
+            inserter.summary(), None, inserter.blocked == 0),
+        Row("the same inserter with no prune (same run, as long)", "—",
+            quiet.summary(), None, None),
     ]
