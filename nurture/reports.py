@@ -75,8 +75,9 @@ def record_firsts() -> int:
     """The email rollup's `prepare`: the first day of each (email, kind) among the events
     written since the last call, into `nurture_email_firsts` (an earlier day wins). It reads
     from where the call before the last one stopped, so an event whose transaction committed
-    late is still seen (recording it twice changes nothing). Returns how many new event ids it
-    covered: 0 once caught up. Does not commit."""
+    late is still seen (recording it twice changes nothing). Returns 1 while newer events are
+    left for another call, 0 once caught up: the window read again next time survives the last
+    call. Does not commit."""
     state = db.session.get(ReportState, FIRSTS_STATE)
     if state is None:
         state = ReportState(name=FIRSTS_STATE, value={"low": 0, "high": 0})
@@ -104,7 +105,7 @@ def record_firsts() -> int:
             index_elements=[table.c.send_id, table.c.metric], set_={"day": upsert.excluded.day},
             where=upsert.excluded.day < table.c.day), rows[part:part + 1000])
     state.value = {"low": high, "high": top}
-    return top - high
+    return int(newest > top)
 
 
 def build_days(days: set[date]) -> dict[date, list[Row]]:

@@ -61,27 +61,34 @@ def _email_history(sequence: Sequence) -> int:
     """The leads who came through the demo form in earlier days got the sequence back then:
     finished enrollments, their ledger rows, and what happened to each email, as the tracking
     writer and SendGrid's events record it: people's opens and clicks, Apple's privacy proxy
-    opening on arrival, a link scanner clicking every link. Leads that have not yet moved past
-    `lead` get sends and deliveries only, so the demo's engagement scores stay as seeded."""
+    opening on arrival, a link scanner clicking every link. Leads scoring can still move
+    (lead, recycled, ...) get sends, deliveries and machines' fetches only, so the demo's stages
+    stay as seeded. Only leads that came through the sequence's own form, once."""
     from app.leads.models import Event, Lead
     from app.leads.service import record_event
+    from forms.models import Submission
     from nurture.models import Enrollment, EnrollmentStatus, Send, SendStatus
+    from nurture.scoring.service import ELIGIBLE_STAGES
 
     emails = [s for s in sequence.steps if s.kind == StepKind.EMAIL.value]
     if len(emails) < 2:
         return 0
     welcome, follow_up = emails[0], emails[1]
     now = utcnow()
+    if sequence.trigger_form_id is None:
+        return 0
     known = sa.select(Enrollment.lead_id).where(Enrollment.sequence_id == sequence.id)
+    came = sa.select(Submission.lead_id).where(Submission.form_id == sequence.trigger_form_id,
+                                               Submission.lead_id.is_not(None))
     people = db.session.execute(
         sa.select(Lead, sa.func.min(Event.occurred_at), sa.func.max(Event.campaign_id))
         .join(Event, Event.lead_id == Lead.id)
-        .where(Event.type == "form_submitted", Lead.id.not_in(known))
+        .where(Event.type == "form_submitted", Lead.id.in_(came), Lead.id.not_in(known))
         .group_by(Lead.id).having(sa.func.min(Event.occurred_at) < now - timedelta(days=1))
         .order_by(Lead.id)).all()
     sent = 0
     for n, (lead, submitted, campaign_id) in enumerate(people):
-        engaged = lead.stage != "lead"
+        engaged = lead.stage not in ELIGIBLE_STAGES  # scoring leaves their stage alone
         enrollment = Enrollment(lead_id=lead.id, sequence_id=sequence.id, step_id=follow_up.id,
                                 status=EnrollmentStatus.FINISHED.value, source="demo history",
                                 campaign_id=campaign_id, created_at=submitted,

@@ -12,8 +12,7 @@ look like a first). Now the email rollup keeps this table (`nurture.reports.reco
 The table is filled here from the stored events in one INSERT ... SELECT (a read of events:
 concurrent inserts are not blocked), and the rollup's mark is set to the newest event id, so
 the next refresh goes on from there. Event type codes are the fixed ones of
-`app.leads.event_types.FIXED` (never renumbered): email_opened 0, email_clicked 1,
-email_sent 3, unsubscribed 8, bounced 9.
+`app.leads.event_types.FIXED` (never renumbered, so reading them here is safe).
 """
 from datetime import UTC, datetime
 
@@ -21,20 +20,24 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
+from app.leads.event_types import FIXED
+
 revision = '0027a_email_firsts'
 down_revision = '0026b_lead_campaigns'
 branch_labels = None
 depends_on = None
 
 _METRIC = """CASE
-  WHEN type = 3 THEN 'email_sent'
-  WHEN type = 8 THEN 'email_unsubscribed'
-  WHEN type = 9 THEN 'email_bounced'
-  WHEN type = 0 AND {bot} THEN 'email_open_machine'
-  WHEN type = 0 THEN 'email_open_human'
-  WHEN type = 1 AND {bot} THEN 'email_click_machine'
-  WHEN type = 1 THEN 'email_click_human'
-END"""
+  WHEN type = {email_sent} THEN 'email_sent'
+  WHEN type = {unsubscribed} THEN 'email_unsubscribed'
+  WHEN type = {bounced} THEN 'email_bounced'
+  WHEN type = {email_opened} AND {{bot}} THEN 'email_open_machine'
+  WHEN type = {email_opened} THEN 'email_open_human'
+  WHEN type = {email_clicked} AND {{bot}} THEN 'email_click_machine'
+  WHEN type = {email_clicked} THEN 'email_click_human'
+END""".format(**FIXED)
+_TYPES = ", ".join(str(FIXED[name]) for name in (
+    "email_sent", "unsubscribed", "bounced", "email_opened", "email_clicked"))
 
 
 def upgrade():
@@ -53,7 +56,7 @@ def upgrade():
             INSERT INTO nurture_email_firsts (send_id, metric, day)
             SELECT {key}::bigint, metric, min((occurred_at AT TIME ZONE 'UTC')::date)
             FROM (SELECT data, occurred_at, {_METRIC.format(bot='is_bot')} AS metric
-                  FROM events WHERE type IN (0, 1, 3, 8, 9) AND id <= {int(newest)}
+                  FROM events WHERE type IN ({_TYPES}) AND id <= {int(newest)}
                     AND {key} ~ '^[0-9]{{1,18}}$') e
             WHERE metric IS NOT NULL GROUP BY 1, 2""")
     else:
@@ -62,7 +65,7 @@ def upgrade():
             INSERT INTO nurture_email_firsts (send_id, metric, day)
             SELECT CAST({key} AS INTEGER), metric, min(date(occurred_at))
             FROM (SELECT data, occurred_at, {_METRIC.format(bot='is_bot = 1')} AS metric
-                  FROM events WHERE type IN (0, 1, 3, 8, 9) AND id <= {int(newest)}
+                  FROM events WHERE type IN ({_TYPES}) AND id <= {int(newest)}
                     AND CAST({key} AS TEXT) GLOB '[0-9]*'
                     AND NOT CAST({key} AS TEXT) GLOB '*[^0-9]*') e
             WHERE metric IS NOT NULL GROUP BY 1, 2""")

@@ -156,3 +156,67 @@ def test_a_pruned_event_log_counts_no_email_twice(app):
         assert reports.email(span).table("steps").rows == before
         rebuild(since=(NOW - timedelta(days=3)).date())
         assert reports.email(span).table("steps").rows == before
+
+
+def test_the_migration_fills_the_first_days_from_the_stored_events(app):
+    """0027a: an install upgraded with email events already stored knows each email's first
+    day of each kind (the fixed event type codes, machines apart, deliveries not counted)."""
+    import sqlalchemy as sa
+    from flask_migrate import downgrade, upgrade
+
+    from nurture.models import EmailFirst
+
+    with time_machine.travel(NOW, tick=False):
+        sequence = make_sequence(email_step(subject="Welcome"))
+        (step,) = sequence.steps
+        lead = make_lead("migrated@example.com")
+        send, data = _send(lead, sequence, step, NOW - timedelta(days=6))
+        for kind, days, machine in (("email_delivered", 6, False), ("email_opened", 5, True),
+                                    ("email_opened", 4, False), ("email_opened", 1, False),
+                                    ("email_clicked", 3, False), ("email_clicked", 1, True),
+                                    ("unsubscribed", 2, False), ("bounced", 1, False)):
+            record_event(lead, kind, occurred_at=NOW - timedelta(days=days), data=data,
+                         is_bot=machine)
+        db.session.commit()
+    downgrade(revision="0026b_lead_campaigns")
+    upgrade()
+    found = {metric: day for _, metric, day in db.session.execute(
+        sa.select(EmailFirst.send_id, EmailFirst.metric, EmailFirst.day)
+        .where(EmailFirst.send_id == send.id))}
+    day = {n: (NOW - timedelta(days=n)).date() for n in range(7)}
+    assert found == {"email_sent": day[6], "email_open_machine": day[5],
+                     "email_open_human": day[4], "email_click_human": day[3],
+                     "email_click_machine": day[1], "email_unsubscribed": day[2],
+                     "email_bounced": day[1]}
+
+
+def test_an_open_committed_after_a_refresh_went_past_its_id_is_still_recorded(app):
+    """An event's id is taken when it is written, but its transaction may commit after a
+    refresh has already read past that id: the next refresh reads that window again, so the
+    open is still the email's first and a later open is not counted again."""
+    import sqlalchemy as sa
+
+    from app.leads.models import Event
+
+    with time_machine.travel(NOW, tick=False):
+        sequence = make_sequence(email_step(subject="Welcome"))
+        (step,) = sequence.steps
+        lead = make_lead("late@example.com")
+        _, data = _send(lead, sequence, step, NOW - timedelta(days=3))
+        late = record_event(lead, "email_opened", occurred_at=NOW - timedelta(days=2),
+                            data=data)
+        record_event(lead, "page_viewed", occurred_at=NOW - timedelta(days=2))
+        db.session.commit()
+        columns = {c.key: getattr(late, c.key) for c in sa.inspect(Event).column_attrs}
+        db.session.execute(sa.delete(Event).where(Event.id == late.id))
+        db.session.commit()
+        refresh()  # reads past the open's id while its transaction is "still open"
+        db.session.add(Event(**columns))  # ... which commits now
+        db.session.commit()
+        refresh()
+        record_event(lead, "email_opened", occurred_at=NOW - timedelta(days=1), data=data)
+        db.session.commit()
+        refresh()
+        rows = reports.email(Filters(since=(NOW - timedelta(days=6)).date(),
+                                     until=NOW.date())).table("steps").rows
+    assert rows[0][1:3] == [1, 1]  # one sent, one open
