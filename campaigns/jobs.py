@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -23,9 +24,10 @@ from sqlalchemy.orm import joinedload
 from app import mail
 from app.db import db, insert_rows, utcnow
 from app.jobs import RetryLater, each, job
+from app.leads import bulk_events
 from app.leads.event_columns import digest_int
 from app.leads.models import Event, Lead
-from app.leads.service import record_event
+from app.leads.service import events_written, record_event
 from app.mail.ledger import CUSTOM_ARG, DeliveryStatus, MailDelivery
 from campaigns.models import DELIVERABLE_STATUSES, Asset, LandingPage
 from campaigns.tokens import download_url
@@ -51,29 +53,47 @@ def send_asset_emails(submission_ids: list[int]) -> list[str | None]:
     `send_asset_email`), per submission its message id or None. A redelivered or retried batch
     sends nothing twice: each email's ledger key (`asset:<submission>`) lets it leave once.
 
-    The common case costs a handful of statements for the whole batch, not ~20 per email:
+    The common case costs a few statements per MAIL_SEND_THREADS emails, not ~20 per email:
     one read of the submissions, their leads, pages and assets, and of the ledger rows and
-    events already there; every new email's ledger row claimed in one INSERT (skipping any
-    key another run holds) and committed before any email leaves; then up to
-    MAIL_SEND_THREADS provider calls at once; then the answers and the `asset_email_sent`
-    events in one commit. An email with a ledger row already (a retry, a redelivery, another
-    worker's) or that cannot be built goes through `send_asset_email`, which decides it."""
+    events already there; then, a wave of MAIL_SEND_THREADS emails at a time: the wave's
+    ledger rows claimed in one INSERT (skipping any key another run holds) and committed
+    before any of them leaves, its provider calls at once, and its answers and events in one
+    commit before the next wave is claimed. A worker that dies mid-batch so leaves only the
+    wave in flight uncertain (`unknown` once its claims go stale, for the provider's events
+    to settle); the later waves were never claimed, and the outbox's retry sends them. A
+    provider that asks to wait stops the batch after its wave: the rest waits for the retry.
+    An email with a ledger row already (a retry, a redelivery, another worker's) or that
+    cannot be built goes through `send_asset_email`, which decides it."""
     ids = list(dict.fromkeys(int(i) for i in submission_ids))
     results: dict[int, str | None] = dict.fromkeys(ids)
     ready, careful = _plan(ids)
+    threads = max(1, int(current_app.config.get("MAIL_SEND_THREADS", 8)))
     problem: Exception | None = None
-    if ready:
-        careful += _claim(ready)
-        ready = [item for item in ready if item.row_id]
-        problem = _send_and_record(ready, results)
+    for start in range(0, len(ready), threads):
+        wave = ready[start:start + threads]
+        careful += _claim(wave)
+        problem = _first(problem, _send_and_record([i for i in wave if i.row_id], results))
+        if isinstance(problem, RetryLater):
+            break  # the provider asked to wait: the waves not claimed yet wait for the retry
     try:
         for submission_id, outcome in zip(careful, each(careful, send_asset_email)):
             results[submission_id] = outcome
     except Exception as exc:  # noqa: BLE001 - raised below (a RetryLater first)
-        problem = problem if isinstance(problem, RetryLater) else exc
+        problem = _first(problem, exc)
     if problem is not None:
         raise problem  # the outbox retries the batch; what was sent stays sent
     return [results[int(i)] for i in submission_ids]
+
+
+def _first(problem: Exception | None, new: Exception | None) -> Exception | None:
+    """The problem the batch raises at its end: a RetryLater (the longest wait) over others,
+    else the first."""
+    if new is None or problem is None:
+        return problem or new
+    if isinstance(new, RetryLater) and (
+            not isinstance(problem, RetryLater) or (new.after or 0) > (problem.after or 0)):
+        return new
+    return problem
 
 
 def _plan(ids: list[int]) -> tuple[list[_Ready], list[int]]:
@@ -117,18 +137,15 @@ def _claim(ready: list[_Ready]) -> list[int]:
     """Claim the ledger rows of `ready` in one INSERT, committed: each email has its unique row
     before it leaves. A key another run took meanwhile is skipped here; its submission is
     returned, for the careful path."""
+    if not ready:
+        return []
     now = utcnow()
     made = dict(insert_rows(_LEDGER, [
         {"key": item.key, "purpose": "asset", "lead_id": item.submission.lead_id,
          "subject": (item.email.subject or "")[:300], "status": DeliveryStatus.CLAIMED.value,
          "attempts": 1, "claimed_at": now, "created_at": now, "updated_at": now}
         for item in ready], (_LEDGER.c.key, _LEDGER.c.id), skip_conflicts=["key"]))
-    session = db.session()
-    expire, session.expire_on_commit = session.expire_on_commit, False  # read-only objects:
-    try:  # no reload of each one after the commit
-        session.commit()
-    finally:
-        session.expire_on_commit = expire
+    _commit()
     taken = []
     for item in ready:
         item.row_id = made.get(item.key, 0)
@@ -140,44 +157,78 @@ def _claim(ready: list[_Ready]) -> list[int]:
     return taken
 
 
-def _send_and_record(ready: list[_Ready], results: dict[int, str | None]) -> Exception | None:
-    """Send the claimed emails at once, then record the answers in one commit. Returns the
-    first problem (RetryLater first): the caller raises it once the batch is done."""
-    threads = int(current_app.config.get("MAIL_SEND_THREADS", 8))
-    answers = mail.transmit_all([(item.key, item.email) for item in ready], threads)
+def _commit() -> None:
+    """Commit, keeping the batch's read-only objects loaded: the next wave uses them again
+    (no reload of each one after every commit)."""
+    session = db.session()
+    expire, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
+
+
+def _send_and_record(wave: list[_Ready], results: dict[int, str | None]) -> Exception | None:
+    """Send a wave of claimed emails at once, then record every answer in one commit: `sent`
+    (with its `asset_email_sent` event), `retry`, `failed` (with `asset_email_failed`) or
+    `unknown`. A row a provider event settled meanwhile keeps what the event said, and gets no
+    event from here. Returns the wave's problem (a RetryLater first): the caller raises it
+    once the batch is done."""
+    if not wave:
+        return None
+    answers = mail.transmit_all([(item.key, item.email) for item in wave], len(wave))
     now = utcnow()
-    sent = [(item, answer) for item, answer in zip(ready, answers) if isinstance(answer, str)]
-    if sent:
-        db.session.execute(
-            sa.update(_LEDGER).where(_LEDGER.c.id == sa.bindparam("row_id"),
-                                     _LEDGER.c.status == DeliveryStatus.CLAIMED.value)
-            .values(status=DeliveryStatus.SENT.value, sent_at=now, error=None, updated_at=now,
-                    provider_message_id=sa.bindparam("message_id")),
-            [{"row_id": item.row_id, "message_id": (answer or "")[:200] or None}
-             for item, answer in sent])
-        for item, message_id in sent:
-            results[item.submission.id] = message_id
-            _record(item.submission, "asset_email_sent", f"asset-email:{item.submission.id}",
-                    {"asset_id": item.asset.id, "asset": item.asset.name,
-                     "message_id": message_id}, commit=False)
-        db.session.commit()
+    claimed = _LEDGER.c.status == DeliveryStatus.CLAIMED.value
+    events: list[dict[str, Any]] = []
     problem: Exception | None = None
-    for item, reply in zip(ready, answers):
+    message_ids = {item.row_id: (answer or "")[:200] or None
+                   for item, answer in zip(wave, answers) if isinstance(answer, str)}
+    if message_ids:
+        named = {row_id: message_id for row_id, message_id in message_ids.items() if message_id}
+        matched = set(db.session.scalars(
+            sa.update(_LEDGER).where(_LEDGER.c.id.in_(list(message_ids)), claimed)
+            .values(status=DeliveryStatus.SENT.value, sent_at=now, error=None, updated_at=now,
+                    provider_message_id=sa.case(named, value=_LEDGER.c.id) if named else None)
+            .returning(_LEDGER.c.id)))
+        for item in wave:
+            if item.row_id in matched:
+                message_id = message_ids[item.row_id]
+                results[item.submission.id] = message_id
+                events.append(_event_row(item, "asset_email_sent", now, {
+                    "asset": item.asset.name, "message_id": message_id}))
+    for item, reply in zip(wave, answers):
         if isinstance(reply, str):
             continue
         if not isinstance(reply, mail.MailError):  # its row stays claimed: never sent again
             log.error("asset email %s: %s: %s", item.key, type(reply).__name__, reply)
-            problem = problem or reply
+            problem = _first(problem, reply)
             continue
-        row = db.session.get(MailDelivery, item.row_id)
-        assert row is not None
-        try:
-            outcome = mail.refused(row, reply)
-        except RetryLater as exc:
-            problem = problem if isinstance(problem, RetryLater) else exc
-            continue
-        _after(item.submission, item.asset, outcome, f"asset-email:{item.submission.id}")
+        outcome = mail.refusal(item.key, 1, reply)  # its first attempt: claimed just now
+        if db.session.scalar(sa.update(_LEDGER).where(_LEDGER.c.id == item.row_id, claimed)
+                             .values(updated_at=now, **outcome.values())
+                             .returning(_LEDGER.c.id)) is None:
+            continue  # a provider event settled it meanwhile: its word counts
+        if outcome.status == DeliveryStatus.RETRY:
+            problem = _first(problem, RetryLater(f"{item.key}: {outcome.error}",
+                                                 after=outcome.retry_after))
+        elif outcome.status == DeliveryStatus.FAILED:
+            events.append(_event_row(item, "asset_email_failed", now,
+                                     {"error": outcome.error[:500]}, suffix=":failed"))
+    # One row per key: one the webhook wrote meanwhile (it settled the email) is skipped.
+    leads = set(bulk_events.insert_new(events)) if events else set()
+    _commit()
+    if leads:
+        events_written(leads)
     return problem
+
+
+def _event_row(item: _Ready, type_: str, now: datetime, data: dict[str, Any], *,
+               suffix: str = "") -> dict[str, Any]:
+    """An event of the lead's timeline about the email `item`, as `_record` writes it."""
+    return {"lead_id": item.submission.lead_id, "type": type_, "occurred_at": now,
+            "campaign_id": item.submission.campaign_id, "url": None,
+            "data": {"asset_id": item.asset.id, **data, "submission_id": item.submission.id},
+            "is_bot": False, "dedupe_key": f"asset-email:{item.submission.id}{suffix}"}
 
 
 def _emailable(lead: Lead | None) -> bool:
@@ -255,13 +306,10 @@ def _after(submission: Submission, asset: Asset, outcome: mail.Delivery,
     return None
 
 
-def _record(submission: Submission, type_: str, dedupe_key: str, data: dict[str, Any], *,
-            commit: bool = True) -> None:
+def _record(submission: Submission, type_: str, dedupe_key: str, data: dict[str, Any]) -> None:
     record_event(submission.lead, type_, campaign_id=submission.campaign_id,
-                 data={**data, "submission_id": submission.id}, dedupe_key=dedupe_key,
-                 flush=commit)
-    if commit:
-        db.session.commit()
+                 data={**data, "submission_id": submission.id}, dedupe_key=dedupe_key)
+    db.session.commit()
 
 
 def on_asset_email_settled(row: MailDelivery) -> None:

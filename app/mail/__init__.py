@@ -12,7 +12,7 @@ from typing import Protocol
 
 from flask import Flask, current_app
 
-from app.mail.delivery import Delivery, deliver, refused, transmit, transmit_all
+from app.mail.delivery import Delivery, Refusal, deliver, refusal, refused, transmit, transmit_all
 from app.mail.errors import MailError
 from app.mail.message import Attachment, Email
 
@@ -55,5 +55,5 @@ def new_email(to: str, subject: str, html: str, text: str, **kwargs) -> Email:
     return Email(to=to, subject=subject, html=html, text=text, **kwargs)
 
 
-__all__ = ["Attachment", "Delivery", "Email", "MailBackend", "MailError", "backend", "deliver",
-           "new_email", "refused", "transmit", "transmit_all"]
+__all__ = ["Attachment", "Delivery", "Email", "MailBackend", "MailError", "Refusal", "backend",
+           "deliver", "new_email", "refusal", "refused", "transmit", "transmit_all"]

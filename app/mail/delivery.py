@@ -105,25 +105,47 @@ def deliver(key: str, build: Callable[[], Email], *, lead_id: int | None = None,
     return Delivery("done" if row.status == DeliveryStatus.SENT else row.status, row)
 
 
-def refused(row: MailDelivery, exc: MailError, max_attempts: int | None = None) -> Delivery:
-    """The provider did not take the claimed email `row`: unknown (it may have it), failed, or
-    retry later (raises RetryLater). Commits."""
+@dataclass(frozen=True)
+class Refusal:
+    """What a provider's refusal makes of a claimed ledger row."""
+
+    status: DeliveryStatus  # unknown (it may have it), failed, or retry
+    error: str
+    retry_after: float | None = None
+
+    def values(self) -> dict[str, object]:
+        """The row's new columns (a retry waits `not_before` when the provider said)."""
+        values: dict[str, object] = {"status": self.status.value, "error": self.error}
+        if self.status == DeliveryStatus.RETRY:
+            values["not_before"] = (utcnow() + timedelta(seconds=self.retry_after)
+                                    if self.retry_after else None)
+        return values
+
+
+def refusal(key: str, attempts: int, exc: MailError, max_attempts: int | None = None) -> Refusal:
+    """The provider did not take the claimed email `key` on its `attempts`th attempt: unknown
+    (it may have it), failed (for good, or out of attempts), or retry later. Logs it; the
+    caller records it."""
     max_attempts = max_attempts or int(current_app.config["MAIL_MAX_ATTEMPTS"])
     error = str(exc)[:2000]
     if exc.uncertain:
-        ledger.move(row, DeliveryStatus.CLAIMED, status=DeliveryStatus.UNKNOWN.value, error=error)
         log.warning("email %s: no answer from the provider; never sent again automatically, "
-                    "waiting for its events", row.key)
-        return Delivery("unknown", row)
-    if exc.permanent or row.attempts >= max_attempts:
+                    "waiting for its events", key)
+        return Refusal(DeliveryStatus.UNKNOWN, error)
+    if exc.permanent or attempts >= max_attempts:
         if not exc.permanent:
-            error = f"gave up after {row.attempts} attempts: {error}"[:2000]
-        ledger.move(row, DeliveryStatus.CLAIMED, status=DeliveryStatus.FAILED.value, error=error)
-        log.warning("email %s failed: %s", row.key, error)
-        return Delivery("failed", row)
-    not_before = utcnow() + timedelta(seconds=exc.retry_after) if exc.retry_after else None
-    ledger.move(row, DeliveryStatus.CLAIMED, status=DeliveryStatus.RETRY.value, error=error,
-                not_before=not_before)
-    log.warning("email %s: attempt %d refused for now (%s); retrying", row.key, row.attempts,
-                error)
-    raise RetryLater(f"{row.key}: {error}", after=exc.retry_after)
+            error = f"gave up after {attempts} attempts: {error}"[:2000]
+        log.warning("email %s failed: %s", key, error)
+        return Refusal(DeliveryStatus.FAILED, error)
+    log.warning("email %s: attempt %d refused for now (%s); retrying", key, attempts, error)
+    return Refusal(DeliveryStatus.RETRY, error, exc.retry_after)
+
+
+def refused(row: MailDelivery, exc: MailError, max_attempts: int | None = None) -> Delivery:
+    """The provider did not take the claimed email `row`: unknown (it may have it), failed, or
+    retry later (raises RetryLater). Commits."""
+    outcome = refusal(row.key, row.attempts, exc, max_attempts)
+    ledger.move(row, DeliveryStatus.CLAIMED, **outcome.values())
+    if outcome.status == DeliveryStatus.RETRY:
+        raise RetryLater(f"{row.key}: {outcome.error}", after=outcome.retry_after)
+    return Delivery(outcome.status.value, row)

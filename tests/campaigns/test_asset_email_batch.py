@@ -2,13 +2,16 @@
 sends the batch at once: each email once, however often (or concurrently) its job runs."""
 
 import threading
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from app.db import db, utcnow
 from app.jobs import RetryLater
 from app.leads.models import Event
+from app.mail import ledger
 from app.mail.errors import MailError
 from app.mail.ledger import DeliveryStatus, MailDelivery
 from campaigns import jobs
@@ -162,3 +165,89 @@ def test_an_email_sent_before_the_mail_ledger_existed_is_not_sent_again(app, cli
     provider = app.extensions["mail"] = _Provider()
     assert send_asset_emails(ids)[0] is None
     assert provider.sent == ["p1@example.com"]
+
+
+class _Killed(BaseException):
+    """The work-horse dies (SIGKILL, OOM, RQ's job timeout): nothing after it runs."""
+
+
+def test_a_worker_killed_mid_batch_loses_only_the_emails_in_flight(app, client, monkeypatch):
+    """The batch claims, sends and records its emails a wave (MAIL_SEND_THREADS) at a time:
+    killed during the second wave, the first wave's are recorded as sent, the later waves'
+    were never claimed, and the outbox's retry sends them. Only the wave in flight is
+    uncertain (`unknown`, for the provider's events to settle); nothing goes out twice."""
+    ids = _submissions(client, 6)
+    app.config["MAIL_SEND_THREADS"] = 2
+    provider = app.extensions["mail"] = _Provider()
+    real_send, calls = provider.send, []
+
+    def send(email):
+        with provider.lock:
+            calls.append(email.to)
+            dies = len(calls) == 3  # the first email of the second wave
+        if dies:
+            raise _Killed()
+        return real_send(email)
+
+    monkeypatch.setattr(provider, "send", send)
+    with pytest.raises(_Killed):
+        send_asset_emails(ids)
+    db.session.rollback()
+    monkeypatch.setattr(provider, "send", real_send)
+    send_asset_emails(ids)  # the outbox's retry, at once
+    with time_machine.travel(utcnow() + timedelta(seconds=400)):
+        send_asset_emails(ids)  # and once the claims are stale
+    statuses = dict(db.session.execute(sa.select(MailDelivery.key, MailDelivery.status)).all())
+    in_flight = {f"asset:{i}" for i in ids[2:4]}
+    assert {key for key, status in statuses.items() if status != "sent"} <= in_flight
+    assert all(statuses[f"asset:{i}"] == "sent" for i in ids[:2] + ids[4:])
+    assert len(provider.sent) == len(set(provider.sent)) >= 4  # each at most once
+    assert {f"p{i}@example.com" for i in (0, 1, 4, 5)} <= set(provider.sent)
+
+
+def test_an_email_the_webhook_settled_meanwhile_keeps_its_word_and_timeline(
+        app, client, monkeypatch):
+    """SendGrid's event for an email can arrive before its send's answer: a bounce settled
+    the row as failed, so the batch neither marks it sent nor writes `asset_email_sent`."""
+    ids = _submissions(client, 3)
+    provider = app.extensions["mail"] = _Provider()
+    real_send = provider.send
+
+    def send(email):
+        message_id = real_send(email)
+        if email.to == "p1@example.com":  # the webhook, in its own transaction
+            with app.app_context():
+                ledger.settle(int(email.custom_args["delivery_id"]), "bounce")
+                db.session.commit()
+        return message_id
+
+    monkeypatch.setattr(provider, "send", send)
+    sent = send_asset_emails(ids)
+    assert sent[0] and sent[1] is None and sent[2]
+    rows = dict(db.session.execute(sa.select(MailDelivery.key, MailDelivery.status)).all())
+    assert rows == {f"asset:{ids[0]}": "sent", f"asset:{ids[1]}": "failed",
+                    f"asset:{ids[2]}": "sent"}
+    timeline = db.session.execute(sa.select(Event.type, Event.data).where(
+        Event.type.in_(["asset_email_sent", "asset_email_failed"]))).all()
+    assert sorted((t, d["submission_id"]) for t, d in timeline) == sorted([
+        ("asset_email_sent", ids[0]), ("asset_email_failed", ids[1]),
+        ("asset_email_sent", ids[2])])
+
+
+def test_a_provider_that_asks_to_wait_stops_the_batch_after_its_wave(app, client):
+    """The later waves are not claimed (nothing of theirs is uncertain): the retry sends them."""
+    ids = _submissions(client, 5)
+    app.config["MAIL_SEND_THREADS"] = 2
+    provider = app.extensions["mail"] = _Provider(
+        {"p1@example.com": MailError("429", permanent=False, retry_after=30)})
+    with pytest.raises(RetryLater) as raised:
+        send_asset_emails(ids)
+    assert raised.value.after == 30
+    assert provider.sent == ["p0@example.com"]
+    keys = set(db.session.scalars(sa.select(MailDelivery.key)))
+    assert keys == {f"asset:{ids[0]}", f"asset:{ids[1]}"}
+    db.session.execute(sa.update(MailDelivery).values(not_before=None))
+    db.session.commit()
+    provider.answers = {}
+    send_asset_emails(ids)  # the outbox's retry
+    assert sorted(provider.sent) == [f"p{i}@example.com" for i in range(5)]
