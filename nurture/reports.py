@@ -44,13 +44,6 @@ def _metric(kind: str, is_bot: bool) -> str | None:
     return KINDS.get((kind, bool(is_bot)))
 
 
-def _send_id(text: object) -> int | None:
-    try:
-        return int(str(text))
-    except (TypeError, ValueError):
-        return None
-
-
 def _send_key() -> Any:
     """The email an event is about (its `send_id` column)."""
     return Event.send_id
@@ -90,13 +83,10 @@ def record_firsts() -> int:
                       day_sql(Event.occurred_at).label("day"))
             .where(Event.id > low, Event.id <= top, Event.type.in_(TYPES),
                    send_key.is_not(None))).subquery()
-    rows = []
-    for key, kind, day in db.session.execute(
-            sa.select(each.c.send_key, each.c.metric, sa.func.min(each.c.day))
-            .where(each.c.metric.is_not(None)).group_by(each.c.send_key, each.c.metric)):
-        send_id = _send_id(key)
-        if send_id is not None:
-            rows.append({"send_id": send_id, "metric": kind, "day": as_date(day)})
+    rows = [{"send_id": send_id, "metric": kind, "day": as_date(day)}
+            for send_id, kind, day in db.session.execute(
+                sa.select(each.c.send_key, each.c.metric, sa.func.min(each.c.day))
+                .where(each.c.metric.is_not(None)).group_by(each.c.send_key, each.c.metric))]
     table = EmailFirst.__table__
     dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
     for part in range(0, len(rows), 1000):
@@ -146,12 +136,12 @@ def build(day: date) -> list[Row]:
     start, end = bounds(day)
     send_key = _send_key()
     found: set[tuple[int, str]] = set()
-    for kind, is_bot, key in db.session.execute(
+    for kind, is_bot, send_id in db.session.execute(
             sa.select(Event.type, Event.is_bot, send_key)
             .where(Event.type.in_(TYPES), Event.occurred_at >= start, Event.occurred_at < end,
                    send_key.is_not(None))):
-        metric, send_id = _metric(kind, is_bot), _send_id(key)
-        if metric and send_id is not None:
+        metric = _metric(kind, is_bot)
+        if metric:
             found.add((send_id, metric))
     if not found:
         return []
