@@ -34,9 +34,12 @@ ENV_NAMES = (
     "DATABASE_STATEMENT_TIMEOUT",
     "LANDING_PAGE_CACHE_SECONDS",
     "LOG_FORMAT",
+    "RQ_QUEUES",
+    "RQ_IN_PROCESS_QUEUES",
 )
 INT_NAMES = {"TRUSTED_PROXIES", "DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT",
              "LANDING_PAGE_CACHE_SECONDS"}
+LIST_NAMES = {"RQ_QUEUES", "RQ_IN_PROCESS_QUEUES"}  # comma-separated
 
 
 class ConfigError(RuntimeError):
@@ -82,11 +85,16 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "REDIS_WEB_CONNECT_TIMEOUT": 0.1,
         "REDIS_WEB_SOCKET_TIMEOUT": 0.15,
         "REDIS_BREAKER_SECONDS": 5,
-        # In the order a worker takes them: the intake processor first (one short job that
-        # turns every waiting submit into a lead), so freshness never waits behind follow-up work;
-        # the first nurture step of a journey just started (nurture.engine.FIRST_STEPS_QUEUE)
-        # before the other mail (asset emails, the tick's steps).
-        "RQ_QUEUES": ("intake", "default", "first-steps", "mail", "tracking", "scoring"),
+        # In the order a worker takes them (RQ_QUEUES, comma-separated in the environment):
+        # journeys a person's action just started first (their enrollment and first nurture
+        # step, nurture.engine.FIRST_STEPS_QUEUE), then the intake processor (one short job
+        # that turns every waiting submit into a lead), then the rest. Work already under way
+        # ends before new work starts, so at a burst the intake runs take bigger batches while
+        # the first steps run, instead of a run per submit crowding out the first emails.
+        "RQ_QUEUES": ("first-steps", "intake", "default", "mail", "tracking", "scoring"),
+        # Queues whose short jobs run in the worker's own process, not a forked work-horse
+        # (app.worker.KindlingWorker): no fork, a warm database pool.
+        "RQ_IN_PROCESS_QUEUES": ("first-steps", "intake", "mail", "tracking"),
         "SENDGRID_API_KEY": None,
         "SENDGRID_API_HOST": None,
         "SENDGRID_TIMEOUT": 10,
@@ -115,11 +123,11 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RQ_PRELOAD_MODULES": ("app.mail.jobs", "nurture.jobs", "nurture.sender",
                                "nurture.render"),
         # Nurture sending: claimed steps go to the mail queue in chunks of NURTURE_RUN_CHUNK
-        # (one RQ job, one work-horse each), run NURTURE_SEND_THREADS at a time (PostgreSQL;
-        # SQLite runs one at a time). Keep the threads within the database pool's size. A
-        # work-horse's fixed cost (the fork, its connections, compiling its statements,
-        # reading its chunk) is spread over the chunk: 100 rather than 50 measured 92 rather
-        # than 78 emails/s in bench_nurture.
+        # (one RQ job each), run NURTURE_SEND_THREADS at a time (PostgreSQL; SQLite runs one
+        # at a time). Keep the threads within the database pool's size. A job's fixed cost
+        # (reading its chunk; when every job forked, the fork and new connections too) is
+        # spread over the chunk: 100 rather than 50 measured 92 rather than 78 emails/s in
+        # bench_nurture, with forked jobs.
         "NURTURE_RUN_CHUNK": 100,
         "NURTURE_SEND_THREADS": 8,
         # Forms and sessions
@@ -162,6 +170,8 @@ def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
                 out[name] = int(value)
             except ValueError:
                 raise ConfigError(f"{name} must be a whole number, not {value!r}.") from None
+        elif name in LIST_NAMES:
+            out[name] = tuple(part.strip() for part in value.split(",") if part.strip())
         else:
             out[name] = value
     return out

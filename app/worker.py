@@ -16,7 +16,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from rq import Queue, Worker
 from rq.cron import CronScheduler
+from rq.defaults import DEFAULT_WORKER_TTL
+from rq.job import Job
 from rq.utils import import_attribute
+from rq.worker import WorkerStatus
 
 from app import logs, queue
 from app.db import db
@@ -70,12 +73,45 @@ def wait_for_redis(what: str, sleep: Callable[[float], None] = time.sleep) -> No
         log.warning("%s: Redis answers at %s; starting", what, where(url))
 
 
+class KindlingWorker(Worker):
+    """RQ's worker, running the jobs of `in_process` queues in its own process instead of a
+    forked work-horse.
+
+    A work-horse costs a fork, a new database connection and cold statement caches: about
+    0.2 s a job, which at a burst of submits (an intake run, an enrollment and a first step per
+    batch) is more than the jobs themselves, so the first nurture emails waited for the burst to
+    end. The short jobs of the intake, first-steps, mail and tracking queues run here, on the
+    warm pool (RQ's `SimpleWorker` does this for every queue); the long ones (imports, bulk
+    actions, rebuilds, what-ifs) still get a work-horse, whose memory goes back when it ends.
+    An in-process job keeps RQ's job timeout (the same SIGALRM the work-horse uses)."""
+
+    in_process: frozenset[str] = frozenset()
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        if queue.name not in self.in_process:
+            super().execute_job(job, queue)
+            return
+        self.prepare_execution(job)
+        self.perform_job(job, queue)
+        self.set_state(WorkerStatus.IDLE)
+
+    def get_heartbeat_ttl(self, job: Job) -> int:
+        """An in-process job sends no heartbeat until it ends (no work-horse to watch): the
+        one set as it starts covers its whole timeout, as in RQ's `SimpleWorker`."""
+        if job.origin not in self.in_process:
+            return super().get_heartbeat_ttl(job)
+        if job.timeout == -1:
+            return DEFAULT_WORKER_TTL
+        return int(job.timeout or DEFAULT_WORKER_TTL) + 60
+
+
 def run_worker(queues: list[str] | None = None, *, burst: bool = False) -> bool:
     """Work the queues (with RQ's scheduler for delayed and retried jobs) until stopped.
 
-    Each job runs in a forked work-horse; the parent's database pool is emptied first so no
-    connection is shared across the fork. The job modules (RQ_PRELOAD_MODULES) are imported
-    here, once, so each work-horse inherits them instead of importing them per job.
+    Jobs of RQ_IN_PROCESS_QUEUES run in this process (`KindlingWorker`); the others in a forked
+    work-horse, which never uses a connection of this process's pool (`app.db` refuses them
+    across a fork). The job modules (RQ_PRELOAD_MODULES) are imported here, once, so each
+    work-horse inherits them instead of importing them per job.
     """
     names = queues or list(current_app.config["RQ_QUEUES"])
     preload(current_app.config.get("RQ_PRELOAD_MODULES") or ())
@@ -85,7 +121,9 @@ def run_worker(queues: list[str] | None = None, *, burst: bool = False) -> bool:
         conn = worker_connection()
         db.session.remove()
         db.engine.dispose()
-        worker = Worker([Queue(name, connection=conn) for name in names], connection=conn)
+        worker = KindlingWorker([Queue(name, connection=conn) for name in names],
+                                connection=conn)
+        worker.in_process = frozenset(current_app.config["RQ_IN_PROCESS_QUEUES"])
         try:
             return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
         except redis.exceptions.ConnectionError as exc:

@@ -31,6 +31,7 @@ def init_app(app: Flask) -> None:
     from app.templating import add_nav
     from forms.pipeline import add_submission_listener
     from nurture import admin, email_picker, views
+    from nurture.engine import FIRST_STEPS_QUEUE
     from nurture.enrollment import end_for_purpose
     from nurture.seed import seed_demo
 
@@ -56,7 +57,9 @@ def init_app(app: Flask) -> None:
                                     roles=("marketer",)))
     add_nav(app, "nurture.index", "Sequences", "marketer")
     add_periodic(app, "nurture.jobs.tick", int(app.config["NURTURE_TICK_INTERVAL"]))
-    add_submission_listener(app, "nurture.jobs.enroll_from_submissions", batch=True)
+    # Enrollment and the first step share the first-steps queue, which workers take first.
+    add_submission_listener(app, "nurture.jobs.enroll_from_submissions", batch=True,
+                            queue=FIRST_STEPS_QUEUE)
     add_stage_listener(app, "nurture.jobs.on_stage_change")
     add_seeder(app, seed_demo)
     add_withdrawal_listener(app, end_for_purpose)  # no journey without its purpose's consent

@@ -45,8 +45,8 @@ RUN_STEP = "nurture.jobs.run_step"  # one (enrollment, step)
 RUN_STEPS = "nurture.jobs.run_steps"  # a chunk of them, what the tick and kicks enqueue
 STEPS_QUEUE = "mail"
 # The first step of a journey a person's own action just started (a form submit, a stage
-# reached): a queue the workers take before `mail` (RQ_QUEUES), so that first email does not
-# wait behind the asset emails and the tick's backlog.
+# reached), and the submit's enrollment: a queue the workers take first (RQ_QUEUES), so that
+# first email does not wait behind new intake runs, the asset emails and the tick's backlog.
 FIRST_STEPS_QUEUE = "first-steps"
 JOB_FAILURE_TTL = 7 * 24 * 3600
 COMPLETED = "completed every step"  # the exit reason of a journey past its last step

@@ -1,0 +1,81 @@
+"""The worker runs the short queues' jobs in its own process, on its warm database pool, and
+the other queues' jobs in a forked work-horse; the queues are taken journeys-first."""
+
+import os
+import time
+
+import sqlalchemy as sa
+from rq.job import Job, JobStatus
+
+from app import queue
+from app.config import from_environ
+from app.db import db
+from app.jobs import job
+from app.worker import run_worker
+
+HERE = "tests.app.test_worker"
+
+
+@job
+def where() -> dict:
+    """The process this job ran in, and the database session it used (its backend, on
+    PostgreSQL), after a query."""
+    db.session.execute(sa.text("SELECT 1"))
+    backend = None
+    if db.engine.dialect.name == "postgresql":
+        backend = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+    return {"pid": os.getpid(), "backend": backend, "at": time.monotonic()}
+
+
+def sleeps() -> None:
+    time.sleep(10)
+
+
+def _result(rq_job: Job) -> dict:
+    rq_job.refresh()
+    assert rq_job.get_status() == JobStatus.FINISHED, rq_job.latest_result()
+    return rq_job.return_value()
+
+
+def test_short_queues_run_in_the_worker_process_and_the_others_in_a_work_horse(app):
+    # Enqueued in this order; the worker takes them by its queue order, and the default job's
+    # work-horse is forked while the worker's pool holds the connection the intake job used.
+    intake = queue.enqueue(f"{HERE}.where", queue="intake")
+    default = queue.enqueue(f"{HERE}.where", queue="default")
+    mail = queue.enqueue(f"{HERE}.where", queue="mail")
+    first = queue.enqueue(f"{HERE}.where", queue="first-steps")
+
+    run_worker(burst=True)
+
+    ran = {name: _result(j) for name, j in
+           (("intake", intake), ("default", default), ("mail", mail), ("first", first))}
+    assert ran["intake"]["pid"] == ran["mail"]["pid"] == ran["first"]["pid"] == os.getpid()
+    assert ran["default"]["pid"] != os.getpid()  # a forked work-horse
+    # A journey under way (first-steps) goes before a new intake run, and both before the rest.
+    assert ran["first"]["at"] < ran["intake"]["at"] < ran["default"]["at"] < ran["mail"]["at"]
+    if db.engine.dialect.name == "postgresql":
+        # The in-process jobs share one warm connection, which the work-horse never used.
+        assert ran["intake"]["backend"] == ran["mail"]["backend"]
+        assert ran["default"]["backend"] != ran["intake"]["backend"]
+
+
+def test_an_in_process_job_past_its_timeout_fails_and_the_worker_goes_on(app):
+    slow = queue.enqueue(f"{HERE}.sleeps", queue="intake", job_timeout=1)
+    after = queue.enqueue(f"{HERE}.where", queue="intake")
+
+    started = time.monotonic()
+    run_worker(["intake"], burst=True)
+
+    assert time.monotonic() - started < 8  # stopped by its timeout, not slept out
+    slow.refresh()
+    assert slow.get_status() == JobStatus.FAILED
+    assert "JobTimeoutException" in slow.latest_result().exc_string
+    assert _result(after)["pid"] == os.getpid()
+
+
+def test_the_queues_and_which_run_in_process_come_from_the_environment():
+    settings = from_environ({"RQ_QUEUES": "intake, mail ,,scoring",
+                             "RQ_IN_PROCESS_QUEUES": "intake"})
+    assert settings == {"RQ_QUEUES": ("intake", "mail", "scoring"),
+                        "RQ_IN_PROCESS_QUEUES": ("intake",)}
+
