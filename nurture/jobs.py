@@ -58,10 +58,11 @@ def enroll_from_submission(submission_id: int) -> list[int]:
 
 def enroll_from_submissions(submission_ids: list[int]) -> list[int]:
     """Batch submission listener (one job per intake batch): enroll each submission's lead in
-    every active sequence its form triggers, in one commit, and start their first steps at once
-    (first email within seconds of the submit). Safe to run again: a lead already on a
-    sequence is not enrolled twice (`enroll` refuses, or the partial unique index does when
-    another writer got there first: that one enrollment is skipped, the batch goes on)."""
+    every active sequence its form triggers, all at once (`enroll_many`) in one commit, and
+    start their first steps at once (first email within seconds of the submit). Safe to run
+    again: a lead already on a sequence is not enrolled twice (the rules refuse, or the
+    partial unique index does when another writer got there first: then the batch is enrolled
+    one by one and that one enrollment is skipped)."""
     from forms.models import Submission, SubmissionStatus
 
     accepted = (SubmissionStatus.ACCEPTED.value, SubmissionStatus.RELEASED.value)
@@ -76,20 +77,29 @@ def enroll_from_submissions(submission_ids: list[int]) -> list[int]:
             sa.select(Sequence.id).where(Sequence.trigger_form_id == form_id,
                                          Sequence.status == SequenceStatus.ACTIVE.value)
             .order_by(Sequence.id)))
-    ids = []
-    for row in submissions:
-        for sequence_id in triggered[row.form_id]:
-            try:
-                with db.session.begin_nested():
-                    enrollment = enroll(row.lead_id, sequence_id, f"form submission {row.id}",
-                                        campaign_id=row.campaign_id)
-            except IntegrityError:  # enrolled meanwhile by another writer: nothing to do
-                continue
-            if enrollment is not None:
-                ids.append(enrollment.id)
+    wanted = [enrollments.Wanted(row.lead_id, sequence_id, f"form submission {row.id}",
+                                 campaign_id=row.campaign_id)
+              for row in submissions for sequence_id in triggered[row.form_id]]
+    try:
+        with db.session.begin_nested():
+            made = enrollments.enroll_many(wanted)
+    except IntegrityError:  # another writer enrolled one of them meanwhile: one by one
+        made = [_enroll_one(w) for w in wanted]
+    ids = [enrollment.id for enrollment in made if enrollment is not None]
     db.session.commit()
     engine.kick(ids, engine.FIRST_STEPS_QUEUE)
     return ids
+
+
+def _enroll_one(wanted: enrollments.Wanted) -> Enrollment | None:
+    """`enroll` in a savepoint of its own: None when refused, or when another writer enrolled
+    the lead meanwhile (nothing to do)."""
+    try:
+        with db.session.begin_nested():
+            return enroll(wanted.lead_id, wanted.sequence_id, wanted.source,
+                          campaign_id=wanted.campaign_id)
+    except IntegrityError:
+        return None
 
 
 def on_stage_change(stage_change_id: int) -> list[int]:

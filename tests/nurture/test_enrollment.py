@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from app.db import db
-from nurture.enrollment import end, enroll, refusal
+from nurture.enrollment import Wanted, end, enroll, enroll_many, refusal
 from nurture.models import Enrollment
 from nurture.suppression import suppress
 from tests.nurture.factories import events, make_lead, make_sequence
@@ -45,6 +45,47 @@ def test_suppressed_or_inactive_means_no_enrollment(app):
     assert refusal(lead, draft) == "the sequence is not active"
     suppress(lead.email, "bounce", "test")
     assert refusal(lead, make_sequence()) == "the lead cannot be emailed (suppressed (bounce))"
+
+
+def test_enrolling_many_at_once_follows_the_same_rules_as_one_by_one(app):
+    from app.privacy import consent
+
+    news = consent.define("product_news", "Product news", "Email me product news.")
+    db.session.commit()
+    welcome = make_sequence(name="Welcome")
+    again = make_sequence(name="Again", reenroll="after_finished")
+    needs = make_sequence(name="News", required_purpose_id=news.id)
+    ann, bob, cat, dan = (make_lead(f"{name}@example.com") for name in ("ann", "bob", "cat", "dan"))
+    suppress(bob.email, "bounce", "test")
+    enroll(cat.id, welcome.id, "earlier")  # cat: already on Welcome
+    end(enroll(dan.id, again.id, "earlier"), "done", finished=True)  # dan: finished Again
+    consent.grant(ann, news, source="form")
+    db.session.commit()
+    asked = [Wanted(ann.id, welcome.id, "batch"), Wanted(ann.id, welcome.id, "batch"),
+             Wanted(ann.id, needs.id, "batch"), Wanted(bob.id, welcome.id, "batch"),
+             Wanted(cat.id, welcome.id, "batch"), Wanted(cat.id, needs.id, "batch"),
+             Wanted(dan.id, again.id, "batch", campaign_id=None), Wanted(dan.id, welcome.id, "b")]
+    expected = [refusal(db.session.get(type(ann), w.lead_id), db.session.get(type(welcome),
+                                                                             w.sequence_id))
+                for w in asked]
+    assert expected == [None, None, None, "the lead cannot be emailed (suppressed (bounce))",
+                        "the lead is already in this sequence",
+                        "the lead has not agreed to “Product news”", None, None]
+
+    made = enroll_many(asked)
+    db.session.commit()
+
+    enrolled = [w for w, e in zip(asked, made) if e is not None]
+    # As one by one would: ann once on Welcome (asked twice), ann on News (she agreed), dan on
+    # Again again (finished, re-enrolls) and on Welcome; nobody refused.
+    assert [(w.lead_id, w.sequence_id) for w in enrolled] == [
+        (ann.id, welcome.id), (ann.id, needs.id), (dan.id, again.id), (dan.id, welcome.id)]
+    assert len(events(ann.id, "nurture_enrolled")) == 2
+    (event,) = [e for e in events(dan.id, "nurture_enrolled") if e.data["source"] == "b"]
+    assert event.data["enrollment_id"] == made[-1].id and event.data["sequence"] == "Welcome"
+    assert all(refusal(db.session.get(type(ann), w.lead_id),
+                       db.session.get(type(welcome), w.sequence_id))
+               == "the lead is already in this sequence" for w in enrolled)
 
 
 def test_marking_a_lead_replied_ends_every_journey(app, client, auth):

@@ -85,8 +85,8 @@ def test_a_batch_of_submissions_enrolls_each_lead_once_however_often_it_runs(app
 
 
 def test_an_enrollment_another_writer_made_meanwhile_is_skipped_not_the_batch(app, monkeypatch):
-    """Two deliveries at once both pass `enroll`'s check: the unique index refuses the second's
-    enrollment, and only that one is skipped."""
+    """Two deliveries at once both pass the rules' check: the unique index refuses the batch,
+    which is then enrolled one by one, and only the enrollment made meanwhile is skipped."""
     from nurture import enrollment
     from nurture.models import Enrollment
 
@@ -99,7 +99,7 @@ def test_an_enrollment_another_writer_made_meanwhile_is_skipped_not_the_batch(ap
     bobs = Submission(form_id=form.id, lead_id=bob.id, status="accepted", email=bob.email)
     db.session.add(bobs)
     db.session.commit()
-    monkeypatch.setattr(enrollment, "refusal", lambda lead, sequence: None)  # the race
+    monkeypatch.setattr(enrollment, "_refusal", lambda *args: None)  # the race
     assert len(jobs.enroll_from_submissions([first.id, bobs.id])) == 1  # bob's only
     assert sorted(db.session.scalars(sa.select(Enrollment.lead_id))) == [ann.id, bob.id]
 
