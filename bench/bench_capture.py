@@ -2,7 +2,7 @@
 catch-up and freshness, under gunicorn on PostgreSQL.
 
 Each HTTP figure is a ratio against the bare Flask baseline served by the same gunicorn (2
-workers × 4 threads, as production runs) in the same run, after a one-second warm-up. Every submit uses a new email, so each request writes one intake row
+workers × 4 threads with production's settings, `app.gunicorn_conf`) in the same run, after a one-second warm-up. Every submit uses a new email, so each request writes one intake row
 (no duplicate short-cut is measured). No worker runs during the burst: afterwards
 BENCH_INTAKE_BACKLOG (20,000) more pending rows are written as the submit path writes them, and
 one intake processor (one process, `forms.processor.drain`) turns the whole backlog into leads,
@@ -29,9 +29,11 @@ from bench.intake_load import Watcher, drain_timed, percentile, seed_backlog, st
 from bench.kindling_server import count, kindling
 from bench.lib import REPO_ROOT, Context, Row, stop_processes, wrk
 
-# Both apps run as production does (README: gunicorn workers with 4 threads each): a sync
-# worker without threads holds every queued request behind one durable commit at a time.
+# Both apps run as production does (README: gunicorn workers with 4 threads each, and
+# production's gunicorn settings, app.gunicorn_conf: a socket per worker, the access log): a
+# sync worker without threads holds every queued request behind one durable commit at a time.
 THREADS = 4
+CONFIG = "python:app.gunicorn_conf"
 SUBMIT_TARGET = 0.30
 SUBMIT_P99_MS = 50.0
 PAGE_TARGET = 0.80
@@ -96,11 +98,12 @@ end
 
 
 def run(ctx: Context) -> list[Row]:
-    base_get = ctx.baseline_for("/", threads=THREADS)
-    base_post = ctx.baseline_for("/submit", script=_post_baseline_script(), threads=THREADS)
+    base_get = ctx.baseline_for("/", threads=THREADS, config=CONFIG)
+    base_post = ctx.baseline_for("/submit", script=_post_baseline_script(), threads=THREADS,
+                                 config=CONFIG)
     rows: list[Row] = []
     with kindling(ctx.tmp, SETTINGS + "INTAKE_SWEEP_SECONDS = 3600\n",
-                  threads=THREADS) as (base, env):
+                  threads=THREADS, config=CONFIG) as (base, env):
         # Each worker's first render and database connection are not what a visitor meets.
         wrk(base + "/p/demo", 1, ctx.connections, script_dir=ctx.tmp)
         page = ctx.wrk(base + "/p/demo")

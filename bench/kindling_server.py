@@ -37,9 +37,10 @@ def _flask(env: dict[str, str], *args: str) -> str:
 
 
 @contextmanager
-def kindling(tmp: Path, settings: str = "", workers: int = 2,
-             threads: int | None = None) -> Iterator[tuple[str, dict[str, str]]]:
-    """Yield (base URL, env) of Kindling under gunicorn on a fresh, seeded PostgreSQL database."""
+def kindling(tmp: Path, settings: str = "", workers: int = 2, threads: int | None = None,
+             config: str | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+    """Yield (base URL, env) of Kindling under gunicorn (with gunicorn's ``config``, if given)
+    on a fresh, seeded PostgreSQL database."""
     database_url = os.environ.get("BENCH_DATABASE_URL")
     created = False
     if not database_url:
@@ -59,7 +60,7 @@ def kindling(tmp: Path, settings: str = "", workers: int = 2,
     try:
         _flask(env, "db", "upgrade")
         _flask(env, "seed-demo")
-        with gunicorn_server("wsgi:app", env, workers=workers, threads=threads,
+        with gunicorn_server("wsgi:app", env, workers=workers, threads=threads, config=config,
                              ready_path="/login", log_dir=tmp) as base:
             yield base, env
     finally:

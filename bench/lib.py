@@ -66,7 +66,8 @@ class WrkResult:
 
     def summary(self) -> str:
         """Short human-readable form for the "measured" column."""
-        text = f"{self.requests_per_s:,.0f} req/s, p99 {self.p99_ms:.1f} ms"
+        text = (f"{self.requests_per_s:,.0f} req/s, p50 {self.p50_ms:.1f} ms, "
+                f"p99 {self.p99_ms:.1f} ms")
         if self.non_2xx_3xx or self.socket_errors:
             text += f" ({self.non_2xx_3xx} non-2xx/3xx, {self.socket_errors} socket errors)"
         return text
@@ -79,23 +80,23 @@ class Context:
     duration: int
     connections: int
     tmp: Path
-    _baselines: dict[tuple[str, str | None, int | None], WrkResult] = field(default_factory=dict, repr=False)
+    _baselines: dict[tuple[str, str | None, int | None, str | None], WrkResult] = field(default_factory=dict, repr=False)
 
     def baseline(self) -> WrkResult:
         """wrk result for ``GET /`` on the bare baseline app (measured once per run)."""
         return self.baseline_for("/")
 
     def baseline_for(self, path: str, script: str | None = None,
-                     threads: int | None = None) -> WrkResult:
+                     threads: int | None = None, config: str | None = None) -> WrkResult:
         """wrk result for ``path`` (and optional Lua ``script``) on the baseline app.
 
-        The baseline app runs under gunicorn with 2 workers (and ``threads`` each, when
-        given), exactly like the benchmarks compare against. Results are cached per (path,
-        script, threads).
+        The baseline app runs under gunicorn with 2 workers (and ``threads`` each, and the
+        gunicorn ``config``, when given), exactly like the benchmarks compare against. Results
+        are cached per (path, script, threads, config).
         """
-        key = (path, script, threads)
+        key = (path, script, threads, config)
         if key not in self._baselines:
-            with gunicorn_server(BASELINE_APP, {}, workers=2, threads=threads,
+            with gunicorn_server(BASELINE_APP, {}, workers=2, threads=threads, config=config,
                                  log_dir=self.tmp) as base:
                 self._baselines[key] = self.wrk(base + path, script=script)
         return self._baselines[key]
@@ -152,6 +153,25 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=SHUTDOWN_TIMEOUT_S)
 
 
+def _reuses_port(config: str | None) -> bool:
+    """Whether gunicorn config ``python:<module>`` sets ``reuse_port`` (a socket per worker)."""
+    if not config or not config.startswith("python:"):
+        return False
+    import importlib
+
+    return bool(getattr(importlib.import_module(config[len("python:"):]), "reuse_port", False))
+
+
+def _listening(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:``port`` (one per worker with SO_REUSEPORT)."""
+    try:
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:  # not Linux: only the first answer is waited for
+        return 1 << 30
+    local = f"0100007F:{port:04X}"
+    return sum(1 for line in table if line.split()[1] == local and line.split()[3] == "0A")
+
+
 @contextmanager
 def gunicorn_server(
     app_spec: str,
@@ -159,15 +179,19 @@ def gunicorn_server(
     workers: int = 2,
     threads: int | None = None,
     *,
+    config: str | None = None,
     ready_path: str = "/",
     log_dir: Path | None = None,
 ) -> Iterator[str]:
     """Run ``gunicorn app_spec`` on 127.0.0.1 and yield its base URL (no trailing slash).
 
-    ``env`` is added on top of the current environment. The server is started
-    from the repository root, polled at ``ready_path`` for up to STARTUP_TIMEOUT_S, and
-    stopped (SIGTERM, then SIGKILL) when the block exits. Its output goes to
-    ``log_dir/gunicorn-<port>.log``; the log is printed if it fails to start.
+    ``env`` is added on top of the current environment; ``config`` is gunicorn's ``-c``
+    (e.g. ``python:app.gunicorn_conf``, production's settings). The server is started
+    from the repository root, polled at ``ready_path`` for up to STARTUP_TIMEOUT_S (and,
+    when the config sets ``reuse_port``, until every worker listens on a socket of its own:
+    the first one up would otherwise get every connection), and stopped (SIGTERM, then
+    SIGKILL) when the block exits. Its output goes to ``log_dir/gunicorn-<port>.log``; the
+    log is printed if it fails to start.
     """
     gunicorn = Path(sys.executable).parent / "gunicorn"
     if not gunicorn.exists():
@@ -179,6 +203,9 @@ def gunicorn_server(
            "--workers", str(workers), "--log-level", "warning", "--graceful-timeout", "5"]
     if threads is not None:
         cmd += ["--threads", str(threads)]
+    if config is not None:
+        cmd += ["-c", config]
+    listeners = workers if _reuses_port(config) else 1
 
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, **env},
@@ -186,7 +213,7 @@ def gunicorn_server(
                                 start_new_session=True)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not _answers_http(base + ready_path):
+        while not _answers_http(base + ready_path) or _listening(port) < listeners:
             if proc.poll() is not None or time.monotonic() > deadline:
                 _stop(proc)
                 sys.stderr.write(f"--- {log_path} ---\n{log_path.read_text(errors='replace')}\n")

@@ -11,6 +11,7 @@ submission goes to the local spill journal (`forms.spill`) and is replayed later
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -18,7 +19,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -136,9 +137,13 @@ def insert(values: Mapping[str, Any]) -> tuple[str, bool]:
 
     One statement on a connection of its own in autocommit: the INSERT is its own
     transaction, so the database gets one round trip (no BEGIN, no COMMIT of their own) and
-    the row is durable when it answers. No ORM session is made for it."""
+    the row is durable when it answers. No ORM session is made for it. On PostgreSQL it goes
+    to the driver itself (`_insert_postgresql`)."""
+    engine = db.engine
+    if engine.dialect.name == "postgresql":
+        return _insert_postgresql(engine, values)
     table = Intake.__table__
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         try:
             conn.execute(_INSERT, dict(values))
             return values["id"], False
@@ -148,6 +153,57 @@ def insert(values: Mapping[str, Any]) -> tuple[str, bool]:
             if first is None:  # not a duplicate after all (e.g. the id): a real error
                 raise
             return first, True
+
+
+_JSON_COLUMNS = frozenset(name for name, column in Intake.__table__.columns.items()
+                          if isinstance(column.type, sa.JSON))
+_FIRST_OF_KEY = "SELECT id FROM intake WHERE dedupe_key = %s"
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_sql(names: tuple[str, ...]) -> str:
+    for name in names:
+        assert name in Intake.__table__.columns, name  # names go into the SQL text
+    return (f"INSERT INTO intake ({', '.join(names)}) "
+            f"VALUES ({', '.join(f'%({name})s' for name in names)})")
+
+
+def _insert_postgresql(engine: sa.Engine, values: Mapping[str, Any]) -> tuple[str, bool]:
+    """`insert` on psycopg's connection itself, a prepared statement: SQLAlchemy's Connection,
+    its execution context and its autocommit option were about 0.3 ms of CPU per submit, half
+    of this insert's (and psycopg skips the parse on the server). The pool's checkout still
+    runs (the idle ping, the forked-process check); a psycopg error is raised as SQLAlchemy's
+    (`REFUSED` spills it), and a lost connection invalidates the pool as SQLAlchemy does."""
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    params = {name: Jsonb(value) if name in _JSON_COLUMNS else value
+              for name, value in values.items()}
+    sql = _insert_sql(tuple(values))
+    try:
+        pooled = engine.raw_connection()  # unlike Engine.connect, it raises the driver's error
+    except psycopg.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
+    conn: Any = pooled.driver_connection
+    try:
+        conn.autocommit = True
+        try:
+            conn.execute(sql, params, prepare=True)
+            return values["id"], False
+        except psycopg.errors.UniqueViolation as exc:
+            first = conn.execute(_FIRST_OF_KEY, (values["dedupe_key"],)).fetchone()
+            if first is None:  # not a duplicate after all (e.g. the id): a real error
+                raise sa.exc.DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
+            return first[0], True
+        finally:
+            if not conn.closed:
+                conn.autocommit = False
+    except psycopg.Error as exc:
+        if conn.closed or engine.dialect.is_disconnect(cast(Any, exc), conn, None):
+            engine.pool._invalidate(pooled, exc)  # every connection of its age, as SQLAlchemy
+        raise sa.exc.DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
+    finally:
+        pooled.close()
 
 
 # -- the kick: a per-process thread enqueues the processor; the request never waits on Redis --

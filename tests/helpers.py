@@ -75,3 +75,47 @@ def database_refusing() -> Iterator[None]:
         sa.event.remove(db.engine, "do_connect", refuse)
         db.session.remove()
         db.engine.dispose()
+
+
+@contextmanager
+def statements_sent(words: int = 3) -> Iterator[list[tuple[str, bool]]]:
+    """The SQL statements this thread sends while the block runs: their first `words` words
+    and whether each ran in autocommit. On PostgreSQL they are watched at psycopg's cursor (the
+    submit's intake INSERT goes to the driver itself, past SQLAlchemy's events), elsewhere
+    through SQLAlchemy's."""
+    import threading
+
+    import sqlalchemy as sa
+
+    me, seen = threading.get_ident(), []
+
+    def head(sql: object) -> str:
+        return " ".join(str(sql).split()[:words])
+
+    if db.engine.dialect.name == "postgresql":
+        import psycopg
+
+        execute = psycopg.Cursor.execute
+
+        def driver_execute(cursor, query, *args, **kwargs):
+            if threading.get_ident() == me:
+                seen.append((head(query), cursor.connection.autocommit))
+            return execute(cursor, query, *args, **kwargs)
+
+        psycopg.Cursor.execute = driver_execute  # type: ignore[method-assign]
+        try:
+            yield seen
+        finally:
+            psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+        return
+
+    def statement(conn, cursor, sql, params, context, executemany):
+        if threading.get_ident() == me:  # not a background thread's
+            isolation = conn.get_execution_options().get("isolation_level")
+            seen.append((head(sql), isolation == "AUTOCOMMIT"))
+
+    sa.event.listen(db.engine, "before_cursor_execute", statement)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", statement)

@@ -3,6 +3,7 @@ the intake row: the visitor gets the thank-you page and the download either way.
 
 import os
 
+import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
@@ -16,7 +17,7 @@ from tests.campaigns.helpers import (
     make_form,
     make_page,
 )
-from tests.helpers import database_refusing
+from tests.helpers import database_refusing, statements_sent
 
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 
@@ -55,29 +56,33 @@ def test_the_thank_you_page_and_its_download_work_before_the_worker_runs(app):
 def test_the_submit_is_one_insert_and_no_transaction_of_its_own(app):
     """The visitor waits for one statement: the intake INSERT, in autocommit (no BEGIN and
     COMMIT round trips around it), durable when the database answers."""
-    import threading
-
     make_page(form=make_form())
     browser = FlaskClient(app)
     data = form_values(browser.get("/p/guide").get_data(as_text=True))
-    me = threading.get_ident()
-    statements: list[tuple[str, str | None]] = []
-
-    def statement(conn, cursor, sql, params, context, executemany):
-        if threading.get_ident() == me:  # not the kick thread's
-            isolation = conn.get_execution_options().get("isolation_level")
-            statements.append((" ".join(sql.split()[:3]), isolation))
-
-    sa.event.listen(db.engine, "before_cursor_execute", statement)
-    try:
+    with statements_sent() as statements:
         answer = browser.post("/p/guide", data={**data, "email": "ann@example.com"},
                               headers=SAME_ORIGIN)
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", statement)
     assert answer.status_code == 303
-    assert statements == [("INSERT INTO intake", "AUTOCOMMIT")]
+    assert statements == [("INSERT INTO intake", True)]
     with db.engine.connect() as other:  # committed: another connection sees it
         assert other.scalar(sa.select(sa.func.count()).select_from(Intake)) == 1
+
+
+def test_the_same_post_again_gets_the_first_row_on_the_submit_path(app):
+    """The same values again within the duplicate window: the unique key answers with the
+    first row's id, and nothing is spilled (the submit's own insert, on either database)."""
+    from forms import intake, pipeline
+
+    form = make_form()
+    values = intake.row_values(form, {"email": "ann@example.com"}, {}, pipeline.Context(), None)
+    again = {**values, "id": "f" * 32}
+    assert intake.insert(values) == (values["id"], False)
+    assert intake.insert(again) == (values["id"], True)
+    assert not spill.waiting() and _count(Intake) == 1
+    clash = {**values, "dedupe_key": "another"}  # the same id, not the same post: an error
+    with pytest.raises(intake.REFUSED):
+        intake.insert(clash)
+    assert intake.insert({**values, "id": "e" * 32, "dedupe_key": "another"})[1] is False
 
 
 def test_a_pool_with_no_free_connection_loses_no_submit(app_config, make_app):

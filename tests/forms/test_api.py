@@ -10,7 +10,7 @@ from app.db import db
 from app.leads.models import Event, Lead
 from forms.models import Intake, Submission
 from tests.forms.support import count, leads, submissions
-from tests.helpers import database_refusing
+from tests.helpers import database_refusing, statements_sent
 
 SITE = "https://www.acme.example"
 
@@ -213,8 +213,6 @@ def test_a_submit_while_the_database_refuses_is_kept_not_refused(app, client, em
 def test_a_submit_reads_only_the_forms_version_and_an_edit_shows_at_once(app, client, embedded):
     """The form's whole definition is read once per process; each submit then reads its
     version (one small statement) besides the intake INSERT. A new version is read again."""
-    import threading
-
     from flask.testing import FlaskClient
 
     from forms.models import FormField
@@ -224,18 +222,10 @@ def test_a_submit_reads_only_the_forms_version_and_an_edit_shows_at_once(app, cl
     url = f"/api/forms/{embedded.key}/submissions"
     visitor = FlaskClient(app)  # no worker behind it: only the request's statements
     assert visitor.post(url, json={**posted, "email": "ann@example.com"}).status_code == 202
-    me, statements = threading.get_ident(), []
-
-    def statement(conn, cursor, sql, params, context, executemany):
-        if threading.get_ident() == me:
-            statements.append(" ".join(sql.split()[:4]))
-
-    sa.event.listen(db.engine, "before_cursor_execute", statement)
-    try:
+    with statements_sent(words=4) as statements:
         assert visitor.post(url, json={**posted, "email": "bob@example.com"}).status_code == 202
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", statement)
-    assert statements == ["SELECT forms.version FROM forms", "INSERT INTO intake (id,"]
+    assert [sql for sql, _ in statements] == ["SELECT forms.version FROM forms",
+                                              "INSERT INTO intake (id,"]
 
     embedded.fields.append(FormField(name="job_title", label="Job title", type="text",
                                      required=True, position=9))
