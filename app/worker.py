@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ from rq.defaults import DEFAULT_WORKER_TTL
 from rq.job import Job
 from rq.utils import import_attribute
 from rq.worker import WorkerStatus
+from rq.worker.base import SHUTDOWN_SIGNAL
 
 from app import logs, queue
 from app.db import db
@@ -103,6 +105,20 @@ class KindlingWorker(Worker):
         if job.timeout == -1:
             return DEFAULT_WORKER_TTL
         return int(job.timeout or DEFAULT_WORKER_TTL) + 60
+
+    def kill_horse(self, sig: signal.Signals = SHUTDOWN_SIGNAL) -> None:
+        """Kill the work-horse, if there is one. During an in-process job there is none
+        (`horse_pid` is 0), and RQ's `Worker.kill_horse` would signal the process group of
+        pid 0: this worker's own (itself, its scheduler, whatever shares its group), with
+        SIGKILL, on `rq`'s stop-job command. An in-process job cannot be stopped: it runs to
+        its end or its timeout."""
+        if self.horse_pid:
+            super().kill_horse(sig)
+            return
+        if self._stopped_job_id is not None:
+            log.warning("worker: job %s runs in the worker process and cannot be stopped; it "
+                        "ends by itself or at its timeout", self._stopped_job_id)
+            self._stopped_job_id = None  # not stopped: a failure is retried as usual
 
 
 def run_worker(queues: list[str] | None = None, *, burst: bool = False) -> bool:

@@ -2,16 +2,19 @@
 the other queues' jobs in a forked work-horse; the queues are taken journeys-first."""
 
 import os
+import threading
 import time
 
 import sqlalchemy as sa
+from rq import get_current_job
+from rq.command import send_stop_job_command
 from rq.job import Job, JobStatus
 
 from app import queue
 from app.config import from_environ
 from app.db import db
 from app.jobs import job
-from app.worker import run_worker
+from app.worker import KindlingWorker, run_worker
 
 HERE = "tests.app.test_worker"
 
@@ -79,3 +82,41 @@ def test_the_queues_and_which_run_in_process_come_from_the_environment():
     assert settings == {"RQ_QUEUES": ("intake", "mail", "scoring"),
                         "RQ_IN_PROCESS_QUEUES": ("intake",)}
 
+
+
+_handled = threading.Event()
+
+
+@job
+def stop_myself() -> str:
+    """Ask RQ to stop this very job (`rq`'s stop-job command), and wait until the worker's
+    command thread has handled the request."""
+    current = get_current_job()
+    assert current is not None
+    send_stop_job_command(queue.connection(), current.id)
+    assert _handled.wait(30), "the worker never handled the stop-job command"
+    return "ran to its end"
+
+
+def test_stop_job_for_an_in_process_job_signals_no_process(app, monkeypatch):
+    """There is no work-horse to kill: RQ's Worker.kill_horse would SIGKILL the process group
+    of pid 0, which is the worker's own (the worker, its scheduler, and whatever else shares
+    its group). An in-process job cannot be stopped: it runs to its end or its timeout."""
+    signalled: list[tuple[int, int]] = []
+    monkeypatch.setattr(os, "killpg", lambda pgid, sig: signalled.append((pgid, sig)))
+    handle = KindlingWorker.handle_payload
+
+    def handled(self, message):
+        handle(self, message)
+        _handled.set()
+
+    monkeypatch.setattr(KindlingWorker, "handle_payload", handled)
+    _handled.clear()
+    stopped = queue.enqueue(f"{HERE}.stop_myself", queue="intake")
+    after = queue.enqueue(f"{HERE}.where", queue="intake")
+
+    run_worker(["intake"], burst=True)
+
+    assert signalled == []
+    assert _result(stopped) == "ran to its end"
+    assert _result(after)["pid"] == os.getpid()
