@@ -257,8 +257,10 @@ def _remember_pid(dbapi_connection: Any, record: Any) -> None:
 @sa.event.listens_for(sa.pool.Pool, "checkout")
 def _refuse_connections_from_another_process(dbapi_connection: Any, record: Any,
                                              proxy: Any) -> None:
-    """RQ forks a work-horse per job: a connection opened by the parent is never used by the
-    child (SQLAlchemy's recipe for pools across os.fork)."""
+    """RQ forks a work-horse for the jobs of queues outside RQ_IN_PROCESS_QUEUES (and its
+    scheduler process), after the worker's own in-process jobs have filled its pool: a
+    connection opened by the parent is never used by the child (SQLAlchemy's recipe for pools
+    across os.fork)."""
     if record.info.get("pid") != os.getpid():
         record.dbapi_connection = proxy.dbapi_connection = None
         raise sa.exc.DisconnectionError("connection belongs to another process")

@@ -37,7 +37,7 @@ def run_step(enrollment_id: int, step_id: int) -> str:
 @job
 def run_steps(pairs: list[list[int]] | list[tuple[int, int]]) -> dict[str, str]:
     """Run a chunk of (enrollment_id, step_id) steps, up to NURTURE_SEND_THREADS at a time, so
-    one work-horse serves many sends and their provider round trips overlap (`nurture.chunk`:
+    one job serves many sends and their provider round trips overlap (`nurture.chunk`:
     the common email step on a lean path, anything else as `run_step` runs it). The ledger
     claim of each send is committed before its provider call. A step that raises is logged
     and left alone: its enrollment keeps its claim lease, and the tick offers it again when

@@ -1,6 +1,6 @@
 """Warm-up for the worker: imported (via RQ_PRELOAD_MODULES) by the worker process once, after
-the app is built and before it forks a work-horse per job, so every work-horse inherits the
-work instead of redoing it for its chunk of sends: the ORM's mapper configuration, the Markdown
+the app is built and before it runs or forks for its first job, so in-process jobs and every
+forked work-horse find the work done instead of redoing it for their chunk of sends: the ORM's mapper configuration, the Markdown
 extension registry and the email layout template. Nothing here touches the database (a
 connection must never cross the fork) or depends on a lead.
 """

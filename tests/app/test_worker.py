@@ -81,6 +81,8 @@ def test_the_queues_and_which_run_in_process_come_from_the_environment():
                              "RQ_IN_PROCESS_QUEUES": "intake"})
     assert settings == {"RQ_QUEUES": ("intake", "mail", "scoring"),
                         "RQ_IN_PROCESS_QUEUES": ("intake",)}
+    # A lone comma (an empty value means "not set"): no queue runs in process (README).
+    assert from_environ({"RQ_IN_PROCESS_QUEUES": ","}) == {"RQ_IN_PROCESS_QUEUES": ()}
 
 
 
