@@ -4,6 +4,7 @@ one format (`app.logs`, `LOG_FORMAT`), one line per request, on stderr."""
 
 from __future__ import annotations
 
+import gc as _gc
 import os
 
 from gunicorn import glogging
@@ -27,6 +28,19 @@ timeout = (int(_database["DATABASE_CONNECT_TIMEOUT"])
 # workers, which then did all the work on one core (its GIL) while the other idled. Note: a
 # second server started on the same port by the same user shares it instead of failing.
 reuse_port = True
+
+
+def post_worker_init(worker) -> None:
+    """Once a worker has loaded the app, its objects (modules, the app, the models, the
+    routes: about 170,000 of them) leave the garbage collector's view (`gc.freeze`): they
+    live as long as the worker, and each full collection scanned them all while every thread
+    of the worker waited. Under the submit benchmark a worker stopped for 140-490 ms about
+    every 5 s, and wrk's p99 was those pauses (479/718/586 ms; with the freeze 244/226/227 ms,
+    p50 unchanged, same throughput, on a loaded machine). Objects made later are collected
+    as before; reference counting still frees frozen objects no longer used."""
+    _gc.collect()
+    _gc.freeze()
+
 
 accesslog = "-"
 # client, request line, status, bytes, seconds, user agent

@@ -143,3 +143,28 @@ def test_gunicorn_loads_the_config_module_as_the_readme_command_does():
 
     assert application.cfg.timeout == conf.timeout
     assert application.cfg.logger_class.__module__ == "app.gunicorn_conf"
+
+
+def test_gunicorn_workers_listen_on_their_own_sockets_and_freeze_the_loaded_app():
+    """Production's gunicorn settings for the submit path's tail latency: a socket per worker
+    (the kernel spreads connections over them), and a worker's loaded app out of the garbage
+    collector's full collections (they paused every thread of the worker)."""
+    import gc
+
+    from gunicorn.app.base import Application
+
+    class Probe(Application):
+        def load_config(self) -> None:
+            self.load_config_from_module_name_or_filename("python:app.gunicorn_conf")
+
+        def load(self) -> None:
+            return None
+
+    cfg = Probe().cfg
+    assert cfg.reuse_port is True
+    before = gc.get_freeze_count()
+    try:
+        cfg.post_worker_init(None)
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
