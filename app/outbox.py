@@ -95,6 +95,11 @@ def _remember_committed(session: Session) -> None:
 
 @sa.event.listens_for(Session, "after_rollback")
 def _forget_rolled_back(session: Session) -> None:
+    """The transaction's rows are gone. A savepoint's rollback (SQLAlchemy fires this event for
+    it too) keeps the list: the rows written before it are still to be enqueued at the commit,
+    and one it undid is simply not found then (`dispatch_committed` reads the rows)."""
+    if session.in_nested_transaction():
+        return
     session.info.pop("outbox_new", None)
 
 

@@ -82,6 +82,8 @@ def _after_commit(session: Session) -> None:
 
 
 def _after_rollback(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint's: the leads of the events flushed before it still need scoring
     session.info.pop(_SESSION_KEY, None)
 
 

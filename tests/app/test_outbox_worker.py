@@ -166,3 +166,22 @@ def test_a_retry_no_scheduler_picks_up_is_run_by_the_relay(app, redis_conn, tmp_
     run_worker(burst=True)
     (row,) = _rows()
     assert row.status == "done" and row.attempts == 2
+
+
+def test_a_savepoint_rolled_back_leaves_the_rest_of_the_transaction_to_dispatch(app):
+    """The intake processor's row-by-row path and the batch enrollment's fallback roll back
+    a savepoint when one row races a twin: the outbox rows the transaction wrote before (the
+    batch's listener jobs, e.g. the first nurture email's enrollment) are still enqueued right
+    after its commit, not 10-15 s later by the relay."""
+    kept = outbox.add("app.mail.jobs.send_test_email", "kept@example.com")
+    try:
+        with db.session.begin_nested():
+            outbox.add("app.mail.jobs.send_test_email", "undone@example.com")
+            raise RuntimeError("this row raced a twin")
+    except RuntimeError:
+        pass
+    db.session.commit()
+
+    assert outbox.dispatch_committed() == 1
+    (row,) = _rows()
+    assert row.id == kept.id and row.status == "queued"

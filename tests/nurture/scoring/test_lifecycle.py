@@ -261,3 +261,23 @@ def test_redis_down_does_not_fail_the_commit(app_config, make_app):
         add_events(lead, ("form_submitted", 0))  # commit succeeds; the sweep will catch up
         assert incremental.stale_lead_ids() == [lead.id]
     incremental._redis_down_until = 0.0
+
+
+def test_a_savepoint_rolled_back_keeps_the_leads_scored_before_it(app, redis_conn):
+    """The batch enrollment's fallback (one savepoint a lead) rolls back the one a twin
+    refused: the leads whose events were flushed before it still get their scoring job."""
+    from app.leads.service import record_event
+
+    lead, other = make_lead(**DIRECTOR), make_lead("lee@bright.example.com")
+    db.session.commit()
+    assert scoring_jobs(redis_conn) == []
+    record_event(lead, "email_clicked")  # flushed
+    try:
+        with db.session.begin_nested():
+            record_event(other, "email_clicked")
+            raise RuntimeError("this one raced a twin")
+    except RuntimeError:
+        pass
+    db.session.commit()
+
+    assert len(scoring_jobs(redis_conn)) == 1
