@@ -112,8 +112,8 @@ class Wanted:
 
 
 def enroll_many(wanted: Many[Wanted]) -> list[Enrollment | None]:
-    """`enroll` for each of `wanted`, in that order (a lead wanted twice in one sequence is
-    enrolled once), by the same rules: what they read is loaded for all of them in five
+    """`enroll` for each of `wanted` (one result each, in that order; a lead wanted twice in
+    one sequence is enrolled once, for the first ask), by the same rules: what they read is loaded for all of them in five
     statements, the enrollments are written in one INSERT and their events in one more. At 50
     submits a second, one by one (nine round trips each) was the first email's slowest hop.
 
@@ -142,22 +142,26 @@ def enroll_many(wanted: Many[Wanted]) -> list[Enrollment | None]:
             .order_by(Enrollment.id)):
         previous[(earlier.lead_id, earlier.sequence_id)] = earlier  # the latest one stays
 
-    out: list[Enrollment | None] = []
+    # Written in (lead, sequence) order, whatever order they were asked in: two batches that
+    # share leads take the unique index's locks in the same order (no deadlock); the same pair
+    # asked twice keeps its first ask (a stable sort).
+    out: list[Enrollment | None] = [None] * len(wanted)
     made: list[tuple[Lead, Sequence, Enrollment, str]] = []
-    for w in wanted:
+    for index in sorted(range(len(wanted)),
+                        key=lambda i: (wanted[i].lead_id, wanted[i].sequence_id)):
+        w = wanted[index]
         lead, sequence = leads.get(w.lead_id), sequences.get(w.sequence_id)
         purpose = sequence.required_purpose_id if sequence is not None else None
         why = _refusal(lead, sequence, suppressed.get(lead.email) if lead else None,
                        None if purpose is None else consented.get((w.lead_id, purpose), False),
                        previous.get((w.lead_id, w.sequence_id)))
         if why is not None:
-            out.append(None)
             continue
         assert lead is not None and sequence is not None
         enrollment = _new(lead, sequence, w.source, w.campaign_id)
         previous[(lead.id, sequence.id)] = enrollment  # live: the same pair again is refused
         made.append((lead, sequence, enrollment, w.source))
-        out.append(enrollment)
+        out[index] = enrollment
     if made:
         db.session.add_all([enrollment for _, _, enrollment, _ in made])
         db.session.flush()

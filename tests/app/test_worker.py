@@ -66,11 +66,9 @@ def test_an_in_process_job_past_its_timeout_fails_and_the_worker_goes_on(app):
     slow = queue.enqueue(f"{HERE}.sleeps", queue="intake", job_timeout=1)
     after = queue.enqueue(f"{HERE}.where", queue="intake")
 
-    started = time.monotonic()
     run_worker(["intake"], burst=True)
 
-    assert time.monotonic() - started < 8  # stopped by its timeout, not slept out
-    slow.refresh()
+    slow.refresh()  # stopped by its timeout (it would otherwise finish, after 10 s)
     assert slow.get_status() == JobStatus.FAILED
     assert "JobTimeoutException" in slow.latest_result().exc_string
     assert _result(after)["pid"] == os.getpid()
