@@ -107,10 +107,25 @@ def run(app: Flask, work: list[tuple[int, int]]) -> list[str]:
                    for n, lane in enumerate(lanes)]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        try:
+            for thread in threads:
+                thread.join()
+        except BaseException:
+            # The job ran out of time (RQ's JobTimeoutException) or was stopped. An in-process
+            # worker goes on to its next job: the lanes finish the step in hand and take no
+            # more, and the steps left keep their claim lease for the tick.
+            _cancel(tasks)
+            raise
     _follow_up(lanes)
     return outcomes
+
+
+def _cancel(tasks: stdlib_queue.SimpleQueue) -> None:
+    while True:
+        try:
+            tasks.get_nowait()
+        except stdlib_queue.Empty:
+            return
 
 
 def _follow_up(lanes: list[_Lane]) -> None:

@@ -161,3 +161,47 @@ def test_a_template_that_fails_for_this_lead_is_recorded_as_failed(app):
     (send,) = sends()
     assert send.status == "failed" and send.error.startswith("template: ZeroDivisionError")
     assert outbox_files() == []
+
+
+class TimedOut(Exception):
+    """Stands in for RQ's JobTimeoutException, raised in the job's (main) thread by SIGALRM."""
+
+
+def test_a_chunk_that_runs_out_of_time_takes_no_new_steps_after_the_timeout(app, monkeypatch):
+    """With in-process jobs the worker moves on after a timeout: lanes that kept taking steps
+    would go on sending emails in the background of the next job. The step in hand finishes
+    (its ledger row is committed); the others keep their claim lease for the tick."""
+    import signal
+    import threading
+    import time
+
+    taken: list[int] = []
+
+    def slow_step(self, enrollment_id, step_id, planned):
+        taken.append(enrollment_id)
+        time.sleep(0.2)
+        return "sent"
+
+    monkeypatch.setattr(chunk, "plan", lambda work: [None] * len(work))
+    monkeypatch.setattr(chunk, "send_threads", lambda app, count: 2)
+    monkeypatch.setattr(chunk._Lane, "_step", slow_step)
+
+    def time_out(signum, frame):
+        raise TimedOut()
+
+    previous = signal.signal(signal.SIGALRM, time_out)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    try:
+        try:
+            chunk.run(app, [(n, 1) for n in range(40)])
+        except TimedOut:
+            pass
+        else:
+            raise AssertionError("the timeout did not reach the job")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    for thread in threading.enumerate():
+        if thread.name.startswith("nurture-lane-"):
+            thread.join(10)
+    assert len(taken) <= 6, f"{len(taken)} of 40 steps were taken after a 0.3 s timeout"
