@@ -94,7 +94,7 @@ def cached_page(slug: str) -> LandingPage | None:
         # Its own short session: nothing this request does (a commit) can expire these objects.
         with Session(db.engine, expire_on_commit=False) as session:
             page = load_page(session, slug)  # closing ends the transaction, no expiry
-    except DBAPIError as exc:
+    except (DBAPIError, sa.exc.TimeoutError) as exc:  # or every pooled connection busy
         if hit is None:
             raise
         log.warning("landing page %s: the database refused (%s); served from the copy read "

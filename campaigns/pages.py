@@ -20,7 +20,6 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from sqlalchemy.exc import DBAPIError
 
 from app.db import db
 from app.extensions import csrf
@@ -196,8 +195,8 @@ def _receipt_status(intake_id: str, page_id: int) -> str | None:
         if form is None:
             return None
         return intake.expected_status(form, row.suspect_reason)
-    except DBAPIError:
-        # The database refuses now. The receipt is ours (signed, for this page): the submit
+    except intake.REFUSED:
+        # The database refuses now (or every pooled connection is busy). The receipt is ours (signed, for this page): the submit
         # was taken, into the journal or into the intake table before the outage. Either way
         # the visitor gets the thank-you page (the download link waits for the database).
         db.session.rollback()
