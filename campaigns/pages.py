@@ -157,7 +157,7 @@ def thanks(slug: str, token: str):
     signed = load_receipt(token)
     if signed is None or signed.second != page.id:
         abort(404)
-    status = _receipt_status(signed.intake_id, page.id)
+    status = _receipt_status(signed.intake_id, page.id, page.form_id)
     if status is None:
         abort(404)
     asset = page.asset
@@ -180,13 +180,15 @@ def thanks(slug: str, token: str):
     return remember(response)
 
 
-def _receipt_status(intake_id: str, page_id: int) -> str | None:
-    """The submission's status (or the one it will get), None for no such submit here."""
+def _receipt_status(intake_id: str, page_id: int, form_id: int | None) -> str | None:
+    """The submission's status (or the one it will get), None for no such submit here. The
+    row may be of another page of this form: the same post within the duplicate window is the
+    first row, wherever it was posted."""
     try:
         row = db.session.get(Intake, intake_id)
         if row is None:
             return "spilled" if spill.holds(intake_id) else None
-        if row.landing_page_id != page_id:
+        if row.landing_page_id != page_id and row.form_id != form_id:
             return None
         if row.submission_id is not None:
             submission = db.session.get(Submission, row.submission_id)

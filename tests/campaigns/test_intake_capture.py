@@ -145,6 +145,29 @@ def test_a_spilled_submit_is_replayed_at_the_next_submit_without_listing_the_fol
     assert len(looks) == 1  # after this process's spill; not at every submit
 
 
+def test_the_same_post_on_a_second_page_of_the_form_gets_that_pages_thank_you(app):
+    """One form on two pages: the same values posted on the second page within the duplicate
+    window are the first intake row, and the second page's thank-you page and download still
+    show (not a 404 right after the visitor's submit)."""
+    form = make_form()
+    make_page(form=form)
+    make_page("ebook", form=form, asset=make_file_asset())
+    browser = FlaskClient(app)
+    assert _submit(browser).status_code == 303
+    data = form_values(browser.get("/p/ebook").get_data(as_text=True))
+    answer = browser.post("/p/ebook", data={**data, "email": "ann@example.com"},
+                          headers=SAME_ORIGIN)
+    assert answer.status_code == 303 and _count(Intake) == 1  # the first row
+    thanks = browser.get(answer.headers["Location"])
+    assert thanks.status_code == 200, thanks.status_code
+    html = thanks.get_data(as_text=True)
+    assert "Download The guide" in html
+    link = html.split('href="/d/', 1)[1].split('"', 1)[0]
+    download = browser.get(f"/d/{link}")
+    assert download.status_code == 200 and download.data.startswith(b"%PDF")
+    download.close()
+
+
 def test_a_tampered_thank_you_address_is_404(app, client):
     make_page(form=make_form())
     answer = _submit(client)
