@@ -8,7 +8,6 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import render_template
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError
 
 from app import mail, queue
 from app.db import db, utcnow
@@ -93,7 +92,7 @@ def process_intake() -> int:
         log.warning("intake: kick mark not cleared (%s); it expires", exc)
     try:
         spill.replay()
-    except DBAPIError as exc:  # the database still refuses: the rows wait in the journal
-        log.warning("intake spill: replay failed (%s)", exc)
+    except (*intake.REFUSED, OSError) as exc:  # the database or the disk still refuses:
+        log.warning("intake spill: replay failed (%s)", exc)  # the rows wait in the journal
         db.session.rollback()
     return processor.drain()

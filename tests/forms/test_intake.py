@@ -200,6 +200,19 @@ def test_the_processor_is_a_periodic_job_a_worker_runs(app, visitor, make_form):
     assert count(Lead) == 1
 
 
+def test_a_spill_journal_the_worker_cannot_open_does_not_stop_the_processor(visitor, make_form):
+    """The disk under the journal refuses (read-only, not the worker's to write): the journal
+    waits for next time, and the rows already in the intake table still become leads."""
+    from forms import spill
+    from forms.jobs import process_intake
+
+    form = make_form()
+    visitor.post(form, {"email": "ann@example.com"})
+    (spill.folder() / ".lock").mkdir(parents=True)  # its lock cannot be opened: an OSError
+    assert process_intake() == 1
+    assert count(Lead) == 1
+
+
 def test_kicks_while_a_run_waits_enqueue_no_second_run(app, make_form):
     """A burst of submits is one waiting processor run; once it starts, the next submit
     kicks a new one (it may have missed that row)."""
