@@ -187,7 +187,11 @@ def _receipt_status(intake_id: str, page_id: int, form_id: int | None) -> str | 
     try:
         row = db.session.get(Intake, intake_id)
         if row is None:
-            return "spilled" if spill.holds(intake_id) else None
+            # The receipt is ours (signed, for this page): the submit was taken. Not in the
+            # journal and not in the table, it was a spilled repeat of a post already stored
+            # (a double-click while the database refused), or its lead has been erased since:
+            # the visitor is thanked, without a download.
+            return "spilled" if spill.holds(intake_id) else "taken"
         if row.landing_page_id != page_id and row.form_id != form_id:
             return None
         if row.submission_id is not None:

@@ -226,3 +226,25 @@ def test_a_thank_you_page_opened_after_the_database_went_away_still_shows(app):
         assert "Thanks, it is yours" in thanks.get_data(as_text=True)
         forged = browser.get(answer.headers["Location"][:-3] + "xyz")
         assert forged.status_code == 404
+
+
+def test_a_double_click_while_the_database_refuses_keeps_both_thank_you_pages(app):
+    """Both posts go to the spill journal; at replay the second is the same post within the
+    duplicate window and becomes no row of its own. The browser shows the second post's
+    thank-you page, and reloading it after the replay still thanks the visitor."""
+    from forms.jobs import process_intake
+
+    make_page(form=make_form(), asset=make_file_asset())
+    browser = FlaskClient(app)
+    data = form_values(browser.get("/p/guide").get_data(as_text=True))
+    with database_refusing():
+        first, second = (browser.post("/p/guide", data={**data, "email": "ann@example.com"},
+                                      headers=SAME_ORIGIN) for _ in range(2))
+    assert first.status_code == second.status_code == 303
+    db.session.remove()
+    assert process_intake() == 1 and not spill.waiting()
+    assert _count(Lead) == 1 and _count(Intake) == 1
+    for answer in (first, second):
+        thanks = browser.get(answer.headers["Location"])
+        assert thanks.status_code == 200, thanks.status_code
+        assert "Thanks, it is yours" in thanks.get_data(as_text=True)
