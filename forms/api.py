@@ -55,6 +55,8 @@ def normalise_origin(origin: str) -> str:
 
 
 def _form_or_404(key: str) -> Form:
+    if "\x00" in key:  # no form's key; PostgreSQL would refuse the query
+        abort(404)
     form = db.session.scalar(sa.select(Form).where(Form.key == key))
     if form is None:
         abort(404)
@@ -112,7 +114,7 @@ def _allowed_origin_quietly() -> str | None:
     """For error responses: the Origin when this form allows it, so the script can read them."""
     origin = request.headers.get("Origin")
     key = (request.view_args or {}).get("key")
-    if not origin or not key:
+    if not origin or not key or "\x00" in key:
         return None
     form = db.session.scalar(sa.select(Form).where(Form.key == key))
     return origin if form and normalise_origin(origin) in allowed_origins(form) else None

@@ -201,3 +201,14 @@ def test_every_control_of_every_field_type_is_labelled_and_errors_are_tied_to_it
         assert f"{attrs['id']}-error" in failed.ids and attrs["aria-invalid"] == "true"
     assert failed.controls["first_name"]["value"] == "Ann"
     assert "aria-invalid" not in failed.controls["first_name"]
+
+
+def test_an_address_with_a_nul_character_is_not_found_not_a_server_error(app, client):
+    """`/p/%00` is typed or scanned; PostgreSQL refuses a NUL in a query's text, which
+    answered 500 for the page, its submit and its thank-you page."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    make_page(form=make_form())
+    assert client.get("/p/%00").status_code == 404
+    assert client.get("/p/guide%00").status_code == 404
+    assert client.post("/p/gu%00ide", data={"email": "ann@example.com"}).status_code == 404
+    assert client.get("/p/%00/thanks/x").status_code == 404

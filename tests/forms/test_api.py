@@ -233,3 +233,16 @@ def test_a_submit_reads_only_the_forms_version_and_an_edit_shows_at_once(app, cl
     db.session.commit()
     refused = visitor.post(url, json={**posted, "email": "cy@example.com"})
     assert refused.status_code == 422 and "job_title" in refused.get_json()["errors"]
+
+
+def test_a_form_key_with_a_nul_character_is_not_found_not_a_server_error(app, client, embedded):
+    """PostgreSQL refuses a NUL in a query's text: the definition, the submit and its
+    preflight answered 500 (and so did the 404's own error handler, which looks the key up)."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    key = embedded.key + "%00"
+    assert client.get(f"/api/forms/{key}", headers={"Origin": SITE}).status_code == 404
+    for method in ("POST", "OPTIONS"):
+        response = client.open(f"/api/forms/{key}/submissions", method=method,
+                               headers={"Origin": SITE}, json={"email": "ann@example.com"})
+        assert response.status_code == 404
+        assert response.get_json()["error"] == "There is no such form."

@@ -18,3 +18,8 @@ def test_the_embed_script_is_cacheable_javascript_for_that_form(client, make_for
 
 def test_an_unknown_form_has_no_script(client):
     assert client.get("/f/unknown/embed.js").status_code == 404
+
+
+def test_a_key_with_a_nul_character_has_no_script_and_no_server_error(app, client):
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    assert client.get("/f/%00/embed.js").status_code == 404
