@@ -132,7 +132,9 @@ def _valid_vid(value: str | None) -> str | None:
 def visit():
     response = gif()
     private = privacy_signal()
-    url = request.args.get("u") or request.referrer or ""
+    # Without NUL characters (anyone can send this; PostgreSQL stores none: a batch holding
+    # one would fail on every run of the writers).
+    url = (request.args.get("u") or request.referrer or "").replace("\x00", "")
     if not url.lower().startswith(("http://", "https://")):
         return response
     cookie_vid = _valid_vid(request.cookies.get(visitors.COOKIE))
@@ -145,7 +147,7 @@ def visit():
     if not claimed:
         alt = query_vid if cookie_vid and query_vid and query_vid != cookie_vid else None
         _hit("visit", vid=vid, alt_vid=alt, url=url[:2000],
-             ref=(request.args.get("r") or "")[:2000])
+             ref=(request.args.get("r") or "").replace("\x00", "")[:2000])
     # Requests from the marketer's site are third-party here: SameSite=None needs Secure.
     secure = visitors.secure(current_app.config, request.scheme)
     response.set_cookie(visitors.COOKIE, vid, max_age=visitors.MAX_AGE, httponly=True,

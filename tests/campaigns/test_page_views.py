@@ -145,3 +145,15 @@ def test_a_forged_beacon_for_a_page_that_does_not_exist_is_not_a_view(app, clien
     client.get("/t/v.gif", query_string={"u": "http://localhost/p/guide", "lp": "999999"})
     flush_page_views()
     assert _views() == []
+
+
+def test_a_beacon_with_a_nul_character_does_not_stop_the_writer(app, client):
+    """Anyone can send the beacon. A NUL in its address (PostgreSQL stores none) made the
+    writer's batch fail on every run, and no landing page view was written any more."""
+    page = make_page(form=make_form())
+    client.get("/t/v.gif", query_string={"u": "http://localhost/p/guide?x=\x00",
+                                         "lp": str(page.id)})
+    client.get("/t/v.gif", query_string={"u": "http://localhost/p/guide", "lp": str(page.id)})
+    assert flush_page_views() == 2
+    assert [v.url for v in _views()] == ["http://localhost/p/guide?x=",
+                                         "http://localhost/p/guide"]

@@ -198,3 +198,14 @@ def test_a_workspace_can_require_consent_before_tracking(app_config, make_app):
             hit(client, path(tracker.pixel_url()))
         flush()
         assert [e.lead_id for e in events("email_opened")] == [agreed.lead_id]
+
+
+def test_a_visit_with_a_nul_character_does_not_stop_the_writer(app, client):
+    """Anyone can send the beacon. A NUL in its address or referrer (PostgreSQL stores none)
+    made the writer's batch fail on every run, and no tracking hit was written any more."""
+    hit(client, "/t/v.gif?u=https://www.acme.example/a%00b&r=https://x.example/%00")
+    view(client, "/pricing")
+    flush()
+    views = events("page_viewed")
+    assert [v.url for v in views] == [f"{SITE}/ab", f"{SITE}/pricing"]
+    assert views[0].data["referrer"] == "https://x.example/"
