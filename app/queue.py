@@ -158,13 +158,21 @@ return 0
 def drain_list(key: str, lock_key: str, size: int,
                handle: Callable[[list[Any]], Callable[[], None] | None], *,
                max_batches: int = 50, lock_ms: int = 60_000,
-               first: Callable[[redis.Redis], object] | None = None) -> int:
+               first: Callable[[redis.Redis], object] | None = None,
+               refused: tuple[type[Exception], ...] = (),
+               after_refusal: Callable[[], object] | None = None) -> int:
     """Hand the JSON items of the Redis list `key` to `handle`, `size` at a time, oldest first,
     and trim each batch once `handle` has returned: at least once (a crash before the trim hands
     the batch over again), so `handle` must be idempotent. Unreadable items are logged and left
     out. One drainer at a time, under `lock_key`; `first` runs once the lock is held. `handle`
     may return a callable to run after the trim. Returns the items handled (0 when another
-    drainer holds the lock)."""
+    drainer holds the lock).
+
+    `refused`: what `handle` raises for an item that can never be stored (the database's
+    refusal of its data, e.g. a NUL on PostgreSQL). Such a batch is handed over again one item
+    at a time (after `after_refusal`, e.g. a rollback): the items refused are logged and
+    dropped, so one of them does not hold back every item after it for good. Anything else
+    `handle` raises (the database is away) stops the drain and keeps the batch."""
     conn = connection()
     token = secrets.token_hex(16)
     if not conn.set(lock_key, token, nx=True, px=lock_ms):
@@ -184,7 +192,12 @@ def drain_list(key: str, lock_key: str, size: int,
                 except ValueError:
                     logging.getLogger(__name__).error("%s: unreadable item dropped: %r",
                                                       key, item[:200])
-            after = handle(items)
+            try:
+                after = handle(items)
+            except refused:
+                if after_refusal is not None:
+                    after_refusal()
+                after = _one_at_a_time(key, items, handle, refused, after_refusal)
             conn.ltrim(key, len(raw), -1)
             if after is not None:
                 after()
@@ -194,3 +207,29 @@ def drain_list(key: str, lock_key: str, size: int,
     finally:
         conn.eval(_RELEASE_LOCK, 1, lock_key, token)
     return total
+
+
+def _one_at_a_time(key: str, items: list[Any],
+                   handle: Callable[[list[Any]], Callable[[], None] | None],
+                   refused: tuple[type[Exception], ...],
+                   after_refusal: Callable[[], object] | None) -> Callable[[], None]:
+    """`drain_list`'s refused batch, item by item; the items refused are dropped."""
+    afters: list[Callable[[], None]] = []
+    for item in items:
+        try:
+            after = handle([item])
+        except refused as exc:
+            if after_refusal is not None:
+                after_refusal()
+            logging.getLogger(__name__).error("%s: an item the database refuses was dropped "
+                                              "(%s): %r", key, str(exc).splitlines()[0],
+                                              str(item)[:300])
+            continue
+        if after is not None:
+            afters.append(after)
+
+    def run_afters() -> None:
+        for after in afters:
+            after()
+
+    return run_afters

@@ -187,4 +187,5 @@ def flush(max_batches: int = 50) -> int:
 
     size = int(current_app.config.get("PAGE_VIEW_BATCH_SIZE", BATCH_SIZE))
     return queue.drain_list(KEY, LOCK_KEY, size, handle, max_batches=max_batches,
-                            lock_ms=LOCK_MS, first=lambda conn: buffer().reload_spilled(conn))
+                            lock_ms=LOCK_MS, first=lambda conn: buffer().reload_spilled(conn),
+                            refused=(sa.exc.DataError,), after_refusal=db.session.rollback)

@@ -39,7 +39,8 @@ def flush(max_batches: int = 50) -> int:
 
     size = int(current_app.config["TRACKING_BATCH_SIZE"])
     return queue.drain_list(buffer.KEY, LOCK_KEY, size, handle, max_batches=max_batches,
-                            first=lambda conn: buffer.reload_spilled(current_app, conn))
+                            first=lambda conn: buffer.reload_spilled(current_app, conn),
+                            refused=(sa.exc.DataError,), after_refusal=db.session.rollback)
 
 
 def high_intent_type(url: str) -> str | None:
