@@ -47,11 +47,7 @@ csrf.exempt(bp)
 def allowed_origins(form: Form) -> set[str]:
     """Origins that may call this form's API: the form's list and our own site."""
     own = current_app.config["BASE_URL"]
-    return {normalise_origin(o) for o in [*(form.allowed_origins or []), own] if o}
-
-
-def normalise_origin(origin: str) -> str:
-    return origin.strip().rstrip("/").lower()
+    return {cross_site.normalise(o) for o in [*(form.allowed_origins or []), own] if o}
 
 
 def _form_or_404(key: str) -> Form:
@@ -68,7 +64,7 @@ def _check_origin(form: Form) -> str | None:
     origin = request.headers.get("Origin")
     if origin is None:
         return None
-    if normalise_origin(origin) not in allowed_origins(form):
+    if cross_site.normalise(origin) not in allowed_origins(form):
         abort(403)
     return origin
 
@@ -117,7 +113,7 @@ def _allowed_origin_quietly() -> str | None:
     if not origin or not key or "\x00" in key:
         return None
     form = db.session.scalar(sa.select(Form).where(Form.key == key))
-    return origin if form and normalise_origin(origin) in allowed_origins(form) else None
+    return origin if form and cross_site.normalise(origin) in allowed_origins(form) else None
 
 
 def _field_json(field: Any, spec: Any) -> dict[str, Any]:

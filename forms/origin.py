@@ -22,9 +22,18 @@ from flask import current_app, request
 SAFE_FETCH_SITES = frozenset({"same-origin", "none"})
 
 
+DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
 def normalise(origin: str) -> str:
-    """`scheme://host[:port]` in lower case, without a trailing slash."""
-    return origin.strip().rstrip("/").lower()
+    """`scheme://host[:port]` in lower case, without a trailing slash and without the
+    scheme's default port (browsers leave it out of `Origin`)."""
+    text = origin.strip().rstrip("/").lower()
+    scheme, _, rest = text.partition("://")
+    port = DEFAULT_PORTS.get(scheme)
+    if port and rest.endswith(f":{port}"):
+        text = text[:-len(port) - 1]
+    return text
 
 
 def own_origins() -> set[str]:

@@ -246,3 +246,16 @@ def test_a_form_key_with_a_nul_character_is_not_found_not_a_server_error(app, cl
                                headers={"Origin": SITE}, json={"email": "ann@example.com"})
         assert response.status_code == 404
         assert response.get_json()["error"] == "There is no such form."
+
+
+def test_an_allow_list_entry_with_the_default_port_matches_the_browsers_origin(client,
+                                                                               make_form):
+    """Browsers leave :443 (https) and :80 (http) out of `Origin`: a marketer who wrote the
+    port in the allow-list still gets the partner site's requests through."""
+    form = make_form(allowed_origins=[SITE + ":443", "http://partner.example:80/"])
+    for origin in (SITE, "http://partner.example"):
+        response = client.get(f"/api/forms/{form.key}", headers={"Origin": origin})
+        assert response.status_code == 200, (origin, response.status_code)
+        assert response.headers["Access-Control-Allow-Origin"] == origin
+    refused = client.get(f"/api/forms/{form.key}", headers={"Origin": SITE + ":8443"})
+    assert refused.status_code == 403

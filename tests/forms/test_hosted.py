@@ -280,3 +280,17 @@ def test_a_returning_lead_is_updated_never_erased_and_the_changes_are_on_the_eve
     assert latest.values == {"company": "Acme Ltd"}  # cleaned: trimmed, blanks left out
     assert (latest.ip, latest.user_agent) == ("203.0.113.9",
                                               "Mozilla/5.0 (X11; Linux) Firefox/140.0")
+
+
+def test_an_allow_list_entry_with_the_default_port_accepts_the_browsers_post(app, page,
+                                                                          make_form):
+    from tests.forms.support import HostedPage
+
+    form = make_form(allowed_origins=["https://www.acme.example:443"])
+    browser = HostedPage(app.test_client())
+    accepted = browser.post(form, {"email": "ann@example.com"}, headers={
+        "Origin": "https://www.acme.example", "Sec-Fetch-Site": "cross-site"})
+    assert accepted.status_code == 201
+    refused = browser.post(form, {"email": "bob@example.com"}, headers={
+        "Origin": "https://www.acme.example:8443", "Sec-Fetch-Site": "cross-site"})
+    assert refused.status_code == 403
