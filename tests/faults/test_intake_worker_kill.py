@@ -7,10 +7,14 @@ processed once (`tests.faults.invariants`).
 On PostgreSQL the kill is certain to land mid-batch: the test holds an uncommitted lead with
 the address of a row in the second batch, so the worker's insert of that lead waits on the
 test's lock, with the rows before it in the batch done but not committed. On SQLite the
-processor holds the write lock for its whole batch; the kill comes while it does."""
+processor holds the write lock for its whole batch: the test freezes the worker (SIGSTOP) when it
+sees the lock taken after the first batch, and kills it only if, frozen, it still holds the lock
+with rows left (else it lets it go on and looks again), so the kill cannot come after the last
+batch's commit."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -30,7 +34,7 @@ from forms.models import Intake, IntakeStatus
 from tests.campaigns.helpers import fill_and_submit, make_form, make_page
 from tests.faults.invariants import all_hold
 from tests.faults.mail_processes import Fleet, fresh
-from tests.nurture.worker_process import write_settings
+from tests.nurture.worker_process import WorkerProcess, write_settings
 
 pytestmark = pytest.mark.slow
 
@@ -100,6 +104,22 @@ def _mid_batch(database_url: str) -> bool:
         "AND backend_type = 'client backend' AND wait_event_type = 'Lock'")))
 
 
+def _caught_mid_batch(worker: WorkerProcess, database_url: str) -> bool:
+    """Whether the worker is mid-batch and stays so until it is killed. On PostgreSQL the
+    test's lock holds it there. On SQLite the worker could commit its batch between the look
+    and the kill, so it is frozen first and looked at again: a frozen worker that still holds
+    the write lock, with rows not done, is in a batch for good. Otherwise it is let go on."""
+    if not _mid_batch(database_url):
+        return False
+    if database_url.startswith("postgresql"):
+        return True
+    worker.signal_all(signal.SIGSTOP)
+    if _mid_batch(database_url) and _done() < ROWS:
+        return True
+    worker.signal_all(signal.SIGCONT)
+    return False
+
+
 def test_a_worker_killed_mid_batch_makes_nothing_twice(app_config, make_app, tmp_path):
     write_settings(app_config, {"INTAKE_BATCH_SIZE": BATCH, "INTAKE_SWEEP_SECONDS": 3600})
     app = make_app(app_config)
@@ -113,8 +133,8 @@ def test_a_worker_killed_mid_batch_makes_nothing_twice(app_config, make_app, tmp
             with _hold_lead(emails[BLOCKED]) if postgres else _nothing():
                 queue.enqueue(PROCESS_JOB, result_ttl=0)  # the kick of the last submit
                 first = processes.start("worker-1")
-                processes.wait_for(lambda: _mid_batch(url), 120,
-                                   "the worker to be in the middle of its second batch")
+                processes.wait_for(lambda: _caught_mid_batch(first, url), 120,
+                                   "the worker to be in the middle of a batch after the first")
                 first.kill()
             done = _done()
             # Batches are all or nothing: the killed one committed none of its rows.

@@ -84,6 +84,14 @@ class WorkerProcess:
             self.kill()
             raise AssertionError(f"worker still running after {timeout}s:\n{self.log()}") from None
 
+    def signal_all(self, signum: int) -> None:
+        """Send `signum` to the worker and every process under it (a work-horse included)."""
+        for pid in [self.proc.pid, *descendants(self.proc.pid)]:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
     def kill(self) -> list[int]:
         """SIGKILL the worker and every process under it (RQ's work-horse runs in a process
         group of its own, so killing the worker's group alone would leave it running).
