@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 
 from app import config as config_module
-from app import logs
+from app import logs, url_text
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -29,6 +29,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     config_module.finalise(app.config)
 
     logs.configure(app.config.get("LOG_FORMAT"))
+    url_text.init_app(app)  # before any route is added
 
     from app import errors
 

@@ -54,10 +54,7 @@ def _page_query(slug: str):
 
 
 def load_page(session, slug: str) -> LandingPage | None:
-    """One query (the fields are joined, hence `unique`). A slug with a NUL character is no
-    page (PostgreSQL would refuse the query)."""
-    if "\x00" in slug:
-        return None
+    """One query (the fields are joined, hence `unique`)."""
     return session.execute(_page_query(slug)).unique().scalar_one_or_none()
 
 

@@ -237,7 +237,8 @@ def test_a_submit_reads_only_the_forms_version_and_an_edit_shows_at_once(app, cl
 
 def test_a_form_key_with_a_nul_character_is_not_found_not_a_server_error(app, client, embedded):
     """PostgreSQL refuses a NUL in a query's text: the definition, the submit and its
-    preflight answered 500 (and so did the 404's own error handler, which looks the key up)."""
+    preflight answered 500 (and so did the 404's own error handler, which looks the key up).
+    Such an address matches no route (app.url_text): a problem answer, no look-up."""
     app.config["PROPAGATE_EXCEPTIONS"] = False
     key = embedded.key + "%00"
     assert client.get(f"/api/forms/{key}", headers={"Origin": SITE}).status_code == 404
@@ -245,7 +246,7 @@ def test_a_form_key_with_a_nul_character_is_not_found_not_a_server_error(app, cl
         response = client.open(f"/api/forms/{key}/submissions", method=method,
                                headers={"Origin": SITE}, json={"email": "ann@example.com"})
         assert response.status_code == 404
-        assert response.get_json()["error"] == "There is no such form."
+        assert response.get_json()["detail"] == "There is nothing at this address."
 
 
 def test_an_allow_list_entry_with_the_default_port_matches_the_browsers_origin(client,
