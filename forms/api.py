@@ -24,12 +24,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
-from app.db import db
 from app.extensions import csrf
 from forms import formcopy, intake, pipeline, spam
 from forms import origin as cross_site
@@ -51,7 +49,9 @@ def allowed_origins(form: Form) -> set[str]:
 
 
 def _form_or_404(key: str) -> Form:
-    form = db.session.scalar(sa.select(Form).where(Form.key == key))
+    """This process's copy of the form (`forms.formcopy`): an outage does not take the
+    embedded form off the partner's page, nor its submits (they go to the spill journal)."""
+    form = formcopy.form_by_key(key)
     if form is None:
         abort(404)
     return form
@@ -105,12 +105,16 @@ for _code in ERRORS:
 
 
 def _allowed_origin_quietly() -> str | None:
-    """For error responses: the Origin when this form allows it, so the script can read them."""
+    """For error responses: the Origin when this form allows it, so the script can read them.
+    While the database refuses, from this process's copy of the form, if it has one."""
     origin = request.headers.get("Origin")
     key = (request.view_args or {}).get("key")
     if not origin or not key:
         return None
-    form = db.session.scalar(sa.select(Form).where(Form.key == key))
+    try:
+        form = formcopy.form_by_key(key)
+    except intake.REFUSED:
+        return None
     return origin if form and cross_site.normalise(origin) in allowed_origins(form) else None
 
 
@@ -188,9 +192,7 @@ def _posted() -> MultiDict:
 @bp.route("/<key>/submissions", methods=["POST", "OPTIONS"])
 @submit_limit()
 def submit(key: str):
-    form = formcopy.form_by_key(key)  # while the database refuses: this process's copy
-    if form is None:
-        abort(404)
+    form = _form_or_404(key)
     origin = _check_origin(form)
     if request.method == "OPTIONS":
         return _preflight(origin)

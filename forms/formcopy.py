@@ -1,17 +1,18 @@
-"""The embed API's copy of each form: read once, then only its version per submit.
+"""The embed API's copy of each form: read once, then only its version per request.
 
-A submit to `POST /api/forms/<key>/submissions` needs the whole form (fields, consent
-purposes and their texts: five queries). This process keeps a detached, fully loaded copy of
-each form it took a submit for and, per submit, reads only the form's version (one small
-query, in autocommit: one round trip). The copy is used while its version is the current one
-and it is younger than `COPY_SECONDS` (edits that do not bump the version, such as a consent
-purpose's text, show within that); otherwise it is read again.
+The embedded form's definition (`GET /api/forms/<key>`) and its submits (`POST
+/api/forms/<key>/submissions`) need the whole form (fields, consent purposes and their texts:
+five queries). This process keeps a detached, fully loaded copy of each form it served and, per
+request, reads only the form's version (one small query, in autocommit: one round trip). The
+copy is used while its version is the current one and it is younger than `COPY_SECONDS` (edits
+that do not bump the version, such as a consent purpose's text, show within that); otherwise it
+is read again.
 
-When the version read fails (the database down, silent past its timeouts, out of
-connections), the copy is used anyway (stale-if-error), so the submit can still be validated
-and go to the spill journal (`forms.spill`): a 202, not a 503. A process that has not taken a
-submit for the form since it started has no copy: it answers 503, as for any request the
-database must answer.
+When the version read fails (the database down, silent past its timeouts, out of connections),
+the copy is used anyway (stale-if-error), so the submit can still be validated and go to the
+spill journal (`forms.spill`): a 202, not a 503, and the embedded form still loads. A process
+that has not served the form since it started has no copy: it answers 503, as for any request
+the database must answer.
 """
 
 from __future__ import annotations

@@ -210,6 +210,31 @@ def test_a_submit_while_the_database_refuses_is_kept_not_refused(app, client, em
     assert sorted(lead.email for lead in leads()) == ["ann@example.com", "bob@example.com"]
 
 
+def test_the_embedded_form_still_loads_and_reads_its_errors_while_the_database_refuses(
+        app, client, embedded):
+    """An outage must not take the embedded form off the partner's page: its definition comes
+    from this process's copy of the form (as the submit does), and an error answer (here a
+    double-click's oversize body) still carries the CORS header the script needs to read
+    and show it; before, both were the app's 503 without it."""
+    from flask.testing import FlaskClient
+
+    fresh = definition(client, embedded)
+    with database_refusing():
+        visitor = FlaskClient(app)
+        loaded = visitor.get(f"/api/forms/{embedded.key}", headers={"Origin": SITE})
+        assert loaded.status_code == 200, loaded.get_data(as_text=True)
+        assert loaded.headers["Access-Control-Allow-Origin"] == SITE
+        assert loaded.get_json()["fields"] == fresh["fields"]
+        too_big = visitor.post(f"/api/forms/{embedded.key}/submissions",
+                               headers={"Origin": SITE},
+                               json={"email": "ann@example.com", "first_name": "x" * 100_000})
+        assert too_big.status_code == 413
+        assert too_big.headers["Access-Control-Allow-Origin"] == SITE
+        assert too_big.get_json()["error"] == "What you sent is larger than we accept."
+        unknown = visitor.get("/api/forms/nope", headers={"Origin": SITE})
+        assert unknown.status_code == 503  # no copy of an unknown form: the database decides
+
+
 def test_a_submit_reads_only_the_forms_version_and_an_edit_shows_at_once(app, client, embedded):
     """The form's whole definition is read once per process; each submit then reads its
     version (one small statement) besides the intake INSERT. A new version is read again."""
