@@ -4,8 +4,10 @@ one format (`app.logs`, `LOG_FORMAT`), one line per request, on stderr."""
 
 from __future__ import annotations
 
+import errno as _errno
 import gc as _gc
 import os
+import socket as _socket
 
 from gunicorn import glogging
 
@@ -25,9 +27,37 @@ timeout = (int(_database["DATABASE_CONNECT_TIMEOUT"])
 # Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads new
 # connections over them evenly. On one shared socket the worker whose main thread wakes first
 # accepts a whole burst: 31 of wrk's 32 kept-alive connections went to one of two gthread
-# workers, which then did all the work on one core (its GIL) while the other idled. Note: a
-# second server started on the same port by the same user shares it instead of failing.
+# workers, which then did all the work on one core (its GIL) while the other idled. A second
+# server started on the same port would share it instead of failing: `on_starting` refuses.
 reuse_port = True
+
+
+def on_starting(server) -> None:
+    """Refuse to start on an address another server listens on (an earlier `make run` still
+    running, say): with `reuse_port` the two would share it and split the requests between
+    them, and without it each worker retried and was booted again, forever. An upgrade by
+    USR2 (a new master sharing the old one's sockets) or sockets from systemd are not
+    checked: sharing is their point."""
+    if server.master_pid or os.environ.get("LISTEN_FDS"):
+        return
+    for address in server.cfg.address:
+        if not isinstance(address, tuple):
+            continue  # a unix socket: gunicorn itself refuses one in use
+        family = _socket.AF_INET6 if ":" in address[0] else _socket.AF_INET
+        with _socket.socket(family, _socket.SOCK_STREAM) as probe:
+            # SO_REUSEADDR lets the probe bind past connections in TIME_WAIT, never past a
+            # listening socket; without SO_REUSEPORT it cannot join one.
+            probe.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno != _errno.EADDRINUSE:
+                    raise
+                host, port = address[0], address[1]
+                server.log.error("%s:%s is already in use: another server listens there (an "
+                                 "earlier `make run`?). Stop it, or choose another port "
+                                 "(make run PORT=…, or gunicorn --bind).", host, port)
+                raise SystemExit(1) from None
 
 
 def post_worker_init(worker) -> None:
