@@ -91,10 +91,11 @@ def _event_days(types: Iterable[str], after_id: int) -> set[date]:
 
 def _lock() -> Callable[[], None] | None:
     """A PostgreSQL advisory lock on a connection of its own; None when another refresh holds
-    it. SQLite serialises writers itself."""
+    it. SQLite serialises writers itself. The lock is the session's, so the connection runs
+    in autocommit: it waits idle, not "idle in transaction"."""
     if db.session.get_bind().dialect.name != "postgresql":
         return lambda: None
-    connection = db.engine.connect()
+    connection = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     if not connection.scalar(sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": LOCK_ID}):
         connection.close()
         return None

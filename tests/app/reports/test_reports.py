@@ -257,3 +257,23 @@ def test_refresh_is_idempotent_and_rebuild_gives_the_same_rows(world, runner):
         assert "Rebuilt the facts of 10 leads" in result.output
         assert snapshot() == first
         assert rebuild().leads == 10
+
+
+def test_the_refresh_lock_leaves_no_session_idle_in_a_transaction(app):
+    """The refresh's advisory lock lives on a connection of its own for the whole refresh. In
+    a transaction it showed as "idle in transaction" all that time, which monitoring flags
+    and a server's idle_in_transaction_session_timeout ends (dropping the lock mid-refresh)."""
+    from app.reports import rollup
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the advisory lock is PostgreSQL's")
+    release = rollup._lock()
+    assert release is not None
+    try:
+        with db.engine.connect() as watcher:
+            states = watcher.scalars(sa.text(
+                "SELECT state FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query ILIKE '%pg_try_advisory_lock%' AND pid <> pg_backend_pid()")).all()
+        assert states == ["idle"]
+    finally:
+        release()
