@@ -5,9 +5,10 @@ visitor, so a CDN can serve them). A browser tells us where a post comes from in
 1.25's `net/http.CrossOriginProtection` reads it:
 
 - `Sec-Fetch-Site: same-origin` (or `none`, typed by the user) is ours;
-- otherwise an `Origin` equal to our own (the request's host, or `BASE_URL`) or on the form's
-  embed allow-list is accepted;
-- any other `Sec-Fetch-Site` (`cross-site`, `same-site`) or `Origin` is refused;
+- any other `Sec-Fetch-Site` (`cross-site`, `same-site`) is another site's: accepted only with
+  an `Origin` on the form's embed allow-list, never with our own (no browser sends that pair);
+- without `Sec-Fetch-Site` (older browsers), an `Origin` equal to our own (`own_origins`) or on
+  the allow-list is accepted, any other refused;
 - a request with neither header is not from a browser that could be tricked (curl, old
   browsers): it meets the honeypot, the time trap and the rate limit like any other post.
 """
@@ -51,13 +52,22 @@ def refusal(allowed: Iterable[str] = ()) -> str | None:
     origin = request.headers.get("Origin")
     if site in SAFE_FETCH_SITES:
         return None
-    if origin is not None and origin.strip().lower() != "null":
-        trusted = own_origins() | {normalise(o) for o in allowed if o}
-        if normalise(origin) in trusted:
-            return None
-        return f"posted from {normalise(origin)[:200]}"
+    listed = {normalise(o) for o in allowed if o}
+    opaque = origin is None or origin.strip().lower() == "null"
     if site:
-        return f"posted from a {site[:20]} page"
+        # The browser says the post comes from another site: only an allow-listed origin
+        # may, never our own (no browser sends that pair honestly).
+        if not opaque and normalise(origin or "") in listed:
+            return None
+        return f"posted from a {site[:20]} page" + ("" if opaque else f" at {_shown(origin)}")
+    if not opaque:
+        if normalise(origin or "") in own_origins() | listed:
+            return None
+        return f"posted from {_shown(origin)}"
     if origin is not None:  # "null": a sandboxed frame or a privacy redirect
         return "posted from an opaque origin"
     return None
+
+
+def _shown(origin: str | None) -> str:
+    return normalise(origin or "")[:200]

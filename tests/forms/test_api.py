@@ -66,6 +66,23 @@ def test_another_origin_is_refused_and_never_gets_a_wildcard(client, embedded):
     assert count(Submission) == 0
 
 
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_our_own_origin_with_a_cross_site_fetch_is_refused(client, embedded, site):
+    """A browser on another site says so in Sec-Fetch-Site; an Origin naming our own site
+    with it is not what a browser sends, and only an allow-listed origin may post from afar."""
+    token = definition(client, embedded)["token"]
+    payload = {"email": "ann@example.com", "first_name": "Ann", "consent": True, "token": token}
+    refused = client.post(f"/api/forms/{embedded.key}/submissions", json=payload,
+                          headers={"Origin": "http://kindling.test", "Sec-Fetch-Site": site})
+    assert refused.status_code == 403
+    assert refused.get_json()["error"] == "This site may not use this form."
+    assert count(Submission) == 0
+    allowed = client.post(f"/api/forms/{embedded.key}/submissions", json=payload,
+                          headers={"Origin": SITE, "Sec-Fetch-Site": site})
+    assert allowed.status_code == 202
+    assert count(Lead) == 1
+
+
 def test_unknown_form_is_404(client):
     assert client.get("/api/forms/nope").status_code == 404
     response = client.post("/api/forms/nope/submissions", json={"email": "ann@example.com"})

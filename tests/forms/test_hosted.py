@@ -44,6 +44,11 @@ def test_international_addresses_are_accepted_and_normalised(page, make_form, ty
     {"Sec-Fetch-Site": "cross-site"},
     {"Origin": "https://evil.example"},
     {"Sec-Fetch-Site": "same-site", "Origin": "https://shop.kindling.test"},
+    # No browser sends these pairs honestly: a page on another site says so in Sec-Fetch-Site,
+    # whatever Origin came with it (our own: the request's host, BASE_URL).
+    {"Sec-Fetch-Site": "cross-site", "Origin": "http://localhost"},
+    {"Sec-Fetch-Site": "cross-site", "Origin": "http://kindling.test"},
+    {"Sec-Fetch-Site": "same-site", "Origin": "http://kindling.test"},
 ])
 def test_a_cross_site_post_is_refused_with_a_clear_page_and_makes_no_lead(
         page, make_form, headers):
