@@ -7,8 +7,9 @@ visitor, so a CDN can serve them). A browser tells us where a post comes from in
 - `Sec-Fetch-Site: same-origin` (or `none`, typed by the user) is ours;
 - any other `Sec-Fetch-Site` (`cross-site`, `same-site`) is another site's: accepted only with
   an `Origin` on the form's embed allow-list, never with our own (no browser sends that pair);
-- without `Sec-Fetch-Site` (older browsers), an `Origin` equal to our own (`own_origins`) or on
-  the allow-list is accepted, any other refused;
+- without `Sec-Fetch-Site` (older browsers), an `Origin` equal to our own (`own_origins`: an
+  https `BASE_URL` exactly, else the request's host or `BASE_URL`) or on the allow-list is
+  accepted, any other refused;
 - a request with neither header is not from a browser that could be tricked (curl, old
   browsers): it meets the honeypot, the time trap and the rate limit like any other post.
 """
@@ -38,12 +39,15 @@ def normalise(origin: str) -> str:
 
 
 def own_origins() -> set[str]:
-    """This site's origins: the address the request came to, and the configured BASE_URL."""
-    mine = {normalise(request.host_url)}
+    """This site's origins. An https `BASE_URL` (production requires one) is the public
+    address: exactly its origin, so a plain-http page is not ours even when a TLS proxy
+    forwards to us over http and `TRUSTED_PROXIES` is unset. Otherwise (development, an http
+    `BASE_URL`): the address the request came to, and `BASE_URL`."""
     base = urlsplit(current_app.config.get("BASE_URL") or "")
-    if base.scheme and base.netloc:
-        mine.add(normalise(f"{base.scheme}://{base.netloc}"))
-    return mine
+    if not (base.scheme and base.netloc):
+        return {normalise(request.host_url)}
+    public = normalise(f"{base.scheme}://{base.netloc}")
+    return {public} if base.scheme == "https" else {public, normalise(request.host_url)}
 
 
 def refusal(allowed: Iterable[str] = ()) -> str | None:

@@ -299,3 +299,27 @@ def test_an_allow_list_entry_with_the_default_port_accepts_the_browsers_post(app
     refused = browser.post(form, {"email": "bob@example.com"}, headers={
         "Origin": "https://www.acme.example:8443", "Sec-Fetch-Site": "cross-site"})
     assert refused.status_code == 403
+
+
+@pytest.fixture
+def https_site(app_config, request):
+    """The site is https://kindling.test behind a TLS proxy that forwards plain http, and
+    TRUSTED_PROXIES is unset: to the app every request looks like http://kindling.test."""
+    app_config["BASE_URL"] = "https://kindling.test"
+    return request.getfixturevalue("page"), request.getfixturevalue("make_form")
+
+
+@pytest.mark.parametrize("origin,status", [
+    ("http://kindling.test", 403),  # a page on the plain-http site (anyone on the network)
+    ("https://kindling.test", 201),
+    ("https://KINDLING.test:443", 201),
+])
+def test_behind_an_https_proxy_only_the_https_site_is_our_origin(https_site, origin, status):
+    """An older browser (Origin, no Sec-Fetch-Site): with an https BASE_URL our own origin is
+    exactly that one, not the http address the proxy forwards to."""
+    page, make_form = https_site
+    form = make_form()
+    response = page.post(form, {"email": "ann@example.com"}, base_url="http://kindling.test",
+                         headers={"Origin": origin})
+    assert response.status_code == status
+    assert count(Lead) == (1 if status == 201 else 0)
