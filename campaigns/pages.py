@@ -167,7 +167,8 @@ def thanks(slug: str, token: str):
     download = None
     if asset is not None and deliverable and not link_expired:
         download = url_for("downloads.download",
-                           token=intake_download_token(signed.intake_id, asset.id))
+                           token=intake_download_token(signed.intake_id, asset.id,
+                                                       signed.signed_at))
     html = render_template(
         "campaigns/thanks.html", page=page, preview=preview, download=download,
         text=render_markdown(page.thank_you_markdown),

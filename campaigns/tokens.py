@@ -3,7 +3,9 @@
 - thanks:   [submission id, landing page id], in the address of the thank-you page
 - download: [submission id, asset id], valid for the asset's `link_ttl_hours`
 - receipt / intake download: [intake id, page or asset id], the same two made at submit time,
-  before the intake processor has made the submission
+  before the intake processor has made the submission. The thank-you page makes the intake
+  download token at every load, dated with its receipt's time (the submit's), so a reload
+  never extends the link.
 
 Tokens carry their signing time; the caller decides how old is too old (it depends on the asset).
 """
@@ -14,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from flask import current_app
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 THANKS_SALT = "kindling.thanks"
 DOWNLOAD_SALT = "kindling.download"
@@ -23,8 +25,17 @@ RECEIPT_SALT = "kindling.intake-thanks"
 INTAKE_DOWNLOAD_SALT = "kindling.intake-download"
 
 
-def _serializer(salt: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
+def _serializer(salt: str, signed_at: float | None = None) -> URLSafeTimedSerializer:
+    """`signed_at`: date the tokens with that time (seconds since the epoch) instead of now."""
+    if signed_at is None:
+        return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
+    seconds = int(signed_at)
+
+    class Dated(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return seconds
+
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt, signer=Dated)
 
 
 @dataclass(frozen=True)
@@ -99,8 +110,10 @@ def load_receipt(token: str) -> SignedIntake | None:
     return _load_intake(RECEIPT_SALT, token)
 
 
-def intake_download_token(intake_id: str, asset_id: int) -> str:
-    return _serializer(INTAKE_DOWNLOAD_SALT).dumps([intake_id, asset_id])
+def intake_download_token(intake_id: str, asset_id: int, submitted_at: float) -> str:
+    """Dated `submitted_at` (the receipt's time), not now: it expires the asset's hours after
+    the submit however often, or late, it is made again."""
+    return _serializer(INTAKE_DOWNLOAD_SALT, submitted_at).dumps([intake_id, asset_id])
 
 
 def load_intake_download(token: str) -> SignedIntake | None:

@@ -64,6 +64,34 @@ def test_expired_link_offers_a_fresh_one_emailed_to_the_lead(app, client):
         assert response.status_code == 200 and response.data.startswith(b"%PDF-")
 
 
+def _page_link(html: str) -> str | None:
+    return "/d/" + html.split('href="/d/', 1)[1].split('"', 1)[0] if 'href="/d/' in html else None
+
+
+def test_reloading_the_thank_you_page_never_extends_its_download_link(app, client):
+    """The link on the thank-you page lives the asset's hours from the submit, however late
+    the page is reloaded; after that the page still thanks and says how to get a new one."""
+    make_page(form=make_form(), asset=make_file_asset(ttl=1))
+    thanks_url = fill_and_submit(client, "guide", email="ann@example.com").headers["Location"]
+    first = _page_link(client.get(thanks_url).get_data(as_text=True))
+    assert first is not None
+
+    with time_machine.travel(utcnow() + timedelta(minutes=50), tick=False):
+        reloaded = client.get(thanks_url).get_data(as_text=True)
+        late_link = _page_link(reloaded)
+        assert late_link is not None and "Download The guide" in reloaded
+    with time_machine.travel(utcnow() + timedelta(minutes=70), tick=False):
+        for link in (first, late_link):
+            with client.get(link) as expired:
+                assert expired.status_code == 410, link  # an hour after the submit: gone
+        page = client.get(thanks_url)
+        html = page.get_data(as_text=True)
+        assert page.status_code == 200 and "Thanks, it is yours" in html
+        assert _page_link(html) is None and "Download The guide" not in html
+        assert "download link has expired" in html
+        assert 'href="/p/guide"' in html and "fill in the form again" in html
+
+
 def test_resend_needs_the_csrf_token(app, client):
     page, submission = _submit(client, asset=make_file_asset(ttl=1))
     link = f"/d/{download_token(submission.id, page.asset_id)}"
