@@ -38,6 +38,10 @@ def status_command() -> None:
                                   .order_by(Intake.received_at).limit(20)):
         click.echo(f"failed {row.id} ({row.received_at:%Y-%m-%d %H:%M}): {row.error}")
     click.echo(f"spill journal: {'submits waiting' if spill.waiting() else 'empty'}")
+    aside = spill.refused()
+    if aside:
+        click.echo(f"spill journal: {aside} set aside in {spill.FOLDER}/{spill.REFUSED_FOLDER}/ "
+                   "(the database refuses them; the log says why): look at them by hand")
 
 
 def init_app(app: Flask) -> None:

@@ -7,6 +7,13 @@ files into the intake table: at the next submit that reaches the database (in th
 on every intake processor run (kicked and swept by the scheduler), and when a worker starts.
 A row already there (its id or its duplicate key) counts as replayed; a file is deleted only
 after its row is committed. One replayer at a time per instance folder (a file lock).
+
+A file the database refuses for what it holds (`CONTENT_REFUSED`: a NUL or an over-long value on
+PostgreSQL, a missing value), or that is no submit at all (truncated, emptied by an erasure), will
+be refused on every try: it is moved to `<instance>/intake-spill/refused/` (kept for a person to
+look at, never deleted), logged as an error, and the replay goes on with the next file. A database
+that refuses everything (down, read-only, out of connections) stops the replay with the file in
+place. `flask intake status` counts the files set aside.
 """
 
 from __future__ import annotations
@@ -23,11 +30,17 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 log = logging.getLogger(__name__)
 
 FOLDER = "intake-spill"
+REFUSED_FOLDER = "refused"  # under FOLDER: files the database will never take, kept
+# What the database says about the row itself, not about its own state: it would say it again
+# on every try. (A duplicate key is not among them: `insert` takes it as the row already there.)
+CONTENT_REFUSED = (DataError, IntegrityError)
+# A file needs these to be a row the intake table can take.
+_NEEDED = frozenset({"id", "form_id", "dedupe_key", "received_at"})
 # A submit looks at the folder for files other processes spilled at most this often (this
 # process's own spills are replayed at its next submit; the scheduler's sweep replays too).
 LOOK_SECONDS = 5.0
@@ -99,7 +112,8 @@ def worth_replaying() -> bool:
 
 def replay() -> int:
     """Put every spilled row into the intake table. Returns rows replayed (0 when another
-    process is replaying). Stops at the first database error: the rest waits for next time."""
+    process is replaying). A file the database refuses for its content is set aside; any other
+    database error stops the replay: the rest waits for next time."""
     from forms.intake import insert
 
     where = folder()
@@ -113,17 +127,62 @@ def replay() -> int:
         done = 0
         for path in sorted(where.glob("*.json")):
             try:
-                row = json.loads(path.read_text())
-                row["received_at"] = datetime.fromisoformat(row["received_at"])
-            except (OSError, ValueError, KeyError):
+                row = _read(path)
+            except OSError:
                 log.error("intake spill: unreadable file %s left in place", path.name)
                 continue
-            insert(row)  # a database error propagates: stop, keep the file
+            except (ValueError, KeyError, TypeError) as exc:
+                _set_aside(path, f"it holds no submit ({type(exc).__name__}: {exc})")
+                continue
+            try:
+                insert(row)  # the database down or busy: the error propagates, the file stays
+            except CONTENT_REFUSED as exc:
+                _set_aside(path, f"the database refuses its row ({type(exc).__name__}: "
+                                 f"{_first_line(exc.orig)})")
+                continue
             path.unlink()
             done += 1
         if done:
             log.info("intake spill: %d submit(s) replayed into the intake table", done)
         return done
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The row a journal file holds. ValueError, KeyError or TypeError when it holds none."""
+    from forms.models import Intake
+
+    row = json.loads(path.read_text())
+    if not isinstance(row, dict):
+        raise TypeError(f"a JSON {type(row).__name__}, not an object")
+    missing, unknown = _NEEDED - set(row), set(row) - set(Intake.__table__.columns.keys())
+    if missing or unknown:
+        raise KeyError(f"missing {sorted(missing)}, unknown {sorted(unknown)}")
+    row["received_at"] = datetime.fromisoformat(row["received_at"])
+    return row
+
+
+def _first_line(error: BaseException | None) -> str:
+    """The driver's message without its DETAIL (PostgreSQL's names the row's values)."""
+    text = str(error).strip() if error is not None else ""
+    return (text.splitlines()[0] if text else type(error).__name__)[:300]
+
+
+def _set_aside(path: Path, why: str) -> None:
+    """Move a file the database will never take out of the replay's way, keeping it."""
+    aside = path.parent / REFUSED_FOLDER
+    aside.mkdir(exist_ok=True)
+    os.replace(path, aside / path.name)
+    log.error("intake spill: %s set aside in %s/%s/, not replayed: %s. It is kept; look at it, "
+              "fix it and move it back to be replayed", path.name, FOLDER, REFUSED_FOLDER, why)
+
+
+def refused() -> int:
+    """How many journal files were set aside (`replay`): submits that wait for a person."""
+    try:
+        with os.scandir(folder() / REFUSED_FOLDER) as entries:
+            return sum(1 for entry in entries if entry.name.endswith(".json"))
+    except FileNotFoundError:
+        return 0
 
 
 def replay_soon() -> None:
