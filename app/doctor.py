@@ -142,9 +142,14 @@ CHECKS: list[Callable[[Flask], Check]] = [
 ]
 
 
+def add_check(app: Flask, check: Callable[[Flask], Check]) -> None:
+    """A feature package's own check (run after the core's, in the order added)."""
+    app.extensions.setdefault("doctor_checks", []).append(check)
+
+
 def run_checks(app: Flask) -> list[Check]:
     results: list[Check] = []
-    for check in CHECKS:
+    for check in [*CHECKS, *app.extensions.get("doctor_checks", [])]:
         db_down = any(r.name == "database" and r.status == FAIL for r in results)
         if check is check_migrations and db_down:
             results.append(Check("migrations", FAIL, "not checked: no database connection"))

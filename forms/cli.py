@@ -8,6 +8,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from app.db import db
+from app.doctor import OK, WARN, Check, add_check
 from forms.models import Intake
 
 intake_cli = AppGroup("intake", help="Submits waiting to become leads (the intake processor).")
@@ -44,5 +45,24 @@ def status_command() -> None:
                    "(the database refuses them; the log says why): look at them by hand")
 
 
+def check_spill(app: Flask) -> Check:
+    """`flask doctor`: submits the spill journal set aside wait for a person."""
+    from forms import spill
+
+    name = "intake spill"
+    try:
+        aside, waiting = spill.refused(), spill.waiting()
+    except OSError as exc:
+        return Check(name, WARN, f"the spill journal cannot be read: {exc}")
+    if aside:
+        return Check(name, WARN, f"{aside} spilled submit(s) set aside in "
+                                 f"{spill.folder() / spill.REFUSED_FOLDER}: the database refuses "
+                                 "them (the log says why). Look at them, fix and move them back")
+    if waiting:
+        return Check(name, OK, "submits wait in the journal; the intake processor replays them")
+    return Check(name, OK, "empty")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(intake_cli)
+    add_check(app, check_spill)

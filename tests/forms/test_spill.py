@@ -102,3 +102,14 @@ def test_the_intake_status_command_counts_the_submits_set_aside(app, make_form):
     assert "1 set aside" in out and "intake-spill/refused" in out, out
     data = json.loads((spill.folder() / "refused").glob("*.json").__next__().read_text())
     assert data["data"] == {"email": "bad@example.com"}
+
+
+def test_flask_doctor_warns_of_submits_set_aside(app, make_form):
+    form = make_form()
+    doctor = app.test_cli_runner()
+    assert "OK    intake spill" in doctor.invoke(args=["doctor"]).output
+    _spilled(form, "bad@example.com", 1, form_id=None)
+    process_intake()
+    out = doctor.invoke(args=["doctor"]).output
+    line = next(line for line in out.splitlines() if "intake spill" in line)
+    assert line.startswith("WARN") and "1 spilled submit(s) set aside" in line, out
