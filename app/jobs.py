@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, has_app_context
+from rq.timeouts import JobTimeoutException
 
 from app.db import db
 
@@ -43,6 +44,13 @@ def job(func: F) -> F:
             return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+# RQ ends a job that runs past its timeout by raising this inside it (from SIGALRM). It is an
+# `Exception`, so a catch-all that keeps one item's failure from sinking the rest catches it too,
+# and the job then runs on past its limit: such a catch-all re-raises it first
+# (`except JobTimeout: raise`), and the job ends with its transaction rolled back.
+JobTimeout = JobTimeoutException
 
 
 class RetryLater(Exception):

@@ -29,6 +29,7 @@ from sqlalchemy.orm import selectinload
 
 from app import outbox
 from app.db import db, update_rows, utcnow
+from app.jobs import JobTimeout
 from app.leads.service import events_written
 from forms import intake_batch, pipeline
 from forms.models import Form, Intake, IntakeStatus
@@ -94,6 +95,8 @@ def _set_based(rows: list[Intake], forms: dict[int, Form], now: datetime,
         except intake_batch.Conflict as exc:
             if attempt == APPLY_ATTEMPTS - 1:
                 log.warning("intake: batch of %d taken row by row (%s)", len(rows), exc)
+        except JobTimeout:  # RQ stops the job: not the batch's fault, nothing is kept
+            raise
         except Exception as exc:  # noqa: BLE001 - the row-by-row path retries or fails each row
             log.warning("intake: batch of %d taken row by row (%s: %s)", len(rows),
                         type(exc).__name__, exc)
@@ -121,6 +124,8 @@ def process_batch(limit: int | None = None, intake_id: str | None = None) -> int
             if form is None:
                 raise LookupError(f"form {row.form_id} no longer exists")
             _done(row, _apply(row, form), now)
+        except JobTimeout:  # the job's time is up: the batch rolls back, its rows wait
+            raise
         except Exception as exc:  # this row only: the batch goes on
             log.exception("intake %s could not be processed", row.id)
             row.attempts += 1

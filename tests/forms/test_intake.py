@@ -187,6 +187,76 @@ def test_a_row_whose_form_was_deleted_is_failed_and_kept(visitor, make_form):
     assert count(Lead) == 0
 
 
+def _rows() -> list[tuple[str, int, str | None]]:
+    db.session.expire_all()
+    return [(r.status, r.attempts, r.error)
+            for r in db.session.scalars(sa.select(Intake).order_by(Intake.received_at))]
+
+
+@pytest.mark.parametrize("where", ["set-based", "row by row"])
+def test_rq_stopping_the_processor_at_its_timeout_stops_it(visitor, make_form, monkeypatch,
+                                                           where):
+    """RQ ends a job past its timeout by raising JobTimeoutException inside it: the batch is
+    not taken for one bad row (no attempt counted, no error kept), nothing is committed, and
+    the rows wait for the next run."""
+    from rq.timeouts import JobTimeoutException
+
+    from forms.jobs import process_intake
+
+    form = make_form()
+    for who in ("ann", "bob", "cat"):
+        visitor.post(form, {"email": f"{who}@example.com"})
+
+    def out_of_time(*args, **kwargs):
+        raise JobTimeoutException("Task exceeded maximum timeout value (1 seconds)")
+
+    def raced(*args, **kwargs):
+        raise intake_batch.Conflict("row by row")
+
+    if where == "set-based":
+        monkeypatch.setattr(intake_batch, "apply", out_of_time)
+    else:
+        monkeypatch.setattr(intake_batch, "apply", raced)
+        monkeypatch.setattr(pipeline, "apply", out_of_time)
+    with pytest.raises(JobTimeoutException):
+        process_intake()
+    db.session.rollback()  # as the job's app context ends
+    assert count(Lead) == 0 and _rows() == [("new", 0, None)] * 3
+    monkeypatch.undo()
+    assert processor.drain() == 3 and count(Lead) == 3
+
+
+def test_a_processor_job_past_its_timeout_fails_instead_of_running_on(
+        app, visitor, make_form, monkeypatch):
+    """A real worker, a one-second timeout, a batch that takes longer: the job ends failed at
+    its limit, having made nothing; it does not go on row by row."""
+    import time
+
+    from rq.job import JobStatus
+
+    from app import queue
+    from app.worker import run_worker
+    from forms.intake import PROCESS_JOB, PROCESS_QUEUE
+
+    monkeypatch.setattr(intake, "kick", lambda: None)  # only the job below takes the rows
+    form = make_form()
+    for who in ("ann", "bob"):
+        visitor.post(form, {"email": f"{who}@example.com"})
+
+    def slow(*args, **kwargs):
+        time.sleep(5)
+        raise AssertionError("not stopped at the timeout")
+
+    monkeypatch.setattr(intake_batch, "apply", slow)
+    job = queue.get_queue(PROCESS_QUEUE).enqueue(PROCESS_JOB, job_timeout=1)
+    started = time.monotonic()
+    run_worker([PROCESS_QUEUE], burst=True)
+    assert job.get_status(refresh=True) == JobStatus.FAILED
+    assert "JobTimeoutException" in (job.latest_result().exc_string or "")
+    assert time.monotonic() - started < 4
+    assert count(Lead) == 0 and _rows() == [("new", 0, None)] * 2
+
+
 def test_the_processor_is_a_periodic_job_a_worker_runs(app, visitor, make_form):
     from app import queue
     from app.schedule import periodic_jobs
