@@ -67,12 +67,13 @@ def each(ids: Iterable[int], func: Callable[[int], Any]) -> list[Any]:
     """Run `func(id)` for every id of a batch job; returns the results. One that fails does
     not stop the others (its transaction is rolled back); the first failure is raised at the
     end, so the outbox retries the batch, and `func` (safe to run twice) finds the ones done.
-    `RetryLater` (a provider asked to wait) stops the batch at once: the rest waits too."""
+    `RetryLater` (a provider asked to wait) stops the batch at once: the rest waits too; so
+    does RQ's timeout (`JobTimeout`)."""
     results, failed = [], None
     for item in ids:
         try:
             results.append(func(item))
-        except RetryLater:
+        except (RetryLater, JobTimeout):
             raise
         except Exception as exc:
             db.session.rollback()

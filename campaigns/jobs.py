@@ -23,7 +23,7 @@ from sqlalchemy.orm import joinedload
 
 from app import mail
 from app.db import db, insert_rows, utcnow
-from app.jobs import RetryLater, each, job
+from app.jobs import JobTimeout, RetryLater, each, job
 from app.leads import bulk_events
 from app.leads.event_columns import digest_int
 from app.leads.models import Event, Lead
@@ -78,6 +78,8 @@ def send_asset_emails(submission_ids: list[int]) -> list[str | None]:
     try:
         for submission_id, outcome in zip(careful, each(careful, send_asset_email)):
             results[submission_id] = outcome
+    except JobTimeout:
+        raise
     except Exception as exc:  # noqa: BLE001 - raised below (a RetryLater first)
         problem = _first(problem, exc)
     if problem is not None:
@@ -126,6 +128,8 @@ def _plan(ids: list[int]) -> tuple[list[_Ready], list[int]]:
             continue
         try:
             email = _asset_email(submission, page.asset, page)
+        except JobTimeout:
+            raise
         except Exception:  # noqa: BLE001 - the careful path builds it again and says why
             careful.append(submission.id)
             continue

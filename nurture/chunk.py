@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app import mail
 from app.db import db, utcnow
+from app.jobs import JobTimeout
 from app.leads.event_columns import split_send
 from app.leads.models import Event, Lead
 from nurture import engine, ledger, sender
@@ -251,6 +252,9 @@ class _Lane:
         if planned is not None:
             try:
                 outcome = self._send(planned)
+            except JobTimeout:  # the job's time is up (a lane in the job's own thread)
+                self._close()
+                raise
             except Exception as exc:  # one step's failure must not sink the rest of the chunk
                 log.exception("nurture: enrollment %s step %s failed; the tick retries it when "
                               "its lease runs out", enrollment_id, step_id)
@@ -405,6 +409,8 @@ def run_one(app: Flask, enrollment_id: int, step_id: int) -> str:
     with app.app_context():  # a session of this step's own, removed when the context ends
         try:
             return engine.run_step(enrollment_id, step_id)
+        except JobTimeout:  # the job's time is up: the steps left keep their claim lease
+            raise
         except Exception as exc:  # one step's failure must not sink the rest of the chunk
             log.exception("nurture: enrollment %s step %s failed; the tick retries it when "
                           "its lease runs out", enrollment_id, step_id)

@@ -22,7 +22,7 @@ from datetime import timedelta
 from flask import current_app
 
 from app.db import db, utcnow
-from app.jobs import RetryLater
+from app.jobs import JobTimeout, RetryLater
 from app.mail import ledger
 from app.mail.errors import MailError
 from app.mail.ledger import DeliveryStatus, MailDelivery
@@ -61,6 +61,8 @@ def transmit_all(emails: Sequence[tuple[str, Email]], threads: int) -> list[str 
         with app.app_context():
             try:
                 return transmit(item[1], key=item[0])
+            except JobTimeout:  # in the job's own thread: its time is up, not this email's
+                raise
             except Exception as exc:  # noqa: BLE001 - the caller decides, email by email
                 return exc
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from app import outbox
 from app.db import db
-from app.jobs import job
+from app.jobs import JobTimeout, job
 from app.leads.models import Event
 from nurture.scoring import incremental, rebuild, service
 
@@ -35,6 +35,8 @@ def score_leads(lead_ids: list[int]) -> int:
         try:
             service.score_lead(lead_id)
             db.session.commit()
+        except JobTimeout:  # the job's time is up: the sweep rescores the rest
+            raise
         except Exception:
             log.exception("scoring lead %s failed", lead_id)
             db.session.rollback()

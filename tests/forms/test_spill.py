@@ -53,7 +53,7 @@ def test_a_submit_the_database_refuses_for_its_content_is_set_aside_and_the_rest
     _spilled(form, "bob@example.com", 1)
     with caplog.at_level(logging.ERROR, logger="forms.spill"):
         assert process_intake() == 2
-    assert {lead.email for lead in db.session.scalars(db.select(Lead))} == {
+    assert {lead.email for lead in db.session.scalars(sa.select(Lead))} == {
         "ann@example.com", "bob@example.com"}
     assert not spill.waiting()
     assert _names(spill.folder() / "refused") == [bad]  # kept for a person to look at
@@ -66,8 +66,8 @@ def test_a_submit_the_database_refuses_for_its_content_is_set_aside_and_the_rest
 
 
 @pytest.mark.parametrize("content", ["", '{"id": "abc", "received_at": "2026-', "[1, 2]",
-                                     '{"id": "abc", "no_such_column": 1, '
-                                     '"received_at": "2026-12-01T10:00:00+00:00"}'])
+                                     ('{"id": "abc", "no_such_column": 1, '
+                                      '"received_at": "2026-12-01T10:00:00+00:00"}')])
 def test_a_journal_file_that_is_no_submit_is_set_aside_too(app, make_form, content, caplog):
     """Truncated, empty (an erasure emptied it), or naming columns the table does not have:
     it is never going to be a row, so it stops counting as a submit waiting."""

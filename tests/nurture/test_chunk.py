@@ -3,6 +3,7 @@ email step with everything a single step records, and leaves every other case to
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from app.db import db, utcnow
@@ -205,3 +206,22 @@ def test_a_chunk_that_runs_out_of_time_takes_no_new_steps_after_the_timeout(app,
         if thread.name.startswith("nurture-lane-"):
             thread.join(10)
     assert len(taken) <= 6, f"{len(taken)} of 40 steps were taken after a 0.3 s timeout"
+
+
+def test_rqs_timeout_stops_a_one_lane_chunk_at_once(app, monkeypatch):
+    """One lane runs in the job's own thread, where RQ raises its JobTimeoutException: the
+    chunk ends there instead of taking it for one step's failure and running every step left."""
+    from rq.timeouts import JobTimeoutException
+
+    tried: list[int] = []
+
+    def out_of_time(enrollment_id, step_id):
+        tried.append(enrollment_id)
+        raise JobTimeoutException("Task exceeded maximum timeout value (1 seconds)")
+
+    monkeypatch.setattr(chunk, "plan", lambda work: [None] * len(work))
+    monkeypatch.setattr(chunk, "send_threads", lambda app, count: 1)
+    monkeypatch.setattr(chunk.engine, "run_step", out_of_time)
+    with pytest.raises(JobTimeoutException):
+        chunk.run(app, [(n, 1) for n in range(5)])
+    assert tried == [0]

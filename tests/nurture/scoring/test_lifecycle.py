@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 import time_machine
 from rq import Queue
@@ -281,3 +282,20 @@ def test_a_savepoint_rolled_back_keeps_the_leads_scored_before_it(app, redis_con
     db.session.commit()
 
     assert len(scoring_jobs(redis_conn)) == 1
+
+
+def test_rqs_timeout_stops_the_scoring_job_at_once(app, monkeypatch):
+    """The job's time is up: it ends there, not after scoring every lead left."""
+    from rq.timeouts import JobTimeoutException
+
+    leads = [make_lead(**DIRECTOR), make_lead("lee@bright.example.com")]
+    tried = []
+
+    def out_of_time(lead_id):
+        tried.append(lead_id)
+        raise JobTimeoutException("Task exceeded maximum timeout value (1 seconds)")
+
+    monkeypatch.setattr(service, "score_lead", out_of_time)
+    with pytest.raises(JobTimeoutException):
+        jobs.score_leads([lead.id for lead in leads])
+    assert tried == [leads[0].id]
