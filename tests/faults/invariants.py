@@ -29,6 +29,7 @@ from app.mail.ledger import MailDelivery
 from app.outbox import OutboxJob
 from forms.models import Intake, IntakeStatus, Submission, SubmissionStatus
 from forms.spill import FOLDER as SPILL_FOLDER
+from forms.spill import REFUSED_FOLDER
 from nurture.models import LIVE_STATUSES, Enrollment, Send
 from tests.fakes.sendgrid_server import FakeSendGrid
 from tests.faults.mail_processes import fresh, requests_by_row
@@ -48,7 +49,7 @@ def submissions_once(accepted_emails: Iterable[str] = (), *,
     lead's (one `form_submitted` event, in one outbox row of each follow-up job: a batch
     listener's row carries many) or quarantined;
     each of `accepted_emails` (the submits that got a 303 / 202) is one lead or one
-    quarantined submission; the spill journal of `instance_path` is empty."""
+    quarantined submission; the spill journal of `instance_path` is empty (nothing set aside)."""
     fresh()
     problems: list[str] = []
     intake = list(db.session.execute(sa.select(Intake.id, Intake.status, Intake.submission_id,
@@ -102,6 +103,10 @@ def submissions_once(accepted_emails: Iterable[str] = (), *,
         left = sorted(p.name for p in (Path(instance_path) / SPILL_FOLDER).glob("*.json"))
         if left:
             problems.append(f"{len(left)} submit(s) left in the spill journal: {left[:3]}")
+        aside = sorted(p.name for p in (Path(instance_path) / SPILL_FOLDER / REFUSED_FOLDER)
+                       .glob("*.json"))
+        if aside:  # an outage is no reason to set a submit aside
+            problems.append(f"{len(aside)} submit(s) set aside by the replay: {aside[:3]}")
     return problems
 
 
