@@ -238,7 +238,16 @@ def finalise(config: dict[str, Any]) -> None:
             # Development only: emails must carry a postal address, so the demo has a made-up one.
             config["POSTAL_ADDRESS"] = "Kindling Demo Co., 1 Example Street, Springfield"
     config["BASE_URL"] = str(config["BASE_URL"]).rstrip("/")
+    _hide_parameters(config)
     _database_timeouts(config)
+
+
+def _hide_parameters(config: dict[str, Any]) -> None:
+    """A database error's text names the statement, never its values: errors are logged, and
+    the values are leads' addresses, IPs and answers."""
+    options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    options.setdefault("hide_parameters", True)
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
 def _database_timeouts(config: dict[str, Any]) -> None:

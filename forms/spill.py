@@ -32,6 +32,8 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
+from app.logs import brief
+
 log = logging.getLogger(__name__)
 
 FOLDER = "intake-spill"
@@ -138,7 +140,7 @@ def replay() -> int:
                 insert(row)  # the database down or busy: the error propagates, the file stays
             except CONTENT_REFUSED as exc:
                 _set_aside(path, f"the database refuses its row ({type(exc).__name__}: "
-                                 f"{_first_line(exc.orig)})")
+                                 f"{brief(exc.orig)})")
                 continue
             path.unlink()
             done += 1
@@ -159,12 +161,6 @@ def _read(path: Path) -> dict[str, Any]:
         raise KeyError(f"missing {sorted(missing)}, unknown {sorted(unknown)}")
     row["received_at"] = datetime.fromisoformat(row["received_at"])
     return row
-
-
-def _first_line(error: BaseException | None) -> str:
-    """The driver's message without its DETAIL (PostgreSQL's names the row's values)."""
-    text = str(error).strip() if error is not None else ""
-    return (text.splitlines()[0] if text else type(error).__name__)[:300]
 
 
 def _set_aside(path: Path, why: str) -> None:
@@ -197,6 +193,6 @@ def replay_soon() -> None:
                 if replay():
                     kick()
             except (DBAPIError, OSError) as exc:
-                log.warning("intake spill: replay stopped (%s); it will be tried again", exc)
+                log.warning("intake spill: replay stopped (%s); it will be tried again", brief(exc))
 
     threading.Thread(target=run, name="intake-spill-replay", daemon=True).start()

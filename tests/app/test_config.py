@@ -92,3 +92,27 @@ def test_wsgi_refusal_is_plain_lines_without_a_traceback(tmp_path):
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert "BASE_URL" in done.stderr and "SECRET_KEY" in done.stderr
+
+
+def test_a_database_error_never_carries_the_leads_data_into_the_logs(app):
+    """Errors from the database are logged (a failed spill replay, a refused batch): their
+    text holds the statement, never the values it was sent, and the line logged of one
+    (`brief`) is the database's own message, without PostgreSQL's DETAIL, which names the
+    row's values: no address or IP reaches a log line."""
+    import sqlalchemy as sa
+
+    from app.db import db
+    from app.leads.models import Lead
+    from app.logs import brief
+
+    db.session.add(Lead(email="private.person@example.com",
+                        email_display="private.person@example.com"))
+    db.session.commit()
+    with pytest.raises(sa.exc.IntegrityError) as refused:
+        db.session.execute(sa.insert(Lead).values(email="private.person@example.com",
+                                                  email_display="Private.Person@example.com"))
+    db.session.rollback()
+    assert "INSERT INTO" in str(refused.value)
+    assert "[parameters:" not in str(refused.value) and "hidden" in str(refused.value)
+    line = brief(refused.value)
+    assert "unique" in line.lower() and "private.person" not in line.lower()
