@@ -51,10 +51,9 @@ def sign_in(page: Any, base: str, email: str) -> None:
     page.wait_for_url(f"{base}/admin/")
 
 
-def test_every_main_admin_page_fits_a_390_px_screen(live_server, new_page, demo):
-    page = new_page(viewport=PHONE)
-    sign_in(page, live_server.url, "admin@example.com")
-    paths = [
+def admin_pages(demo: dict[str, Any]) -> list[str]:
+    """Every main page of the admin and the sales desk, with the demo's records."""
+    return [
         "/admin/", "/admin/leads/", f"/admin/leads/{demo['lead']}", "/admin/outbox/",
         f"/admin/outbox/{demo['message']}", "/admin/users", "/admin/forms/",
         f"/admin/forms/{demo['form']}", "/admin/forms/submissions", "/admin/campaigns/",
@@ -67,8 +66,13 @@ def test_every_main_admin_page_fits_a_390_px_screen(live_server, new_page, demo)
         "/admin/reports/email", "/admin/reports/scores",
         "/sales/queue", "/sales/export", "/sales/settings",
     ]
+
+
+def test_every_main_admin_page_fits_a_390_px_screen(live_server, new_page, demo):
+    page = new_page(viewport=PHONE)
+    sign_in(page, live_server.url, "admin@example.com")
     wider = {}
-    for path in paths:
+    for path in admin_pages(demo):
         page.goto(live_server.url + path)
         assert page.locator("h1").first.is_visible(), path
         overflow = page.evaluate(
@@ -154,3 +158,39 @@ def test_the_slug_follows_the_name_until_it_is_edited(live_server, new_page, dem
     assert address.input_value() == "demo-2"  # the campaign's own address is taken
     page.get_by_label("Headline", exact=True).press_sequentially("Get the checklist", delay=10)
     assert address.input_value() == "get-the-checklist"
+
+
+# axe-core's rules for WCAG 2.0 and 2.1, levels A and AA (contrast, names, labels, structure).
+WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+
+
+def test_every_page_passes_an_automatic_wcag_21_aa_check(live_server, new_page, demo):
+    """Deque's axe-core finds no WCAG 2.1 A or AA failure on any main page: the public ones a
+    visitor meets (a form with its mistakes shown too) and every admin and sales page."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe = Axe()
+    page = new_page()
+    failures: dict[str, list[str]] = {}
+
+    def check(label: str) -> None:
+        found = axe.run(page, options=WCAG_AA).response["violations"]
+        if found:
+            failures[label] = [f"{v['id']}: {[n['target'] for n in v['nodes'][:3]]}"
+                               for v in found]
+
+    for path in ("/p/demo", "/login", "/password-reset"):
+        page.goto(live_server.url + path)
+        check(path)
+    page.goto(live_server.url + "/p/demo")
+    page.locator("input[name=email]").fill("not an address")
+    page.locator("form button[type=submit]").click()
+    page.wait_for_load_state()
+    assert page.locator("[aria-invalid=true]").count() > 0  # the server's answer, mistakes shown
+    check("/p/demo with its mistakes shown")
+
+    sign_in(page, live_server.url, "admin@example.com")
+    for path in admin_pages(demo):
+        page.goto(live_server.url + path)
+        check(path)
+    assert failures == {}
