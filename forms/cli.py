@@ -42,7 +42,17 @@ def status_command() -> None:
     aside = spill.refused()
     if aside:
         click.echo(f"spill journal: {aside} set aside in {spill.FOLDER}/{spill.REFUSED_FOLDER}/ "
-                   "(the database refuses them; the log says why): look at them by hand")
+                   "(the database refuses them; the log says why): look at them, fix them, then run `flask intake retry-refused`")
+
+
+@intake_cli.command("retry-refused")
+def retry_refused_command() -> None:
+    """Replay the submits the spill journal set aside, once what refused them is fixed."""
+    from forms import spill
+
+    retried, again = spill.retry_refused()
+    click.echo(f"{retried} set-aside submit(s) retried: {retried - again} replayed, "
+               f"{again} set aside again" + (" (the log says why)" if again else ""))
 
 
 def check_spill(app: Flask) -> Check:
@@ -57,7 +67,7 @@ def check_spill(app: Flask) -> Check:
     if aside:
         return Check(name, WARN, f"{aside} spilled submit(s) set aside in "
                                  f"{spill.folder() / spill.REFUSED_FOLDER}: the database refuses "
-                                 "them (the log says why). Look at them, fix and move them back")
+                                 "them (the log says why). Fix them, then run `flask intake retry-refused`")
     if waiting:
         return Check(name, OK, "submits wait in the journal; the intake processor replays them")
     return Check(name, OK, "empty")

@@ -112,10 +112,11 @@ def worth_replaying() -> bool:
     return waiting()
 
 
-def replay() -> int:
+def replay(*, wait: bool = False) -> int:
     """Put every spilled row into the intake table. Returns rows replayed (0 when another
-    process is replaying). A file the database refuses for its content is set aside; any other
-    database error stops the replay: the rest waits for next time."""
+    process is replaying, unless `wait`: then after it). A file the database refuses for its
+    content is set aside; any other database error stops the replay: the rest waits for next
+    time."""
     from forms.intake import insert
 
     where = folder()
@@ -123,7 +124,7 @@ def replay() -> int:
         return 0
     with open(where / ".lock", "w") as lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return 0
         done = 0
@@ -169,7 +170,21 @@ def _set_aside(path: Path, why: str) -> None:
     aside.mkdir(exist_ok=True)
     os.replace(path, aside / path.name)
     log.error("intake spill: %s set aside in %s/%s/, not replayed: %s. It is kept; look at it, "
-              "fix it and move it back to be replayed", path.name, FOLDER, REFUSED_FOLDER, why)
+              "fix it, then run `flask intake retry-refused`", path.name, FOLDER, REFUSED_FOLDER, why)
+
+
+def retry_refused() -> tuple[int, int]:
+    """Move every set-aside file back into the journal and replay it, once the cause is fixed
+    (a file mended by hand, a release whose database takes the row). Returns (files retried,
+    set aside again). A database that refuses everything stops it, as any replay."""
+    aside = folder() / REFUSED_FOLDER
+    retried = 0
+    for path in sorted(aside.glob("*.json")) if aside.is_dir() else []:
+        os.replace(path, folder() / path.name)
+        retried += 1
+    if retried:
+        replay(wait=True)
+    return retried, refused()
 
 
 def refused() -> int:

@@ -113,3 +113,22 @@ def test_flask_doctor_warns_of_submits_set_aside(app, make_form):
     out = doctor.invoke(args=["doctor"]).output
     line = next(line for line in out.splitlines() if "intake spill" in line)
     assert line.startswith("WARN") and "1 spilled submit(s) set aside" in line, out
+
+
+def test_an_operator_retries_the_submits_set_aside_once_the_cause_is_fixed(app, make_form):
+    """`flask intake retry-refused`: after a fix (a file mended by hand, or a release whose
+    database takes the row), the set-aside submits go back through the replay in one command;
+    one still refused is set aside again and said so."""
+    form = make_form()
+    mended = _spilled(form, "ann@example.com", 2, form_id=None)
+    still_bad = _spilled(form, "bob@example.com", 1, form_id=None)
+    process_intake()
+    assert spill.refused() == 2 and count(Lead) == 0
+    path = spill.folder() / "refused" / mended
+    path.write_text(json.dumps({**json.loads(path.read_text()), "form_id": form.id}))
+
+    out = app.test_cli_runner().invoke(args=["intake", "retry-refused"]).output
+    assert "2 set-aside submit(s) retried: 1 replayed, 1 set aside again" in out, out
+    assert _names(spill.folder() / "refused") == [still_bad] and not spill.waiting()
+    assert process_intake() == 1
+    assert [lead.email for lead in db.session.scalars(sa.select(Lead))] == ["ann@example.com"]
