@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import http
+import json
 import math
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Flask, current_app, g, request
 from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
-from werkzeug.exceptions import HTTPException
+from webargs.core import missing
+from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from app.api import errors
 from app.api.models import ApiToken
@@ -51,6 +54,55 @@ class KindlingApi(Api):
         response = {"description": "A problem (RFC 9457)", "schema": self.ERROR_SCHEMA}
         prepare_response(response, self.spec, MEDIA_TYPE)
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large a number")
+    return value
+
+
+def strict_json(data: bytes) -> Any:
+    """A body as JSON (RFC 8259), refusing what Python's reader takes but no database or
+    JSON client can: NaN and Infinity, a number past a float, a lone UTF-16 surrogate, and
+    nesting past the reader's recursion (else a 500). Raises JSONDecodeError."""
+    text = data.decode("utf-8")  # a UnicodeDecodeError is webargs' 400 too
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+    except UnicodeEncodeError:
+        raise json.JSONDecodeError("a \\u escape names half a character (a lone surrogate)",
+                                   text, 0) from None
+    except ValueError as exc:
+        raise json.JSONDecodeError(str(exc), text, 0) from None
+    return value
+
+
+class ApiParser(FlaskParser):
+    """webargs' parser with `strict_json` for bodies, whose refusal says why."""
+
+    def _raw_load_json(self, req: Any) -> Any:
+        if not is_json_request(req):
+            return missing
+        return strict_json(req.get_data(cache=True))
+
+    def _handle_invalid_json_error(self, error: Any, req: Any, *args: Any,
+                                   **kwargs: Any) -> NoReturn:
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8"
+        raise BadRequest(f"The body is not valid JSON: {reason}.")
+
+
+class ApiBlueprint(Blueprint):
+    ARGUMENTS_PARSER = ApiParser()
 
 
 def rate_limit_key() -> str:
@@ -106,7 +158,7 @@ def _rate_limit_headers(response: Any) -> Any:
 def api_blueprint(name: str, import_name: str, path: str, description: str) -> Blueprint:
     """A resource under `/api/v1<path>` (call at import time: the rate limit is attached once
     to the blueprint object)."""
-    blp = Blueprint(name, import_name, url_prefix=PREFIX + path, description=description)
+    blp = ApiBlueprint(name, import_name, url_prefix=PREFIX + path, description=description)
     blp.before_request(_authenticate)
     blp.after_request(_rate_limit_headers)
     blp.register_error_handler(HTTPException, errors.from_http_exception)
