@@ -8,7 +8,8 @@ link-local, private, shared, multicast, reserved or unspecified addresses, IPv4 
 - `post(url, body, headers, timeout)`: at connect time. Resolves and checks again (the name may
   point elsewhere now), then connects to the checked address itself (the Host header and TLS
   name stay the URL's), follows no redirect and reads no more than a few bytes of the answer.
-  Returns a `Reply` (status only: a response body is never shown to anyone); raises
+  The whole exchange takes at most `timeout` seconds: a receiver answering a byte at a time
+  (each within the read timeout) is cut off then. Returns a `Reply` (status only: a response body is never shown to anyone); raises
   `BlockedURL`, or `OutboundError` when the target cannot be reached.
 
 `OUTBOUND_ALLOWED_NETWORKS` (comma-separated CIDRs, default empty) lets an operator allow ranges,
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
@@ -179,20 +182,54 @@ def check_url(url: str) -> None:
     vet(url)
 
 
+class _Cuttable:
+    """A pool whose connections another thread can cut (the deadline's timer)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.made: list[Any] = []
+        self.cut_off = False
+
+    def _new_conn(self) -> Any:
+        conn = super()._new_conn()  # type: ignore[misc]
+        self.made.append(conn)
+        return conn
+
+    def cut(self) -> None:
+        self.cut_off = True
+        for conn in self.made:
+            if conn.sock is not None:
+                try:  # the plain socket's shutdown: the reading thread's recv returns at once
+                    socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+class _HTTPPool(_Cuttable, urllib3.HTTPConnectionPool):
+    pass
+
+
+class _HTTPSPool(_Cuttable, urllib3.HTTPSConnectionPool):
+    pass
+
+
 def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Reply:
     """POST `body` to `url`, connecting only to an address checked just now (see module doc)."""
     target = vet(url)
     ip = str(target.addresses[0])
-    pool: urllib3.HTTPConnectionPool
+    pool: _HTTPPool | _HTTPSPool
     if target.scheme == "https":
         tls_name = None if _is_literal(target.host) else target.host
-        pool = urllib3.HTTPSConnectionPool(
+        pool = _HTTPSPool(
             ip, target.port, server_hostname=tls_name or ip,
             assert_hostname=tls_name or ip, cert_reqs="CERT_REQUIRED", maxsize=1, retries=False)
     else:
-        pool = urllib3.HTTPConnectionPool(ip, target.port, maxsize=1, retries=False)
+        pool = _HTTPPool(ip, target.port, maxsize=1, retries=False)
     sent = {k: v for k, v in headers.items() if k.lower() != "host"}
     sent["Host"] = target.host_header
+    deadline = threading.Timer(timeout, pool.cut)
+    deadline.daemon = True
+    deadline.start()
     try:
         response = pool.urlopen("POST", target.path, body=body, headers=sent, redirect=False,
                                 retries=False, preload_content=False,
@@ -212,8 +249,12 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> R
     except urllib3.exceptions.SSLError:
         raise OutboundError(f"{target.host}:{target.port}: TLS handshake failed") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
+        if pool.cut_off:
+            raise OutboundError(f"{target.host}:{target.port}: no answer within {timeout:g} s"
+                                ) from None
         raise OutboundError(f"{target.host}:{target.port}: {type(exc).__name__}") from None
     finally:
+        deadline.cancel()
         pool.close()
     return Reply(status)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import ssl
 import subprocess
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -123,6 +124,21 @@ def test_redirects_are_not_followed(app, recorder):
         bouncer.stop()
     assert reply.status == 307 and len(bouncer.hits) == 1
     assert recorder.hits == []
+
+
+def test_a_receiver_answering_a_byte_at_a_time_is_cut_off_at_the_timeout(app):
+    """Each byte comes well within the read timeout, so only a deadline for the whole answer
+    keeps a slow receiver from holding the worker (and every job queued behind it)."""
+    app.config["OUTBOUND_ALLOWED_NETWORKS"] = "127.0.0.0/8"
+    dripper = Recorder(drip=0.2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(netguard.OutboundError, match="no answer within 1 s"):
+            netguard.post(dripper.url, b"{}", {}, timeout=1)
+    finally:
+        dripper.stop()
+    assert time.monotonic() - started < 2
+    assert len(dripper.hits) == 1
 
 
 # Webhook subscriptions (the CRM's included), end to end ------------------------------------
