@@ -92,6 +92,8 @@ def _is_public(ip: IPAddress) -> bool:
         inner = _embedded_v4(ip)
         if inner is not None:
             return _is_public(inner)
+        if ip.is_site_local:  # fec0::/10, deprecated but still routed inside some networks
+            return False
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_loopback
                                  or ip.is_link_local or ip.is_private or ip.is_unspecified)
 
