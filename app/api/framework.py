@@ -19,6 +19,7 @@ import math
 import time
 from typing import Any, NoReturn
 
+import marshmallow as ma
 from flask import Flask, current_app, g, request
 from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
@@ -88,7 +89,12 @@ def strict_json(data: bytes) -> Any:
 
 
 class ApiParser(FlaskParser):
-    """webargs' parser with `strict_json` for bodies, whose refusal says why."""
+    """webargs' parser with `strict_json` for bodies, whose refusal says why, and unknown
+    query parameters refused (422) like unknown body fields, not ignored: a misspelt filter
+    would otherwise answer every row."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION: dict[str, str | None] = {  # noqa: RUF012  webargs' own
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE}
 
     def _raw_load_json(self, req: Any) -> Any:
         if not is_json_request(req):
@@ -207,4 +213,4 @@ requests a minute (the `RateLimit-*` headers say what is left; over it, 429 with
 `Retry-After`).
 
 Errors are `application/problem+json` (RFC 9457); validation errors list each field at fault in
-`errors`. Unknown fields are refused (422), never ignored."""
+`errors`. Unknown fields and query parameters are refused (422), never ignored."""

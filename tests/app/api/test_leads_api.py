@@ -154,6 +154,19 @@ def test_rate_limit_per_token_with_ratelimit_headers(make_app, app_config):
         assert other.status_code == 200  # counted per token
 
 
+def test_a_misspelt_filter_is_422_naming_it_not_every_lead(api: ApiClient):
+    """A query parameter the list does not know is refused like an unknown body field: a sync
+    asking for `stages=customer` (for `stage`) must not be handed every lead as customers."""
+    upsert_lead("ann@example.com")
+    db.session.commit()
+    body = _problem(api.get("/api/v1/leads?stages=customer"), 422)
+    assert body["errors"][0]["field"] == "stages" and body["errors"][0]["in"] == "query"
+    assert "stages" in body["detail"]
+    body = _problem(api.get("/api/v1/enrollments?lead=1"), 422)
+    assert body["errors"][0]["field"] == "lead"
+    assert api.get("/api/v1/leads?stage=customer").get_json()["data"] == []
+
+
 def test_nul_characters_and_ids_past_the_database_range_are_refused_cleanly(api: ApiClient):
     body = _problem(api.post("/api/v1/leads", {"email": "a@example.com",
                                                "company": "Acme\u0000"}), 422)
