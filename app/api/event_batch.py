@@ -12,12 +12,14 @@ schema's own. tests/app/api/test_event_batch.py holds the two to the same answer
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import marshmallow as ma
 from marshmallow import fields, validate
 
 from app.api.schemas import MAX_ID, Strict, has_nul
+from app.db import utcnow
 
 BATCH_MAX = 1000
 TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,32}$"
@@ -26,6 +28,7 @@ EMAIL_MAX = 320
 URL_MAX = 2000
 DATA_KEYS_MAX = 50
 DATA_KEY_MAX = 100
+CLOCK_SKEW = timedelta(hours=1)  # how far ahead of our clock an event may say it happened
 
 
 def _single_line(value: str) -> None:
@@ -33,6 +36,13 @@ def _single_line(value: str) -> None:
     if value.endswith("\n"):
         raise ma.ValidationError("Lower-case letters, digits and _ (at most 33), starting with "
                                  "a letter.")
+
+
+def _not_ahead(value: Any) -> None:
+    # A future event would be its lead's last activity, and score undecayed, until then.
+    if value > utcnow() + CLOCK_SKEW:
+        raise ma.ValidationError("In the future: an event may be at most an hour ahead of "
+                                 "our clock (send the time with its zone).")
 
 
 class EventInSchema(Strict):
@@ -47,7 +57,8 @@ class EventInSchema(Strict):
                           metadata={"format": "email", "description": "The lead (created "
                                                                       "when new); or lead_id"})
     lead_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
-    occurred_at = fields.AwareDateTime(metadata={"description": "Default: now"})
+    occurred_at = fields.AwareDateTime(validate=_not_ahead, metadata={
+        "description": "Default: now; at most an hour ahead"})
     url = fields.String(validate=validate.Length(max=URL_MAX))
     data = fields.Dict(keys=fields.String(validate=validate.Length(max=DATA_KEY_MAX)),
                        validate=validate.Length(max=DATA_KEYS_MAX))

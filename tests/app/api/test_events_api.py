@@ -84,3 +84,29 @@ def test_scoring_is_asked_about_the_leads_that_got_events(api: ApiClient, redis_
                                             "lead_id": lead.id}]})
     assert redis_conn.exists(pending_key(lead.id))
     assert not redis_conn.exists(pending_key(other.id))
+
+
+def test_an_event_dated_in_the_future_is_422_and_leaves_the_lead_as_it_was(api: ApiClient):
+    """An event from next year (a wrong year, a local time sent as UTC a day early…) would be
+    the lead's last activity and never decay: refused, beyond an hour of clock skew."""
+    from datetime import timedelta
+
+    from app.db import utcnow
+
+    lead = upsert_lead("p0@example.com").lead
+    db.session.commit()
+    active = lead.last_activity_at
+    stored = db.session.scalar(sa.select(sa.func.count()).select_from(Event))
+    soon = (utcnow() + timedelta(minutes=30)).isoformat()
+    later = (utcnow() + timedelta(days=1)).isoformat()
+    for when in (later, "9999-12-31T23:59:59+14:00"):
+        events = _events(3)
+        events[1]["occurred_at"] = when
+        body = api.post("/api/v1/events", {"events": events}).get_json()
+        assert body["status"] == 422 and body["errors"][0]["field"] == "events.1.occurred_at"
+        assert "future" in body["detail"]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)) == stored
+    db.session.expire_all()
+    assert db.session.get(Lead, lead.id).last_activity_at == active
+    ok = api.post("/api/v1/events", {"events": _events(1, occurred_at=soon)})
+    assert ok.status_code == 200, ok.get_json()
