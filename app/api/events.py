@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 from flask.views import MethodView
+from sqlalchemy.exc import IntegrityError
 
 from app.api.errors import field_problem
 from app.api.event_batch import EventBatchSchema, EventResultSchema
@@ -79,7 +80,11 @@ class Events(MethodView):
                     return field_problem(f"events.{index}.id", "This id appears twice in "
                                                                "the batch.")
                 seen.add(key)
-        leads = _leads_for(items)
+        try:
+            leads = _leads_for(items)
+        except IntegrityError:  # a parallel request made one of these leads just now
+            db.session.rollback()
+            leads = _leads_for(items)
         if not isinstance(leads, dict):
             db.session.rollback()
             return leads

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask.views import MethodView
+from sqlalchemy.exc import IntegrityError
 
 from app.api import schemas
 from app.api.documents import lead_document
@@ -50,6 +51,14 @@ def _lead_query(args: dict[str, Any]) -> LeadQuery | None:
         suppressed=args.get("suppressed", ""), sort=args["sort"], direction=args["dir"])
 
 
+def _upsert(email: str, values: dict[str, Any]) -> Any:
+    try:
+        return upsert_lead(email, values, source="api")
+    except IntegrityError:  # a parallel request made this lead just now: update that one
+        db.session.rollback()
+        return upsert_lead(email, values, source="api")
+
+
 def lead_or_404(lead_id: int) -> Lead:
     return get_or_404(Lead, lead_id, "lead")
 
@@ -78,7 +87,7 @@ class Leads(MethodView):
         values = dict(body.get("attributes") or {})
         values.update({k: v for k, v in body.items() if k in PROFILE_FIELDS})
         try:
-            result = upsert_lead(body["email"], values, source="api")
+            result = _upsert(body["email"], values)
         except InvalidEmail as exc:
             return field_problem("email", str(exc))
         lead = result.lead

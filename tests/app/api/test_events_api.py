@@ -110,3 +110,46 @@ def test_an_event_dated_in_the_future_is_422_and_leaves_the_lead_as_it_was(api: 
     assert db.session.get(Lead, lead.id).last_activity_at == active
     ok = api.post("/api/v1/events", {"events": _events(1, occurred_at=soon)})
     assert ok.status_code == 200, ok.get_json()
+
+
+def _made_meanwhile(email: str):
+    """Another request makes the lead for `email` between this request's look for it and its
+    own insert (two batches naming one new person, sent in parallel)."""
+    from contextlib import contextmanager
+
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    def before_flush(session, _context, _instances) -> None:
+        if not any(isinstance(o, Lead) for o in session.new) or made:
+            return
+        made.append(email)
+        with Session(db.engine) as other:
+            other.add(Lead(email=email, email_display=email, attributes={}, stage="lead"))
+            other.commit()
+
+    @contextmanager
+    def racing():
+        event.listen(db.session, "before_flush", before_flush)
+        try:
+            yield made
+        finally:
+            event.remove(db.session, "before_flush", before_flush)
+
+    made: list[str] = []
+    return racing()
+
+
+def test_a_new_person_made_by_a_parallel_request_gets_the_events_not_a_500(api: ApiClient):
+    with _made_meanwhile("p0@example.com") as made:
+        response = api.post("/api/v1/events", {"events": _events(1)})
+    assert made and response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["created"] == 1
+    [lead] = db.session.scalars(sa.select(Lead)).all()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)
+                             .where(Event.lead_id == lead.id)) >= 1
+    with _made_meanwhile("new@example.com") as made:
+        response = api.post("/api/v1/leads", {"email": "new@example.com", "company": "Acme"})
+    assert made and response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["company"] == "Acme"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 2
