@@ -307,9 +307,18 @@ def _decode(cursor: str, lq: LeadQuery) -> list[Any] | None:
             return None
         if isinstance(value, int) and not -2**63 < value < 2**63:
             return None
-        if isinstance(value, str) and "\x00" in value:
+        if isinstance(value, str) and ("\x00" in value or not _encodable(value)):
             return None
     return values
+
+
+def _encodable(text: str) -> bool:
+    """False for text with half a UTF-16 pair (a `\\ud800` escape): no database takes it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def cursor_is_valid(lq: LeadQuery, cursor: str) -> bool:

@@ -167,6 +167,19 @@ def test_a_misspelt_filter_is_422_naming_it_not_every_lead(api: ApiClient):
     assert api.get("/api/v1/leads?stage=customer").get_json()["data"] == []
 
 
+def test_a_forged_cursor_with_half_a_character_is_422_not_500(api: ApiClient):
+    """A cursor is base64 JSON: a `\\ud800` escape in it decodes to text no database can
+    take (PostgreSQL's driver cannot even encode it)."""
+    import base64
+    import json
+
+    upsert_lead("ann@example.com", {"last_name": "Ames"})
+    db.session.commit()
+    forged = base64.urlsafe_b64encode(json.dumps(["\ud800", "a", 1]).encode()).decode()
+    body = _problem(api.get("/api/v1/leads?sort=name&cursor=" + forged.rstrip("=")), 422)
+    assert body["errors"][0]["field"] == "cursor"
+
+
 def test_nul_characters_and_ids_past_the_database_range_are_refused_cleanly(api: ApiClient):
     body = _problem(api.post("/api/v1/leads", {"email": "a@example.com",
                                                "company": "Acme\u0000"}), 422)
