@@ -82,7 +82,11 @@ def test_a_cut_database_gives_the_branded_503_and_a_silent_one_gives_up_in_time(
             assert int(page.headers["retry-after"]) > 0
             assert page.mimetype == "text/html"
             assert "Back shortly" in page.text and "Internal Server Error" not in page.text
-            api = site.get(f"/api/forms/{key}", timeout=ANSWER_WITHIN)
+            # A form this process has served loads from its copy (forms.formcopy): the
+            # embedded form stays on the partner's page. One it never served: the 503 problem.
+            served = site.get(f"/api/forms/{key}", timeout=ANSWER_WITHIN)
+            assert served.status == 200, (mode, served.status, served.text[:300])
+            api = site.get("/api/forms/never-served", timeout=ANSWER_WITHIN)
             assert api.status == 503, (mode, api.status, api.text[:300])
             assert api.mimetype == "application/problem+json"
             assert json.loads(api.text)["status"] == 503
