@@ -73,4 +73,11 @@ def accept(token: str):
 @bp.route("/r/<token>", methods=["GET", "POST"])
 @sales_required
 def reject(token: str):
-    return _page("reject", token, RejectForm(), lambda form: form.outcome.data)
+    return _page("reject", token, RejectForm(), _rejection)
+
+
+def _rejection(form: RejectForm) -> str:
+    """The outcome chosen, when it is one of the form's (a refused non-owner's attempt is
+    logged before any validation: never with what was typed in its place)."""
+    chosen = form.outcome.data
+    return chosen if chosen in {c.value for c in form.outcome.choices} else "rejected"

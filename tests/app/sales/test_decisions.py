@@ -142,6 +142,25 @@ def test_a_non_owner_is_refused_and_logged_unless_allowed(app, client, auth):
         ("sam@example.com", "round_robin"), ("kim@example.com", "accepted")]
 
 
+def test_a_refused_non_owner_logs_what_they_tried_never_what_they_typed(app, client, auth):
+    """The refusal's log entry takes the outcome from the form as sent: a made-up one (100 KB,
+    a NUL that PostgreSQL refuses in JSON: a 500) must not reach the lead's timeline."""
+    lead, alert = handed_off()
+    make_user("kim@example.com", "sales")
+    auth.login("kim@example.com")
+    refused = _post(client, link("reject", alert), outcome="x\x00" + "y" * 5000, reason="r")
+    assert refused.status_code == 403
+    assert "Your attempt was logged." in refused.get_data(as_text=True)
+    logged = db.session.scalar(sa.select(Event).where(Event.type == "handoff_refused"))
+    assert logged.data["outcome"] == "rejected" and logged.data["by"] == "kim@example.com"
+    _post(client, link("reject", alert), outcome="disqualified", reason="r")
+    logged = db.session.scalars(sa.select(Event).where(Event.type == "handoff_refused")
+                                .order_by(Event.id)).all()[-1]
+    assert logged.data["outcome"] == "disqualified"
+    db.session.expire_all()
+    assert db.session.get(Lead, lead.id).stage == "mql"
+
+
 def test_a_team_alert_accepted_gives_the_lead_to_whoever_accepted(app, client, auth):
     settings(team_email="team@example.com")
     lead, alert = handed_off(None)  # no sales user yet: the team address is alerted
