@@ -235,3 +235,32 @@ def test_tls_is_verified_for_the_urls_host_while_the_address_is_pinned(app, dns,
     finally:
         server.stop()
     assert server.hits == []
+
+
+def test_a_tls_receiver_answering_a_byte_at_a_time_is_cut_off_too(app, dns, tmp_path,
+                                                                   monkeypatch):
+    """The deadline cuts a TLS connection as it does a plain one, and says so (not a failed
+    handshake). The test's own CA is trusted through OpenSSL's SSL_CERT_FILE."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=crm.acme.example", "-addext",
+                    "subjectAltName=DNS:crm.acme.example", "-keyout", str(key), "-out",
+                    str(cert)], check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    dripper = Recorder(drip=0.2)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    dripper.server.socket = context.wrap_socket(dripper.server.socket, server_side=True)
+    app.config["OUTBOUND_ALLOWED_NETWORKS"] = "127.0.0.0/8"
+    dns["crm.acme.example"] = ["127.0.0.1"]
+    started = time.monotonic()
+    try:
+        with pytest.raises(netguard.OutboundError, match="no answer within 2 s"):
+            netguard.post(f"https://crm.acme.example:{dripper.port}/hook", b"{}", {}, timeout=2)
+    finally:
+        dripper.stop()
+    assert time.monotonic() - started < 3.5
+    assert len(dripper.hits) == 1
+
