@@ -11,7 +11,7 @@ from marshmallow import fields, validate
 
 from app.leads.models import Stage
 from app.leads.query import GRADES, SORTS
-from app.leads.service import PROFILE_LENGTHS
+from app.leads.service import PROFILE_FIELDS, PROFILE_LENGTHS
 
 STAGES = [s.value for s in Stage]
 # Ids are 32-bit integers on PostgreSQL (leads, enrollments, submissions, campaigns): a larger
@@ -20,6 +20,7 @@ MAX_ID = 2**31 - 1
 ID = validate.Range(min=1, max=MAX_ID)  # an id given in a body or a query
 ATTRIBUTES_MAX = 50
 ATTRIBUTE_VALUE_MAX = 2000
+LEAD_FIELDS = frozenset({"email", *PROFILE_FIELDS})
 
 
 def has_nul(value: Any) -> bool:
@@ -73,6 +74,9 @@ def _check_attributes(value: dict[str, Any]) -> None:
     for key, item in value.items():
         if not 1 <= len(key) <= 100:
             raise ma.ValidationError("Attribute names are 1 to 100 characters.")
+        if key in LEAD_FIELDS:  # would be merged into the field, past its own checks
+            raise ma.ValidationError(f"{key} is a field of the lead: send it beside "
+                                     "attributes, not in them.")
         if item is not None and not isinstance(item, (str, int, float, bool)):
             raise ma.ValidationError(f"{key}: an attribute is text, a number, true/false or "
                                      "null.")

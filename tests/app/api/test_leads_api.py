@@ -180,6 +180,23 @@ def test_a_forged_cursor_with_half_a_character_is_422_not_500(api: ApiClient):
     assert body["errors"][0]["field"] == "cursor"
 
 
+def test_a_lead_field_sent_inside_attributes_is_422_not_cut_into_the_field(api: ApiClient):
+    """`attributes: {"country": "Germany"}` made the lead's country GE (Georgia), past the
+    two-letter check, and `company: 5` the company "5"; a PATCH kept it as an attribute
+    instead. Both answer 422 naming the attribute."""
+    made = api.post("/api/v1/leads", {"email": "ann@example.com", "country": "DE"})
+    lead_id = made.get_json()["id"]
+    for name, value in (("country", "Germany"), ("company", 5), ("email", "x@example.com")):
+        body = _problem(api.post("/api/v1/leads", {"email": "ann@example.com",
+                                                   "attributes": {name: value}}), 422)
+        assert body["errors"][0]["field"].startswith("attributes") and name in body["detail"]
+        body = _problem(api.patch(f"/api/v1/leads/{lead_id}", {"attributes": {name: value}}),
+                        422)
+        assert name in body["detail"]
+    lead = api.get(f"/api/v1/leads/{lead_id}").get_json()
+    assert (lead["country"], lead["company"], lead["attributes"]) == ("DE", "", {})
+
+
 def test_nul_characters_and_ids_past_the_database_range_are_refused_cleanly(api: ApiClient):
     body = _problem(api.post("/api/v1/leads", {"email": "a@example.com",
                                                "company": "Acme\u0000"}), 422)
