@@ -41,7 +41,11 @@ class BlockedURL(ValueError):
 
 
 class OutboundError(OSError):
-    """The target could not be reached or did not answer in time."""
+    """The target could not be reached or did not answer in time (`timed_out`)."""
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)
@@ -247,13 +251,14 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> R
             exc.__cause__ or exc.__context__, ConnectionRefusedError) else "could not connect"
         raise OutboundError(f"{target.host}:{target.port}: {reason}") from None
     except (TimeoutError, urllib3.exceptions.TimeoutError):
-        raise OutboundError(f"{target.host}:{target.port}: no answer within {timeout:g} s") from None
+        raise OutboundError(f"{target.host}:{target.port}: no answer within {timeout:g} s",
+                            timed_out=True) from None
     except urllib3.exceptions.SSLError:
         raise OutboundError(f"{target.host}:{target.port}: TLS handshake failed") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         if pool.cut_off:
-            raise OutboundError(f"{target.host}:{target.port}: no answer within {timeout:g} s"
-                                ) from None
+            raise OutboundError(f"{target.host}:{target.port}: no answer within {timeout:g} s",
+                                timed_out=True) from None
         raise OutboundError(f"{target.host}:{target.port}: {type(exc).__name__}") from None
     finally:
         deadline.cancel()

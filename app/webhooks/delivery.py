@@ -3,7 +3,9 @@
 `deliver(delivery_id)` claims the delivery (compare-and-set: of two jobs only one sends),
 POSTs the signed message through `app.netguard.post` (the target's address is checked again at
 connect time, no redirects followed), logs the attempt, and either marks it delivered or sets
-the next try from `WEBHOOK_RETRY_SCHEDULE`; after the last, failed. `sweep` (periodic) enqueues
+the next try from `WEBHOOK_RETRY_SCHEDULE`; after the last, failed. A try that ran out of time
+lets the endpoint rest (`ENDPOINT_REST`): meanwhile its other deliveries wait untried, so a
+receiver that never answers costs one timeout, not one per delivery. `sweep` (periodic) enqueues
 the deliveries whose next try is due. Jobs never raise for a refusal: the row holds the state.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -27,6 +29,9 @@ log = logging.getLogger(__name__)
 
 # A claim older than this belongs to a worker that died mid-request: the delivery may go again.
 CLAIM_LEASE = timedelta(minutes=2)
+# After a try to an endpoint ran out of time, its other deliveries wait this long untried: a
+# receiver that never answers holds the worker for one timeout, not one per delivery.
+ENDPOINT_REST = timedelta(minutes=1)
 
 
 def schedule() -> list[int]:
@@ -62,6 +67,13 @@ def deliver(delivery_id: int) -> str:
         delivery.last_error = "The endpoint is disabled."
         db.session.commit()
         return "failed"
+    resting = _rest_until(endpoint.id)
+    if resting is not None:
+        delivery.status, delivery.next_attempt_at = "retrying", resting
+        delivery.attempts, delivery.claimed_at = delivery.attempts - 1, None  # not a try
+        delivery.last_error = "Waiting: the endpoint gave no answer in time a moment ago."
+        db.session.commit()
+        return "retrying"
     secrets_in_use = [endpoint.secret]
     if endpoint.previous_secret and endpoint.previous_secret_until and \
             endpoint.previous_secret_until > now:
@@ -81,6 +93,8 @@ def deliver(delivery_id: int) -> str:
         error = f"Refused: {exc}"
     except netguard.OutboundError as exc:
         error = f"Unreachable: {exc}"[:500]
+        if exc.timed_out:
+            _rest(endpoint.id)
     elapsed = int((time.monotonic() - started) * 1000)
     tried = db.session.scalar(sa.select(sa.func.count()).select_from(DeliveryAttempt)
                               .where(DeliveryAttempt.delivery_id == delivery.id)) or 0
@@ -102,6 +116,24 @@ def deliver(delivery_id: int) -> str:
                         delivery.id, endpoint.id, delivery.attempts, error)
     db.session.commit()
     return delivery.status
+
+
+def _rest_key(endpoint_id: int) -> str:
+    return f"webhooks:endpoint-rest:{endpoint_id}"
+
+
+def _rest(endpoint_id: int) -> None:
+    """Let the endpoint rest: its deliveries wait ENDPOINT_REST untried (see `deliver`)."""
+    until = utcnow() + ENDPOINT_REST
+    queue.connection().set(_rest_key(endpoint_id), until.isoformat(),
+                           ex=int(ENDPOINT_REST.total_seconds()))
+
+
+def _rest_until(endpoint_id: int) -> datetime | None:
+    value = queue.connection().get(_rest_key(endpoint_id))
+    if not value:
+        return None
+    return datetime.fromisoformat(value.decode() if isinstance(value, bytes) else value)
 
 
 @job

@@ -213,3 +213,42 @@ def test_nothing_is_recorded_without_a_subscriber(app):
     db.session.commit()
     run_outbox()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(EndpointDelivery)) == 0
+
+
+def test_a_hanging_receiver_costs_one_timeout_not_one_per_delivery(app, receiver):
+    """A receiver that takes the connection and never answers holds the worker for the
+    timeout. Once it has, the other deliveries to it wait (untried) for a minute instead of
+    each holding the worker as long again, while other endpoints are served as usual."""
+    import time
+    from datetime import timedelta
+
+    from app.db import utcnow
+
+    app.config["WEBHOOK_TIMEOUT"] = 1
+    hanging = socket.socket()
+    hanging.bind(("127.0.0.1", 0))
+    hanging.listen(64)  # the kernel accepts; nobody ever reads or answers
+    try:
+        dead = subscribe(f"http://127.0.0.1:{hanging.getsockname()[1]}/hooks", "lead.created")
+        subscribe(receiver.url, "lead.created")
+        for n in range(5):
+            listeners.lead_written(upsert_lead(f"p{n}@example.com").lead, created=True,
+                                   changes={})
+        db.session.commit()
+        started = time.monotonic()
+        run_outbox()
+        elapsed = time.monotonic() - started
+    finally:
+        hanging.close()
+    assert elapsed < 3, f"{elapsed:.1f} s: each delivery waited for the dead receiver"
+    assert len(receiver.of_type("lead.created")) == 5
+    db.session.expire_all()
+    waiting = db.session.scalars(sa.select(EndpointDelivery)
+                                 .where(EndpointDelivery.endpoint_id == dead.id)).all()
+    assert sorted(d.attempts for d in waiting) == [0, 0, 0, 0, 1]
+    assert all(d.status == "retrying" for d in waiting)
+    rested = [d for d in waiting if d.attempts == 0]
+    assert all(d.next_attempt_at > utcnow() + timedelta(seconds=30) for d in rested)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(DeliveryAttempt)
+                             .join(EndpointDelivery)
+                             .where(EndpointDelivery.endpoint_id == dead.id)) == 1
