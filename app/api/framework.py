@@ -25,7 +25,7 @@ from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
 from webargs.core import missing
 from webargs.flaskparser import FlaskParser, is_json_request
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
 
 from app.api import errors
 from app.api.models import ApiToken
@@ -89,15 +89,18 @@ def strict_json(data: bytes) -> Any:
 
 
 class ApiParser(FlaskParser):
-    """webargs' parser with `strict_json` for bodies, whose refusal says why, and unknown
-    query parameters refused (422) like unknown body fields, not ignored: a misspelt filter
-    would otherwise answer every row."""
+    """webargs' parser with `strict_json` for bodies, whose refusal says why (a body of
+    another type: 415), and unknown query parameters refused (422) like unknown body fields,
+    not ignored: a misspelt filter would otherwise answer every row."""
 
     DEFAULT_UNKNOWN_BY_LOCATION: dict[str, str | None] = {  # noqa: RUF012  webargs' own
         **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE}
 
     def _raw_load_json(self, req: Any) -> Any:
         if not is_json_request(req):
+            if req.get_data(cache=True):  # else the answer would blame the fields as missing
+                raise UnsupportedMediaType("Send the body as JSON, with Content-Type: "
+                                           "application/json.")
             return missing
         return strict_json(req.get_data(cache=True))
 

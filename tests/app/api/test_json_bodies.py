@@ -59,3 +59,21 @@ def test_escaped_surrogate_pairs_and_large_integers_are_still_taken(api: ApiClie
     assert made.status_code == 201, made.get_data(as_text=True)
     assert made.get_json()["first_name"] == "\U0001F600"
     assert made.get_json()["attributes"]["big"] == 123456789012345678901234567890
+
+
+def test_a_body_sent_without_the_json_content_type_is_415_saying_so(api: ApiClient):
+    """Before, the body was not read at all and the answer blamed the data: "email: Missing
+    data for required field." for a body that carries one."""
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        response = _send_as(api, content_type, '{"email": "bob@example.com"}')
+        assert response.status_code == 415, response.get_data(as_text=True)
+        assert response.content_type == "application/problem+json"
+        assert "application/json" in response.get_json()["detail"]
+    assert _count(Lead) == 0
+    assert _send_as(api, "application/json; charset=utf-8",
+                    '{"email": "bob@example.com"}').status_code == 201
+
+
+def _send_as(api: ApiClient, content_type: str, text: str):
+    return api.client.post("/api/v1/leads", data=text, headers={
+        "Authorization": f"Bearer {api.token}", "Content-Type": content_type})
