@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 from app.problems import problem
 
 SLUGS = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-         405: "method-not-allowed", 409: "conflict", 413: "too-large",
+         405: "method-not-allowed", 409: "conflict", 410: "gone", 413: "too-large",
          415: "unsupported-media-type", 422: "invalid-request", 429: "rate-limited",
          500: "server-error", 503: "unavailable"}
 

@@ -21,6 +21,7 @@ from app.db import any_of, db, utcnow
 from app.leads import bulk_events
 from app.leads.models import Lead
 from app.leads.service import InvalidEmail, events_written, normalise_email, upsert_lead
+from app.privacy.erase import ERASED_DISPLAY
 
 CUSTOM_PREFIX = "custom."
 
@@ -43,11 +44,16 @@ def _leads_for(items: list[dict[str, Any]]) -> dict[int, int] | Any:
             by_id.setdefault(item["lead_id"], []).append(index)
     out: dict[int, int] = {}
     if by_id:
-        known = set(db.session.scalars(sa.select(Lead.id).where(any_of(Lead.id, list(by_id)))))
+        known = {lead_id: display for lead_id, display in db.session.execute(
+            sa.select(Lead.id, Lead.email_display).where(any_of(Lead.id, list(by_id))))}
         for lead_id, indexes in by_id.items():
             if lead_id not in known:
                 return field_problem(f"events.{indexes[0]}.lead_id",
                                      f"There is no lead {lead_id}.")
+            if known[lead_id] == ERASED_DISPLAY:
+                return field_problem(f"events.{indexes[0]}.lead_id",
+                                     f"Lead {lead_id} was erased on request: it takes no "
+                                     "events.")
             out.update(dict.fromkeys(indexes, lead_id))
     if by_email:
         rows = db.session.execute(sa.select(Lead.email, Lead.id)

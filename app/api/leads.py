@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from flask import abort
 from flask.views import MethodView
 from sqlalchemy.exc import IntegrityError
 
@@ -22,6 +23,7 @@ from app.leads.models import Lead
 from app.leads.query import LeadQuery
 from app.leads.service import PROFILE_FIELDS, InvalidEmail, record_event, upsert_lead
 from app.outcomes.service import OUTCOME_STAGES, OutcomeError, record_outcome
+from app.privacy.erase import ERASED_DISPLAY
 from app.webhooks.listeners import lead_written
 
 blp = api_blueprint("api_leads", __name__, "/leads", "Leads: the people Kindling knows.")
@@ -112,6 +114,9 @@ class LeadItem(MethodView):
         """Set profile fields (an empty string clears one); attributes are merged, null
         removes one."""
         lead = lead_or_404(lead_id)
+        if lead.email_display == ERASED_DISPLAY:
+            abort(410, description=f"Lead {lead_id} was erased on request: it takes no "
+                                   "personal data again.")
         changes: dict[str, list[Any]] = {}
         for name in PROFILE_FIELDS:
             if name in body:

@@ -197,6 +197,26 @@ def test_a_lead_field_sent_inside_attributes_is_422_not_cut_into_the_field(api: 
     assert (lead["country"], lead["company"], lead["attributes"]) == ("DE", "", {})
 
 
+def test_an_erased_lead_takes_no_personal_data_back_through_the_api(api: ApiClient):
+    """Erasure leaves a tombstone (its id, for reports); a CRM sync patching that id, or events
+    naming it, must not give it a name and a story again."""
+    from app.privacy.erase import erase
+
+    lead_id = upsert_lead("ann@example.com", {"first_name": "Ann"}).lead.id
+    db.session.commit()
+    erase("ann@example.com", actor="test", reason="asked by email")
+    body = _problem(api.patch(f"/api/v1/leads/{lead_id}",
+                              {"first_name": "Ann", "attributes": {"city": "Oslo"}}), 410)
+    assert "erased" in body["detail"]
+    events = [{"id": "e1", "type": "visit", "lead_id": lead_id, "data": {"name": "Ann"}}]
+    body = _problem(api.post("/api/v1/events", {"events": events}), 422)
+    assert body["errors"][0]["field"] == "events.0.lead_id" and "erased" in body["detail"]
+    tombstone = api.get(f"/api/v1/leads/{lead_id}").get_json()
+    assert (tombstone["first_name"], tombstone["attributes"]) == ("", {})
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)
+                             .where(Event.lead_id == lead_id, Event.type == "custom.visit")) == 0
+
+
 def test_nul_characters_and_ids_past_the_database_range_are_refused_cleanly(api: ApiClient):
     body = _problem(api.post("/api/v1/leads", {"email": "a@example.com",
                                                "company": "Acme\u0000"}), 422)
