@@ -19,9 +19,8 @@ from app.api.event_batch import EventBatchSchema, EventResultSchema
 from app.api.framework import api_blueprint, current_token
 from app.db import any_of, db, utcnow
 from app.leads import bulk_events
-from app.leads.models import Lead
+from app.leads.models import ERASED_DISPLAY, Lead
 from app.leads.service import InvalidEmail, events_written, normalise_email, upsert_lead
-from app.privacy.erase import ERASED_DISPLAY
 
 CUSTOM_PREFIX = "custom."
 

@@ -23,7 +23,6 @@ from app.leads.models import Lead
 from app.leads.query import LeadQuery
 from app.leads.service import PROFILE_FIELDS, InvalidEmail, record_event, upsert_lead
 from app.outcomes.service import OUTCOME_STAGES, OutcomeError, record_outcome
-from app.privacy.erase import ERASED_DISPLAY
 from app.webhooks.listeners import lead_written
 
 blp = api_blueprint("api_leads", __name__, "/leads", "Leads: the people Kindling knows.")
@@ -114,7 +113,7 @@ class LeadItem(MethodView):
         """Set profile fields (an empty string clears one); attributes are merged, null
         removes one."""
         lead = lead_or_404(lead_id)
-        if lead.email_display == ERASED_DISPLAY:
+        if lead.erased:
             abort(410, description=f"Lead {lead_id} was erased on request: it takes no "
                                    "personal data again.")
         changes: dict[str, list[Any]] = {}

@@ -38,6 +38,11 @@ class Stage(str, enum.Enum):
 SUPPRESSED_SQL = "unsubscribed_at IS NOT NULL OR bounced_at IS NOT NULL"
 
 
+# `email_display` of a person erased on request (app.privacy.erase): the row stays for the
+# reports' totals and takes no personal data again.
+ERASED_DISPLAY = "(erased)"
+
+
 class Lead(Model):
     __tablename__ = "leads"
     __table_args__ = (
@@ -131,6 +136,11 @@ class Lead(Model):
     @property
     def can_be_emailed(self) -> bool:
         return self.unsubscribed_at is None and self.bounced_at is None
+
+    @property
+    def erased(self) -> bool:
+        """Erased on request: a tombstone that takes no personal data again."""
+        return self.email_display == ERASED_DISPLAY
 
     def __repr__(self) -> str:
         return f"<Lead {self.id} {self.stage}>"

@@ -62,10 +62,21 @@ def _lead(lead_id: int) -> Lead:
     return db.session.get(Lead, lead_id) or abort(404)
 
 
+ERASED = "This person was erased on request: their page takes no profile, note or task again."
+
+
+def _erased(lead: Lead):
+    """The page again, saying why nothing was saved (an old tab posting to a tombstone)."""
+    flash(ERASED, "error")
+    return current_app.view_functions["leads.show"](lead_id=lead.id), 410
+
+
 @bp.route("/<int:lead_id>/profile", methods=["POST"])
 @staff_required
 def edit_profile(lead_id: int):
     lead = _lead(lead_id)
+    if lead.erased:
+        return _erased(lead)
     form = ProfileForm(prefix="profile")
     if not form.validate_on_submit():
         return _again(lead, "profile", form, "Nothing was saved: please correct the profile.")
@@ -110,6 +121,8 @@ def move_stage(lead_id: int):
 @staff_required
 def add_lead_note(lead_id: int):
     lead = _lead(lead_id)
+    if lead.erased:
+        return _erased(lead)
     form = NoteForm(prefix="note")
     if not form.validate_on_submit():
         return _again(lead, "note", form)
@@ -123,6 +136,8 @@ def add_lead_note(lead_id: int):
 @staff_required
 def add_lead_task(lead_id: int):
     lead = _lead(lead_id)
+    if lead.erased:
+        return _erased(lead)
     form = TaskForm(prefix="task")
     form.owner_id.choices = staff_choices()
     if not form.validate_on_submit():

@@ -17,7 +17,7 @@ import logging
 import sqlalchemy as sa
 
 from app.db import db, utcnow
-from app.leads.models import Lead
+from app.leads.models import ERASED_DISPLAY, Lead
 from app.leads.service import PROFILE_FIELDS, record_event
 from app.privacy import erased
 from app.privacy.export import find_lead
@@ -32,7 +32,6 @@ from app.privacy.holders import (
 from app.privacy.models import Erasure
 
 log = logging.getLogger(__name__)
-ERASED_DISPLAY = "(erased)"
 
 
 def erase(email: str, *, actor: str, reason: str) -> Erasure:

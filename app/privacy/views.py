@@ -15,7 +15,6 @@ from app.auth.roles import admin_required, marketer_required
 from app.db import db
 from app.leads.models import Lead
 from app.privacy import consent, erase, export
-from app.privacy.erase import ERASED_DISPLAY
 from app.privacy.models import ConsentPurpose
 
 bp = Blueprint("privacy", __name__, url_prefix="/admin/privacy")
@@ -96,7 +95,7 @@ def export_lead(lead_id: int):
 def erase_lead(lead_id: int):
     """GET asks for confirmation (the address typed again, and why); POST erases."""
     lead = _lead(lead_id)
-    if lead.email_display == ERASED_DISPLAY:
+    if lead.erased:
         flash("This lead was erased already.", "info")
         return redirect(url_for("leads.show", lead_id=lead.id))
     form = EraseForm()
@@ -114,6 +113,6 @@ def erase_lead(lead_id: int):
 
 
 def lead_panel(lead: Lead) -> Markup:
-    return Markup(render_template("privacy/_lead_panel.html", lead=lead, erased=ERASED_DISPLAY,
+    return Markup(render_template("privacy/_lead_panel.html", lead=lead,
                                   states=consent.states(lead.id),
                                   history=list(consent.history(lead.id))))

@@ -114,3 +114,33 @@ def test_opting_in_again_through_a_form_lifts_the_suppression(app, runner):
     assert lead.unsubscribed_at is None and lead.email == ADDRESS
     assert consent.has_consent(lead.id, consent.by_key("product_news").id)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(ErasedAddress)) == 0
+
+
+def test_the_lead_page_of_an_erased_person_takes_no_personal_data_again(app, client, auth,
+                                                                         runner):
+    """The tombstone's page says the person was erased and offers no profile, note or task
+    form; a post to them anyway (an old tab) saves nothing and says why."""
+    from app.leads.service import upsert_lead
+    from app.leads.work import LeadNote, LeadTask
+
+    lead = upsert_lead("gone@example.com", {"first_name": "Gina"}, source="test").lead
+    db.session.commit()
+    auth.login_as("admin")
+    token = csrf_from(client.get(f"/admin/leads/{lead.id}").get_data(as_text=True))
+    assert runner.invoke(args=["privacy", "erase", "gone@example.com", "--reason", "asked"]
+                         ).exit_code == 0
+    page = client.get(f"/admin/leads/{lead.id}").get_data(as_text=True)
+    assert "erased on request" in page
+    assert 'name="profile-first_name"' not in page and 'name="note-body"' not in page
+    for path, data in (("profile", {"profile-first_name": "Gina", "profile-country": ""}),
+                       ("notes", {"note-body": "Gina called, lives at 1 High St"}),
+                       ("tasks", {"task-title": "Call Gina", "task-owner_id": "1"})):
+        prefix = data and next(iter(data)).split("-")[0]
+        response = client.post(f"/admin/leads/{lead.id}/{path}",
+                               data={**data, f"{prefix}-csrf_token": token})
+        assert response.status_code == 410, (path, response.status_code)
+        assert "erased on request" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Lead, lead.id).first_name == ""
+    assert db.session.scalars(sa.select(LeadNote).where(LeadNote.lead_id == lead.id)).all() == []
+    assert db.session.scalars(sa.select(LeadTask).where(LeadTask.lead_id == lead.id)).all() == []
