@@ -119,6 +119,10 @@ def subscription(lead_id: int, verb: str):
     lead = _lead(lead_id)
     if verb not in ("unsubscribe", "resubscribe"):
         abort(404)
+    if lead.erased:
+        flash("Nothing changed: this person was erased on request and gets no email again.",
+              "error")
+        return _back(lead)
     form = SubscriptionForm(prefix="sub")
     if not form.validate_on_submit():
         flash("Nothing changed: record the consent text or the reason.", "error")

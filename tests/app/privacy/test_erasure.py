@@ -118,8 +118,8 @@ def test_opting_in_again_through_a_form_lifts_the_suppression(app, runner):
 
 def test_the_lead_page_of_an_erased_person_takes_no_personal_data_again(app, client, auth,
                                                                          runner):
-    """The tombstone's page says the person was erased and offers no profile, note or task
-    form; a post to them anyway (an old tab) saves nothing and says why."""
+    """The tombstone's page says the person was erased and offers no profile, note, task or
+    resubscribe form; a post to them anyway (an old tab) saves nothing and says why."""
     from app.leads.service import upsert_lead
     from app.leads.work import LeadNote, LeadTask
 
@@ -140,7 +140,14 @@ def test_the_lead_page_of_an_erased_person_takes_no_personal_data_again(app, cli
                                data={**data, f"{prefix}-csrf_token": token})
         assert response.status_code == 410, (path, response.status_code)
         assert "erased on request" in response.get_data(as_text=True)
+    page = client.get(f"/admin/leads/{lead.id}").get_data(as_text=True)
+    assert "Resubscribe" not in page and "no email goes to this person again" in page
+    resubscribed = client.post(f"/admin/leads/{lead.id}/subscription/resubscribe",
+                               data={"sub-csrf_token": token, "sub-consent_text": "asked"},
+                               follow_redirects=True)
+    assert "erased on request and gets no email again" in resubscribed.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(Lead, lead.id).first_name == ""
+    assert db.session.get(Lead, lead.id).unsubscribed_at is not None
     assert db.session.scalars(sa.select(LeadNote).where(LeadNote.lead_id == lead.id)).all() == []
     assert db.session.scalars(sa.select(LeadTask).where(LeadTask.lead_id == lead.id)).all() == []
