@@ -10,6 +10,8 @@ from flask import Flask
 
 DEFAULTS = {
     "API_RATE_LIMIT": "600 per minute",  # per token
+    # Refused tokens (401) per address: past it the address gets 429, whatever token it sends.
+    "API_AUTH_FAILURE_RATE_LIMIT": "30 per minute",
     "API_PAGE_SIZE_MAX": 200,
     "API_PAGE_SIZE_DEFAULT": 50,
     "API_MAX_BODY_BYTES": 1024 * 1024,

@@ -6,7 +6,8 @@
   its HTML error pages; the API's blueprints answer problems).
 - `api_blueprint(name, path)`: a resource blueprint under `/api/v1` with bearer-token
   authentication (read scope for GET, write for the rest), the request body limit, the
-  per-token rate limit and its `RateLimit-*` headers, and problem details for every refusal.
+  per-token rate limit (and a per-address one counting refused tokens) and its `RateLimit-*`
+  headers, and problem details for every refusal.
 - `register_resource(app, blueprint)`: how a package (core or feature) adds its resource.
 """
 
@@ -173,6 +174,10 @@ def api_blueprint(name: str, import_name: str, path: str, description: str) -> B
     blp.register_error_handler(HTTPException, errors.from_http_exception)
     limiter.limit(lambda: current_app.config["API_RATE_LIMIT"], key_func=rate_limit_key,
                   per_method=False)(blp)
+    # Each made-up token has an allowance of its own above: refusals count per address too.
+    limiter.limit(lambda: current_app.config["API_AUTH_FAILURE_RATE_LIMIT"],
+                  key_func=lambda: "api-401:" + (request.remote_addr or "-"), per_method=False,
+                  deduct_when=lambda response: response.status_code == 401)(blp)
     return blp
 
 

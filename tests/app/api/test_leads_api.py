@@ -154,6 +154,32 @@ def test_rate_limit_per_token_with_ratelimit_headers(make_app, app_config):
         assert other.status_code == 200  # counted per token
 
 
+def test_guessing_tokens_from_one_address_is_rate_limited(make_app, app_config):
+    """The per-token limit gave every made-up token a fresh allowance, so one address could
+    try tokens without end. Answers of 401 are also counted per address: past the limit the
+    address gets 429 for the window, whatever token it sends."""
+    import secrets
+
+    config = dict(app_config, RATELIMIT_ENABLED=True, API_RATE_LIMIT="100 per minute",
+                  API_AUTH_FAILURE_RATE_LIMIT="3 per minute")
+    limited = make_app(config)
+    with limited.app_context():
+        from tests.app.api.conftest import token_for
+
+        real = token_for("a@example.com")
+        client = limited.test_client()
+        assert client.get("/api/v1/leads", headers={"Authorization": f"Bearer {real}"}
+                          ).status_code == 200  # a good answer is not counted
+        guesses = [client.get("/api/v1/leads", headers={
+            "Authorization": f"Bearer {secrets.token_urlsafe(24)}"}).status_code
+            for _ in range(5)]
+        assert guesses == [401, 401, 401, 429, 429]
+        other = limited.test_client().get("/api/v1/leads", environ_base={
+            "REMOTE_ADDR": "203.0.113.9"}, headers={"Authorization": f"Bearer {real}"})
+        assert other.status_code == 200  # another address is not held back
+        assert other.headers["RateLimit-Limit"] == "100"  # the headers tell the token's limit
+
+
 def test_a_misspelt_filter_is_422_naming_it_not_every_lead(api: ApiClient):
     """A query parameter the list does not know is refused like an unknown body field: a sync
     asking for `stages=customer` (for `stage`) must not be handed every lead as customers."""
