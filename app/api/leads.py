@@ -60,6 +60,16 @@ def _upsert(email: str, values: dict[str, Any]) -> Any:
         return upsert_lead(email, values, source="api")
 
 
+def _too_many_attributes(lead: Lead, added: int) -> Any:
+    """The refusal when a request adds attributes past what a lead keeps (nothing of the
+    request is stored), else None. Changing or removing one is always allowed."""
+    if not added or len(lead.attributes or {}) <= schemas.ATTRIBUTES_STORED_MAX:
+        return None
+    db.session.rollback()
+    return field_problem("attributes", f"A lead keeps at most {schemas.ATTRIBUTES_STORED_MAX} "
+                                       "attributes: remove some (null) to add others.")
+
+
 def lead_or_404(lead_id: int) -> Lead:
     return get_or_404(Lead, lead_id, "lead")
 
@@ -92,6 +102,11 @@ class Leads(MethodView):
         except InvalidEmail as exc:
             return field_problem("email", str(exc))
         lead = result.lead
+        added = sum(1 for key, (old, _new) in result.changes.items()
+                    if key not in PROFILE_FIELDS and old is None)
+        refused = _too_many_attributes(lead, added)
+        if refused is not None:
+            return refused
         if result.changes:
             record_event(lead, "profile_updated", data={
                 "via": "api", "token": current_token().name, "changes": result.changes})
@@ -125,14 +140,19 @@ class LeadItem(MethodView):
                     setattr(lead, name, value)
         if body.get("attributes"):
             attributes = dict(lead.attributes or {})
+            added = 0
             for key, value in body["attributes"].items():
                 if value is None:
                     if key in attributes:
                         changes[key] = [attributes.pop(key), None]
                 elif attributes.get(key) != value:
+                    added += key not in attributes
                     changes[key] = [attributes.get(key), value]
                     attributes[key] = value
             lead.attributes = attributes
+            refused = _too_many_attributes(lead, added)
+            if refused is not None:
+                return refused
         if changes:
             record_event(lead, "profile_updated", data={
                 "via": "api", "token": current_token().name, "changes": changes})

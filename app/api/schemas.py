@@ -18,7 +18,8 @@ STAGES = [s.value for s in Stage]
 # number is refused as input instead of reaching the database as an out-of-range error.
 MAX_ID = 2**31 - 1
 ID = validate.Range(min=1, max=MAX_ID)  # an id given in a body or a query
-ATTRIBUTES_MAX = 50
+ATTRIBUTES_MAX = 50  # in one request
+ATTRIBUTES_STORED_MAX = 200  # on one lead, however many requests added them
 ATTRIBUTE_VALUE_MAX = 2000
 LEAD_FIELDS = frozenset({"email", *PROFILE_FIELDS})
 

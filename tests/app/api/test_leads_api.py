@@ -180,6 +180,34 @@ def test_guessing_tokens_from_one_address_is_rate_limited(make_app, app_config):
         assert other.headers["RateLimit-Limit"] == "100"  # the headers tell the token's limit
 
 
+def test_a_lead_keeps_a_bounded_number_of_attributes_however_many_requests_add_them(
+        app, api: ApiClient):
+    """Each request may carry 50 attributes; the lead keeps at most ATTRIBUTES_STORED_MAX in
+    all. A request that would pass it is refused whole (422 naming attributes), by PATCH and
+    by POST alike, and removing some (null) makes room again."""
+    from app.api.schemas import ATTRIBUTES_MAX, ATTRIBUTES_STORED_MAX
+
+    lead_id = api.post("/api/v1/leads", {"email": "ann@example.com"}).get_json()["id"]
+    for batch in range(ATTRIBUTES_STORED_MAX // ATTRIBUTES_MAX):
+        added = {f"a{batch}_{n}": n for n in range(ATTRIBUTES_MAX)}
+        assert api.patch(f"/api/v1/leads/{lead_id}", {"attributes": added}).status_code == 200
+    body = _problem(api.patch(f"/api/v1/leads/{lead_id}", {"attributes": {"one_more": 1}}),
+                    422)
+    assert body["errors"][0]["field"] == "attributes"
+    assert str(ATTRIBUTES_STORED_MAX) in body["errors"][0]["detail"]
+    body = _problem(api.post("/api/v1/leads", {"email": "ann@example.com",
+                                               "attributes": {"one_more": 1}}), 422)
+    assert body["errors"][0]["field"] == "attributes"
+    db.session.expire_all()
+    assert len(db.session.get(Lead, lead_id).attributes) == ATTRIBUTES_STORED_MAX
+    assert "one_more" not in db.session.get(Lead, lead_id).attributes
+    changed = api.patch(f"/api/v1/leads/{lead_id}", {"attributes": {"a0_1": "changed"}})
+    assert changed.status_code == 200  # at the bound, a value still changes
+    swapped = api.patch(f"/api/v1/leads/{lead_id}", {"attributes": {"a0_0": None,
+                                                                     "one_more": 1}})
+    assert swapped.status_code == 200 and swapped.get_json()["attributes"]["one_more"] == 1
+
+
 def test_a_misspelt_filter_is_422_naming_it_not_every_lead(api: ApiClient):
     """A query parameter the list does not know is refused like an unknown body field: a sync
     asking for `stages=customer` (for `stage`) must not be handed every lead as customers."""
