@@ -110,7 +110,10 @@ def delete(endpoint_id: int):
 @admin_required
 def replay(delivery_id: int):
     delivery = db.session.get(EndpointDelivery, delivery_id) or abort(404)
-    delivery_module.replay(delivery)
+    if not delivery_module.replay(delivery):
+        flash(f"Delivery {delivery.id} is being sent right now: replay it once this try has "
+              "ended (its status shows it).", "error")
+        return redirect(url_for("webhooks.show", endpoint_id=delivery.endpoint_id))
     db.session.commit()
     flash(f"Delivery {delivery.id} queued to be sent again (same webhook-id).", "info")
     return redirect(url_for("webhooks.show", endpoint_id=delivery.endpoint_id))

@@ -160,9 +160,19 @@ def sweep(limit: int = 500) -> int:
     return len(due)
 
 
-def replay(delivery: EndpointDelivery) -> None:
+def in_flight(delivery: EndpointDelivery) -> bool:
+    """A worker holds its claim: a try is being sent right now."""
+    return delivery.claimed_at is not None and delivery.claimed_at >= utcnow() - CLAIM_LEASE
+
+
+def replay(delivery: EndpointDelivery) -> bool:
     """Send this delivery again now (same `webhook-id`), whatever happened before, with a fresh
-    round of retries. Does not commit; the outbox runs it after the commit."""
+    round of retries; False (nothing changed) while a try is in flight, whose claim it would
+    clear, letting a second worker send it at the same time. Does not commit; the outbox runs
+    it after the commit."""
+    if in_flight(delivery):
+        return False
     delivery.status, delivery.next_attempt_at, delivery.claimed_at = "pending", utcnow(), None
     delivery.attempts = 0
     outbox.add("app.webhooks.delivery.deliver", delivery.id)
+    return True

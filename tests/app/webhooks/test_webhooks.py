@@ -120,6 +120,32 @@ def test_after_the_last_retry_it_fails_and_replay_sends_it_again(app, receiver):
     assert verify(endpoint, receiver.received[-1])["type"] == "lead.stage_changed"
 
 
+def test_a_replay_while_the_delivery_is_being_sent_waits_for_that_try(app, client, auth,
+                                                                        receiver):
+    """A replay cleared the claim of a try still in flight, so a second worker could send the
+    same delivery at the same moment. While a try holds the claim, the admin is told to
+    replay once it ends, and nothing changes; after it, the replay goes as before."""
+    from app.db import utcnow
+
+    endpoint = subscribe(receiver.url, "lead.stage_changed")
+    lead = upsert_lead("ann@example.com").lead
+    change_stage(lead, "mql", reason="Scored 80")
+    db.session.commit()
+    run_outbox()
+    row = db.session.scalar(sa.select(EndpointDelivery))
+    row.status, row.claimed_at = "retrying", utcnow()  # a worker is sending it (again) now
+    db.session.commit()
+    queued = db.session.scalar(sa.select(sa.func.count()).select_from(OutboxJob))
+    auth.login_as("admin")
+    page = client.get(f"/admin/webhooks/{endpoint.id}").get_data(as_text=True)
+    answer = client.post(f"/admin/webhooks/deliveries/{row.id}/replay",
+                         data={"csrf_token": csrf_from(page)}, follow_redirects=True)
+    assert "being sent right now" in answer.get_data(as_text=True)
+    db.session.refresh(row)
+    assert row.claimed_at is not None and row.status == "retrying"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxJob)) == queued
+
+
 def test_rotation_signs_with_both_secrets_for_a_day(app, client, auth, receiver):
     endpoint = subscribe(receiver.url, "lead.created")
     old = endpoint.secret
