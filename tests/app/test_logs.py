@@ -40,6 +40,26 @@ def test_a_text_line_has_time_zone_pid_and_stays_one_line():
     assert "Traceback" in line and "ValueError" in line
 
 
+def test_a_database_errors_detail_line_naming_a_leads_values_is_never_logged():
+    """PostgreSQL's DETAIL line names the row: "Key (email)=(…) already exists", "Failing
+    row contains (…)". A traceback or message carrying one (log.exception of a refused
+    insert) keeps the error but not that line, in both formats."""
+    import sqlalchemy as sa
+
+    detail = ("DETAIL:  Failing row contains (7, ann.private@example.com, Ann, 10.1.2.3).")
+    refused = sa.exc.IntegrityError("INSERT INTO leads …", {}, Exception(
+        'null value in column "stage" violates not-null constraint\n' + detail))
+    try:
+        raise refused
+    except sa.exc.IntegrityError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("app.test", logging.ERROR, __file__, 1, "refused: %s",
+                               (refused,), exc_info)
+    for formatted in (TextFormatter().format(record), JsonFormatter().format(record)):
+        assert "ann.private" not in formatted and "10.1.2.3" not in formatted, formatted
+        assert "violates not-null constraint" in formatted and "IntegrityError" in formatted
+
+
 def test_json_lines_are_one_object_each():
     line = JsonFormatter().format(_record("sent %s", "x", exc=True))
     assert "\n" not in line
