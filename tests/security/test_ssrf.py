@@ -9,6 +9,7 @@ import shutil
 import ssl
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -213,20 +214,27 @@ def test_no_response_body_or_redirect_reaches_the_webhooks_page(app, recorder, c
     assert SECRET_BODY not in pages
 
 
-def test_tls_is_verified_for_the_urls_host_while_the_address_is_pinned(app, dns, tmp_path):
-    """Connecting to the vetted IP keeps certificate checking on: a certificate no CA vouches
-    for is refused before any request is sent."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command")
+def _serve_tls(server: Recorder, tmp_path) -> Path:
+    """Make `server` answer over TLS with a new self-signed certificate for crm.acme.example;
+    returns the certificate's file."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=crm.acme.example", "-addext",
                     "subjectAltName=DNS:crm.acme.example", "-keyout", str(key), "-out",
                     str(cert)], check=True, capture_output=True)
-    server = Recorder()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    return cert
+
+
+def test_tls_is_verified_for_the_urls_host_while_the_address_is_pinned(app, dns, tmp_path):
+    """Connecting to the vetted IP keeps certificate checking on: a certificate no CA vouches
+    for is refused before any request is sent."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    server = Recorder()
+    _serve_tls(server, tmp_path)
     app.config["OUTBOUND_ALLOWED_NETWORKS"] = "127.0.0.0/8"
     dns["crm.acme.example"] = ["127.0.0.1"]
     try:
@@ -243,16 +251,8 @@ def test_a_tls_receiver_answering_a_byte_at_a_time_is_cut_off_too(app, dns, tmp_
     handshake). The test's own CA is trusted through OpenSSL's SSL_CERT_FILE."""
     if shutil.which("openssl") is None:
         pytest.skip("needs the openssl command")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=crm.acme.example", "-addext",
-                    "subjectAltName=DNS:crm.acme.example", "-keyout", str(key), "-out",
-                    str(cert)], check=True, capture_output=True)
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     dripper = Recorder(drip=0.2)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    dripper.server.socket = context.wrap_socket(dripper.server.socket, server_side=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(_serve_tls(dripper, tmp_path)))
     app.config["OUTBOUND_ALLOWED_NETWORKS"] = "127.0.0.0/8"
     dns["crm.acme.example"] = ["127.0.0.1"]
     started = time.monotonic()
