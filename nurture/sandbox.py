@@ -6,7 +6,8 @@ template from spinning (two nested `range(100000)` loops) or from building a hug
 - Every `{% for %}` loop's iterable is wrapped when the template is compiled, so each round
   counts; every call (functions, methods, macros) counts too. A render may take `MAX_STEPS`
   rounds and calls and `MAX_SECONDS` of the rendering thread's own CPU time (checked as it
-  counts; a busy machine or a wait on the database is not the template's work). Over either
+  counts; a busy machine, a wait on the database or a garbage-collector pause is not the
+  template's work). Over either
   it stops with `TooMuchWork`.
 - Sizes: `*`, `+`, `~`, `%`, the filters and str methods that can multiply a string (`center`,
   `replace`, `join`, `format`, `indent`, `batch`…) refuse a result over `MAX_OUTPUT` characters
@@ -21,7 +22,9 @@ check) nothing is counted.
 from __future__ import annotations
 
 import contextvars
+import gc
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,17 +45,38 @@ class TooMuchWork(SecurityError):
     """The template went over its budget; the message says which and what to do."""
 
 
+_collecting = threading.local()  # this thread's CPU time in the garbage collector
+
+
+def _count_collections(phase: str, _info: dict[str, Any]) -> None:
+    if phase == "start":
+        _collecting.started = time.thread_time()
+    elif getattr(_collecting, "started", None) is not None:
+        _collecting.total = (getattr(_collecting, "total", 0.0) + time.thread_time()
+                             - _collecting.started)
+        _collecting.started = None
+
+
+gc.callbacks.append(_count_collections)
+
+
+def _work_time() -> float:
+    """This thread's CPU time, less its pauses in the garbage collector (a full collection of
+    a large heap is the process's work, not the template's)."""
+    return time.thread_time() - getattr(_collecting, "total", 0.0)
+
+
 class Budget:
     def __init__(self, steps: int = MAX_STEPS, seconds: float = MAX_SECONDS) -> None:
         self.left, self.steps, self.seconds = steps, steps, seconds
-        self.deadline = time.thread_time() + seconds
+        self.deadline = _work_time() + seconds
 
     def spend(self, n: int = 1) -> None:
         self.left -= n
         if self.left < 0:
             raise TooMuchWork(f"the template does too much work (more than {self.steps:,} "
                               "loop rounds and calls): use fewer or shorter loops")
-        if time.thread_time() > self.deadline:
+        if _work_time() > self.deadline:
             raise TooMuchWork(f"the template does too much work (it ran over "
                               f"{self.seconds:g} seconds): use fewer or shorter loops")
 
