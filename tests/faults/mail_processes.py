@@ -45,10 +45,12 @@ class Fleet:
         self.logs = logs
         self.started: list[WorkerProcess] = []
 
-    def start(self, *names: str, command: str = "worker") -> WorkerProcess:
-        """Start a process per name (at once); workers are waited for until they listen."""
-        started = [WorkerProcess(worker_env(self.app_config), self.logs / f"{name}.log",
-                                 command=command) for name in names]
+    def start(self, *names: str, command: str = "worker",
+              env: Mapping[str, str] | None = None) -> WorkerProcess:
+        """Start a process per name (at once), `env` added to its environment; workers are
+        waited for until they listen."""
+        started = [WorkerProcess(worker_env(self.app_config, **(env or {})),
+                                 self.logs / f"{name}.log", command=command) for name in names]
         self.started.extend(started)
         if command == "worker":
             self.wait_for(lambda: all("Listening on" in p.log() for p in started), 60,
