@@ -167,7 +167,9 @@ class LeadStage(MethodView):
     @blp.response(200, schemas.LeadSchema)
     def post(self, body: dict[str, Any], lead_id: int):
         """Move the lead to a stage, with a reason. Opportunity, customer and lost record the
-        deal too (amount, currency, your CRM's id)."""
+        deal too (amount, currency, your CRM's id). A lead already at the stage is answered as
+        it is, with no second move in its history: a move sent again (after a timeout, say)
+        answers as the first did."""
         lead = lead_or_404(lead_id)
         user = current_token().user
         try:
@@ -180,6 +182,8 @@ class LeadStage(MethodView):
                     if body.get(name) is not None:
                         return field_problem(name, "Only an opportunity, customer or lost "
                                                    "outcome carries a deal.")
+                if lead.stage == body["stage"]:
+                    return lead_document(lead)
                 move(lead, body["stage"], reason=body["reason"], actor="api",
                      actor_user_id=user.id)
         except OutcomeError as exc:

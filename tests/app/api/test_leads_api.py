@@ -120,6 +120,20 @@ def test_stage_change_with_reason_and_a_forbidden_move(api: ApiClient):
     assert outcome is not None and str(outcome.amount) == "1200.50"
 
 
+def test_a_stage_move_sent_again_answers_as_the_first(api: ApiClient):
+    """A client that timed out and sends the move again gets the lead back, not an error, and
+    the lead's history has the move once."""
+    lead = upsert_lead("ann@example.com").lead
+    db.session.commit()
+    move = {"stage": "sql", "reason": "Call booked"}
+    first = api.post(f"/api/v1/leads/{lead.id}/stage", move)
+    again = api.post(f"/api/v1/leads/{lead.id}/stage", move)
+    assert first.status_code == again.status_code == 200, again.get_json()
+    assert again.get_json() == first.get_json()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(StageChange)
+                             .where(StageChange.to_stage == "sql")) == 1
+
+
 def test_unknown_address_and_method_answer_problems(api: ApiClient):
     _problem(api.get("/api/v1/nothing-here"), 404)
     response = api.delete("/api/v1/leads")
