@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.db import any_of, db, utcnow
+from app.jobs import JobTimeout
 from app.leads.models import Lead, Stage, StageChange
 from app.sales.models import Assignment
 from nurture.scoring import rebuild, service
@@ -198,6 +199,10 @@ def compare(proposed: Rules, days: int, *, now: datetime | None = None) -> dict[
     }
 
 
+TOO_LONG = ("It took longer than a background job may run. Try fewer days, or ask an "
+            "operator to run it when the workers are less busy.")
+
+
 def run(run_id: int) -> str:
     """Outbox job: carry out a queued what-if and store its numbers. Safe to run twice."""
     row = db.session.get(WhatIfRun, run_id)
@@ -209,10 +214,12 @@ def run(run_id: int) -> str:
     try:
         proposed = Rules.from_dict(row.definition)
         result = compare(proposed, row.days, now=row.created_at)
-    except Exception as exc:
+    except Exception as exc:  # RQ's timeout too: the run is over either way, and says why
         db.session.rollback()
+        error = (TOO_LONG if isinstance(exc, JobTimeout)
+                 else f"{type(exc).__name__}: {exc}"[:2000])
         row = db.session.get_one(WhatIfRun, run_id)
-        row.status, row.error, row.finished_at = "failed", f"{type(exc).__name__}: {exc}"[:2000], utcnow()
+        row.status, row.error, row.finished_at = "failed", error, utcnow()
         db.session.commit()
         log.exception("what-if %s failed", run_id)
         return "failed"

@@ -146,3 +146,23 @@ def test_a_bad_what_if_is_refused_and_nothing_runs(story, client, auth):
     assert response.status_code == 400
     assert db.session.scalar(sa.select(sa.func.count(WhatIfRun.id))) == 0
     assert db.session.scalar(sa.select(sa.func.count(StageChange.id))) > 0
+
+
+def test_a_what_if_past_the_jobs_time_says_so_plainly(story, client, auth, monkeypatch):
+    """RQ ends a job that runs too long by raising its timeout inside it: the run is shown
+    failed with what to do about it, not the exception's name."""
+    from rq.timeouts import JobTimeoutException
+
+    def too_long(*args, **kwargs):
+        raise JobTimeoutException("Task exceeded maximum timeout value (180 seconds)")
+
+    run = WhatIfRun(days=90, label="C, 80, last 90 days", status="queued",
+                    definition=default_rules().to_dict())
+    db.session.add(run)
+    db.session.commit()
+    monkeypatch.setattr(whatif, "compare", too_long)
+    assert whatif.run(run.id) == "failed"
+    auth.login_as("marketer")
+    html = client.get("/admin/scoring/calibration").get_data(as_text=True)
+    assert "took longer than a background job may run" in html and "fewer days" in html
+    assert "JobTimeoutException" not in html
