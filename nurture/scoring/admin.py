@@ -196,7 +196,7 @@ def calibration_page():
     active = service.active_rules()
     saved = db.session.scalars(sa.select(RuleSet).order_by(RuleSet.version.desc())).all()
     form = WhatIfForm()
-    form.version.choices = [("", "Active rules, these thresholds")] + [
+    form.version.choices = [("", "Active, with these")] + [
         (str(v.version), f"Rule set v{v.version}" + (" (active)" if v.active else ""))
         for v in saved]
     if not form.is_submitted():

@@ -98,7 +98,9 @@ class WhatIfForm(FlaskForm):
     mql_engagement = StringField("Engagement at least", validators=[DataRequired(),
                                                                     Length(max=10)])
     version = SelectField("Rules", choices=[], validate_choice=True,
-                          description="Or replay a whole saved rule set (its own thresholds).")
+                          description="“Active, with these”: the active rules with the fit grade "
+                                      "and engagement given here. Or a saved rule set, whole, "
+                                      "with its own thresholds.")
     days = IntegerField("Replay the last", default=90, validators=[NumberRange(1, 365)],
                         description="days of events (1 to 365)")
     run = SubmitField("Run the what-if")
