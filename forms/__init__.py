@@ -15,7 +15,7 @@ def init_app(app: Flask) -> None:
     from app.schedule import add_periodic
     from app.seed import add_seeder
     from app.templating import add_nav
-    from forms import admin, api, cli, confirm, consents, embed, seed
+    from forms import admin, api, cli, confirm, consents, embed, intake, seed
 
     # admin's blueprint first: it also makes forms/templates (the render_form macro) loadable.
     for blueprint in (admin.bp, api.bp, confirm.bp, embed.bp):
@@ -35,6 +35,11 @@ def init_app(app: Flask) -> None:
         scrub={"email": "", "values": {}, "raw": {}, "utm": {}, "referrer": "",
                "landing_url": "", "ip": "", "user_agent": "", "visitor_id": None,
                "fingerprint": "", "quarantine_reason": None}))
+    # The submits as received: those that made the person's submissions, and those still
+    # waiting for the processor (or failed) with their address. Deleted: a waiting one would
+    # otherwise bring the person back after the erasure.
+    add_holder(app, TableHolder("intake", "intake", lead_column=None, via=intake.rows_of_lead,
+                                order_by="received_at"))
     # Chosen by name wherever a form is picked (scoring rules).
     add_picker(app, Picker("form", "form", *named(forms.models.Form, forms.models.Form.name)))
     add_periodic(app, "forms.jobs.expire_confirmations", EXPIRE_CONFIRMATIONS_EVERY)

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db import db, utcnow
 from forms.builder import EMBED_TOKEN, TIMESTAMP, normalised_email
-from forms.models import Form, Intake, SubmissionStatus
+from forms.models import Form, Intake, IntakeStatus, SubmissionStatus
 from forms.pipeline import (
     DUPLICATE_WINDOW,
     Context,
@@ -262,4 +262,37 @@ def kick() -> None:
     kicker.wanted.set()
 
 
-__all__ = ["Receipt", "expected_status", "insert", "kick", "receive", "row_values", "send_kick"]
+def rows_of_lead(lead_id: int) -> Any:
+    """The intake rows of a person, for access and erasure requests (`app.privacy.holders`):
+    those that became their submissions, and those not made into one (waiting for the
+    processor, or failed) whose email field is their address. A select of the rows' ids."""
+    from app.leads.models import Lead
+    from forms.models import Submission
+
+    identity = db.session.scalar(sa.select(Lead.email).where(Lead.id == lead_id)) or ""
+    made = sa.select(Submission.intake_id).where(
+        sa.or_(Submission.lead_id == lead_id, Submission.email == identity),
+        Submission.intake_id.is_not(None))
+    waiting = [row_id for row_id, data in db.session.execute(
+        sa.select(Intake.id, Intake.data).where(Intake.status != IntakeStatus.DONE.value))
+        if _names(data, identity)]
+    return sa.select(Intake.id).where(sa.or_(Intake.id.in_(made), Intake.id.in_(waiting)))
+
+
+def _names(data: Any, identity: str) -> bool:
+    """Whether a row's submitted values hold this address (as typed: any case, spaces)."""
+    if not identity or not isinstance(data, dict):
+        return False
+    for value in data.values():
+        if isinstance(value, str) and "@" in value:
+            try:
+                if normalised_email(value)[0] == identity:
+                    return True
+            except ValueError:
+                if value.strip().lower() == identity:
+                    return True
+    return False
+
+
+__all__ = ["Receipt", "expected_status", "insert", "kick", "receive", "row_values",
+           "rows_of_lead", "send_kick"]
