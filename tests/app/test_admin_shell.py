@@ -47,3 +47,15 @@ def test_plural_says_one_lead_and_two_leads():
     assert plural(1204, "lead") == "1,204 leads"
     assert plural(2, "person", "people") == "2 people"
     assert plural(1, "lead", number=False) == "lead"
+
+
+def test_a_missing_admin_page_offers_the_way_back_and_a_public_one_does_not(client, auth):
+    """A mistyped or stale admin address is a dead end without the admin's navigation: the
+    page links to the dashboard. A visitor's missing page names nothing of the admin."""
+    auth.login_as("sales")
+    for path in ("/admin/no-such-page", "/sales/no-such-page", "/admin/leads/999999"):
+        missing = client.get(path)
+        assert missing.status_code == 404, path
+        assert 'href="/admin/">Back to the dashboard</a>' in missing.get_data(as_text=True)
+    public = client.get("/p/no-such-page")
+    assert public.status_code == 404 and "/admin" not in public.get_data(as_text=True)
