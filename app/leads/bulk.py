@@ -50,6 +50,9 @@ class BulkAction:
     choice: tuple[str, str, Callable[[], list[SelectChoice]]] | None = None
     needs_reason: bool = False
     roles: tuple[str, ...] = ("marketer", "sales")
+    # Called as each delivery of the job starts, before its first batch: undo what a delivery
+    # cut short wrote past the committed `last_id` outside the database (a file).
+    resume: Callable[[BulkJob], None] | None = None
 
 
 def add_bulk_action(app: Flask, action: BulkAction) -> None:
@@ -138,6 +141,8 @@ def run_bulk(bulk_id: int) -> str:
                 lq.statement(bulk.created_at).with_only_columns(Lead.id).subquery())) or 0
         bulk.status = "running"
         db.session.commit()
+    if action.resume is not None:
+        action.resume(bulk)
     for ids in _batches(bulk):
         outcome = action.apply(ids, dict(bulk.params), user, bulk)
         bulk.done += outcome.done
@@ -207,15 +212,47 @@ def export_folder() -> str:
     return path
 
 
+def _export_path(bulk: BulkJob) -> str:
+    return os.path.join(export_folder(), f"leads-{bulk.id}.csv")
+
+
+def cut_csv(path: str, keep: Callable[[list[str]], bool]) -> None:
+    """Cut the CSV file at `path` before its first data row that `keep` refuses, or that
+    was not written whole (no line end: the writer was killed mid-row). The header stays."""
+    kept = consumed = 0
+    whole = True
+    with open(path, "rb") as raw:
+        def lines() -> Any:
+            nonlocal consumed, whole
+            for line in raw:
+                consumed += len(line)
+                whole = line.endswith(b"\n")
+                yield line.decode("utf-8", errors="replace")
+
+        for number, row in enumerate(csv.reader(lines())):
+            if not whole or (number and not keep(row)):
+                break
+            kept = consumed
+    with open(path, "r+b") as out:
+        out.truncate(kept)
+
+
+def resume_export(bulk: BulkJob) -> None:
+    """Drop the rows a delivery cut short wrote past the committed `last_id` (rows are in id
+    order, the id first), so a redelivered job does not list them twice."""
+    path = _export_path(bulk)
+    if os.path.exists(path):
+        cut_csv(path, lambda row: bool(row) and row[0].isdigit() and int(row[0]) <= bulk.last_id)
+
+
 def export_rows(ids: list[int], params: dict[str, Any], user: User,
                 bulk: BulkJob | None) -> Outcome:
     from app.sales.export import defuse  # the one formula-safe cell writer
 
     assert bulk is not None
-    if bulk.file_name is None:
-        bulk.file_name = f"leads-{bulk.id}.csv"
-    path = os.path.join(export_folder(), bulk.file_name)
-    fresh = bulk.last_id == 0 and not os.path.exists(path)
+    path = _export_path(bulk)
+    bulk.file_name = os.path.basename(path)
+    fresh = not os.path.exists(path) or os.path.getsize(path) == 0
     now = utcnow()
     with open(path, "a" if not fresh else "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
@@ -246,4 +283,4 @@ def init_app(app: Flask) -> None:
     add_bulk_action(app, BulkAction("stage", "Change stage", move_stage,
                                     choice=("stage", "Move to", stage_choices),
                                     needs_reason=True))
-    add_bulk_action(app, BulkAction("export", "Export CSV", export_rows))
+    add_bulk_action(app, BulkAction("export", "Export CSV", export_rows, resume=resume_export))

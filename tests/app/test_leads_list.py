@@ -266,3 +266,49 @@ def test_the_campaign_filter_follows_every_event_writer_and_pages_by_keyset(app,
     db.session.execute(sa.delete(Lead).where(Lead.id == leads[1].id))  # memberships go too
     db.session.commit()
     assert len(walk("campaign=7")) == 110
+
+
+class _Killed(Exception):
+    """The worker killed between writing a batch and committing it."""
+
+
+@pytest.mark.parametrize("killed_at", [1, 2])
+def test_a_bulk_export_cut_short_and_delivered_again_lists_each_lead_once(
+        app, client, auth, monkeypatch, killed_at):
+    """RQ delivers at least once: a worker killed after a batch's rows reached the file but
+    before its progress was committed runs the job again. The file then held that batch twice
+    (or, cut in the first batch, its rows before a second header's worth of the same rows)."""
+    import csv
+    import dataclasses
+    import io
+
+    from app.leads import bulk
+
+    auth.login_as("marketer")
+    leads = [_lead(f"cut{n}@example.com", company="Cut") for n in range(5)]
+    db.session.commit()
+    monkeypatch.setattr(bulk, "BATCH", 2)
+    calls: list[list[int]] = []
+
+    def killed_once(ids, params, user, job):
+        outcome = bulk.export_rows(ids, params, user, job)
+        calls.append(ids)
+        if len(calls) == killed_at:
+            raise _Killed
+        return outcome
+
+    registered = app.extensions["bulk_actions"]
+    monkeypatch.setitem(registered, "export",
+                        dataclasses.replace(registered["export"], apply=killed_once))
+    token = csrf_from(client.get("/admin/leads/?q=cut").get_data(as_text=True))
+    client.post("/admin/leads/bulk", data={"csrf_token": token, "action": "export",
+                                           "scope": "all", "query": "q=cut"})
+    (job,) = db.session.scalars(sa.select(BulkJob)).all()
+    with pytest.raises(_Killed):
+        run_bulk(job.id)
+    db.session.rollback()  # what the killed worker had not committed is gone
+    assert run_bulk(job.id) == "done"
+    text = client.get(f"/admin/leads/bulk/{job.id}/file").get_data(as_text=True)
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][:2] == ["id", "email"]
+    assert [row[1] for row in rows[1:]] == [lead.email_display for lead in leads]
