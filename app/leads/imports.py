@@ -429,6 +429,13 @@ def run_import(import_id: int, progress: Any = None) -> str:
     imp.status = "running"
     db.session.commit()
     enroll = _enroller(imp)
+    if os.path.exists(errors_path(imp)):
+        # A delivery killed before its commit reported rows this one reads again: keep the
+        # report's rows of the committed records only (record n is line n + 1).
+        from app.leads.bulk import cut_csv
+
+        cut_csv(errors_path(imp), lambda row: bool(row) and row[0].isdigit()
+                and int(row[0]) <= imp.rows_done + 1)
     with open(errors_path(imp), "a", newline="", encoding="utf-8") as errors:
         report = csv.writer(errors)
         if errors.tell() == 0:

@@ -239,6 +239,18 @@ def test_a_nul_character_in_a_cell_is_dropped_not_fatal(app, runner, tmp_path):
     assert (lead.first_name, lead.attributes) == ("AB", {"Plan": "pro"})
 
 
+def _queued(path, text: str) -> LeadImport:
+    """An import of `text` (written to `path`), mapped and queued as its page leaves it."""
+    from app.leads import imports
+
+    path.write_text(text, encoding="utf-8")
+    with open(path, "rb") as handle:
+        imp = imports.create(handle, path.name, None)
+    imp.status = "queued"
+    db.session.commit()
+    return imp
+
+
 def test_an_import_stopped_by_an_error_resumes_where_it_stopped(app, runner, tmp_path,
                                                                  monkeypatch):
     """Batches are read ahead in a thread: an error in either side stops the run, and the
@@ -247,12 +259,7 @@ def test_an_import_stopped_by_an_error_resumes_where_it_stopped(app, runner, tmp
 
     monkeypatch.setattr(imports, "BATCH", 3)
     path = tmp_path / "people.csv"
-    path.write_text("email\n" + "".join(f"p{n}@example.com\n" for n in range(10)) + "bad\n",
-                    encoding="utf-8")
-    with open(path, "rb") as handle:
-        imp = imports.create(handle, "people.csv", None)
-    imp.status = "queued"
-    db.session.commit()
+    imp = _queued(path, "email\n" + "".join(f"p{n}@example.com\n" for n in range(10)) + "bad\n")
     real = imports.apply_batch
     calls = []
 
@@ -282,3 +289,37 @@ def test_an_import_stopped_by_an_error_resumes_where_it_stopped(app, runner, tmp
     db.session.commit()
     with pytest.raises(csv.Error):
         run_import(huge.id)
+
+
+def test_an_import_killed_before_a_commit_reports_each_rejected_row_once(app, client, auth,
+                                                                         tmp_path, monkeypatch):
+    """A batch's rejected rows reach the report file before its commit: a worker killed in
+    between, redelivered, rejected them again, and the downloadable report listed them twice
+    (more rows than the page's count of rejected ones)."""
+    from app.leads import imports
+
+    auth.login_as("marketer")
+    monkeypatch.setattr(imports, "BATCH", 3)
+    imp = _queued(tmp_path / "people.csv", "email\na@example.com\nbad-one\nb@example.com\n"
+                  "bad-two\nc@example.com\nd@example.com\n")
+    real = imports.apply_batch
+    calls = []
+
+    def killed_after_the_second(imp, batch, report):
+        touched = real(imp, batch, report)
+        calls.append(len(batch))
+        if len(calls) == 2:
+            raise RuntimeError("worker killed")
+        return touched
+
+    monkeypatch.setattr(imports, "apply_batch", killed_after_the_second)
+    with pytest.raises(RuntimeError, match="worker killed"):
+        run_import(imp.id)
+    db.session.rollback()
+    assert run_import(imp.id) == "done"
+    db.session.expire_all()
+    assert imp.rejected == 2
+    report = client.get(f"/admin/leads/import/{imp.id}/errors.csv").get_data(as_text=True)
+    rows = list(csv.reader(io.StringIO(report)))
+    assert [(row[0], row[1]) for row in rows] == [("line", "email"), ("3", "bad-one"),
+                                                  ("5", "bad-two")]
