@@ -28,6 +28,9 @@ def init_app(app: Flask) -> None:
 
     add_expiring_column(app, "ip", "submissions", "ip", "created_at")  # truncated after 30 days
     add_expiring_column(app, "raw", "submissions", "raw", "created_at")  # emptied after 2 years
+    # Each submit as received, kept beside the submission it became: shortened alike.
+    add_expiring_column(app, "ip", "intake", "ip", "received_at")
+    add_expiring_column(app, "raw", "intake", "raw", "received_at")
 
     # What was submitted, raw values included; erased by scrubbing, so counts keep totals.
     add_holder(app, TableHolder(

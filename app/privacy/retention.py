@@ -4,10 +4,10 @@ Settings (config, days; see DEFAULTS in app.privacy):
 - `PRIVACY_EVENT_RETENTION`: per event type, `"<type>"` for a person's events and
   `"<type>:machine"` for machine ones (mail scanners, privacy proxies), e.g.
   `{"page_viewed": 180, "email_opened:machine": 30}`. Types not named are kept.
-- `PRIVACY_IP_DAYS` (30): IP addresses of submissions and consent records are then truncated
-  (IPv4 to its /24, IPv6 to its /48).
-- `PRIVACY_RAW_SUBMISSION_DAYS` (730): a submission's raw posted values are then cleared (the
-  cleaned values that made the lead stay).
+- `PRIVACY_IP_DAYS` (30): IP addresses of submissions, intake rows and consent records are then
+  truncated (IPv4 to its /24, IPv6 to its /48).
+- `PRIVACY_RAW_SUBMISSION_DAYS` (730): the raw posted values of a submission and of its intake
+  row are then cleared (the cleaned values that made the lead stay).
 
 `prune()` (nightly, and `flask --app wsgi privacy prune [--dry-run]`) first brings the reports'
 daily rollups up to date (`app.reports.rollup.refresh`), then deletes only events the rollups
@@ -183,10 +183,11 @@ def _truncate_ips(report: Report, batch: int, out_of_time: Callable[[], bool]) -
     cutoff = utcnow() - timedelta(days=int(current_app.config["PRIVACY_IP_DAYS"]))
     for table, ip_column, time_column in _expiring("ip"):
         where = sa.and_(time_column < cutoff, ip_column != "")
-        last = 0
+        last = None  # ids are numbers or text (intake): the walk starts at the first
         while not out_of_time():
-            rows = db.session.execute(sa.select(table.c.id, ip_column).where(
-                where, table.c.id > last).order_by(table.c.id).limit(batch)).all()
+            after = where if last is None else sa.and_(where, table.c.id > last)
+            rows = db.session.execute(sa.select(table.c.id, ip_column).where(after)
+                                      .order_by(table.c.id).limit(batch)).all()
             if not rows:
                 break
             last = rows[-1][0]

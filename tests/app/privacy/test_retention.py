@@ -132,3 +132,27 @@ def test_truncate_ip():
     assert retention.truncate_ip("203.0.113.77") == "203.0.113.0"
     assert retention.truncate_ip("2001:db8:1:2::5") == "2001:db8:1::"
     assert retention.truncate_ip("not an ip") == ""
+
+
+def test_intake_rows_as_received_lose_their_ip_and_raw_values_like_submissions(app, runner):
+    """The intake table keeps each submit as received (its IP, its raw values) beside the
+    submission it became: retention shortens both alike."""
+    from forms.models import Intake
+
+    now = utcnow()
+    for days, ip in ((45, "203.0.113.77"), (800, "2001:db8:1:2::5"), (5, "198.51.100.9")):
+        db.session.add(Intake(id=f"row{days}", form_id=1, data={"email": "ann@example.com"},
+                              raw={"email": "ann@example.com", "first_name": "Ann"}, ip=ip,
+                              dedupe_key=f"key{days}", received_at=now - timedelta(days=days),
+                              status="done"))
+    db.session.commit()
+    dry = runner.invoke(args=["privacy", "prune", "--dry-run"])
+    assert "IP addresses older than 30 days: 2 would be truncated" in dry.output
+    assert "raw submission values older than 730 days: 1 would be cleared" in dry.output
+    result = runner.invoke(args=["privacy", "prune"])
+    assert result.exit_code == 0, result.output
+    db.session.expire_all()
+    rows = {row.id: row for row in db.session.scalars(sa.select(Intake))}
+    assert [rows[f"row{d}"].ip for d in (45, 800, 5)] == \
+        ["203.0.113.0", "2001:db8:1::", "198.51.100.9"]
+    assert [len(rows[f"row{d}"].raw) for d in (45, 800, 5)] == [2, 0, 2]
