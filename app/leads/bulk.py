@@ -2,7 +2,8 @@
 packages add with `add_bulk_action` (nurture: enroll in a sequence).
 
 A selection is either the leads ticked on the page (run at once) or every lead matching the
-list's filter (a `BulkJob` run by an RQ job through the outbox, with progress on its page).
+list's filter when the user asked (a `BulkJob` run by an RQ job through the outbox, with
+progress on its page; a lead created after that is left alone).
 The job walks the matches by id in batches and commits its progress after each one, so a
 redelivered or restarted job resumes where it stopped. Each lead that an action cannot take
 (a move the lifecycle forbids, a lead that may not be enrolled) is counted as skipped, with
@@ -100,8 +101,11 @@ def _batches(bulk: BulkJob) -> Any:
         for start in range(0, len(ids), BATCH):
             yield ids[start:start + BATCH]
         return
+    # The leads of the filter that existed when the user asked: not one that arrived while
+    # the job waited or ran (it was on no page they acted on).
     lq = LeadQuery.parse({k: v for k, v in bulk.query.items()})
-    yield from id_batches(lq, BATCH, after_id=bulk.last_id, now=bulk.created_at)
+    yield from id_batches(lq, BATCH, after_id=bulk.last_id, now=bulk.created_at,
+                          created_by=bulk.created_at)
 
 
 def start(action: str, params: dict[str, Any], user: User, *, lead_ids: list[int] | None,
@@ -138,7 +142,8 @@ def run_bulk(bulk_id: int) -> str:
         else:
             lq = LeadQuery.parse(dict(bulk.query))
             bulk.total = db.session.scalar(sa.select(sa.func.count()).select_from(
-                lq.statement(bulk.created_at).with_only_columns(Lead.id).subquery())) or 0
+                lq.statement(bulk.created_at).where(Lead.created_at <= bulk.created_at)
+                .with_only_columns(Lead.id).subquery())) or 0
         bulk.status = "running"
         db.session.commit()
     if action.resume is not None:

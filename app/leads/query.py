@@ -375,11 +375,14 @@ def count_upto(lq: LeadQuery, cap: int = 10_000, now: datetime | None = None) ->
 
 
 def id_batches(lq: LeadQuery, size: int = 500, after_id: int = 0,
-               now: datetime | None = None) -> Iterator[list[int]]:
-    """Every matching lead id, ascending, `size` at a time (keyset by id: resumable)."""
+               now: datetime | None = None,
+               created_by: datetime | None = None) -> Iterator[list[int]]:
+    """Every matching lead id, ascending, `size` at a time (keyset by id: resumable); with
+    `created_by`, only leads that existed then."""
     now = now or utcnow()  # one "now" for the whole run: engagement filters stay put
+    existed = [Lead.created_at <= created_by] if created_by is not None else []
     while True:
-        ids = list(db.session.scalars(sa.select(Lead.id).where(*lq.conditions(now),
+        ids = list(db.session.scalars(sa.select(Lead.id).where(*lq.conditions(now), *existed,
                                                                Lead.id > after_id)
                                       .order_by(Lead.id).limit(size)))
         if not ids:

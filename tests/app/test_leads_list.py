@@ -312,3 +312,25 @@ def test_a_bulk_export_cut_short_and_delivered_again_lists_each_lead_once(
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0][:2] == ["id", "email"]
     assert [row[1] for row in rows[1:]] == [lead.email_display for lead in leads]
+
+
+def test_every_lead_matching_means_those_there_when_the_action_was_asked(app, client, auth):
+    """A bulk action on a whole filter runs later, as a job: a lead that arrived in between
+    (a form submit while the job waited in the queue or ran) was not on the page the user
+    acted on, and the action took it too (here: given to a rep, past the assignment rules)."""
+    auth.login_as("marketer")
+    rep = make_user("rep@example.com", "sales")
+    shown = [_lead(f"acme{n}@example.com", company="Acme") for n in range(3)]
+    db.session.commit()
+    token = csrf_from(client.get("/admin/leads/?q=acme").get_data(as_text=True))
+    client.post("/admin/leads/bulk", data={
+        "csrf_token": token, "action": "owner", "owner_id": str(rep.id), "scope": "all",
+        "query": "q=acme"})
+    (job,) = db.session.scalars(sa.select(BulkJob)).all()
+    late = _lead("acme-late@example.com", company="Acme")
+    db.session.commit()
+    assert run_bulk(job.id) == "done"
+    db.session.expire_all()
+    assert [lead.owner_id for lead in shown] == [rep.id] * 3
+    assert late.owner_id is None
+    assert (job.total, job.done) == (3, 3)
