@@ -81,8 +81,18 @@ def add_event_details(app: Flask, event_type: str, details: Details) -> None:
     app.extensions.setdefault("timeline_details", {}).setdefault(event_type, []).append(details)
 
 
-def _before(column: Any, cursor: Cursor | None) -> Any:
-    return sa.true() if cursor is None else column <= cursor.at
+def _before(column: Any, cursor: Cursor | None, kind: str | None = None,
+            id_column: Any = None) -> Any:
+    """Entries at or before the cursor's time; given the source's `kind` and id column, only
+    those after the cursor in (time, kind, id) order, so that any number of entries sharing
+    the cursor's time page on (a page's read past them would otherwise be all they fill)."""
+    if cursor is None:
+        return sa.true()
+    if kind is None or kind < cursor.kind:
+        return column <= cursor.at
+    if kind > cursor.kind:
+        return column < cursor.at
+    return sa.or_(column < cursor.at, sa.and_(column == cursor.at, id_column < cursor.id))
 
 
 def _changes_lines(changes: dict[str, Any]) -> list[str]:
@@ -104,7 +114,8 @@ def _email_subjects(lead: Lead, events: list[Event]) -> dict[str, str]:
 
 def events_source(lead: Lead, cursor: Cursor | None, limit: int) -> list[Item]:
     events = list(db.session.scalars(
-        sa.select(Event).where(Event.lead_id == lead.id, _before(Event.occurred_at, cursor))
+        sa.select(Event).where(Event.lead_id == lead.id,
+                               _before(Event.occurred_at, cursor, "event", Event.id))
         .order_by(Event.occurred_at.desc(), Event.id.desc()).limit(limit)))
     subjects = _email_subjects(lead, events)
     extra: dict[int, list[str]] = {}
@@ -141,7 +152,8 @@ def events_source(lead: Lead, cursor: Cursor | None, limit: int) -> list[Item]:
 def stages_source(lead: Lead, cursor: Cursor | None, limit: int) -> list[Item]:
     rows = db.session.scalars(
         sa.select(StageChange).where(StageChange.lead_id == lead.id,
-                                     _before(StageChange.changed_at, cursor))
+                                     _before(StageChange.changed_at, cursor, "stage",
+                                             StageChange.id))
         .order_by(StageChange.changed_at.desc(), StageChange.id.desc()).limit(limit))
     items = []
     for change in rows:
@@ -155,7 +167,7 @@ def stages_source(lead: Lead, cursor: Cursor | None, limit: int) -> list[Item]:
 def notes_source(lead: Lead, cursor: Cursor | None, limit: int) -> list[Item]:
     rows = db.session.scalars(
         sa.select(LeadNote).where(LeadNote.lead_id == lead.id,
-                                  _before(LeadNote.created_at, cursor))
+                                  _before(LeadNote.created_at, cursor, "note", LeadNote.id))
         .order_by(LeadNote.created_at.desc(), LeadNote.id.desc()).limit(limit))
     return [Item(n.created_at, "note", n.id,
                  f"Note by {n.author.email if n.author else 'a former user'}", [n.body])
@@ -165,7 +177,7 @@ def notes_source(lead: Lead, cursor: Cursor | None, limit: int) -> list[Item]:
 def tasks_source(lead: Lead, cursor: Cursor | None, limit: int) -> list[Item]:
     rows = db.session.scalars(
         sa.select(LeadTask).where(LeadTask.lead_id == lead.id,
-                                  _before(LeadTask.created_at, cursor))
+                                  _before(LeadTask.created_at, cursor, "task", LeadTask.id))
         .order_by(LeadTask.created_at.desc(), LeadTask.id.desc()).limit(limit))
     items = []
     for task in rows:
