@@ -92,7 +92,8 @@ class Table:
     def csv_lines(self, bom: bool = False) -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(self.csv_columns or self.columns)
+        # Headers too: some name what leads posted (a column per UTM source).
+        writer.writerow([defuse(name) for name in self.csv_columns or self.columns])
         for row in self.rows:
             writer.writerow([_csv_value(value) for value in row])
         yield (BOM if bom else "") + buffer.getvalue()

@@ -277,3 +277,20 @@ def test_the_refresh_lock_leaves_no_session_idle_in_a_transaction(app):
         assert states == ["idle"]
     finally:
         release()
+
+
+def test_a_utm_source_in_a_csv_header_is_defused(client, auth, world):
+    """The "New leads by UTM source" table has one column per source, and the source is what
+    the visitor posted: a header cell starting with "=" ran as a formula in the spreadsheet."""
+    auth.login_as("marketer")
+    with time_machine.travel(dataset.NOW, tick=False):
+        dataset._lead("evil@x.example.com", dataset.at(11), campaign_id=world.a.id,
+                      channel="hosted", utm_source="=HYPERLINK(\"http://evil\",\"x\")")
+        db.session.commit()
+        refresh()
+        body = client.get("/admin/reports/over-time.csv?table=leads_by_source"
+                          "&since=2026-06-01&until=2026-06-15").get_data(as_text=True)
+    header = next(csv.reader(io.StringIO(body)))
+    assert "'=hyperlink(\"http://evil\",\"x\")" in header
+    assert not any(cell.startswith("=") for cell in header)
+
