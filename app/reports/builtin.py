@@ -193,15 +193,25 @@ def per(cost: Decimal, count: int) -> Decimal | None:
 
 
 def _won(f: Filters) -> dict[int, dict[str, Decimal]]:
-    query_ = (sa.select(ReportLead.campaign_id, Outcome.currency, sa.func.sum(Outcome.amount))
-              .join(ReportLead, ReportLead.lead_id == Outcome.lead_id)
-              .where(Outcome.stage == "customer", Outcome.amount.is_not(None))
-              .group_by(ReportLead.campaign_id, Outcome.currency))
+    """Won revenue per campaign and currency. A deal the CRM told again (same deal id: a
+    corrected amount) counts once, at its latest amount, on the day it was first won."""
+    deal = (Outcome.lead_id, Outcome.external_id,
+            sa.case((Outcome.external_id.is_(None), Outcome.id)))
+    deals = (sa.select(Outcome.lead_id, Outcome.currency, Outcome.amount,
+                       sa.func.row_number().over(partition_by=deal, order_by=Outcome.id.desc())
+                       .label("newest"),
+                       sa.func.min(Outcome.recorded_at).over(partition_by=deal).label("won_at"))
+             .where(Outcome.stage == "customer", Outcome.amount.is_not(None))
+             .subquery())
+    query_ = (sa.select(ReportLead.campaign_id, deals.c.currency, sa.func.sum(deals.c.amount))
+              .join(ReportLead, ReportLead.lead_id == deals.c.lead_id)
+              .where(deals.c.newest == 1)
+              .group_by(ReportLead.campaign_id, deals.c.currency))
     if f.mode == "cohort":
         query_ = query_.where(ReportLead.created_day >= f.since, ReportLead.created_day <= f.until)
     else:
-        query_ = query_.where(Outcome.recorded_at >= start_of(f.since),
-                              Outcome.recorded_at < start_of(f.until + timedelta(days=1)))
+        query_ = query_.where(deals.c.won_at >= start_of(f.since),
+                              deals.c.won_at < start_of(f.until + timedelta(days=1)))
     if f.campaign_id is not None:
         query_ = query_.where(ReportLead.campaign_id == f.campaign_id)
     out: dict[int, dict[str, Decimal]] = defaultdict(dict)

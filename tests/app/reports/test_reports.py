@@ -294,3 +294,19 @@ def test_a_utm_source_in_a_csv_header_is_defused(client, auth, world):
     assert "'=hyperlink(\"http://evil\",\"x\")" in header
     assert not any(cell.startswith("=") for cell in header)
 
+
+def test_a_deal_told_again_with_a_new_amount_counts_once_in_revenue(world):
+    """The CRM corrects a won deal's amount (same deal id, told again): the lead keeps both
+    rows as history, but the cost report's "Won" must count the deal once, at its latest
+    amount. It added both, 100 + 120."""
+    from app.outcomes.service import record_outcome
+
+    with time_machine.travel(dataset.NOW, tick=False):
+        a1 = world.leads["a1"]
+        record_outcome(a1, "customer", "100", "USD", "D-1", actor="crm")
+        record_outcome(a1, "customer", "120", "USD", "D-1", actor="crm")
+        record_outcome(a1, "customer", "40", "USD", "D-2", actor="crm")  # a second deal
+        db.session.commit()
+        for mode in ("cohort", "moved"):
+            rows = {r[0]: r for r in builtin.cost(f(mode=mode)).table("cost").rows}
+            assert rows["Alpha"][13] == "160.00 USD", mode
