@@ -124,9 +124,15 @@ def record_outcome(lead: Lead, stage: str, amount: Any = None, currency: Any = N
             .order_by(Outcome.id.desc())).first()
         if earlier is not None and earlier.lead_id not in (None, lead.id):
             raise OutcomeError(f"Deal {external_id} belongs to another lead.", "external_id")
-        if (earlier is not None and lead.stage == stage and earlier.stage == stage
-                and earlier.amount == amount and earlier.currency == currency):
-            return earlier  # the same deal told again
+    else:  # no deal id: the same as the lead's last deal, if that had none either
+        earlier = db.session.scalars(
+            sa.select(Outcome).where(Outcome.lead_id == lead.id)
+            .order_by(Outcome.id.desc())).first()
+        if earlier is not None and earlier.external_id is not None:
+            earlier = None
+    if (earlier is not None and lead.stage == stage and earlier.stage == stage
+            and earlier.amount == amount and earlier.currency == currency):
+        return earlier  # the same deal told again (a retry, a second click)
     change = None
     if lead.stage != stage:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import sqlalchemy as sa
 
 from app.api import tokens
@@ -340,3 +342,17 @@ def test_list_takes_the_leads_lists_filters_and_sorts(api: ApiClient):
     _problem(api.get(f"/api/v1/leads?cursor={naive.rstrip('=')}"), 422)
     body = _problem(api.get("/api/v1/leads?sort=colour"), 422)
     assert body["errors"][0]["field"] == "sort"
+
+
+def test_an_outcome_sent_again_keeps_one_deal(api: ApiClient):
+    """A client that timed out sends the won deal again (no CRM id): the lead's deals, and so
+    the revenue the cost report shows, must have it once."""
+    lead = upsert_lead("ann@example.com").lead
+    db.session.commit()
+    assert api.post(f"/api/v1/leads/{lead.id}/stage",
+                    {"stage": "sql", "reason": "Call booked"}).status_code == 200
+    won = {"stage": "customer", "reason": "Signed", "amount": "1200.50", "currency": "EUR"}
+    first = api.post(f"/api/v1/leads/{lead.id}/stage", won)
+    again = api.post(f"/api/v1/leads/{lead.id}/stage", won)
+    assert first.status_code == again.status_code == 200, again.get_json()
+    assert db.session.scalars(sa.select(Outcome.amount)).all() == [Decimal("1200.50")]
