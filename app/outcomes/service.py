@@ -15,6 +15,7 @@ Nothing commits here: the caller owns the transaction. Bad input raises `Outcome
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -31,6 +32,7 @@ OUTCOME_STAGES = (Stage.OPPORTUNITY.value, Stage.CUSTOMER.value, Stage.LOST.valu
 MAX_AMOUNT = Decimal("999999999999.99")
 EXTERNAL_ID_MAX = 200
 REASON_MAX = 2000
+THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")
 
 
 class OutcomeError(ValueError):
@@ -57,9 +59,15 @@ def parse_amount(value: Any) -> Decimal | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
         raise OutcomeError("The amount must be a number.", "amount")
+    text = str(value).strip()
+    if isinstance(value, str) and "," in text:
+        if not THOUSANDS.fullmatch(text):  # "999,50": a decimal comma, not 99,950
+            raise OutcomeError(f"“{text[:40]}” is not a number: write decimals with a point "
+                               "(999.50); a comma may only group thousands (12,000).",
+                               "amount")
+        text = text.replace(",", "")
     try:
-        amount = Decimal(str(value).strip().replace(",", "") if isinstance(value, str)
-                         else str(value))
+        amount = Decimal(text)
     except InvalidOperation:
         raise OutcomeError(f"“{str(value)[:40]}” is not a number.", "amount") from None
     if not amount.is_finite() or amount < 0:

@@ -74,3 +74,22 @@ def test_the_outcome_form_needs_a_signed_in_staff_user_and_a_csrf_token(client, 
     assert client.post(f"/admin/leads/{lead.id}/outcomes",
                        data={"stage": "lost", "reason": "x"}).status_code == 400
     assert db.session.scalar(sa.select(sa.func.count(Outcome.id))) == 0
+
+
+def test_a_decimal_comma_is_refused_not_read_as_thousands(client, auth, app):
+    """"999,50" (a decimal comma) was read as 99,950: a deal a hundred times its size in the
+    revenue. Commas are thousands separators only where they group three digits."""
+    auth.login_as("sales")
+    lead = _sql_lead()
+    page = client.get(f"/admin/leads/{lead.id}").get_data(as_text=True)
+    response = client.post(f"/admin/leads/{lead.id}/outcomes", data={
+        "csrf_token": csrf_from(page), "stage": "customer", "amount": "999,50",
+        "currency": "EUR", "reason": "Signed"})
+    assert response.status_code == 400
+    assert "999,50" in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count(Outcome.id))) == 0
+    response = client.post(f"/admin/leads/{lead.id}/outcomes", data={
+        "csrf_token": csrf_from(page), "stage": "customer", "amount": "1,234,567.50",
+        "currency": "EUR", "reason": "Signed"})
+    assert response.status_code == 302
+    assert db.session.scalar(sa.select(Outcome.amount)) == Decimal("1234567.50")
