@@ -42,7 +42,7 @@ def init_app(app: Flask) -> None:
     # waiting for the processor (or failed) with their address. Deleted: a waiting one would
     # otherwise bring the person back after the erasure.
     add_holder(app, TableHolder("intake", "intake", lead_column=None, via=intake.rows_of_lead,
-                                order_by="received_at"))
+                                by_address=intake.rows_of_address, order_by="received_at"))
     # Chosen by name wherever a form is picked (scoring rules).
     add_picker(app, Picker("form", "form", *named(forms.models.Form, forms.models.Form.name)))
     add_periodic(app, "forms.jobs.expire_confirmations", EXPIRE_CONFIRMATIONS_EVERY)

@@ -263,16 +263,24 @@ def kick() -> None:
 
 
 def rows_of_lead(lead_id: int) -> Any:
-    """The intake rows of a person, for access and erasure requests (`app.privacy.holders`):
-    those that became their submissions, and those not made into one (waiting for the
-    processor, or failed) whose email field is their address. A select of the rows' ids."""
-    from app.leads.models import Lead
+    """The intake rows that became a lead's submissions, for access and erasure requests
+    (`app.privacy.holders`): a select of their ids."""
     from forms.models import Submission
 
-    identity = db.session.scalar(sa.select(Lead.email).where(Lead.id == lead_id)) or ""
-    made = sa.select(Submission.intake_id).where(
-        sa.or_(Submission.lead_id == lead_id, Submission.email == identity),
-        Submission.intake_id.is_not(None))
+    return sa.select(Intake.id).where(Intake.id.in_(
+        sa.select(Submission.intake_id).where(Submission.lead_id == lead_id,
+                                              Submission.intake_id.is_not(None))))
+
+
+def rows_of_address(identity: str) -> Any:
+    """The intake rows of an address (normalised): those that became submissions of it (a
+    quarantined one has no lead), and those not made into one yet (waiting for the processor,
+    or failed) whose email field holds it. A select of their ids."""
+    from forms.models import Submission
+
+    made = sa.select(Submission.intake_id).where(  # a quarantined one keeps it as typed
+        sa.func.lower(sa.func.trim(Submission.email)) == identity,
+                                                 Submission.intake_id.is_not(None))
     waiting = [row_id for row_id, data in db.session.execute(
         sa.select(Intake.id, Intake.data).where(Intake.status != IntakeStatus.DONE.value))
         if _names(data, identity)]
@@ -295,4 +303,4 @@ def _names(data: Any, identity: str) -> bool:
 
 
 __all__ = ["Receipt", "expected_status", "insert", "kick", "receive", "row_values",
-           "rows_of_lead", "send_kick"]
+           "rows_of_address", "rows_of_lead", "send_kick"]

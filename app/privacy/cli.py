@@ -17,14 +17,14 @@ privacy_cli = AppGroup("privacy", help="Access and erasure requests, retention."
 def export_command(email: str) -> None:
     """Everything about the person with EMAIL, as JSON on standard output
     (format: docs/privacy-export.md)."""
-    from app.privacy.export import NoSuchPerson, export, find_lead
+    from app.privacy.export import NoSuchPerson, export, find_person
 
     try:
-        lead = find_lead(email)
+        identity, lead = find_person(email)
     except NoSuchPerson as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
-    json.dump(export(lead), sys.stdout, indent=2, ensure_ascii=False)
+    json.dump(export(lead, identity), sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
 
 

@@ -20,7 +20,7 @@ from app.db import db, utcnow
 from app.leads.models import ERASED_DISPLAY, Lead
 from app.leads.service import PROFILE_FIELDS, record_event
 from app.privacy import erased
-from app.privacy.export import find_lead
+from app.privacy.export import find_person
 from app.privacy.holders import (
     Found,
     OtherHolder,
@@ -35,30 +35,35 @@ log = logging.getLogger(__name__)
 
 
 def erase(email: str, *, actor: str, reason: str) -> Erasure:
-    """Raises app.privacy.export.NoSuchPerson when no lead has the address."""
-    lead = find_lead(email)
-    db.session.execute(sa.select(Lead.id).where(Lead.id == lead.id).with_for_update())
-    db.session.refresh(lead)
-    found = Found(lead=lead, identity=lead.email)
+    """Raises app.privacy.export.NoSuchPerson when nothing is held about the address. An
+    address held without a lead (a quarantined submit) loses its rows; no tombstone is made."""
+    identity, lead = find_person(email)
+    if lead is not None:
+        db.session.execute(sa.select(Lead.id).where(Lead.id == lead.id).with_for_update())
+        db.session.refresh(lead)
+    found = Found(lead=lead, identity=identity)
     removed: dict[str, int] = {}
     for holder in table_holders():
         count = erase_rows(holder, found)
         if count:
             removed[holder.name] = count
-    _tombstone(lead)
+    if lead is not None:
+        _tombstone(lead)
     erased.remember(found.identity)
     audit = Erasure(erased_at=utcnow(), actor=actor[:200], reason=reason.strip(),
                     removed=removed)
     db.session.add(audit)
     db.session.flush()
-    record_event(lead, "lead_erased", data={"erasure_id": audit.id})
-    audit_id, lead_id = audit.id, lead.id
+    if lead is not None:
+        record_event(lead, "lead_erased", data={"erasure_id": audit.id})
+    audit_id, lead_id = audit.id, lead.id if lead is not None else None
     db.session.commit()
     _compact_sqlite()
     # From the commit on, no new email starts (the tombstone is unsubscribed and every send
     # re-reads the lead after its claim); one already handed to the provider is waited for.
-    for wait in barriers():
-        wait(lead_id)
+    if lead_id is not None:
+        for wait in barriers():
+            wait(lead_id)
     outside: dict[str, int] = {}
     for other in registered():
         if isinstance(other, OtherHolder):

@@ -33,9 +33,10 @@ DELETE = "delete"
 
 @dataclass(frozen=True)
 class Found:
-    """What an erasure hands each holder: the lead (already loaded) and its address."""
+    """What an erasure hands each holder: the lead (already loaded) and its address. No lead:
+    the address is held without one (a quarantined submit, a suppression), found by address."""
 
-    lead: Lead
+    lead: Lead | None
     identity: str  # the normalised address
 
 
@@ -47,7 +48,10 @@ class TableHolder:
     # Rows found through another table instead: a function of the lead id giving a select of
     # this table's primary keys (e.g. webhook deliveries through the lead's stage changes).
     via: Callable[[int], Any] | None = None
-    also_by_email: str | None = None  # a column holding the normalised address (no lead yet)
+    also_by_email: str | None = None  # a column holding the address (any case; no lead yet)
+    # Rows found by the address alone (no such column): a function of the normalised address
+    # giving a select of this table's primary keys.
+    by_address: Callable[[str], Any] | None = None
     scrub: dict[str, Any] | str = DELETE
     erase: Callable[[Found, list[Any]], int] | None = None  # custom: (found, primary keys)
     export: Callable[[Lead], list[dict[str, Any]]] | None = None  # custom rows
@@ -57,16 +61,19 @@ class TableHolder:
     def sa_table(self) -> sa.Table:
         return db.metadata.tables[self.table]
 
-    def where(self, lead: Lead, identity: str) -> Any:
+    def where(self, lead: Lead | None, identity: str) -> Any:
         table = self.sa_table()
         clauses = []
-        if self.lead_column:
+        if lead is not None and self.lead_column:
             clauses.append(table.c[self.lead_column] == lead.id)
-        if self.via is not None:
+        if lead is not None and self.via is not None:
             clauses.append(_pk(table).in_(self.via(lead.id)))
-        if self.also_by_email:
-            clauses.append(table.c[self.also_by_email] == identity)
-        return sa.or_(*clauses)
+        if self.also_by_email and identity:  # as typed in some rows (a quarantined submit)
+            column = table.c[self.also_by_email]
+            clauses.append(sa.func.lower(sa.func.trim(column)) == identity)
+        if self.by_address is not None and identity:
+            clauses.append(_pk(table).in_(self.by_address(identity)))
+        return sa.or_(*clauses) if clauses else sa.false()
 
 
 @dataclass
@@ -128,14 +135,22 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def rows_of(holder: TableHolder, lead: Lead) -> list[dict[str, Any]]:
+def rows_of(holder: TableHolder, lead: Lead | None, identity: str = "") -> list[dict[str, Any]]:
+    """The holder's rows of the lead, or of the address when there is no lead."""
     if holder.export is not None:
-        return holder.export(lead)
+        return holder.export(lead) if lead is not None else []
     table = holder.sa_table()
-    query = sa.select(table).where(holder.where(lead, lead.email))
+    query = sa.select(table).where(holder.where(lead, lead.email if lead else identity))
     order = table.c[holder.order_by] if holder.order_by else _pk(table)
     return [{key: jsonable(value) for key, value in row._mapping.items()}
             for row in db.session.execute(query.order_by(order))]
+
+
+def held_without_lead(identity: str) -> bool:
+    """Whether any table holds rows of this address that no lead links (found by address)."""
+    return any(db.session.scalar(sa.select(_pk(h.sa_table())).where(h.where(None, identity))
+                                 .limit(1)) is not None
+               for h in table_holders() if h.also_by_email or h.by_address)
 
 
 def erase_rows(holder: TableHolder, found: Found) -> int:

@@ -151,3 +151,42 @@ def test_the_lead_page_of_an_erased_person_takes_no_personal_data_again(app, cli
     assert db.session.get(Lead, lead.id).unsubscribed_at is not None
     assert db.session.scalars(sa.select(LeadNote).where(LeadNote.lead_id == lead.id)).all() == []
     assert db.session.scalars(sa.select(LeadTask).where(LeadTask.lead_id == lead.id)).all() == []
+
+
+def test_a_person_held_only_in_a_quarantined_submit_can_be_exported_and_erased(app, runner):
+    """No lead (the spam check held their only submit back), yet their raw values are kept:
+    an access request shows them and an erasure removes them; no tombstone lead is made."""
+    import json
+
+    from forms import pipeline
+    from forms.admin import create_form
+    from forms.models import FormField, Submission
+
+    form = create_form("Guide")
+    form.fields.append(FormField(name="first_name", label="First name", type="text",
+                                 position=1))
+    db.session.commit()
+    data = {"email": "Quinn@Example.com", "first_name": "Quinn"}
+    pipeline.quarantine(form, data, {**data, "note": "call me on 0123"},
+                        pipeline.Context(ip="203.0.113.9", user_agent="Firefox"),
+                        "filled in too fast")
+    exported = runner.invoke(args=["privacy", "export", "quinn@example.com"])
+    assert exported.exit_code == 0, exported.output
+    document = json.loads(exported.output)
+    assert document["lead_id"] is None and document["profile"]["email"] == "quinn@example.com"
+    (submission,) = document["sections"]["submissions"]
+    assert submission["raw"]["note"] == "call me on 0123"
+
+    result = runner.invoke(args=["privacy", "erase", "quinn@example.com", "--reason", "asked"])
+    assert result.exit_code == 0, result.output
+    db.session.remove()
+    assert scan_database("quinn@example.com") == []
+    assert db.session.scalar(sa.select(Submission.raw)) == {}
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 0
+    (audit,) = db.session.scalars(sa.select(Erasure))
+    assert audit.removed["submissions"] == 1
+    digest = hmac.new(b"test-secret", b"quinn@example.com", hashlib.sha256).hexdigest()
+    assert db.session.get(ErasedAddress, digest) is not None
+    # Nothing anywhere: still "no such person", exit 1.
+    again = runner.invoke(args=["privacy", "export", "quinn@example.com"])
+    assert again.exit_code == 1 and "No lead has the address" in again.output
