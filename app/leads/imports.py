@@ -4,6 +4,8 @@ same import in the terminal.
 
 - The file must be UTF-8 (a BOM is fine); another encoding is refused before anything runs,
   saying where the first bad byte is. Commas, semicolons or tabs are recognised; CRLF too.
+  A quote that opens a cell and is not closed where it should be (it would take the next
+  rows into that cell) is refused the same way, naming its line.
 - Exactly one column maps to `email`; without one the import does not start.
 - Rows dedupe by normalised email (within the file and against existing leads): a known lead
   is updated (blank cells never erase), a new one created, crediting the import's source.
@@ -148,6 +150,28 @@ def sniff(path: str) -> tuple[str, list[str]]:
     return delimiter, header
 
 
+def check_quotes(path: str, delimiter: str) -> None:
+    """ImportProblem when a cell opens with a quote that is not closed where it should be:
+    read leniently, it takes the following rows into itself (up to the end of the file or the
+    next quote), and they would be neither imported nor rejected. A quote stray inside one
+    line (`"Big" Corp`) stays readable and is not refused."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter, strict=True)
+        start = 1  # the line the record being read starts on
+        while True:
+            try:
+                next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                if "unexpected end of data" in str(exc) or reader.line_num > start:
+                    raise ImportProblem(
+                        f"A quote opens a cell on line {start:,} that is not closed on that "
+                        "line, so the rows after it would be read as part of that cell. Check "
+                        f"the quotes on line {start:,}, save and upload again.") from None
+            start = reader.line_num + 1
+
+
 def guess(column: str) -> str:
     """The field a column's name suggests (the mapping page pre-selects it)."""
     name = column.strip().lower().replace("-", " ").replace("_", " ")
@@ -177,6 +201,7 @@ def create(upload: IO[bytes], filename: str, user: User | None) -> LeadImport:
     try:
         check_encoding(path)
         delimiter, header = sniff(path)
+        check_quotes(path, delimiter)
     except ImportProblem:
         os.remove(path)
         raise

@@ -323,3 +323,29 @@ def test_an_import_killed_before_a_commit_reports_each_rejected_row_once(app, cl
     rows = list(csv.reader(io.StringIO(report)))
     assert [(row[0], row[1]) for row in rows] == [("line", "email"), ("3", "bad-one"),
                                                   ("5", "bad-two")]
+
+
+@pytest.mark.parametrize("rest", [
+    "carl@example.com,Carl\n",  # no other quote: the cell runs to the end of the file
+    "carl@example.com,Carl\ndee@example.com,\"Dee, Jr\"\n",  # it runs to the next quote
+])
+def test_a_stray_quote_that_would_swallow_the_next_rows_is_refused_before_anything_runs(
+        app, client, auth, rest):
+    """A cell that opens with a quote and never closes it on its line read every row after
+    it into that one cell: Bob's first name became the text of the rows below, and those
+    people were neither imported nor rejected. The upload now says where, and nothing runs."""
+    auth.login_as("marketer")
+    body = ("email,first_name\nann@example.com,Ann\nbob@example.com,\"Bob\n" + rest).encode()
+    response = _upload(client, body)
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert "line 3" in text and "quote" in text
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(LeadImport)) == 0
+
+
+def test_a_quoted_cell_over_several_lines_and_quotes_inside_a_line_still_import(
+        app, runner, tmp_path):
+    output = _run_file(runner, tmp_path, "Mail,First name,Company\n"
+                                         "ml@example.com,\"Line one\nline two\",Multi\n"
+                                         "big@example.com,Bo,\"Big\" Corp\n")
+    assert "2 new leads" in output and "0 rejected" in output
