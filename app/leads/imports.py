@@ -150,6 +150,20 @@ def sniff(path: str) -> tuple[str, list[str]]:
     return delimiter, header
 
 
+def distinct_names(header: list[str]) -> list[str]:
+    """The header's names, each once (the mapping is kept by name): a repeated name gets its
+    count ("Phone (2)"), a blank one its place ("Column 4")."""
+    names: list[str] = []
+    for place, name in enumerate(header, start=1):
+        base = name or f"Column {place}"
+        unique, count = base, 1
+        while unique in names:
+            count += 1
+            unique = f"{base} ({count})"
+        names.append(unique)
+    return names
+
+
 def check_quotes(path: str, delimiter: str) -> None:
     """ImportProblem when a cell opens with a quote that is not closed where it should be:
     read leniently, it takes the following rows into itself (up to the end of the file or the
@@ -205,9 +219,13 @@ def create(upload: IO[bytes], filename: str, user: User | None) -> LeadImport:
     except ImportProblem:
         os.remove(path)
         raise
+    names = distinct_names(header)
+    # A repeated name's later columns are attributes by default, a blank one's left out.
+    mapping = {name: guess(name if written and name != written else written)
+               for name, written in zip(names, header)}
     imp = LeadImport(stored_name=stored, original_name=(filename or "")[:300],
-                     delimiter=delimiter, columns=header,
-                     mapping={c: guess(c) for c in header}, size=size, status="draft",
+                     delimiter=delimiter, columns=names, mapping=mapping, size=size,
+                     status="draft",
                      created_by_id=user.id if user else None, created_at=utcnow())
     db.session.add(imp)
     db.session.commit()

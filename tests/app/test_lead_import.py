@@ -349,3 +349,23 @@ def test_a_quoted_cell_over_several_lines_and_quotes_inside_a_line_still_import(
                                          "ml@example.com,\"Line one\nline two\",Multi\n"
                                          "big@example.com,Bo,\"Big\" Corp\n")
     assert "2 new leads" in output and "0 rejected" in output
+
+
+def test_two_columns_of_the_same_name_are_mapped_each_on_its_own(app, client, auth):
+    """The mapping was kept by column name: of two columns both named "Phone" (a CRM's work
+    and mobile numbers) the second's choice replaced the first's, so choosing "Phone" for the
+    first and "Leave out" for the second imported no phone at all, and said nothing."""
+    auth.login_as("marketer")
+    response = _upload(client, b"Email,Phone,Phone,,\nann@example.com,+1 555 0100,+1 555 0199"
+                               b",Acme,x\n")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Phone (2)" in page and "Column 4" in page  # each column named once on the page
+    started = client.post(response.headers["Location"], data={
+        "csrf_token": csrf_from(page), "map-0": "email", "map-1": "phone", "map-2": "attr",
+        "map-3": "company", "map-4": ""})
+    assert started.status_code == 302
+    (imp,) = db.session.scalars(sa.select(LeadImport)).all()
+    assert run_import(imp.id) == "done"
+    ann = db.session.scalar(sa.select(Lead).where(Lead.email == "ann@example.com"))
+    assert (ann.phone, ann.company) == ("+1 555 0100", "Acme")
+    assert list(ann.attributes.values()) == ["+1 555 0199"]
