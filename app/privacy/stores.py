@@ -1,7 +1,9 @@
 """Erasing an address from what lives outside the database: files under the instance folder
 (local outbox `.eml` files, spill files of buffered hits) and Redis (queued jobs, buffers).
 
-Both search for the address as bytes, case-insensitively. A file that is one message (`.eml`)
+Both search for the address as bytes, case-insensitively, as a whole address: not inside a
+longer one (erasing `ann@example.com` leaves `joann@example.com` and `ann@example.com.au`
+alone). A file that is one message (`.eml`)
 is deleted; any other file loses the lines that hold the address. In Redis, a list or set
 loses the members that hold it; any other key holding it (an RQ job: its payload is
 decompressed to look) is deleted.
@@ -31,6 +33,30 @@ def _needle(found: Found) -> bytes:
     return found.identity.lower().encode()
 
 
+# What continues an address on either side: text there makes it part of another address.
+_LOCAL_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789._+-")
+_DOMAIN_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def _mentions(data: bytes, needle: bytes, *, pickled: bool = False) -> bool:
+    """Whether `data` holds the address `needle` (lower case) as a whole address. In a pickle
+    (`pickled`) the byte before a string is its length, which may be any byte."""
+    low = data.lower()
+    start = low.find(needle)
+    while start != -1:
+        before = low[start - 1] if start else None
+        end = start + len(needle)
+        after = low[end:end + 2]
+        glued_before = before is not None and before in _LOCAL_CHARS \
+            and not (pickled and before == len(needle))
+        glued_after = bool(after) and (after[0] in _DOMAIN_CHARS or (
+            after[:1] == b"." and len(after) == 2 and after[1] in _DOMAIN_CHARS))
+        if not glued_before and not glued_after:
+            return True
+        start = low.find(needle, start + 1)
+    return False
+
+
 def _files(root: Path):
     for folder, _dirs, names in os.walk(root):
         for name in names:
@@ -52,13 +78,14 @@ def erase_files(found: Found) -> int:
             content = path.read_bytes()
         except OSError:
             continue
-        if needle not in content.lower():
+        if not _mentions(content, needle):
             continue
         touched += 1
         if path.suffix == ".eml":
             path.unlink(missing_ok=True)
             continue
-        kept = [line for line in content.splitlines(keepends=True) if needle not in line.lower()]
+        kept = [line for line in content.splitlines(keepends=True)
+                if not _mentions(line, needle)]
         tmp = path.with_name(path.name + ".erasing")
         tmp.write_bytes(b"".join(kept))
         os.replace(tmp, path)
@@ -68,10 +95,10 @@ def erase_files(found: Found) -> int:
 def _holds(value: Any, needle: bytes) -> bool:
     if not isinstance(value, bytes) or not value:
         return False
-    if needle in value.lower():
+    if _mentions(value, needle):
         return True
     try:  # RQ keeps a job's call (function, arguments) as a zlib-compressed pickle
-        return needle in zlib.decompress(value).lower()
+        return _mentions(zlib.decompress(value), needle, pickled=True)
     except zlib.error:
         return False
 

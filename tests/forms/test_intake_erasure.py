@@ -49,3 +49,35 @@ def test_an_erased_persons_intake_rows_keep_nothing_and_a_waiting_one_is_dropped
     assert "ann.person@example.com" not in emails and "bob@example.com" in emails
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Intake)
                              .where(Intake.status == "new")) == 0
+
+
+def test_erasing_an_address_leaves_anothers_that_ends_with_it(app, make_form, runner):
+    """`joann@example.com` holds `ann@example.com`: erasing Ann must not empty Joann's
+    spilled submit (her lead would never be made) nor drop her queued hits."""
+    import json
+    from datetime import timedelta
+
+    from app.db import utcnow
+    from app.leads.service import upsert_lead
+    from app.queue import connection
+    from forms import intake, pipeline, spill
+    from forms.jobs import process_intake
+
+    upsert_lead("ann@example.com", {"first_name": "Ann"}, source="test")
+    db.session.commit()
+    form = make_form()
+    for minutes, email in ((2, "JoAnn@Example.com"), (1, "ann@example.com")):
+        values = intake.row_values(form, {"email": email}, {}, pipeline.Context(), None)
+        values["received_at"] = utcnow() - timedelta(minutes=minutes)
+        spill.append(values)
+    connection().rpush("kindling:tracking:events", json.dumps({"email": "joann@example.com"}),
+                       json.dumps({"email": "ann@example.com"}))
+
+    result = runner.invoke(args=["privacy", "erase", "ann@example.com", "--reason", "asked"])
+    assert result.exit_code == 0, result.output
+    assert connection().lrange("kindling:tracking:events", 0, -1) == [
+        json.dumps({"email": "joann@example.com"}).encode()]
+    process_intake()
+    db.session.expire_all()
+    assert "joann@example.com" in set(db.session.scalars(sa.select(Lead.email)))
+    assert spill.refused() == 1  # Ann's, emptied by the erasure, set aside

@@ -190,3 +190,19 @@ def test_a_person_held_only_in_a_quarantined_submit_can_be_exported_and_erased(a
     # Nothing anywhere: still "no such person", exit 1.
     again = runner.invoke(args=["privacy", "export", "quinn@example.com"])
     assert again.exit_code == 1 and "No lead has the address" in again.output
+
+
+def test_a_queued_job_naming_an_address_of_any_length_is_removed(app, runner):
+    """RQ pickles a job's arguments: the byte before an address there is its length, which
+    for 43 to 46 characters reads as '+', '-' or '.'; the job is still found."""
+    from app.leads.service import upsert_lead
+    from app.queue import get_queue
+
+    for address in ("a" * 34 + "@example.com", "b" * 33 + "@example.com"):
+        upsert_lead(address, source="test")
+        db.session.commit()
+        get_queue("default").enqueue("app.privacy.seed.seed_privacy", address)
+        assert scan_redis(address)
+        assert runner.invoke(args=["privacy", "erase", address, "--reason", "asked"]
+                             ).exit_code == 0
+        assert scan_redis(address) == []
