@@ -170,14 +170,43 @@ def table(rules: Rules | None = None) -> Calibration:
                          mql_engagement=rules.mql_engagement)
     rows = db.session.execute(
         sa.select(MqlSnapshot.fit_grade, MqlSnapshot.engagement, Assignment.outcome,
-                  ReportLead.customer_at, ReportLead.lost_at)
+                  ReportLead.customer_at, ReportLead.lost_at, Assignment.lead_id,
+                  MqlSnapshot.mql_at)
         .join(Assignment, Assignment.stage_change_id == MqlSnapshot.stage_change_id)
         .outerjoin(ReportLead, ReportLead.lead_id == Assignment.lead_id)
         .where(Assignment.outcome.in_(DECIDED))).all()
-    for grade, engagement, outcome, customer_at, lost_at in rows:
+    # A lead handed over more than once (recycled, then back) closed after one handoff: the
+    # last one before its close. The others did not become customers (or lost).
+    later = _next_handoffs({row.lead_id for row in rows})
+    for grade, engagement, outcome, customer_at, lost_at, lead_id, mql_at in rows:
         cell = result.cells.setdefault((grade, band_of(engagement, cuts)), Cell())
         cell.decided += 1
         cell.accepted += outcome == "accepted"
-        cell.customers += customer_at is not None
-        cell.lost += lost_at is not None and customer_at is None
+        upto = later.get((lead_id, mql_at))
+        won = _between(customer_at, mql_at, upto)
+        cell.customers += won
+        cell.lost += _between(lost_at, mql_at, upto) and not won
     return result
+
+
+def _between(when: datetime | None, start: datetime, end: datetime | None) -> bool:
+    return when is not None and when >= start and (end is None or when < end)
+
+
+def _next_handoffs(lead_ids: set[int]) -> dict[tuple[int, datetime], datetime | None]:
+    """For each handoff (lead, MQL time), the MQL time of the lead's next handoff (None: its
+    last), decided or not."""
+    times: dict[int, list[datetime]] = {}
+    ids = sorted(lead_ids)
+    for part in range(0, len(ids), 1000):
+        for lead_id, when in db.session.execute(
+                sa.select(Assignment.lead_id, StageChange.changed_at)
+                .join(StageChange, StageChange.id == Assignment.stage_change_id)
+                .where(Assignment.lead_id.in_(ids[part:part + 1000]))):
+            times.setdefault(lead_id, []).append(when)
+    out: dict[tuple[int, datetime], datetime | None] = {}
+    for lead_id, whens in times.items():
+        ordered = sorted(set(whens))
+        for index, when in enumerate(ordered):
+            out[(lead_id, when)] = ordered[index + 1] if index + 1 < len(ordered) else None
+    return out

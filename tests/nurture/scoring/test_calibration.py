@@ -166,3 +166,30 @@ def test_a_what_if_past_the_jobs_time_says_so_plainly(story, client, auth, monke
     html = client.get("/admin/scoring/calibration").get_data(as_text=True)
     assert "took longer than a background job may run" in html and "fewer days" in html
     assert "JobTimeoutException" not in html
+
+
+def test_a_recycled_lead_that_later_closes_counts_as_a_customer_once(story):
+    """Warm was handed over and recycled, came back, was handed over again, accepted, and
+    won. The customer belongs to the second handoff: it was counted for both, so the page
+    said 2 handoffs "became customers" out of 1 customer, and the rejected one looked won."""
+    with time_machine.travel(NOW, tick=False):
+        warm = story["warm"]
+        rep = db.session.scalar(sa.select(Assignment.user_id))
+        for mql_days, outcome, decided_days in ((4, "recycled", 3.5), (3, "accepted", 2.5)):
+            if outcome == "accepted":
+                _moved(warm, "recycled", 3.5)
+            mql = _moved(warm, "mql", mql_days)
+            db.session.add(Assignment(lead_id=warm.id, stage_change_id=mql.id, user_id=rep,
+                                      method="round_robin", created_at=mql.changed_at,
+                                      outcome=outcome,
+                                      decided_at=NOW - timedelta(days=decided_days),
+                                      decided_by_id=rep))
+        _moved(warm, "sql", 2.5)
+        _moved(warm, "customer", 1)
+        db.session.commit()
+        refresh()
+        table = calibration.table()
+        total = table.total
+        assert (total.decided, total.accepted, total.customers) == (3, 2, 2)
+        rejected = [c for c in table.cells.values() if c.accepted < c.decided]
+        assert sum(c.customers for c in rejected) == 0
