@@ -183,7 +183,7 @@ def compare(proposed: Rules, days: int, *, now: datetime | None = None) -> dict[
     (today, then), leads, events = replay([current.rules, proposed], days, now=now)
     dropped, added = today - then, then - today
     accepted, customers = _outcomes(dropped | added)
-    actual = db.session.scalar(sa.select(sa.func.count(StageChange.id)).where(
+    actual = db.session.scalar(sa.select(sa.func.count(StageChange.lead_id.distinct())).where(
         StageChange.to_stage == Stage.MQL.value,
         StageChange.changed_at >= now - timedelta(days=days)))
     return {

@@ -193,3 +193,16 @@ def test_a_recycled_lead_that_later_closes_counts_as_a_customer_once(story):
         assert (total.decided, total.accepted, total.customers) == (3, 2, 2)
         rejected = [c for c in table.cells.values() if c.accepted < c.decided]
         assert sum(c.customers for c in rejected) == 0
+
+
+def test_the_what_ifs_real_mqls_count_leads_not_moves(story):
+    """"For comparison, N leads really became MQLs": a lead recycled and back to MQL in the
+    window was two of them, against a replay that counts each lead once."""
+    with time_machine.travel(NOW, tick=False):
+        warm = story["warm"]
+        _moved(warm, "mql", 4)
+        _moved(warm, "recycled", 3)
+        _moved(warm, "mql", 2)
+        db.session.commit()
+        result = whatif.compare(default_rules(), 30, now=NOW)
+        assert result["actual_mqls"] == 2  # hot and warm
