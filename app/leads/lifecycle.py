@@ -20,7 +20,7 @@ ALLOWED: dict[Stage, frozenset[Stage]] = {
     S.SQL: frozenset({S.OPPORTUNITY, S.CUSTOMER, S.LOST, S.RECYCLED, S.DISQUALIFIED}),
     S.OPPORTUNITY: frozenset({S.CUSTOMER, S.LOST, S.RECYCLED, S.SQL}),
     S.CUSTOMER: frozenset({S.LOST}),  # churned, or a deal marked won by mistake
-    S.LOST: frozenset({S.OPPORTUNITY, S.RECYCLED, S.SQL}),
+    S.LOST: frozenset({S.OPPORTUNITY, S.CUSTOMER, S.RECYCLED, S.SQL}),  # reopened and won
     S.RECYCLED: frozenset({S.LEAD, S.MQL, S.SQL, S.DISQUALIFIED}),
     S.DISQUALIFIED: frozenset({S.LEAD, S.RECYCLED}),
 }

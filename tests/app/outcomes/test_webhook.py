@@ -191,3 +191,19 @@ def test_a_body_over_the_limit_is_refused(client, app):
     response = post(client, {"email": lead.email, "stage": "customer", "reason": "x" * 500})
     assert response.status_code == 413
     assert response.json["type"] == "urn:kindling:problem:too-large"
+
+
+def test_a_lost_deal_reopened_and_won_is_recorded(client, app):
+    """The CRM says the deal was lost, then (reopened, or the rep fixed the stage) won. The
+    won message was refused for good (422: "cannot move from Lost to Customer"), the CRM
+    retried it until it gave up, and the customer and the revenue never reached the reports."""
+    lead = sql_lead()
+    assert post(client, {"email": lead.email, "stage": "lost", "external_id": "D-9"},
+                msg_id="lost").status_code == 200
+    won = post(client, {"email": lead.email, "stage": "customer", "amount": 900,
+                        "currency": "USD", "external_id": "D-9"}, msg_id="won")
+    assert won.status_code == 200, won.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Lead, lead.id).stage == "customer"
+    assert db.session.scalars(sa.select(Outcome.stage).order_by(Outcome.id)).all() == [
+        "lost", "customer"]
