@@ -25,7 +25,7 @@ def _sequences() -> list:
 def _target_choices(imp: imports.LeadImport) -> list[tuple[str, str]]:
     labels = {"email": "Email (required)", "first_name": "First name", "last_name": "Last name",
               "company": "Company", "job_title": "Job title", "phone": "Phone",
-              "country": "Country (two letters)"}
+              "country": "Country (code or name)"}
     return [(imports.IGNORE, "Leave out"), *labels.items()]
 
 

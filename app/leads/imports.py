@@ -12,7 +12,8 @@ same import in the terminal.
 - Suppressed leads (unsubscribed, bounced) stay suppressed: an import never clears that, and
   any sequence enrollment refuses them.
 - Cells are kept as written (a formula-led cell is text here); they are escaped in pages and
-  defused in every CSV Kindling writes, the error report included.
+  defused in every CSV Kindling writes, the error report included. A country may be a code or
+  a name ("Germany" is DE); one that is neither stays in the attributes as written.
 - The job commits each batch with its position in the file, so a redelivered job resumes.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import os
 import queue
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, cast
 
+import pycountry
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -370,9 +373,14 @@ def _parse(imp: LeadImport, batch: list[Record],
         for target, value in values.items():
             if target.startswith("attr:"):
                 attributes[target[5:]] = value
+            elif target == "country":
+                code = country_code(value)
+                if code:
+                    profile["country"] = code
+                else:  # not a country we know: kept as written, not cut to two letters
+                    attributes["country"] = value
             else:
-                value = value[:PROFILE_LENGTHS[target]]
-                profile[target] = value.upper() if target == "country" else value
+                profile[target] = value[:PROFILE_LENGTHS[target]]
         if identity in by_email:  # the same person twice in a batch: one lead, merged
             _, known = by_email[identity]
             known.update(profile)
@@ -380,6 +388,19 @@ def _parse(imp: LeadImport, batch: list[Record],
             continue
         by_email[identity] = (display, {**profile, "_attrs": attributes})
     return by_email
+
+
+@functools.lru_cache(maxsize=1024)
+def country_code(written: str) -> str:
+    """The ISO 3166 two-letter code of a country as a file writes it: a code ("de", "DEU"),
+    a name ("Germany", "united kingdom") or "UK"; "" for none of these."""
+    text = written.strip()
+    if text.upper() == "UK":  # the code people write for GB (reserved for it by ISO)
+        return "GB"
+    try:
+        return str(pycountry.countries.lookup(text).alpha_2)
+    except LookupError:
+        return ""
 
 
 _KNOWN = (Lead.id, Lead.email, *(getattr(Lead, name) for name in PROFILE_FIELDS),

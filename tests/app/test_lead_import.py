@@ -369,3 +369,20 @@ def test_two_columns_of_the_same_name_are_mapped_each_on_its_own(app, client, au
     ann = db.session.scalar(sa.select(Lead).where(Lead.email == "ann@example.com"))
     assert (ann.phone, ann.company) == ("+1 555 0100", "Acme")
     assert list(ann.attributes.values()) == ["+1 555 0199"]
+
+
+def test_a_country_written_as_a_name_imports_as_its_code_not_its_first_two_letters(
+        app, runner, tmp_path):
+    """A CRM export writes "Germany", "Netherlands", "United Kingdom": the import kept the
+    first two letters, so a German lead became Georgia (GE) and a Dutch one Niger (NE), and
+    territory assignment and send windows followed the wrong country, silently."""
+    output = _run_file(runner, tmp_path, "Mail,Country\nde@example.com,Germany\n"
+                                         "nl@example.com,Netherlands\nuk@example.com,UK\n"
+                                         "gb@example.com,united kingdom\nus@example.com,us\n"
+                                         "d3@example.com,DEU\nzz@example.com,Atlantis\n")
+    assert "7 new leads" in output
+    found = {lead.email.split("@")[0]: (lead.country, lead.attributes)
+             for lead in db.session.scalars(sa.select(Lead))}
+    assert {k: v[0] for k, v in found.items()} == {
+        "de": "DE", "nl": "NL", "uk": "GB", "gb": "GB", "us": "US", "d3": "DE", "zz": ""}
+    assert found["zz"][1] == {"country": "Atlantis"}  # not a country code: kept as written
