@@ -12,7 +12,7 @@ from flask import Flask
 
 from app.db import db
 from app.leads.event_columns import SEND_KEYS, with_send
-from app.leads.models import Event, Lead, StageChange
+from app.leads.models import ERASED_DISPLAY, Event, Lead, StageChange
 from app.privacy import consent, stores
 from app.privacy.holders import Found, OtherHolder, TableHolder, add_holder, jsonable
 
@@ -82,6 +82,45 @@ def _webhook_message_ids(lead_id: int) -> Any:
     return sa.select(WebhookMessage.id).where(lead == lead_id)
 
 
+def _bulk_jobs_naming(identity: str) -> Any:
+    """Bulk actions whose skip reasons may name the address (`app.leads.bulk`: each line is
+    "<address as shown>: <why>"); the lines are compared exactly by `_names`."""
+    from app.leads.bulk import BulkJob
+
+    text = sa.func.lower(sa.cast(BulkJob.reasons, sa.Text))
+    return sa.select(BulkJob.id).where(text.contains(identity, autoescape=True))
+
+
+def _names(line: Any, identity: str) -> bool:
+    address, sep, _ = str(line).partition(": ")
+    return bool(sep) and address.strip().lower() == identity
+
+
+def _bulk_reasons(lead: Lead) -> list[dict[str, Any]]:
+    """The lines about this lead only: the jobs' other lines are about other people."""
+    from app.leads.bulk import BulkJob
+
+    return [{"bulk_job_id": bulk.id, "action": bulk.action,
+             "created_at": jsonable(bulk.created_at), "reason": line}
+            for bulk in db.session.scalars(sa.select(BulkJob).where(
+                BulkJob.id.in_(_bulk_jobs_naming(lead.email))).order_by(BulkJob.id))
+            for line in bulk.reasons or [] if _names(line, lead.email)]
+
+
+def _erase_bulk_reasons(found: Found, keys: list[Any]) -> int:
+    """The line stays (the skipped count adds up), its address replaced."""
+    from app.leads.bulk import BulkJob
+
+    changed = 0
+    for bulk in db.session.scalars(sa.select(BulkJob).where(BulkJob.id.in_(keys))):
+        reasons = [f"{ERASED_DISPLAY}: {str(line).partition(': ')[2]}"
+                   if _names(line, found.identity) else line for line in bulk.reasons or []]
+        if reasons != bulk.reasons:
+            bulk.reasons = reasons
+            changed += 1
+    return changed
+
+
 def register(app: Flask) -> None:
     holders: list[TableHolder | OtherHolder] = [
         TableHolder("consents", "consent_records", export=_consents),
@@ -101,6 +140,10 @@ def register(app: Flask) -> None:
         # Outgoing webhooks carry the lead's document; a pending one goes out emptied.
         TableHolder("webhook_messages", "webhook_messages", lead_column=None,
                     via=_webhook_message_ids, scrub={"payload": {"erased": True}}),
+        # A bulk action's skip reasons, one line per lead it skipped, by address.
+        TableHolder("bulk_action_reasons", "lead_bulk_jobs", lead_column=None,
+                    by_address=_bulk_jobs_naming, erase=_erase_bulk_reasons,
+                    export=_bulk_reasons),
         OtherHolder("instance files", stores.erase_files),
         OtherHolder("redis", stores.erase_redis),
     ]

@@ -206,3 +206,38 @@ def test_a_queued_job_naming_an_address_of_any_length_is_removed(app, runner):
         assert runner.invoke(args=["privacy", "erase", address, "--reason", "asked"]
                              ).exit_code == 0
         assert scan_redis(address) == []
+
+
+def test_a_bulk_actions_skip_reasons_keep_no_erased_address(app, runner):
+    """A bulk action lists the leads it skipped by address, for the marketer: after an
+    erasure the line stays (the count adds up) without the address; other leads' lines stay."""
+    from app.auth.models import User
+    from app.leads.bulk import BulkJob, start
+    from app.leads.models import ERASED_DISPLAY
+    from app.leads.service import upsert_lead
+    from tests.helpers import make_user
+    from tests.nurture.factories import make_sequence
+
+    user = make_user()
+    leads = [upsert_lead(address, source="test").lead
+             for address in ("Zed@Example.com", "Bob@example.com")]
+    for lead in leads:
+        lead.unsubscribed_at = lead.created_at
+    sequence = make_sequence(name="News")
+    db.session.commit()
+    start("enroll", {"sequence_id": sequence.id}, db.session.get(User, user.id),
+          lead_ids=[lead.id for lead in leads], lq=None)
+    assert "lead_bulk_jobs.reasons" in scan_database("zed@example.com")
+    from app.privacy.export import export
+
+    (line,) = export(leads[0])["sections"]["bulk_action_reasons"]  # Bob's line is not theirs
+    assert line["reason"] == "Zed@example.com: the lead cannot be emailed (unsubscribed)"
+    assert runner.invoke(args=["privacy", "erase", "zed@example.com", "--reason", "asked"]
+                         ).exit_code == 0
+    db.session.remove()
+    assert scan_database("zed@example.com") == []
+    (bulk,) = db.session.scalars(sa.select(BulkJob))
+    assert bulk.skipped == 2
+    assert sorted(bulk.reasons) == sorted([
+        f"{ERASED_DISPLAY}: the lead cannot be emailed (unsubscribed)",
+        "Bob@example.com: the lead cannot be emailed (unsubscribed)"])
