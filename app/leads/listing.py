@@ -3,6 +3,7 @@ views and bulk actions on the ticked leads or on every match."""
 
 from __future__ import annotations
 
+import functools
 import os
 from urllib.parse import urlencode
 
@@ -17,7 +18,15 @@ from app.db import db, utcnow
 from app.leads import bulk, saved_views
 from app.leads.engagement import current, half_life_days
 from app.leads.models import Stage
-from app.leads.query import GRADES, SORT_LABELS, LeadQuery, count_upto, page
+from app.leads.query import (
+    GRADES,
+    SORT_LABELS,
+    LeadQuery,
+    count_upto,
+    grade_bands,
+    grade_of,
+    page,
+)
 from app.leads.views import bp
 
 PAGE_SIZE = 50
@@ -52,6 +61,7 @@ def index():
     return render_template(
         "leads/index.html", lq=lq, leads=leads, next_cursor=next_cursor, counted=counted,
         cap=COUNT_CAP, engagement={lead.id: current(lead, now, half_life) for lead in leads},
+        grade_of=functools.partial(grade_of, bands=grade_bands()),  # the bands read once
         stages=list(Stage), grades=GRADES, sorts=SORT_LABELS, owners=_owners(),
         campaigns=_campaigns(), views=saved_views.visible_to(current_user.id),
         actions=[a for a in bulk.actions().values() if current_user.has_role(*a.roles)],

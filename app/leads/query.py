@@ -256,6 +256,14 @@ class LeadQuery:
         return sa.select(Lead).where(*self.conditions(now))
 
 
+def grade_of(points: int, bands: tuple[int, ...] | None = None) -> str:
+    """The fit grade of `points`: the first grade whose minimum it reaches (F below them)."""
+    for grade, low in zip(GRADES, bands if bands is not None else grade_bands(), strict=False):
+        if points >= low:
+            return grade
+    return GRADES[-1]
+
+
 def _grade_range(grade: str) -> Any:
     bands = list(grade_bands())
     index = GRADES.index(grade)

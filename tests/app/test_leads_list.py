@@ -68,6 +68,18 @@ def test_filters_live_in_the_query_string(app, client, auth):
     assert set(_names(text)) == {"Hot", "Cold", "Gone"}  # the rest of the filter still applies
 
 
+def test_the_fit_column_shows_the_grade_the_filter_picks_by(app, client, auth):
+    """The filter asks for a fit grade (A–F); the column showed only points, so a marketer
+    could not see which rows a grade would keep."""
+    auth.login_as("marketer")
+    for email, points in (("a@example.com", 35), ("c@example.com", 12), ("f@example.com", -10)):
+        _lead(email).fit_score = points
+    db.session.commit()
+    html = client.get("/admin/leads/").get_data(as_text=True)
+    cells = [unescape(c) for c in re.findall(r'<td class="num fit">(.*?)</td>', html)]
+    assert sorted(cells) == ["A · 35", "C · 12", "F · -10"]
+
+
 @pytest.mark.parametrize("sort,direction", [("fit", "desc"), ("name", "asc"),
                                             ("created", "desc"), ("engagement", "desc"),
                                             ("activity", "asc")])
