@@ -305,6 +305,7 @@ def mql_durations(f: Filters) -> list[tuple[int, float]]:
 def handoffs(f: Filters) -> list[Any]:
     """The sales handoffs (MQL → decision) the filters select, with their MQL time."""
     query_ = (sa.select(Assignment.outcome, Assignment.decided_at, Assignment.decision_reason,
+                        Assignment.lead_id, Assignment.stage_change_id,
                         StageChange.changed_at.label("mql_at"),
                         sa.func.coalesce(ReportLead.campaign_id, 0).label("campaign_id"))
               .join(StageChange, StageChange.id == Assignment.stage_change_id)
@@ -327,7 +328,7 @@ def speed(f: Filters) -> Result:
                 if r.outcome == "accepted" and r.decided_at is not None]
     decided = [r for r in rows if r.outcome in ("accepted", "recycled", "disqualified")]
     rejected = [r for r in decided if r.outcome != "accepted"]
-    waiting = sum(1 for r in rows if r.outcome is None)
+    waiting = _still_waiting([r for r in rows if r.outcome is None])
     mql_hours = [h for _, h in to_mql]
     summary: list[list[Any]] = [
         ["Time to MQL (created → MQL)", len(mql_hours), Hours(median(mql_hours)),
@@ -386,6 +387,21 @@ def speed(f: Filters) -> Result:
                         numeric=[False, False, True]))
     return Result(tables=tables, empty=not (to_mql or rows),
                   empty_message="No MQLs or handoffs in this range.")
+
+
+def _still_waiting(undecided: list[Any]) -> int:
+    """How many undecided handoffs wait for sales: those whose MQL move is still the lead's
+    latest (as the sales queue sees it). A lead moved on by another path (a rep moving it on
+    the lead page, a recycle) left its handoff behind, undecided and not waiting."""
+    ids = sorted({r.lead_id for r in undecided})
+    latest: dict[int, int] = {}
+    for start in range(0, len(ids), 1000):
+        for lead_id, last in db.session.execute(
+                sa.select(StageChange.lead_id, sa.func.max(StageChange.id))
+                .where(StageChange.lead_id.in_(ids[start:start + 1000]))
+                .group_by(StageChange.lead_id)):
+            latest[lead_id] = last
+    return sum(1 for r in undecided if latest.get(r.lead_id) == r.stage_change_id)
 
 
 def _reason(row: Any) -> str:

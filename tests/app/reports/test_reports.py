@@ -18,6 +18,7 @@ from app.reports import builtin, query
 from app.reports.filters import Filters
 from app.reports.models import ReportDaily
 from app.reports.rollup import rebuild, refresh
+from app.sales.models import Assignment
 from tests.app.reports import dataset
 
 FUNNEL = ("mql", "sql", "opportunity", "customer")
@@ -310,3 +311,20 @@ def test_a_deal_told_again_with_a_new_amount_counts_once_in_revenue(world):
         for mode in ("cohort", "moved"):
             rows = {r[0]: r for r in builtin.cost(f(mode=mode)).table("cost").rows}
             assert rows["Alpha"][13] == "160.00 USD", mode
+
+
+def test_a_handoff_the_lead_left_by_another_path_is_not_still_waiting(world):
+    """a4 became an MQL and was handed over, then a rep moved it to SQL on the lead page
+    without deciding the handoff: sales' queue no longer lists it, but the Speed report
+    counted it "still waiting" for ever."""
+    with time_machine.travel(dataset.NOW, tick=False):
+        a4 = world.leads["a4"]
+        change = dataset._move(a4, "mql", dataset.at(9))
+        db.session.add(Assignment(lead_id=a4.id, stage_change_id=change.id, user_id=None,
+                                  method="none", created_at=dataset.at(9)))
+        dataset._move(a4, "sql", dataset.at(10), actor="user")
+        db.session.commit()
+        refresh()
+        for mode, waiting in (("cohort", 0), ("moved", 1)):  # moved: a_old's handoff waits
+            row = builtin.speed(f(mode=mode)).table("acceptance").rows[0]
+            assert row[4] == waiting, mode
