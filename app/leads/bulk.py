@@ -199,7 +199,7 @@ def move_stage(ids: list[int], params: dict[str, Any], user: User, _: Any) -> Ou
     for lead in _leads(ids):
         try:
             lifecycle.move(lead, params["stage"], reason=params.get("reason", ""),
-                           actor="user", actor_user_id=user.id)
+                           actor="user", actor_user_id=user.id, by=user)
         except lifecycle.ForbiddenMove as exc:
             skipped.append(f"{lead.email_display}: {exc}")
         else:

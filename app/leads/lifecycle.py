@@ -8,8 +8,21 @@ message that says what is allowed instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from flask import Flask, current_app
+
+from app.auth.models import User
 from app.leads.models import Lead, Stage, StageChange
 from app.leads.service import change_stage
+
+# `guard(lead, user, target)`: why this person may not make this move, or None (a package's
+# rule the lifecycle does not know: sales keeps a waiting handoff's decision to its owner).
+MoveGuard = Callable[[Lead, User, Stage], "str | None"]
+
+
+def add_move_guard(app: Flask, guard: MoveGuard) -> None:
+    app.extensions.setdefault("stage_move_guards", []).append(guard)
 
 S = Stage
 # From a stage (key) to the stages a person, the API or the CRM may move a lead to.
@@ -53,13 +66,18 @@ def check_move(lead: Lead, to: Stage | str) -> Stage:
 
 
 def move(lead: Lead, to: Stage | str, *, reason: str, actor: str,
-         actor_user_id: int | None = None) -> StageChange:
+         actor_user_id: int | None = None, by: User | None = None) -> StageChange:
     """Move `lead` as a person or another system asked, with a required reason. Does not commit.
 
-    Raises ForbiddenMove (nothing changed) for a move the lifecycle forbids or a blank reason."""
+    Raises ForbiddenMove (nothing changed) for a move the lifecycle forbids, a blank reason,
+    or one that a guard refuses the person `by` (a user acting in the admin)."""
     target = check_move(lead, to)
     if not (reason or "").strip():
         raise ForbiddenMove("Say why the lead is moving: a reason is required.")
+    for guard in current_app.extensions.get("stage_move_guards", []) if by is not None else []:
+        refused = guard(lead, by, target)
+        if refused:
+            raise ForbiddenMove(refused)
     change = change_stage(lead, target, reason=reason.strip(), actor=actor,
                           actor_user_id=actor_user_id)
     assert change is not None  # check_move refused a move to the current stage

@@ -108,7 +108,7 @@ def move_stage(lead_id: int):
         return _again(lead, "stage", form, "The stage did not change: a reason is required.")
     try:
         change = lifecycle.move(lead, form.stage.data, reason=form.reason.data,
-                                actor="user", actor_user_id=current_user.id)
+                                actor="user", actor_user_id=current_user.id, by=current_user)
     except lifecycle.ForbiddenMove as exc:
         form.stage.errors = [str(exc)]
         return _again(lead, "stage", form, f"The stage did not change. {exc}")

@@ -45,4 +45,7 @@ def init_app(app: Flask) -> None:
     templating.add_nav(app, "sales.export_form", "Export", "marketer", "sales")
     templating.add_nav(app, "sales.settings", "Sales settings", "admin")
     templating.add_lead_panel(app, queue.lead_panel)
+    from app.leads.lifecycle import add_move_guard
+
+    add_move_guard(app, on_lead_page.keep_decision_to_owner)
     app.cli.add_command(export.leads_cli)

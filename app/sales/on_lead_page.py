@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, url_for
 from flask_login import current_user
 
+from app.auth.models import User
 from app.auth.roles import sales_required
 from app.db import db
 from app.leads.models import Lead, Stage
@@ -28,6 +29,20 @@ def open_assignment(lead: Lead) -> Assignment | None:
     if assignment is None or assignment.outcome is not None or lead.stage != Stage.MQL.value:
         return None
     return assignment
+
+
+def keep_decision_to_owner(lead: Lead, user: User, target: Stage) -> str | None:
+    """A stage move guard (`app.leads.lifecycle.add_move_guard`): a sales user who may not
+    accept or reject the lead's waiting handoff may not move it out of MQL another way
+    (the lead page's or the list's "Change stage"). Marketers and admins may."""
+    if user.has_role("marketer"):
+        return None
+    assignment = open_assignment(lead)
+    if assignment is None or may_decide(user, assignment, SalesSettings.load()):
+        return None
+    owner = assignment.user.email if assignment.user else "the team"
+    return (f"This lead waits for {owner}'s answer: only its owner may accept or reject it "
+            "(the sales settings say so).")
 
 
 def decision_forms(lead: Lead) -> dict | None:

@@ -198,3 +198,33 @@ def test_signing_in_from_the_link_lands_back_on_it(app, client, auth):
                                         "csrf_token": auth.csrf()})
     assert response.status_code == 302 and response.headers["Location"] == path
     assert "Accept lead" in client.get(path).get_data(as_text=True)
+
+
+def test_a_non_owner_cannot_decide_by_moving_the_stage_instead(app, client, auth):
+    """Only the owner may accept or reject a waiting handoff (unless the workspace allows
+    anyone): Kim, refused on the accept page, moved Sam's MQL to SQL (or to recycled) with the
+    lead page's "Change stage" form, or with the list's bulk "Change stage", and it left Sam's
+    queue unanswered. The owner still may move it."""
+    lead, _alert = handed_off()
+    make_user("kim@example.com", "sales")
+    auth.login("kim@example.com")
+    path = f"/admin/leads/{lead.id}"
+    page = client.get(path).get_data(as_text=True)
+    moved = client.post(f"{path}/stage", data={"move-csrf_token": csrf_from(page),
+                                               "move-stage": "sql", "move-reason": "Mine now"})
+    assert moved.status_code == 400
+    assert "only its owner may accept or reject" in moved.get_data(as_text=True)
+    bulk = client.post("/admin/leads/bulk", data={
+        "csrf_token": csrf_from(page), "action": "stage", "stage": "recycled",
+        "reason": "Not now", "scope": "ticked", "lead": [str(lead.id)]}, follow_redirects=True)
+    assert "1 skipped" in bulk.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Lead, lead.id).stage == "mql"
+    client.post("/logout", data={"csrf_token": csrf_from(page)})
+    auth.login("sam@example.com")
+    page = client.get(path).get_data(as_text=True)
+    owner_moves = client.post(f"{path}/stage", data={
+        "move-csrf_token": csrf_from(page), "move-stage": "sql", "move-reason": "Talked"})
+    assert owner_moves.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Lead, lead.id).stage == "sql"
