@@ -8,6 +8,7 @@ the exact text version the form showed, the submitter's IP and the form's name.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,9 +21,11 @@ from forms.builder import CONSENT, form_class
 from forms.models import Form, FormConsent
 
 
-def record(form: Form, lead: Lead, data: Mapping[str, Any], ip: str) -> int:
+def record(form: Form, lead: Lead, data: Mapping[str, Any], ip: str,
+           at: datetime | None = None) -> int:
     """Grant every purpose whose box was ticked; returns how many. Also lifts the suppression of
-    an erased address: ticking a consent box is the person opting in again themselves."""
+    an erased address: ticking a consent box is the person opting in again themselves. `at`:
+    when the person submitted (None: now); the text is the one the form showed then."""
     granted = 0
     for name, purpose_id, text_id in form_class(form).consent_purposes:
         if not data.get(name):
@@ -30,9 +33,11 @@ def record(form: Form, lead: Lead, data: Mapping[str, Any], ip: str) -> int:
         purpose = db.session.get(ConsentPurpose, purpose_id)
         if purpose is None:
             continue
-        text = db.session.get(ConsentText, text_id) if text_id is not None else None
+        text = consent.text_at(purpose, at) if at is not None else None
+        if text is None and text_id is not None:
+            text = db.session.get(ConsentText, text_id)
         consent.grant(lead, purpose, source="form", ip=ip, text=text,
-                      detail=f"form “{form.name}”")
+                      detail=f"form “{form.name}”", at=at)
         granted += 1
     if granted or (form.consent_enabled and data.get(CONSENT)):
         from app.privacy.erased import opted_in_again

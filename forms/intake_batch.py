@@ -38,7 +38,7 @@ from app.db import db, insert_rows, update_rows
 from app.leads.models import Event, Lead, Stage, StageChange
 from app.leads.service import PROFILE_FIELDS, InvalidEmail, merge_values
 from app.outbox import OutboxJob
-from app.privacy import erased
+from app.privacy import consent, erased
 from app.privacy.models import ConsentPurpose, ConsentRecord, ConsentText, ErasedAddress
 from forms import pipeline
 from forms.builder import CONSENT, form_class, normalised_email
@@ -76,7 +76,7 @@ def context(row: Intake) -> Context:
         ip=row.ip, user_agent=row.user_agent, visitor_id=row.visitor_id, channel=row.channel,
         campaign_id=row.campaign_id, landing_page_id=row.landing_page_id,
         utm_defaults=dict(row.utm_defaults or {}), consent_text=row.consent_text,
-        consent_version=row.consent_version)
+        consent_version=row.consent_version, received_at=row.received_at)
 
 
 @dataclass
@@ -382,12 +382,15 @@ def _write_consents(plans: list[_Plan], now: datetime) -> None:
             purpose = db.session.get(ConsentPurpose, purpose_id)
             if purpose is None or plan.lead is None:
                 continue
-            text = db.session.get(ConsentText, text_id) if text_id is not None else None
+            text = consent.text_at(purpose, plan.row.received_at)  # what the form showed then
+            if text is None and text_id is not None:
+                text = db.session.get(ConsentText, text_id)
             text = text or purpose.current_text
             rows.append({"lead_id": plan.lead.id, "purpose_id": purpose_id,
                          "text_id": text.id if text is not None else None, "granted": True,
                          "source": "form", "detail": f"form “{plan.form.name}”"[:300],
-                         "ip": plan.submission["ip"][:45], "created_at": now})
+                         "ip": plan.submission["ip"][:45],
+                         "created_at": plan.row.received_at or now})
     if rows:
         _insert(ConsentRecord, rows)
 

@@ -98,6 +98,8 @@ class Context:
     # The consent wording when the visitor submitted (intake rows keep it); None: the form's.
     consent_text: str | None = None
     consent_version: str | None = None
+    # When the visitor submitted (intake rows keep it); None: now. Consents are given then.
+    received_at: datetime | None = None
 
 
 @dataclass
@@ -297,7 +299,7 @@ def _write_lead(form: Form, submission: Submission, data: Mapping[str, Any],
     submission.landing_url = tracking.get("landing_url", "")[:2000]
     db.session.add(submission)  # a no-op for a released submission, already stored
     db.session.flush()
-    consents.record(form, lead, data, ctx.ip)
+    consents.record(form, lead, data, ctx.ip, at=ctx.received_at)
     event = record_event(lead, "form_submitted", campaign_id=ctx.campaign_id,
                          url=submission.landing_url or None,
                          data={"form_id": form.id, "form": form.name,

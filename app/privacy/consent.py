@@ -90,6 +90,13 @@ def set_text(purpose: ConsentPurpose, text: str) -> ConsentText:
     return row
 
 
+def text_at(purpose: ConsentPurpose, at: datetime) -> ConsentText | None:
+    """The text forms showed for the purpose at `at` (its latest version made by then): what a
+    person ticked, when their submit is processed after a newer text (a backlog, a replay)."""
+    shown = [text for text in purpose.texts if text.created_at <= at]
+    return shown[-1] if shown else None
+
+
 def _record(lead: Lead, purpose: ConsentPurpose, granted: bool, source: str, *,
             text: ConsentText | None, ip: str, detail: str,
             at: datetime | None) -> ConsentRecord:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+import sqlalchemy as sa
+
 from app.db import db
 from app.privacy import consent
 from tests.forms.support import leads, submissions
@@ -85,3 +88,34 @@ def test_marketer_chooses_the_purposes_of_a_form(app, make_form, client, auth):
     assert response.status_code == 302
     db.session.expire_all()
     assert [(c.purpose.key, c.required) for c in form.consents] == [("product_news", True)]
+
+
+@pytest.mark.parametrize("path", ["batch", "row by row"])
+def test_a_submit_processed_after_a_new_text_keeps_the_text_and_time_it_was_given(
+        app, make_form, page, monkeypatch, path):
+    """The intake processor may run long after the submit (a backlog, a replayed spill): the
+    ledger row names the text the form showed when the person ticked the box, and that time."""
+    from flask.testing import FlaskClient
+
+    from forms import intake_batch, processor
+    from forms.models import Intake
+    from tests.forms.support import HostedPage
+
+    news, _ = _purposes()
+    form = make_form()
+    _ask(form, {news.id: "ask"})
+    visitor = HostedPage(FlaskClient(app))  # no worker behind it: the row waits
+    assert visitor.post(form, {"email": "ann@example.com", "first_name": "Ann",
+                               "consent_product_news": "y"}).status_code == 201
+    (row,) = db.session.scalars(sa.select(Intake)).all()
+    consent.define("product_news", "Product news", "Email me product news and partner offers.")
+    db.session.commit()
+    if path == "row by row":
+        def raced(*args, **kwargs):
+            raise intake_batch.Conflict("a lead of this batch was made meanwhile")
+
+        monkeypatch.setattr(intake_batch, "apply", raced)
+    assert processor.drain() == 1
+    (record,) = consent.history(leads()[0].id)
+    assert (record.text.version, record.text.text) == (1, "Email me product news.")
+    assert record.created_at == row.received_at
