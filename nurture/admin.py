@@ -115,9 +115,15 @@ def edit(sequence_id: int):
         for name in SETTINGS:
             setattr(sequence, name, getattr(settings, name).data)
         sequence.trigger_form_id = settings.trigger_form_id.data or None
+        needed = sequence.required_purpose_id
         sequence.required_purpose_id = settings.required_purpose_id.data or None
+        # A purpose needed from now on: the leads in the sequence who never agreed leave it.
+        ended = enrollments.end_without_purpose(sequence) \
+            if sequence.required_purpose_id not in (None, needed) else 0
         db.session.commit()
-        flash("Settings saved.", "info")
+        who = "lead who had" if ended == 1 else "leads who had"
+        flash("Settings saved." + (f" {ended} {who} not agreed to the purpose left the "
+                                   "sequence." if ended else ""), "info")
         return redirect(url_for("nurture.edit", sequence_id=sequence.id))
     return _editor(sequence, settings), 400 if settings.errors else 200
 

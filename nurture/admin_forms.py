@@ -69,7 +69,8 @@ class SequenceForm(FlaskForm):
     required_purpose_id = SelectField(
         "Consent needed", coerce=int, default=0,
         description="Only leads who agreed to this purpose are enrolled; withdrawing it ends "
-                    "their journey.")
+                    "their journey. Set on a running sequence, it ends the journeys of those "
+                    "in it who have not agreed.")
     trigger_stage = SelectField("Enroll everyone entering the stage", default="",
                                 choices=[SelectChoice("", "— no stage —")] + STAGE_CHOICES)
     exit_stages = SelectMultipleField(

@@ -213,6 +213,26 @@ def end_for_purpose(lead: Lead, purpose: ConsentPurpose) -> int:
     return len(live)
 
 
+def end_without_purpose(sequence: Sequence) -> int:
+    """The sequence now needs its purpose: every live journey of a lead who has not agreed to
+    it ends, as a withdrawal would end it (in the caller's transaction). Returns how many."""
+    if sequence.required_purpose_id is None:
+        return 0
+    purpose = db.session.get(ConsentPurpose, sequence.required_purpose_id)
+    live = db.session.scalars(
+        sa.select(Enrollment).where(Enrollment.sequence_id == sequence.id,
+                                    Enrollment.status.in_(LIVE_STATUSES))).all()
+    consented = _latest_consents(sorted({e.lead_id for e in live}),
+                                 {sequence.required_purpose_id})
+    ended = 0
+    for enrollment in live:
+        if not consented.get((enrollment.lead_id, sequence.required_purpose_id), False):
+            end(enrollment, f"has not agreed to “{purpose.name if purpose else 'its purpose'}”",
+                finished=False)
+            ended += 1
+    return ended
+
+
 def end(enrollment: Enrollment, reason: str, *, finished: bool) -> None:
     """Finish (the journey is complete) or exit (it was cut short), saying why."""
     if not enrollment.is_live:

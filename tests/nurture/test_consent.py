@@ -110,3 +110,32 @@ def test_an_import_on_legitimate_interest_does_not_invent_consent(app, client, a
         "basis": "legitimate_interest"}, content_type="multipart/form-data",
         follow_redirects=True)
     assert "has not agreed to “Product news”" in response.get_data(as_text=True)
+
+
+def test_a_purpose_required_later_ends_the_journeys_of_leads_without_it(app, client, auth):
+    """A marketer makes a running sequence need "Product news": the leads in it who never
+    agreed get no further email from it (their journey ends, saying why); those who did stay."""
+    from tests.nurture.factories import sends, work
+
+    news = _news()
+    sequence = make_sequence(name="News")
+    agreed, never = make_lead("yes@example.com"), make_lead("no@example.com")
+    consent.grant(agreed, news, source="form")
+    for lead in (agreed, never):
+        enroll(lead.id, sequence.id, "test")
+    db.session.commit()
+    auth.login_as("marketer")
+    token = csrf_from(client.get(f"/admin/nurture/{sequence.id}").get_data(as_text=True))
+    response = client.post(f"/admin/nurture/{sequence.id}", data={
+        "csrf_token": token, "name": "News", "window_days": [str(d) for d in range(7)],
+        "window_start_hour": "0", "window_end_hour": "24",
+        "timezone": "UTC", "frequency_cap_hours": "0", "reenroll": "never",
+        "on_permanent_failure": "continue", "trigger_form_id": "0",
+        "required_purpose_id": str(news.id)}, follow_redirects=True)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert "1 lead who had not agreed to the purpose left the sequence" in response.get_data(as_text=True)
+    work()
+    assert [s.lead_id for s in sends()] == [agreed.id]
+    rows = {e.lead_id: (e.status, e.exit_reason)
+            for e in db.session.scalars(sa.select(Enrollment))}
+    assert rows[never.id] == ("exited", "has not agreed to “Product news”")
