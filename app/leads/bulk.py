@@ -60,6 +60,12 @@ def add_bulk_action(app: Flask, action: BulkAction) -> None:
     app.extensions.setdefault("bulk_actions", {})[action.name] = action
 
 
+def add_owner_listener(app: Flask, listener: Callable[[list[int], User | None], None]) -> None:
+    """`listener(lead_ids, owner)` runs in the transaction of "Set owner", after those leads'
+    owner changed (sales hands their waiting handoffs to the new owner)."""
+    app.extensions.setdefault("owner_listeners", []).append(listener)
+
+
 def actions() -> dict[str, BulkAction]:
     return dict(current_app.extensions.get("bulk_actions", {}))
 
@@ -190,6 +196,8 @@ def set_owner(ids: list[int], params: dict[str, Any], user: User, _: Any) -> Out
         db.session.execute(sa.insert(Event), [
             {"lead_id": lead_id, "type": "owner_assigned", "occurred_at": now, "data": data,
              "is_bot": False} for lead_id in changing])
+        for listener in current_app.extensions.get("owner_listeners", []):
+            listener(changing, owner)
         db.session.expire_all()
     return Outcome(len(ids), [])
 

@@ -45,7 +45,10 @@ def init_app(app: Flask) -> None:
     templating.add_nav(app, "sales.export_form", "Export", "marketer", "sales")
     templating.add_nav(app, "sales.settings", "Sales settings", "admin")
     templating.add_lead_panel(app, queue.lead_panel)
+    from app.leads.bulk import add_owner_listener
     from app.leads.lifecycle import add_move_guard
+    from app.sales.handoff import follow_owner
 
     add_move_guard(app, on_lead_page.keep_decision_to_owner)
+    add_owner_listener(app, follow_owner)  # "Set owner" hands a waiting handoff over too
     app.cli.add_command(export.leads_cli)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from app.auth.models import User
+from app.auth.models import Role, User
 from app.db import db, rows_matched, utcnow
 from app.leads import engagement
 from app.leads.models import Lead, Stage, StageChange
@@ -33,6 +33,20 @@ def on_mql(change: StageChange) -> Assignment | None:
         alerts.create("mql", recipient, assignment=assignment, user_id=assignment.user_id,
                       key=alerts.alert_key("mql", assignment, recipient))
     return assignment
+
+
+def follow_owner(lead_ids: list[int], owner: User | None) -> None:
+    """The leads' owner changed by hand ("Set owner"): their handoffs still waiting for an
+    answer go to the new owner, a sales user (their queue, theirs to decide), or to the whole
+    team for nobody. A non-sales owner leaves the handoff with the rep who has it."""
+    if owner is not None and owner.role != Role.SALES.value:
+        return
+    db.session.execute(
+        sa.update(Assignment).where(
+            Assignment.lead_id.in_(lead_ids), Assignment.outcome.is_(None),
+            Assignment.lead_id.in_(sa.select(Lead.id).where(Lead.stage == Stage.MQL.value)))
+        .values(user_id=owner.id if owner else None)
+        .execution_options(synchronize_session=False))
 
 
 def current_assignment(lead: Lead) -> Assignment | None:

@@ -228,3 +228,25 @@ def test_a_non_owner_cannot_decide_by_moving_the_stage_instead(app, client, auth
     assert owner_moves.status_code == 302
     db.session.expire_all()
     assert db.session.get(Lead, lead.id).stage == "sql"
+
+
+def test_a_waiting_lead_given_to_another_rep_is_theirs_to_decide(app, client, auth):
+    """Sam is away: a marketer gives his waiting MQL to Kim with the list's "Set owner". The
+    lead said Kim, but the handoff still named Sam: it stayed in Sam's queue, not Kim's, and
+    Kim's "Accept" on the lead page was refused as "belongs to sam@example.com"."""
+    lead, _alert = handed_off()
+    kim = make_user("kim@example.com", "sales")
+    auth.login_as("marketer")
+    token = csrf_from(client.get("/admin/leads/").get_data(as_text=True))
+    client.post("/admin/leads/bulk", data={"csrf_token": token, "action": "owner",
+                                           "owner_id": str(kim.id), "scope": "ticked",
+                                           "lead": [str(lead.id)]})
+    client.post("/logout", data={"csrf_token": token})
+    auth.login("kim@example.com")
+    assert lead.email_display in client.get("/sales/queue").get_data(as_text=True)
+    page = client.get(f"/admin/leads/{lead.id}").get_data(as_text=True)
+    client.post(f"/sales/leads/{lead.id}/accept", data={"csrf_token": csrf_from(page)})
+    db.session.expire_all()
+    accepted = db.session.get(Lead, lead.id)
+    assert (accepted.stage, accepted.owner.email) == ("sql", "kim@example.com")
+    assert db.session.scalar(sa.select(Assignment)).decided_by.email == "kim@example.com"
