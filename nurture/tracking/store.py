@@ -15,7 +15,7 @@ from flask import current_app
 from app.db import db, insert_or_skip
 from app.leads.event_columns import DedupeDigest, present_keys
 from app.leads.event_types import EventType
-from app.leads.models import Event, Lead
+from app.leads.models import ERASED_DISPLAY, Event, Lead
 from nurture.models import Enrollment, Send
 from nurture.tracking import classify
 
@@ -96,15 +96,18 @@ def send_facts(send_ids: Iterable[int]) -> dict[int, SendFacts]:
 def untracked_leads(lead_ids: Iterable[int]) -> set[int]:
     """Leads without tracking consent. The marker is the lead attribute `tracking_consent` (a
     checkbox form field of that name or an import sets it): False is never tracked; with
-    `TRACKING_REQUIRE_CONSENT` on, only True is tracked (no answer means no)."""
+    `TRACKING_REQUIRE_CONSENT` on, only True is tracked (no answer means no). A lead erased on
+    request is never tracked again (a click on an old email would link the browser anew)."""
     strict = bool(current_app.config.get("TRACKING_REQUIRE_CONSENT"))
     ids = sorted({i for i in lead_ids if i is not None})
     out: set[int] = set()
     for part in chunks(ids):
-        for lead_id, attributes in db.session.execute(
-                sa.select(Lead.id, Lead.attributes).where(Lead.id.in_(part))):
+        for lead_id, attributes, display in db.session.execute(
+                sa.select(Lead.id, Lead.attributes, Lead.email_display)
+                .where(Lead.id.in_(part))):
             consent = consent_answer((attributes or {}).get("tracking_consent"))
-            if consent is False or (strict and consent is not True):
+            if consent is False or (strict and consent is not True) \
+                    or display == ERASED_DISPLAY:
                 out.add(lead_id)
     return out
 

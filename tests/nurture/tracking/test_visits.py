@@ -209,3 +209,28 @@ def test_a_visit_with_a_nul_character_does_not_stop_the_writer(app, client):
     views = events("page_viewed")
     assert [v.url for v in views] == [f"{SITE}/ab", f"{SITE}/pricing"]
     assert views[0].data["referrer"] == "https://x.example/"
+
+
+def test_an_erased_person_clicking_an_old_email_is_not_followed_again(app, client, runner):
+    """After the erasure, their old email's link still takes them to the page, but nothing
+    links their browser to the tombstone again: no click, no visitor link, no page views."""
+    import sqlalchemy as sa
+
+    from app.leads.models import Event
+    from nurture.tracking.models import Visitor
+
+    lead = make_lead("gone@example.com")
+    send = make_send(lead)
+    tracker, (url,) = tracked(send, f"{SITE}/guide")
+    assert runner.invoke(args=["privacy", "erase", "gone@example.com", "--reason", "asked"]
+                         ).exit_code == 0
+    before = db.session.scalar(sa.select(sa.func.count()).select_from(Event)
+                               .where(Event.lead_id == lead.id))
+    assert hit(client, path(url)).status_code in (302, 303)
+    hit(client, path(tracker.pixel_url()))
+    view(client, "/pricing")
+    flush()
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)
+                             .where(Event.lead_id == lead.id)) == before
+    assert db.session.scalars(sa.select(Visitor).where(Visitor.lead_id == lead.id)).all() == []
