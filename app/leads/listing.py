@@ -33,9 +33,13 @@ PAGE_SIZE = 50
 COUNT_CAP = 10_000
 
 
-def _owners() -> list[User]:
-    return list(db.session.scalars(sa.select(User).where(User.active.is_(True))
-                                   .order_by(User.email)))
+def _owners(chosen: str = "") -> list[User]:
+    """The active users, and the one the filter names if they were deactivated since (the
+    box shows the filter that applies; submitting it again keeps it)."""
+    wanted: sa.ColumnElement[bool] = User.active.is_(True)
+    if chosen.isdigit():
+        wanted = sa.or_(wanted, User.id == int(chosen))
+    return list(db.session.scalars(sa.select(User).where(wanted).order_by(User.email)))
 
 
 def _campaigns() -> list[tuple[int, str]]:
@@ -62,7 +66,7 @@ def index():
         "leads/index.html", lq=lq, leads=leads, next_cursor=next_cursor, counted=counted,
         cap=COUNT_CAP, engagement={lead.id: current(lead, now, half_life) for lead in leads},
         grade_of=functools.partial(grade_of, bands=grade_bands()),  # the bands read once
-        stages=list(Stage), grades=GRADES, sorts=SORT_LABELS, owners=_owners(),
+        stages=list(Stage), grades=GRADES, sorts=SORT_LABELS, owners=_owners(lq.owner),
         campaigns=_campaigns(), views=saved_views.visible_to(current_user.id),
         actions=[a for a in bulk.actions().values() if current_user.has_role(*a.roles)],
         query_string=urlencode(lq.args(), doseq=True), paged=bool(request.args.get("after")),

@@ -346,3 +346,19 @@ def test_every_lead_matching_means_those_there_when_the_action_was_asked(app, cl
     assert [lead.owner_id for lead in shown] == [rep.id] * 3
     assert late.owner_id is None
     assert (job.total, job.done) == (3, 3)
+
+
+def test_a_filter_on_a_deactivated_owner_shows_as_chosen(app, client, auth):
+    """The owner choices were the active users only: a saved view (or link) for the leads of
+    a rep who has left listed just their leads under an owner box saying "Anyone", and the
+    next "Show leads" dropped that filter without a word (a bulk action then took everyone)."""
+    auth.login_as("marketer")
+    rep = make_user("gone-rep@example.com", "sales")
+    mine = _lead("kept@example.com", first_name="Kept")
+    mine.owner_id = rep.id
+    _lead("other@example.com", first_name="Other")
+    rep.active = False
+    db.session.commit()
+    html = client.get(f"/admin/leads/?owner={rep.id}").get_data(as_text=True)
+    assert _names(html) == ["Kept"]
+    assert re.search(rf'<option value="{rep.id}" selected>gone-rep@example.com', html)
