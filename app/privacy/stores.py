@@ -3,7 +3,8 @@
 
 Both search for the address as bytes, case-insensitively, as a whole address: not inside a
 longer one (erasing `ann@example.com` leaves `joann@example.com` and `ann@example.com.au`
-alone). A file that is one message (`.eml`)
+alone), also as a URL escapes it (`ann%40example.com`) and as JSON escapes non-ASCII letters
+(`zo\u00eb@example.com`, Python's default). A file that is one message (`.eml`)
 is deleted; any other file loses the lines that hold the address. In Redis, a list or set
 loses the members that hold it; any other key holding it (an RQ job: its payload is
 decompressed to look) is deleted.
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import zlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from flask import current_app
 
@@ -38,17 +41,45 @@ _LOCAL_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789._+-")
 _DOMAIN_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
+_JSON_ESCAPE = re.compile(rb"\\u([0-9a-fA-F]{4})")
+
+
+def _lower(data: bytes) -> bytes:
+    return data.decode("utf-8", "surrogateescape").lower().encode("utf-8", "surrogateescape")
+
+
+def _unescaped(data: bytes) -> bytes:
+    """`data` with JSON's \\uXXXX and a URL's %XX escapes undone (unchanged without any)."""
+    if b"\\u" in data:
+        data = _JSON_ESCAPE.sub(
+            lambda m: chr(int(m.group(1), 16)).encode("utf-8", "surrogatepass"), data)
+    if b"%" in data:
+        data = unquote_to_bytes(data)
+    return data
+
+
 def _mentions(data: bytes, needle: bytes, *, pickled: bool = False) -> bool:
-    """Whether `data` holds the address `needle` (lower case) as a whole address. In a pickle
-    (`pickled`) the byte before a string is its length, which may be any byte."""
-    low = data.lower()
+    """Whether `data` holds the address `needle` (lower case) as a whole address, as it is or
+    escaped. In a pickle (`pickled`) the byte before a string is its length, any byte."""
+    if _whole(_lower(data), needle, pickled):
+        return True
+    plain = _unescaped(data)
+    return plain != data and _whole(_lower(plain), needle, pickled)
+
+
+def _length_bytes(length: int) -> set[int]:
+    """A pickled string's length byte, as it is and lowered with the text around it."""
+    return {length, bytes([length]).lower()[0]} if length < 256 else set()
+
+
+def _whole(low: bytes, needle: bytes, pickled: bool) -> bool:
     start = low.find(needle)
     while start != -1:
         before = low[start - 1] if start else None
         end = start + len(needle)
         after = low[end:end + 2]
         glued_before = before is not None and before in _LOCAL_CHARS \
-            and not (pickled and before == len(needle))
+            and not (pickled and before in _length_bytes(len(needle)))
         glued_after = bool(after) and (after[0] in _DOMAIN_CHARS or (
             after[:1] == b"." and len(after) == 2 and after[1] in _DOMAIN_CHARS))
         if not glued_before and not glued_after:

@@ -194,11 +194,12 @@ def test_a_person_held_only_in_a_quarantined_submit_can_be_exported_and_erased(a
 
 def test_a_queued_job_naming_an_address_of_any_length_is_removed(app, runner):
     """RQ pickles a job's arguments: the byte before an address there is its length, which
-    for 43 to 46 characters reads as '+', '-' or '.'; the job is still found."""
+    for 43 to 46 characters reads as '+', '-' or '.', for 65 as 'A'; the job is still found."""
     from app.leads.service import upsert_lead
     from app.queue import get_queue
 
-    for address in ("a" * 34 + "@example.com", "b" * 33 + "@example.com"):
+    for address in ("a" * 34 + "@example.com", "b" * 33 + "@example.com",
+                    "c" * 53 + "@example.com"):
         upsert_lead(address, source="test")
         db.session.commit()
         get_queue("default").enqueue("app.privacy.seed.seed_privacy", address)
@@ -241,3 +242,34 @@ def test_a_bulk_actions_skip_reasons_keep_no_erased_address(app, runner):
     assert sorted(bulk.reasons) == sorted([
         f"{ERASED_DISPLAY}: the lead cannot be emailed (unsubscribed)",
         "Bob@example.com: the lead cannot be emailed (unsubscribed)"])
+
+
+def test_an_address_escaped_in_a_url_or_in_json_is_erased_too(app, runner):
+    """Links and buffered hits keep an address as a URL has it (`ann%40example.com`), JSON as
+    Python writes it by default (`zo\\u00eb@example.com`): both are the address."""
+    import json
+
+    from flask import current_app
+
+    from app.leads.service import upsert_lead
+    from app.queue import connection
+
+    for address in ("ann@example.com", "zoë@example.com"):
+        upsert_lead(address, source="test")
+    db.session.commit()
+    conn = connection()
+    conn.hset("kindling:tracking:link:99", "0", "https://acme.example/?email=Ann%40Example.com")
+    conn.rpush("kindling:tracking:events", json.dumps({"email": "Zoë@example.com"}),
+               json.dumps({"email": "bob@example.com"}))
+    spill = Path(current_app.instance_path) / "tracking-spill"
+    spill.mkdir(parents=True, exist_ok=True)
+    (spill / "2.jsonl").write_text(json.dumps({"url": "/p?e=ann%40example.com"}) + "\n"
+                                   + json.dumps({"url": "/other"}) + "\n")
+
+    for address in ("ann@example.com", "zoë@example.com"):
+        assert runner.invoke(args=["privacy", "erase", address, "--reason", "asked"]
+                             ).exit_code == 0
+    assert not conn.exists("kindling:tracking:link:99")
+    assert conn.lrange("kindling:tracking:events", 0, -1) == [
+        json.dumps({"email": "bob@example.com"}).encode()]
+    assert (spill / "2.jsonl").read_text() == '{"url": "/other"}\n'
