@@ -42,12 +42,17 @@ def _owners(chosen: str = "") -> list[User]:
     return list(db.session.scalars(sa.select(User).where(wanted).order_by(User.email)))
 
 
-def _campaigns() -> list[tuple[int, str]]:
-    """Campaigns by name, for the filter (the campaigns package owns the table)."""
+def _campaigns(chosen: int | None = None) -> list[tuple[int, str]]:
+    """The first 500 campaigns by name, for the filter (the campaigns package owns the table),
+    and the one the filter names if it is not among them."""
     table = sa.table("campaigns", sa.column("id", sa.Integer), sa.column("name", sa.String))
     try:
-        return [(row.id, row.name) for row in db.session.execute(
+        found = [(row.id, row.name) for row in db.session.execute(
             sa.select(table.c.id, table.c.name).order_by(table.c.name).limit(500))]
+        if chosen is not None and chosen not in {known for known, _ in found}:
+            found += [(row.id, row.name) for row in db.session.execute(
+                sa.select(table.c.id, table.c.name).where(table.c.id == chosen))]
+        return found
     except sa.exc.DBAPIError:
         db.session.rollback()
         return []
@@ -67,7 +72,7 @@ def index():
         cap=COUNT_CAP, engagement={lead.id: current(lead, now, half_life) for lead in leads},
         grade_of=functools.partial(grade_of, bands=grade_bands()),  # the bands read once
         stages=list(Stage), grades=GRADES, sorts=SORT_LABELS, owners=_owners(lq.owner),
-        campaigns=_campaigns(), views=saved_views.visible_to(current_user.id),
+        campaigns=_campaigns(lq.campaign), views=saved_views.visible_to(current_user.id),
         actions=[a for a in bulk.actions().values() if current_user.has_role(*a.roles)],
         query_string=urlencode(lq.args(), doseq=True), paged=bool(request.args.get("after")),
     ), status

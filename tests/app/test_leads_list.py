@@ -362,3 +362,16 @@ def test_a_filter_on_a_deactivated_owner_shows_as_chosen(app, client, auth):
     html = client.get(f"/admin/leads/?owner={rep.id}").get_data(as_text=True)
     assert _names(html) == ["Kept"]
     assert re.search(rf'<option value="{rep.id}" selected>gone-rep@example.com', html)
+
+
+def test_a_filter_on_a_campaign_past_the_first_500_shows_as_chosen(app, client, auth):
+    """The campaign box lists the first 500 campaigns by name: a view of a later one showed
+    "Any" over that campaign's leads, and the next "Show leads" dropped the filter."""
+    from campaigns.models import Campaign
+
+    auth.login_as("marketer")
+    db.session.add_all([Campaign(name=f"C{n:04d}", slug=f"c{n:04d}") for n in range(501)])
+    db.session.commit()
+    last = db.session.scalar(sa.select(Campaign).where(Campaign.name == "C0500"))
+    html = client.get(f"/admin/leads/?campaign={last.id}").get_data(as_text=True)
+    assert re.search(rf'<option value="{last.id}" selected>C0500</option>', html)
