@@ -50,9 +50,14 @@ def erase_command(email: str, reason: str) -> None:
 def prune_command(dry_run: bool) -> None:
     """Apply the retention settings now: old events (after rolling them up), IP addresses,
     raw submission values. Resumable: run it again to continue."""
-    from app.privacy.retention import prune
+    from app.privacy.retention import SettingError, prune
 
-    for line in prune(dry_run=dry_run).lines():
+    try:
+        report = prune(dry_run=dry_run)
+    except SettingError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    for line in report.lines():
         click.echo(line)
 
 

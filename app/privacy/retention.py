@@ -71,11 +71,28 @@ class Report:
         return out
 
 
+class SettingError(ValueError):
+    """A retention setting that cannot be read; the message says which and why."""
+
+
 def rules() -> list[Rule]:
+    """The event rules of PRIVACY_EVENT_RETENTION. SettingError for a key or a number it
+    cannot read (before anything is pruned: a misread key would delete the wrong events)."""
     found = []
     for key, days in (current_app.config.get("PRIVACY_EVENT_RETENTION") or {}).items():
-        event_type, _, kind = str(key).partition(":")
-        found.append(Rule(event_type, kind == "machine", int(days)))
+        event_type, colon, kind = str(key).partition(":")
+        if not event_type or (colon and kind != "machine"):
+            raise SettingError(f"PRIVACY_EVENT_RETENTION: “{key}” is not an event type, or an "
+                               "event type and “:machine” (e.g. email_opened:machine); "
+                               "nothing was pruned.")
+        try:
+            number = int(days)
+        except (TypeError, ValueError):
+            number = -1
+        if number < 0 or isinstance(days, bool):
+            raise SettingError(f"PRIVACY_EVENT_RETENTION: “{key}”: {days!r} is not a number of "
+                               "days; nothing was pruned.")
+        found.append(Rule(event_type, kind == "machine", number))
     return found
 
 
@@ -229,6 +246,7 @@ def prune(*, dry_run: bool = False, budget_seconds: float | None = None) -> Repo
 
     from app.reports import rollup
 
+    chosen = rules()  # a setting it cannot read stops it here, before anything goes
     report = Report(dry_run=dry_run)
     batch = int(current_app.config["PRIVACY_PRUNE_BATCH"])
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
@@ -243,7 +261,7 @@ def prune(*, dry_run: bool = False, budget_seconds: float | None = None) -> Repo
     # A dry run rolls nothing up; a real run would first, so it counts what is there now.
     mark = _rolled_up_mark() if not dry_run else \
         int(db.session.scalar(sa.select(sa.func.max(Event.id))) or 0)
-    _prune_events(rules(), mark, report, batch, out_of_time)
+    _prune_events(chosen, mark, report, batch, out_of_time)
     _truncate_ips(report, batch, out_of_time)
     _clear_raw(report, batch, out_of_time)
     return report
@@ -256,5 +274,5 @@ def prune_job() -> str:
     return "; ".join(report.lines())
 
 
-__all__ = ["Report", "Rule", "add_expiring_column", "prune", "prune_job", "rules",
+__all__ = ["Report", "Rule", "SettingError", "add_expiring_column", "prune", "prune_job", "rules",
            "truncate_ip"]

@@ -156,3 +156,16 @@ def test_intake_rows_as_received_lose_their_ip_and_raw_values_like_submissions(a
     assert [rows[f"row{d}"].ip for d in (45, 800, 5)] == \
         ["203.0.113.0", "2001:db8:1::", "198.51.100.9"]
     assert [len(rows[f"row{d}"].raw) for d in (45, 800, 5)] == [2, 0, 2]
+
+
+@pytest.mark.parametrize("key,days", [("email_opened:bot", 30), ("email_opened", "a month")])
+def test_a_retention_setting_it_cannot_read_prunes_nothing_and_says_why(app, runner, key, days):
+    """`email_opened:bot` is not `:machine`: taken as the person's events, it deleted people's
+    opens after 30 days. A setting it cannot read stops the prune before anything goes."""
+    _world()
+    app.config["PRIVACY_EVENT_RETENTION"] = {"page_viewed": 180, key: days}
+    for args in (["privacy", "prune", "--dry-run"], ["privacy", "prune"]):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 1, result.output
+        assert "PRIVACY_EVENT_RETENTION" in result.output and key in result.output
+    assert _count("email_opened") == 2 and _count("page_viewed") == 4
