@@ -66,7 +66,8 @@ def message(alert: Alert) -> dict[str, Any]:
          "url": links.absolute_url("reject", alert.id, lead.id)},
         {"type": "button", "text": {"type": "plain_text", "text": "Open the lead"},
          "url": f"{base}/admin/leads/{lead.id}"}]})
-    return {"text": title, "blocks": blocks}
+    # The notification's text is read as mrkdwn too: escaped like the sections.
+    return {"text": escape(title), "blocks": blocks}
 
 
 def post(alert_id: int) -> str:

@@ -89,3 +89,19 @@ def test_the_settings_refuse_a_private_chat_url(make_app, app_config):
             "s-work_end_hour": "17", "s-team_slack_url": "http://169.254.169.254/hook"})
         assert answer.status_code == 400 and "not allowed" in answer.get_data(as_text=True)
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Alert)) == 0
+
+
+def test_a_name_never_makes_a_mention_or_a_link_in_the_notification_text(app, chat):
+    """The message's `text` (what Slack shows in the notification and reads as mrkdwn) held
+    the lead's name as typed: a lead calling themselves "<!channel>" pinged the whole channel,
+    past the escaping of the message's sections."""
+    sam = make_user("sam@example.com", "sales")
+    db.session.add(SalesRep(user_id=sam.id, weight=1, working_days=[0, 1, 2, 3, 4, 5, 6],
+                            slack_url=chat.url))
+    db.session.commit()
+    handed_off(owner_email=None, first_name=XSS)
+    [row] = _slack_rows()
+    outbox.run(row)
+    [got] = chat.received
+    text = got.json()["text"]
+    assert "&lt;!channel&gt;" in text and "<" not in text and ">" not in text
