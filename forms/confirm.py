@@ -14,7 +14,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from app.db import db, rows_matched, utcnow
 from app.leads.service import record_event
-from forms import pipeline
+from forms import consents, pipeline
 from forms.models import Submission, SubmissionStatus
 
 SALT = "kindling.confirm"
@@ -80,6 +80,7 @@ def confirm(submission: Submission) -> bool:
     if submission.status == SubmissionStatus.PENDING.value:
         submission.status = SubmissionStatus.ACCEPTED.value
     submission.lead.awaiting_confirmation = False
+    consents.opt_in_confirmed(submission.form, submission.lead, submission.consent_given)
     record_event(submission.lead, "subscription_confirmed",
                  campaign_id=submission.campaign_id,
                  data={"form_id": submission.form_id, "submission_id": submission.id},

@@ -22,10 +22,12 @@ from forms.models import Form, FormConsent
 
 
 def record(form: Form, lead: Lead, data: Mapping[str, Any], ip: str,
-           at: datetime | None = None) -> int:
+           at: datetime | None = None, *, opt_in: bool = True) -> int:
     """Grant every purpose whose box was ticked; returns how many. Also lifts the suppression of
-    an erased address: ticking a consent box is the person opting in again themselves. `at`:
-    when the person submitted (None: now); the text is the one the form showed then."""
+    an erased address: ticking a consent box is the person opting in again themselves (not
+    with `opt_in` off: a double opt-in submit, which only its confirmation shows was them;
+    see `opt_in_confirmed`). `at`: when the person submitted (None: now); the text is the one
+    the form showed then."""
     granted = 0
     for name, purpose_id, text_id in form_class(form).consent_purposes:
         if not data.get(name):
@@ -39,11 +41,21 @@ def record(form: Form, lead: Lead, data: Mapping[str, Any], ip: str,
         consent.grant(lead, purpose, source="form", ip=ip, text=text,
                       detail=f"form “{form.name}”", at=at)
         granted += 1
-    if granted or (form.consent_enabled and data.get(CONSENT)):
+    if opt_in and (granted or (form.consent_enabled and data.get(CONSENT))):
         from app.privacy.erased import opted_in_again
 
         opted_in_again(lead, f"form “{form.name}”")
     return granted
+
+
+def opt_in_confirmed(form: Form, lead: Lead, consent_given: bool) -> bool:
+    """A double opt-in submit was confirmed: if it gave consent (the form's box, or a purpose
+    the lead now holds), the person opted in themselves; an erased address is lifted."""
+    if not (consent_given or consent.granted_purpose_ids(lead.id)):
+        return False
+    from app.privacy.erased import opted_in_again
+
+    return opted_in_again(lead, f"form “{form.name}”, confirmed")
 
 
 def configure(form: Form, choices: Mapping[int, str]) -> None:

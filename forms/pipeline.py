@@ -299,7 +299,7 @@ def _write_lead(form: Form, submission: Submission, data: Mapping[str, Any],
     submission.landing_url = tracking.get("landing_url", "")[:2000]
     db.session.add(submission)  # a no-op for a released submission, already stored
     db.session.flush()
-    consents.record(form, lead, data, ctx.ip, at=ctx.received_at)
+    consents.record(form, lead, data, ctx.ip, at=ctx.received_at, opt_in=not awaiting)
     event = record_event(lead, "form_submitted", campaign_id=ctx.campaign_id,
                          url=submission.landing_url or None,
                          data={"form_id": form.id, "form": form.name,

@@ -273,3 +273,37 @@ def test_an_address_escaped_in_a_url_or_in_json_is_erased_too(app, runner):
     assert conn.lrange("kindling:tracking:events", 0, -1) == [
         json.dumps({"email": "bob@example.com"}).encode()]
     assert (spill / "2.jsonl").read_text() == '{"url": "/other"}\n'
+
+
+def test_an_unconfirmed_double_opt_in_submit_does_not_lift_an_erasure(app, runner):
+    """Anyone can type an erased address into a form: with double opt-in, only the
+    confirmation shows it was the person. Until then the address stays suppressed (and a
+    later import is still suppressed); the confirmation lifts it."""
+    from app.leads.service import upsert_lead
+    from app.privacy import consent
+    from forms import consents, pipeline
+    from forms.admin import create_form
+    from forms.confirm import confirm
+
+    upsert_lead("dora@example.com", source="test")
+    db.session.commit()
+    assert runner.invoke(args=["privacy", "erase", "dora@example.com", "--reason", "asked"]
+                         ).exit_code == 0
+    news = consent.define("product_news", "Product news", "Email me product news.")
+    form = create_form("Newsletter")
+    form.double_opt_in = True
+    consents.configure(form, {news.id: "ask"})
+    db.session.commit()
+    result = pipeline.accept(form, {"email": "dora@example.com", "consent_product_news": True},
+                             {}, pipeline.Context(ip="198.51.100.2"))
+    db.session.commit()
+    assert result.submission.status == "pending_confirmation"
+    db.session.expire_all()
+    lead = db.session.scalar(sa.select(Lead).where(Lead.email == "dora@example.com"))
+    assert lead.unsubscribed_at is not None
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ErasedAddress)) == 1
+
+    assert confirm(result.submission)
+    db.session.expire_all()
+    assert db.session.get(Lead, lead.id).unsubscribed_at is None
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ErasedAddress)) == 0
