@@ -13,6 +13,7 @@ why. After the commit, files under the instance folder and Redis are cleaned.
 from __future__ import annotations
 
 import logging
+import re
 
 import sqlalchemy as sa
 
@@ -50,8 +51,8 @@ def erase(email: str, *, actor: str, reason: str) -> Erasure:
     if lead is not None:
         _tombstone(lead)
     erased.remember(found.identity)
-    audit = Erasure(erased_at=utcnow(), actor=actor[:200], reason=reason.strip(),
-                    removed=removed)
+    audit = Erasure(erased_at=utcnow(), actor=actor[:200],
+                    reason=_without(reason.strip(), identity), removed=removed)
     db.session.add(audit)
     db.session.flush()
     if lead is not None:
@@ -76,6 +77,14 @@ def erase(email: str, *, actor: str, reason: str) -> Erasure:
         db.session.commit()
     log.info("privacy: erasure %s done (lead %s)", audit_id, lead_id)
     return audit
+
+
+ADDRESS_IN_REASON = "[the erased address]"
+
+
+def _without(reason: str, identity: str) -> str:
+    """The audit row holds no personal data: the address typed in the reason is replaced."""
+    return re.sub(re.escape(identity), ADDRESS_IN_REASON, reason, flags=re.IGNORECASE)
 
 
 def _tombstone(lead: Lead) -> None:

@@ -307,3 +307,19 @@ def test_an_unconfirmed_double_opt_in_submit_does_not_lift_an_erasure(app, runne
     db.session.expire_all()
     assert db.session.get(Lead, lead.id).unsubscribed_at is None
     assert db.session.scalar(sa.select(sa.func.count()).select_from(ErasedAddress)) == 0
+
+
+def test_an_erasure_reason_naming_the_address_keeps_it_out_of_the_audit(app, runner):
+    """The audit row holds no personal data, even when the reason typed names the person's
+    address (the admin is told not to, but the address is what they had at hand)."""
+    from app.leads.service import upsert_lead
+
+    upsert_lead("eve@example.com", source="test")
+    db.session.commit()
+    result = runner.invoke(args=["privacy", "erase", "eve@example.com", "--reason",
+                                 "Mail from Eve@Example.com, ticket 7"])
+    assert result.exit_code == 0, result.output
+    db.session.remove()
+    assert scan_database("eve@example.com") == []
+    (audit,) = db.session.scalars(sa.select(Erasure))
+    assert audit.reason == "Mail from [the erased address], ticket 7"
