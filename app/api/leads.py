@@ -185,7 +185,7 @@ class LeadStage(MethodView):
                 if lead.stage == body["stage"]:
                     return lead_document(lead)
                 move(lead, body["stage"], reason=body["reason"], actor="api",
-                     actor_user_id=user.id)
+                     actor_user_id=user.id, by=user)  # the token's user: the move guards ask
         except OutcomeError as exc:
             db.session.rollback()
             return field_problem(exc.field or "stage", exc.message)

@@ -250,3 +250,20 @@ def test_a_waiting_lead_given_to_another_rep_is_theirs_to_decide(app, client, au
     accepted = db.session.get(Lead, lead.id)
     assert (accepted.stage, accepted.owner.email) == ("sql", "kim@example.com")
     assert db.session.scalar(sa.select(Assignment)).decided_by.email == "kim@example.com"
+
+
+def test_a_non_owner_cannot_decide_by_moving_the_stage_through_the_api(app, client):
+    """The same guard holds for a rep's API token: Kim's integration moving Sam's waiting MQL
+    to SQL is refused with the reason, and Sam's handoff still waits for Sam."""
+    from tests.app.api.conftest import ApiClient, token_for
+
+    lead, _alert = handed_off()
+    api = ApiClient(client, token_for("kim@example.com", role="sales"))
+    refused = api.post(f"/api/v1/leads/{lead.id}/stage", {"stage": "sql", "reason": "Mine now"})
+    assert refused.status_code == 422, refused.get_json()
+    assert "only its owner may accept or reject" in refused.get_json()["detail"]
+    db.session.expire_all()
+    assert db.session.get(Lead, lead.id).stage == "mql"
+    owner = ApiClient(client, token_for("sam@example.com", role="sales"))
+    assert owner.post(f"/api/v1/leads/{lead.id}/stage",
+                      {"stage": "sql", "reason": "Talked"}).status_code == 200
