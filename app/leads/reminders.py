@@ -3,7 +3,7 @@
 `due` (periodic) marks each task that fell due as reminded and records a send job in the
 outbox in the same commit; `send` delivers it through the mail ledger (`app.mail.deliver`,
 key `task-reminder:<task id>`), so a redelivered job never sends twice. A task done before
-its reminder leaves is not reminded.
+its reminder leaves is not reminded, nor one whose owner was deactivated meanwhile.
 """
 
 from __future__ import annotations
@@ -58,5 +58,7 @@ def send(task_id: int) -> str:
         return "missing"
     if task.done_at is not None:
         return "done before it was due"
+    if not task.owner.active:  # left the team: the lead's name and link stay here
+        return "owner deactivated"
     return mail.deliver(f"task-reminder:{task.id}", lambda: build(task),
                         lead_id=task.lead_id).status

@@ -157,6 +157,21 @@ def test_a_task_done_before_it_is_due_is_not_reminded(app, client, auth):
     assert outbox_files() == []
 
 
+def test_a_task_of_a_deactivated_rep_is_not_mailed_to_them(app):
+    """A rep who left is deactivated: their open tasks' reminders, which name the lead and
+    link to it, no longer go to their mailbox."""
+    from app.leads import reminders
+    from app.leads.work import add_task
+
+    rep = make_user("left@example.com", "sales")
+    task = add_task(_lead().id, "Call Ann", utcnow() - timedelta(minutes=1), rep.id, None)
+    rep.deactivate()
+    db.session.commit()
+    assert reminders.schedule_due() == 1
+    assert reminders.send(task.id) == "owner deactivated"
+    assert outbox_files() == []
+
+
 def test_sales_accepts_from_the_lead_page(app, client, auth):
     from app.sales.handoff import on_mql
 
