@@ -83,12 +83,13 @@ def _webhook_message_ids(lead_id: int) -> Any:
 
 
 def _bulk_jobs_naming(identity: str) -> Any:
-    """Bulk actions whose skip reasons may name the address (`app.leads.bulk`: each line is
-    "<address as shown>: <why>"); the lines are compared exactly by `_names`."""
+    """Bulk actions whose skip reasons (`app.leads.bulk`: each line is "<address as shown>:
+    <why>") or whose filter (a search for the address) may name it; compared exactly after."""
     from app.leads.bulk import BulkJob
 
-    text = sa.func.lower(sa.cast(BulkJob.reasons, sa.Text))
-    return sa.select(BulkJob.id).where(text.contains(identity, autoescape=True))
+    return sa.select(BulkJob.id).where(sa.or_(*(
+        sa.func.lower(sa.cast(column, sa.Text)).contains(identity, autoescape=True)
+        for column in (BulkJob.reasons, BulkJob.query))))
 
 
 def _names(line: Any, identity: str) -> bool:
@@ -108,15 +109,21 @@ def _bulk_reasons(lead: Lead) -> list[dict[str, Any]]:
 
 
 def _erase_bulk_reasons(found: Found, keys: list[Any]) -> int:
-    """The line stays (the skipped count adds up), its address replaced."""
+    """The line stays (the skipped count adds up), its address replaced; a search for the
+    address in the job's filter becomes one that matches nobody (a job still running on it
+    acts on no one else)."""
     from app.leads.bulk import BulkJob
+    from app.privacy.erase import ADDRESS_IN_REASON
 
     changed = 0
     for bulk in db.session.scalars(sa.select(BulkJob).where(BulkJob.id.in_(keys))):
         reasons = [f"{ERASED_DISPLAY}: {str(line).partition(': ')[2]}"
                    if _names(line, found.identity) else line for line in bulk.reasons or []]
-        if reasons != bulk.reasons:
-            bulk.reasons = reasons
+        query = {key: ADDRESS_IN_REASON if isinstance(value, str)
+                 and value.strip().lower() == found.identity else value
+                 for key, value in (bulk.query or {}).items()}
+        if reasons != bulk.reasons or query != bulk.query:
+            bulk.reasons, bulk.query = reasons, query
             changed += 1
     return changed
 

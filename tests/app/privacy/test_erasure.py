@@ -323,3 +323,26 @@ def test_an_erasure_reason_naming_the_address_keeps_it_out_of_the_audit(app, run
     assert scan_database("eve@example.com") == []
     (audit,) = db.session.scalars(sa.select(Erasure))
     assert audit.reason == "Mail from [the erased address], ticket 7"
+
+
+def test_a_bulk_action_on_a_search_for_the_address_keeps_no_erased_address(app, runner):
+    """A marketer searched the list for the person's address and acted on the result: the
+    job's recorded filter named the address; after the erasure it matches nobody."""
+    from app.auth.models import User
+    from app.leads.bulk import BulkJob, start
+    from app.leads.query import LeadQuery
+    from app.leads.service import upsert_lead
+    from tests.helpers import make_user
+
+    user = make_user()
+    upsert_lead("Fay@Example.com", source="test")
+    db.session.commit()
+    start("stage", {"stage": "mql", "reason": "keen"}, db.session.get(User, user.id),
+          lead_ids=None, lq=LeadQuery.parse({"q": "Fay@Example.com"}))
+    assert "lead_bulk_jobs.query" in scan_database("fay@example.com")
+    assert runner.invoke(args=["privacy", "erase", "fay@example.com", "--reason", "asked"]
+                         ).exit_code == 0
+    db.session.remove()
+    assert scan_database("fay@example.com") == []
+    (bulk,) = db.session.scalars(sa.select(BulkJob))
+    assert bulk.query == {"q": "[the erased address]"}
