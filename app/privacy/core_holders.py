@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl, quote_plus, urlencode
 
 import sqlalchemy as sa
 from flask import Flask
@@ -128,6 +129,37 @@ def _erase_bulk_reasons(found: Found, keys: list[Any]) -> int:
     return changed
 
 
+def _saved_views_naming(identity: str) -> Any:
+    """Saved views of the leads list whose name or query string (URL-escaped) may name the
+    address; compared exactly after."""
+    from app.leads.saved_views import SavedView
+
+    needles = {identity, quote_plus(identity).lower()}
+    return sa.select(SavedView.id).where(sa.or_(*(
+        sa.func.lower(column).contains(needle, autoescape=True)
+        for column in (SavedView.name, SavedView.query) for needle in needles)))
+
+
+def _erase_saved_views(found: Found, keys: list[Any]) -> int:
+    """A search for the address becomes one that matches nobody; a name that is the address
+    is replaced the same way. The rest of the view (its other filters) stays."""
+    from app.leads.saved_views import SavedView
+    from app.privacy.erase import ADDRESS_IN_REASON
+
+    def plain(value: str) -> str:
+        return ADDRESS_IN_REASON if value.strip().lower() == found.identity else value
+
+    changed = 0
+    for view in db.session.scalars(sa.select(SavedView).where(SavedView.id.in_(keys))):
+        query = urlencode([(key, plain(value)) for key, value
+                           in parse_qsl(view.query or "", keep_blank_values=True)])
+        name = plain(view.name)
+        if query != view.query or name != view.name:
+            view.query, view.name = query, name
+            changed += 1
+    return changed
+
+
 def register(app: Flask) -> None:
     holders: list[TableHolder | OtherHolder] = [
         TableHolder("consents", "consent_records", export=_consents),
@@ -151,6 +183,10 @@ def register(app: Flask) -> None:
         TableHolder("bulk_action_reasons", "lead_bulk_jobs", lead_column=None,
                     by_address=_bulk_jobs_naming, erase=_erase_bulk_reasons,
                     export=_bulk_reasons),
+        # A marketer's saved search for the person (not their data: nothing exported).
+        TableHolder("saved_views", "lead_saved_views", lead_column=None,
+                    by_address=_saved_views_naming, erase=_erase_saved_views,
+                    export=lambda lead: []),
         OtherHolder("instance files", stores.erase_files),
         OtherHolder("redis", stores.erase_redis),
     ]

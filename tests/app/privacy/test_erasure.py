@@ -346,3 +346,25 @@ def test_a_bulk_action_on_a_search_for_the_address_keeps_no_erased_address(app, 
     assert scan_database("fay@example.com") == []
     (bulk,) = db.session.scalars(sa.select(BulkJob))
     assert bulk.query == {"q": "[the erased address]"}
+
+
+def test_a_saved_view_searching_for_the_address_keeps_no_erased_address(app, runner):
+    """A saved view of the leads list keeps its filter as a query string, where the address
+    is URL-escaped; after the erasure its search (and a name repeating it) match nobody."""
+    from urllib.parse import urlencode
+
+    from app.leads.saved_views import SavedView, save
+    from app.leads.service import upsert_lead
+    from tests.helpers import make_user
+
+    user = make_user()
+    upsert_lead("gus@example.com", source="test")
+    save(user.id, "Gus@example.com", urlencode({"q": "Gus@Example.com", "stage": "mql"}), False)
+    save(user.id, "MQLs", "stage=mql", True)
+    db.session.commit()
+    assert runner.invoke(args=["privacy", "erase", "gus@example.com", "--reason", "asked"]
+                         ).exit_code == 0
+    db.session.remove()
+    views = {v.name: v.query for v in db.session.scalars(sa.select(SavedView))}
+    assert views == {"[the erased address]": "q=%5Bthe+erased+address%5D&stage=mql",
+                     "MQLs": "stage=mql"}
