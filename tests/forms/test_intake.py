@@ -249,11 +249,11 @@ def test_a_processor_job_past_its_timeout_fails_instead_of_running_on(
 
     monkeypatch.setattr(intake_batch, "apply", slow)
     job = queue.get_queue(PROCESS_QUEUE).enqueue(PROCESS_JOB, job_timeout=1)
-    started = time.monotonic()
     run_worker([PROCESS_QUEUE], burst=True)
+    # Stopped at its limit: RQ's timeout is its failure (not `slow`'s AssertionError, 5 s
+    # later), and no row went on to the row-by-row path.
     assert job.get_status(refresh=True) == JobStatus.FAILED
     assert "JobTimeoutException" in (job.latest_result().exc_string or "")
-    assert time.monotonic() - started < 4
     assert count(Lead) == 0 and _rows() == [("new", 0, None)] * 2
 
 
