@@ -13,6 +13,7 @@ the first reasons kept.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from app.jobs import job
 from app.leads import engagement, lifecycle
 from app.leads.models import Event, Lead, Stage
 from app.leads.query import LeadQuery, id_batches
+
+log = logging.getLogger(__name__)
 
 BATCH = 500
 INLINE_MAX = 200  # a selection this small runs in the request
@@ -124,7 +127,12 @@ def start(action: str, params: dict[str, Any], user: User, *, lead_ids: list[int
     db.session.flush()
     if lead_ids is not None and len(lead_ids) <= INLINE_MAX:
         db.session.commit()
-        run_bulk(bulk.id)
+        try:
+            run_bulk(bulk.id)
+        except Exception:  # no worker will resume it: the job says it stopped, and where
+            db.session.rollback()
+            log.exception("bulk action %s stopped by an error", bulk.id)
+            _stopped(bulk.id)
         return bulk
     outbox.add("app.leads.bulk.run", bulk.id, dedupe_key=f"bulk:{bulk.id}")
     db.session.commit()
@@ -166,6 +174,16 @@ def run_bulk(bulk_id: int) -> str:
     bulk.status, bulk.finished_at = "done", utcnow()
     db.session.commit()
     return bulk.status
+
+
+def _stopped(bulk_id: int) -> None:
+    """Mark a job cut by an error failed: its committed batches stand, the rest are untouched."""
+    bulk = db.session.get_one(BulkJob, bulk_id)
+    bulk.status, bulk.finished_at = "failed", utcnow()
+    bulk.error = (f"Stopped by an error after {bulk.done + bulk.skipped} of {bulk.total} leads; "
+                  "the others were not changed. Try again, or tell an operator if it happens "
+                  "again.")
+    db.session.commit()
 
 
 @job

@@ -174,6 +174,28 @@ def test_bulk_on_ticked_leads_runs_at_once(app, client, auth):
     assert "'=HYPERLINK(1)" in csv_text and len(csv_text.splitlines()) == 3
 
 
+def test_a_bulk_action_on_ticked_leads_that_breaks_says_so(app, client, auth):
+    """An action that fails in the request (here: an error of the action itself) left its job
+    'running' for good, its page refreshing forever; it says it stopped, and how far it got."""
+    from dataclasses import replace
+
+    auth.login_as("marketer")
+    a = _lead("a@example.com")
+    db.session.commit()
+    broken = replace(app.extensions["bulk_actions"]["owner"],
+                     apply=lambda *args: (_ for _ in ()).throw(RuntimeError("boom")))
+    app.extensions["bulk_actions"]["owner"] = broken
+    token = csrf_from(client.get("/admin/leads/").get_data(as_text=True))
+    page = client.post("/admin/leads/bulk", data={
+        "csrf_token": token, "action": "owner", "owner_id": "", "scope": "ticked",
+        "lead": [str(a.id)]}, follow_redirects=True)
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Failed: Stopped by an error after 0 of 1 leads" in text
+    assert "refreshes itself" not in text
+    assert db.session.scalar(sa.select(BulkJob.status)) == "failed"
+
+
 def test_a_bulk_action_on_ten_thousand_leads_runs_as_a_job(app, client, auth):
     auth.login_as("marketer")
     rep = make_user("rep@example.com", "sales")
