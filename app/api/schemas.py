@@ -201,7 +201,11 @@ class StageMoveSchema(Strict):
                             metadata={"description": "Deal amount (opportunity, customer)"})
     currency = fields.String(validate=validate.Length(equal=3), allow_none=True)
     external_id = fields.String(validate=validate.Length(max=200), allow_none=True,
-                                metadata={"description": "The deal's id in your CRM"})
+                                metadata={"description": "The deal's id in your CRM. Send it: a deal "
+                                                       "told again with it is recorded once, "
+                                                       "and without it a second deal of the "
+                                                       "same stage and amount is taken for "
+                                                       "the first told again"})
 
 
 class StageChangeSchema(ma.Schema):

@@ -7,7 +7,9 @@ the lead page, the CRM webhook and the API all take.
 The lifecycle move goes through `app.leads.lifecycle.move` (a `StageChange` with its actor and
 reason); the deal is kept as an `Outcome` row. A lead already at that stage gets no second move,
 but a new deal (another external id or amount) is still kept: a customer's second purchase. The
-same deal told twice (same external id, stage, amount and currency) is recorded once.
+same deal told twice (same external id, stage, amount and currency) is recorded once; without
+an external id, a deal with the stage, amount and currency of the lead's last deal (which had
+none either) is that deal told again: a second purchase of the same amount needs its deal id.
 
 Nothing commits here: the caller owns the transaction. Bad input raises `OutcomeError`, with
 `field` naming the input at fault, and changes nothing.
