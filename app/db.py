@@ -7,6 +7,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +101,13 @@ def insert_or_skip(target: Any, index_elements: list[str], dialect: str) -> Any 
 
         return sqlite.insert(target).on_conflict_do_nothing(index_elements=index_elements)
     return None
+
+
+def chunks(items: list[Any], size: int = 1000) -> Iterator[list[Any]]:
+    """`items` `size` at a time: the parts of a long id list for `IN (…)` statements (SQLite
+    takes a bounded number of parameters)."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def any_of(column: Any, values: list[Any]) -> Any:

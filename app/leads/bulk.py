@@ -30,6 +30,7 @@ from app.auth.models import User
 from app.db import JSONType, Model, UTCDateTime, db, utcnow
 from app.jobs import job
 from app.leads import engagement, lifecycle
+from app.leads.csv_cut import cut_csv
 from app.leads.models import Event, Lead, Stage
 from app.leads.query import LeadQuery, id_batches
 
@@ -245,27 +246,6 @@ def export_folder() -> str:
 
 def _export_path(bulk: BulkJob) -> str:
     return os.path.join(export_folder(), f"leads-{bulk.id}.csv")
-
-
-def cut_csv(path: str, keep: Callable[[list[str]], bool]) -> None:
-    """Cut the CSV file at `path` before its first data row that `keep` refuses, or that
-    was not written whole (no line end: the writer was killed mid-row). The header stays."""
-    kept = consumed = 0
-    whole = True
-    with open(path, "rb") as raw:
-        def lines() -> Any:
-            nonlocal consumed, whole
-            for line in raw:
-                consumed += len(line)
-                whole = line.endswith(b"\n")
-                yield line.decode("utf-8", errors="replace")
-
-        for number, row in enumerate(csv.reader(lines())):
-            if not whole or (number and not keep(row)):
-                break
-            kept = consumed
-    with open(path, "r+b") as out:
-        out.truncate(kept)
 
 
 def resume_export(bulk: BulkJob) -> None:

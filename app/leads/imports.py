@@ -40,6 +40,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.auth.models import User
 from app.db import JSONType, Model, UTCDateTime, any_of, db, insert_rows, update_rows, utcnow
 from app.jobs import job
+from app.leads.csv_cut import cut_csv
 from app.leads.models import Event, Lead, Stage, StageChange
 from app.leads.service import PROFILE_FIELDS, PROFILE_LENGTHS, InvalidEmail, normalise_email
 from app.privacy import erased
@@ -496,8 +497,6 @@ def run_import(import_id: int, progress: Any = None) -> str:
     if os.path.exists(errors_path(imp)):
         # A delivery killed before its commit reported rows this one reads again: keep the
         # report's rows of the committed records only (record n is line n + 1).
-        from app.leads.bulk import cut_csv
-
         cut_csv(errors_path(imp), lambda row: bool(row) and row[0].isdigit()
                 and int(row[0]) <= imp.rows_done + 1)
     with open(errors_path(imp), "a", newline="", encoding="utf-8") as errors:

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, quote_plus, urlencode
 import sqlalchemy as sa
 from flask import Flask
 
-from app.db import db
+from app.db import chunks, db
 from app.leads.event_columns import SEND_KEYS, with_send
 from app.leads.models import ERASED_DISPLAY, Event, Lead, StageChange
 from app.privacy import consent, stores
@@ -62,8 +62,7 @@ def scrub_event_data(data: Any, identity: str) -> dict[str, Any]:
 def _erase_events(found: Found, keys: list[Any]) -> int:
     """Events stay (counted by rollups and scores), without what says who the person was: the
     URL, the browser id, the dedupe key (it may hash the address), the free text in the data."""
-    for start in range(0, len(keys), 1000):
-        part = keys[start:start + 1000]
+    for part in chunks(keys):
         rows = db.session.execute(sa.select(Event.id, Event.data).where(Event.id.in_(part)))
         for event_id, data in rows.all():
             db.session.execute(sa.update(Event).where(Event.id == event_id).values(

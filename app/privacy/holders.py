@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from app.db import db
+from app.db import chunks, db
 from app.leads.models import Lead
 
 DELETE = "delete"
@@ -163,8 +163,7 @@ def erase_rows(holder: TableHolder, found: Found) -> int:
         return holder.erase(found, keys)
     if holder.scrub == {}:  # nothing personal in it: kept as it is (exported all the same)
         return 0
-    for start in range(0, len(keys), 1000):
-        part = keys[start:start + 1000]
+    for part in chunks(keys):
         if holder.scrub == DELETE:
             db.session.execute(sa.delete(table).where(_pk(table).in_(part)))
         else:

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.db import db
+from app.db import chunks, db
 from app.leads.models import StageChange
 from app.outcomes.models import Outcome
 from app.reports import charts, query
@@ -393,13 +393,11 @@ def _still_waiting(undecided: list[Any]) -> int:
     """How many undecided handoffs wait for sales: those whose MQL move is still the lead's
     latest (as the sales queue sees it). A lead moved on by another path (a rep moving it on
     the lead page, a recycle) left its handoff behind, undecided and not waiting."""
-    ids = sorted({r.lead_id for r in undecided})
     latest: dict[int, int] = {}
-    for start in range(0, len(ids), 1000):
+    for part in chunks(sorted({r.lead_id for r in undecided})):
         for lead_id, last in db.session.execute(
                 sa.select(StageChange.lead_id, sa.func.max(StageChange.id))
-                .where(StageChange.lead_id.in_(ids[start:start + 1000]))
-                .group_by(StageChange.lead_id)):
+                .where(StageChange.lead_id.in_(part)).group_by(StageChange.lead_id)):
             latest[lead_id] = last
     return sum(1 for r in undecided if latest.get(r.lead_id) == r.stage_change_id)
 

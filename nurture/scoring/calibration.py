@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.db import any_of, db, utcnow
+from app.db import any_of, chunks, db, utcnow
 from app.leads.models import Event, Lead, Stage, StageChange
 from app.reports.models import ReportLead
 from app.sales.models import Assignment
@@ -197,12 +197,11 @@ def _next_handoffs(lead_ids: set[int]) -> dict[tuple[int, datetime], datetime | 
     """For each handoff (lead, MQL time), the MQL time of the lead's next handoff (None: its
     last), decided or not."""
     times: dict[int, list[datetime]] = {}
-    ids = sorted(lead_ids)
-    for part in range(0, len(ids), 1000):
+    for part in chunks(sorted(lead_ids)):
         for lead_id, when in db.session.execute(
                 sa.select(Assignment.lead_id, StageChange.changed_at)
                 .join(StageChange, StageChange.id == Assignment.stage_change_id)
-                .where(Assignment.lead_id.in_(ids[part:part + 1000]))):
+                .where(Assignment.lead_id.in_(part))):
             times.setdefault(lead_id, []).append(when)
     out: dict[tuple[int, datetime], datetime | None] = {}
     for lead_id, whens in times.items():

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.db import any_of, db, utcnow
+from app.db import any_of, chunks, db, utcnow
 from app.jobs import JobTimeout
 from app.leads.models import Lead, Stage, StageChange
 from app.sales.models import Assignment
@@ -164,11 +164,9 @@ def replay(rule_sets: list[Rules], days: int, *, now: datetime | None = None,
 
 def _outcomes(lead_ids: Iterable[int]) -> tuple[set[int], set[int]]:
     """(accepted by sales at some point, became customers) among these leads."""
-    ids = sorted(lead_ids)
     accepted: set[int] = set()
     customers: set[int] = set()
-    for part in range(0, len(ids), 1000):
-        chunk = ids[part:part + 1000]
+    for chunk in chunks(sorted(lead_ids)):
         accepted.update(db.session.scalars(sa.select(Assignment.lead_id).where(
             Assignment.lead_id.in_(chunk), Assignment.outcome == "accepted")))
         customers.update(db.session.scalars(sa.select(StageChange.lead_id).where(

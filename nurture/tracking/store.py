@@ -12,6 +12,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from flask import current_app
 
+from app.db import chunks as db_chunks
 from app.db import db, insert_or_skip
 from app.leads.event_columns import DedupeDigest, present_keys
 from app.leads.event_types import EventType
@@ -23,8 +24,7 @@ CHUNK = 500
 
 
 def chunks(items: list[Any], size: int = CHUNK) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+    return db_chunks(items, size)
 
 
 def from_timestamp(ts: float | str | None) -> datetime:
